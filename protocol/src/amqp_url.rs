@@ -1,0 +1,122 @@
+//! The broker address: parsed once, and never printed with its password.
+
+use std::fmt;
+use std::str::FromStr;
+
+use lapin::uri::AMQPUri;
+
+/// Seconds between AMQP heartbeats when the URL does not say: a dead
+/// connection is noticed within two intervals.
+const DEFAULT_HEARTBEAT_SECONDS: u16 = 10;
+/// How long a connection attempt may take when the URL does not say.
+const DEFAULT_CONNECTION_TIMEOUT_MS: u64 = 5_000;
+
+/// An `amqp://` or `amqps://` URL whose `Display` and `Debug` hide the password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AmqpUrl {
+    uri: AMQPUri,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("invalid AMQP URL {redacted}: {reason}")]
+pub struct AmqpUrlError {
+    redacted: String,
+    reason: String,
+}
+
+impl AmqpUrl {
+    pub fn parse(text: &str) -> Result<Self, AmqpUrlError> {
+        let mut uri = AMQPUri::from_str(text).map_err(|reason| AmqpUrlError {
+            redacted: redact_text(text),
+            reason,
+        })?;
+        uri.query.heartbeat.get_or_insert(DEFAULT_HEARTBEAT_SECONDS);
+        uri.query
+            .connection_timeout
+            .get_or_insert(DEFAULT_CONNECTION_TIMEOUT_MS);
+        Ok(Self { uri })
+    }
+
+    /// The parsed URI, for connecting. Contains the password.
+    pub fn uri(&self) -> &AMQPUri {
+        &self.uri
+    }
+
+    /// The full URL with its password, for libraries that take a string.
+    pub fn expose(&self) -> String {
+        self.uri.to_string()
+    }
+}
+
+impl FromStr for AmqpUrl {
+    type Err = AmqpUrlError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::parse(s)
+    }
+}
+
+impl fmt::Display for AmqpUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let authority = &self.uri.authority;
+        let vhost = if self.uri.vhost == "/" {
+            "%2f"
+        } else {
+            &self.uri.vhost
+        };
+        write!(
+            f,
+            "{}://{}@{}:{}/{}",
+            self.uri.scheme, authority.userinfo.username, authority.host, authority.port, vhost
+        )
+    }
+}
+
+impl fmt::Debug for AmqpUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "AmqpUrl({self})")
+    }
+}
+
+/// Hides the password of a URL that did not parse, for error messages.
+fn redact_text(text: &str) -> String {
+    let Some((scheme, rest)) = text.split_once("://") else {
+        return "(unparseable)".into();
+    };
+    match rest.split_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{scheme}://{user}@{host}")
+        }
+        None => text.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_and_debug_hide_the_password() {
+        let url = AmqpUrl::parse("amqp://hlsmux:s3cret@nas:5672/%2f").expect("valid");
+        assert_eq!(url.to_string(), "amqp://hlsmux@nas:5672/%2f");
+        assert!(!format!("{url:?}").contains("s3cret"));
+        assert!(url.expose().contains("s3cret"));
+    }
+
+    #[test]
+    fn heartbeat_defaults_but_url_wins() {
+        let url = AmqpUrl::parse("amqp://guest:guest@127.0.0.1:5672/%2f").expect("valid");
+        assert_eq!(url.uri().query.heartbeat, Some(DEFAULT_HEARTBEAT_SECONDS));
+        let url = AmqpUrl::parse("amqp://guest:guest@127.0.0.1/%2f?heartbeat=3").expect("valid");
+        assert_eq!(url.uri().query.heartbeat, Some(3));
+        let reparsed = AmqpUrl::parse(&url.expose()).expect("exposed URL parses");
+        assert_eq!(reparsed, url);
+    }
+
+    #[test]
+    fn errors_hide_the_password_too() {
+        let error = AmqpUrl::parse("http://u:pw@host/").expect_err("wrong scheme");
+        assert!(!error.to_string().contains("pw"), "{error}");
+    }
+}

@@ -1,0 +1,216 @@
+//! Status events: what a worker tells everyone about a job as it goes.
+//!
+//! Events are published on the topic exchange with routing key
+//! `<job_id>.<state>`, so a client can follow one job (`<job_id>.*`), one
+//! state of every job (`*.failed`), or everything (`#`).
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::{JobId, MuxerId, SCHEMA_VERSION};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StatusEvent {
+    pub schema: u32,
+    pub job_id: JobId,
+    pub muxer_id: MuxerId,
+    /// Host name of the worker that published the event.
+    pub worker: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    #[serde(flatten)]
+    pub state: JobState,
+}
+
+/// One rung of a finished output, as reported in the `done` event.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RungSummary {
+    pub width: u32,
+    pub height: u32,
+    pub video_bitrate: u64,
+    /// The rung's media playlist, relative to the output directory.
+    pub playlist: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum JobState {
+    Started {
+        input: String,
+        /// True when the broker redelivered the job (a worker died or
+        /// gave it back before finishing it).
+        redelivered: bool,
+    },
+    Progress {
+        /// 0 to 100, of the input's duration.
+        percent: f64,
+        fps: f64,
+        /// Encode speed as a multiple of real time.
+        speed: f64,
+    },
+    Done {
+        /// The output directory, relative to the output root.
+        output: String,
+        /// The master playlist, relative to the output root.
+        master_playlist: String,
+        rungs: Vec<RungSummary>,
+        media_seconds: f64,
+        wall_seconds: f64,
+        /// True when the output already existed from an earlier delivery of
+        /// this job and was not produced again.
+        reused: bool,
+    },
+    Failed {
+        reason: FailureReason,
+        message: String,
+    },
+}
+
+/// The state name, as used in routing keys.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventState {
+    Started,
+    Progress,
+    Done,
+    Failed,
+}
+
+impl EventState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventState::Started => "started",
+            EventState::Progress => "progress",
+            EventState::Done => "done",
+            EventState::Failed => "failed",
+        }
+    }
+}
+
+impl fmt::Display for EventState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a job failed for good: a stable code for programs, next to the
+/// human message in the event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureReason {
+    /// The message could not be read as a job.
+    BadMessage,
+    /// The input path does not exist under the media root.
+    InputMissing,
+    /// The input resolves (through a link) to a place outside the media root.
+    InputOutsideRoot,
+    /// The input exists but cannot be read, or is empty.
+    InputUnreadable,
+    /// ffprobe could not read the input as media.
+    ProbeFailed,
+    /// The input has no video stream.
+    NoVideoStream,
+    /// ffmpeg failed on the input.
+    EncodeFailed,
+    /// ffmpeg finished but its output did not pass verification.
+    VerifyFailed,
+    /// A different job already produced the output directory.
+    OutputExists,
+    /// The output could not be written under the output root.
+    OutputUnwritable,
+}
+
+impl FailureReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureReason::BadMessage => "bad_message",
+            FailureReason::InputMissing => "input_missing",
+            FailureReason::InputOutsideRoot => "input_outside_root",
+            FailureReason::InputUnreadable => "input_unreadable",
+            FailureReason::ProbeFailed => "probe_failed",
+            FailureReason::NoVideoStream => "no_video_stream",
+            FailureReason::EncodeFailed => "encode_failed",
+            FailureReason::VerifyFailed => "verify_failed",
+            FailureReason::OutputExists => "output_exists",
+            FailureReason::OutputUnwritable => "output_unwritable",
+        }
+    }
+}
+
+impl fmt::Display for FailureReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl JobState {
+    pub fn event_state(&self) -> EventState {
+        match self {
+            JobState::Started { .. } => EventState::Started,
+            JobState::Progress { .. } => EventState::Progress,
+            JobState::Done { .. } => EventState::Done,
+            JobState::Failed { .. } => EventState::Failed,
+        }
+    }
+
+    /// Done and failed end a job; nothing follows them for that delivery.
+    pub fn is_final(&self) -> bool {
+        matches!(self, JobState::Done { .. } | JobState::Failed { .. })
+    }
+}
+
+impl StatusEvent {
+    pub fn new(job_id: JobId, muxer_id: MuxerId, worker: &str, state: JobState) -> Self {
+        Self {
+            schema: SCHEMA_VERSION,
+            job_id,
+            muxer_id,
+            worker: worker.to_owned(),
+            at: OffsetDateTime::now_utc(),
+            state,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failed_event_serialises_with_flat_state_and_reason_code() {
+        let event = StatusEvent::new(
+            JobId::generate(),
+            MuxerId::new(1).expect("valid"),
+            "pi1",
+            JobState::Failed {
+                reason: FailureReason::NoVideoStream,
+                message: "input has no video stream".into(),
+            },
+        );
+        let value = serde_json::to_value(&event).expect("serialises");
+        assert_eq!(value["state"], "failed");
+        assert_eq!(value["reason"], "no_video_stream");
+        let back: StatusEvent = serde_json::from_value(value).expect("parses");
+        assert_eq!(back.state, event.state);
+    }
+
+    #[test]
+    fn reason_codes_match_their_serde_names() {
+        for reason in [
+            FailureReason::BadMessage,
+            FailureReason::InputMissing,
+            FailureReason::InputOutsideRoot,
+            FailureReason::InputUnreadable,
+            FailureReason::ProbeFailed,
+            FailureReason::NoVideoStream,
+            FailureReason::EncodeFailed,
+            FailureReason::VerifyFailed,
+            FailureReason::OutputExists,
+            FailureReason::OutputUnwritable,
+        ] {
+            let json = serde_json::to_value(reason).expect("serialises");
+            assert_eq!(json, reason.as_str());
+        }
+    }
+}

@@ -1,0 +1,186 @@
+//! The job message: what a submitter asks a muxer to produce.
+//!
+//! A job names its input relative to the shared media root, so the same
+//! message means the same file on every Pi that mounts that root. Future
+//! split encodes will add an optional time range; new optional fields keep
+//! [`SCHEMA_VERSION`](crate::SCHEMA_VERSION).
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::{JobId, MuxerId, RelativePath, SCHEMA_VERSION};
+
+/// The bitrate/resolution ladders a worker knows how to plan.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LadderName {
+    /// Resolution rungs from 1080p down to 240p, trimmed to the source.
+    #[default]
+    Standard,
+    /// The seed project's rule: source bitrate, half of it, and 200 kb/s,
+    /// all at the source resolution.
+    Seed,
+}
+
+impl LadderName {
+    pub const ALL: [LadderName; 2] = [LadderName::Standard, LadderName::Seed];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LadderName::Standard => "standard",
+            LadderName::Seed => "seed",
+        }
+    }
+}
+
+impl std::str::FromStr for LadderName {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|ladder| ladder.as_str() == s)
+            .ok_or_else(|| {
+                let known: Vec<_> = Self::ALL.iter().map(|l| l.as_str()).collect();
+                format!("unknown ladder {s:?}; known ladders: {}", known.join(", "))
+            })
+    }
+}
+
+/// A request to turn one input into one HLS output.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobRequest {
+    pub schema: u32,
+    pub job_id: JobId,
+    pub muxer_id: MuxerId,
+    /// The input, relative to the media root.
+    pub input: RelativePath,
+    /// The output directory, relative to the output root.
+    pub output: RelativePath,
+    #[serde(with = "time::serde::rfc3339")]
+    pub submitted_at: OffsetDateTime,
+    /// The ladder to plan; the worker's configured default when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ladder: Option<LadderName>,
+    /// Target segment length in seconds; the worker's default when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub segment_seconds: Option<u32>,
+}
+
+/// Why a delivered message is not a job this worker can take.
+#[derive(Debug, thiserror::Error)]
+pub enum BadMessage {
+    #[error("message is not JSON: {0}")]
+    NotJson(serde_json::Error),
+    #[error(
+        "message has schema version {found}, newer than the {SCHEMA_VERSION} this program understands: upgrade it"
+    )]
+    NewerSchema { found: u32 },
+    #[error("message is not a valid job: {0}")]
+    Invalid(serde_json::Error),
+}
+
+impl JobRequest {
+    pub fn new(muxer_id: MuxerId, input: RelativePath, output: RelativePath) -> Self {
+        Self {
+            schema: SCHEMA_VERSION,
+            job_id: JobId::generate(),
+            muxer_id,
+            input,
+            output,
+            submitted_at: OffsetDateTime::now_utc(),
+            ladder: None,
+            segment_seconds: None,
+        }
+    }
+
+    /// Parses a message body, telling a newer schema apart from garbage.
+    pub fn from_json(body: &[u8]) -> Result<Self, BadMessage> {
+        let value: serde_json::Value = serde_json::from_slice(body).map_err(BadMessage::NotJson)?;
+        if let Some(found) = value.get("schema").and_then(serde_json::Value::as_u64) {
+            if found > u64::from(SCHEMA_VERSION) {
+                return Err(BadMessage::NewerSchema {
+                    found: u32::try_from(found).unwrap_or(u32::MAX),
+                });
+            }
+        }
+        serde_json::from_value(value).map_err(BadMessage::Invalid)
+    }
+
+    /// The job ID of a message that did not parse as a job, where one can be
+    /// read, so that its failure can still be reported against it.
+    pub fn salvage_job_id(message_id: Option<&str>, body: &[u8]) -> Option<JobId> {
+        if let Some(id) = message_id.and_then(|id| id.parse().ok()) {
+            return Some(id);
+        }
+        let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+        value.get("job_id")?.as_str()?.parse().ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> JobRequest {
+        JobRequest::new(
+            MuxerId::new(2).expect("valid"),
+            RelativePath::parse("incoming/clip.mp4").expect("valid"),
+            RelativePath::parse("incoming/clip.mp4.hls").expect("valid"),
+        )
+    }
+
+    #[test]
+    fn round_trips_through_json() {
+        let job = sample();
+        let json = serde_json::to_vec(&job).expect("serialises");
+        let parsed = JobRequest::from_json(&json).expect("parses");
+        assert_eq!(parsed.job_id, job.job_id);
+        assert_eq!(parsed.input, job.input);
+        assert_eq!(
+            parsed.submitted_at.unix_timestamp(),
+            job.submitted_at.unix_timestamp()
+        );
+    }
+
+    #[test]
+    fn garbage_and_newer_schemas_are_told_apart() {
+        assert!(matches!(
+            JobRequest::from_json(b"{not json"),
+            Err(BadMessage::NotJson(_))
+        ));
+        assert!(matches!(
+            JobRequest::from_json(br#"{"schema": 9}"#),
+            Err(BadMessage::NewerSchema { found: 9 })
+        ));
+        assert!(matches!(
+            JobRequest::from_json(br#"{"schema": 1, "job_id": "x"}"#),
+            Err(BadMessage::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn an_escaping_input_is_invalid() {
+        let mut value = serde_json::to_value(sample()).expect("serialises");
+        value["input"] = "../../etc/passwd".into();
+        let body = serde_json::to_vec(&value).expect("serialises");
+        assert!(matches!(
+            JobRequest::from_json(&body),
+            Err(BadMessage::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn job_id_is_salvaged_from_property_or_body() {
+        let id = JobId::generate();
+        let text = id.to_string();
+        assert_eq!(
+            JobRequest::salvage_job_id(Some(&text), b"garbage"),
+            Some(id)
+        );
+        let body = format!(r#"{{"job_id": "{text}", "input": 3}}"#);
+        assert_eq!(JobRequest::salvage_job_id(None, body.as_bytes()), Some(id));
+        assert_eq!(JobRequest::salvage_job_id(None, b"garbage"), None);
+    }
+}

@@ -1,0 +1,30 @@
+//! What the hlsmux worker and the `hlsmux` submit tool agree on: the job
+//! message, the status events, and the RabbitMQ topology that carries them.
+//!
+//! Everything that crosses the broker is defined here once, so the two
+//! programs (and the tests, dashboards and deploy files) cannot drift apart.
+
+mod amqp_url;
+mod event;
+mod ids;
+mod job;
+mod paths;
+mod publish;
+mod topology;
+
+pub use amqp_url::{AmqpUrl, AmqpUrlError};
+pub use event::{EventState, FailureReason, JobState, RungSummary, StatusEvent};
+pub use ids::{JobId, JobIdError, MuxerId, MuxerIdError};
+pub use job::{BadMessage, JobRequest, LadderName};
+pub use paths::{RelativePath, RelativePathError};
+pub use publish::{PublishError, publish_json};
+pub use topology::{DELIVERY_LIMIT, Namespace, NamespaceError, Topology};
+
+/// Version of the JSON schema of every message this crate defines.
+///
+/// Additive changes (a new optional field) keep the version; a reader rejects
+/// a message whose version is newer than the one it was built with.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// The content type set on every message hlsmux publishes.
+pub const CONTENT_TYPE_JSON: &str = "application/json";

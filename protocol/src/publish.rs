@@ -1,0 +1,71 @@
+//! Publishing one JSON message and waiting for the broker to take it.
+
+use lapin::options::BasicPublishOptions;
+use lapin::{BasicProperties, Channel, Confirmation};
+use serde::Serialize;
+
+use crate::CONTENT_TYPE_JSON;
+
+/// AMQP delivery mode 2: the broker writes the message to disk.
+const PERSISTENT: u8 = 2;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error("no queue is bound for routing key {routing_key:?} on exchange {exchange:?}")]
+    Unroutable {
+        exchange: String,
+        routing_key: String,
+    },
+    #[error("the broker refused the message on exchange {exchange:?} (negative acknowledgement)")]
+    Nacked { exchange: String },
+    #[error("the channel is not in confirm mode; publishing would be unconfirmed")]
+    NotConfirmed,
+    #[error("could not serialise the message: {0}")]
+    Serialise(#[from] serde_json::Error),
+    #[error("broker error while publishing: {0}")]
+    Broker(#[from] lapin::Error),
+}
+
+/// Publishes `body` as persistent JSON with `message_id` set, on a channel in
+/// confirm mode, and returns once the broker has confirmed it.
+///
+/// With `mandatory`, an unroutable message is an error: RabbitMQ returns it
+/// and then *acks* it, so the returned message, not only the ack, decides.
+pub async fn publish_json<T: Serialize>(
+    channel: &Channel,
+    exchange: &str,
+    routing_key: &str,
+    message_id: &str,
+    body: &T,
+    mandatory: bool,
+) -> Result<(), PublishError> {
+    let payload = serde_json::to_vec(body)?;
+    let properties = BasicProperties::default()
+        .with_content_type(CONTENT_TYPE_JSON.into())
+        .with_delivery_mode(PERSISTENT)
+        .with_message_id(message_id.into());
+    let confirmation = channel
+        .basic_publish(
+            exchange.into(),
+            routing_key.into(),
+            BasicPublishOptions {
+                mandatory,
+                ..BasicPublishOptions::default()
+            },
+            &payload,
+            properties,
+        )
+        .await?
+        .await?;
+    match confirmation {
+        Confirmation::Ack(None) => Ok(()),
+        Confirmation::Ack(Some(_returned)) => Err(PublishError::Unroutable {
+            exchange: exchange.to_owned(),
+            routing_key: routing_key.to_owned(),
+        }),
+        Confirmation::Nack(_) => Err(PublishError::Nacked {
+            exchange: exchange.to_owned(),
+        }),
+        Confirmation::NotRequested => Err(PublishError::NotConfirmed),
+    }
+}

@@ -1,0 +1,246 @@
+//! The RabbitMQ names and declarations of one hlsmux pool.
+//!
+//! Every name starts with the pool's namespace (`hlsmux` by default), so
+//! several pools, and every test, can share one broker. Exchanges and the
+//! dead-letter queue are declared by every program; a muxer's queue only by
+//! the workers of that muxer (and the deploy definitions), so a job for a
+//! muxer that has never had a worker is unroutable instead of piling up.
+
+use std::fmt;
+use std::str::FromStr;
+
+use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
+use lapin::types::{AMQPValue, FieldTable, LongString};
+use lapin::{Channel, ExchangeKind, Queue};
+
+use crate::{EventState, JobId, MuxerId};
+
+/// How many times a job may be delivered before the broker dead-letters it.
+/// RabbitMQ 3.10 sets no default, so a job that kills its worker every time
+/// would otherwise loop forever.
+pub const DELIVERY_LIMIT: i64 = 5;
+
+/// The prefix of every exchange and queue name of one pool.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Namespace(String);
+
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "namespace {0:?} is not valid: use 1 to 64 letters, digits, '-' or '_' (it prefixes every exchange and queue name)"
+)]
+pub struct NamespaceError(String);
+
+impl FromStr for Namespace {
+    type Err = NamespaceError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let valid = !s.is_empty()
+            && s.len() <= 64
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if valid {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(NamespaceError(s.to_owned()))
+        }
+    }
+}
+
+impl Default for Namespace {
+    fn default() -> Self {
+        Self("hlsmux".into())
+    }
+}
+
+impl fmt::Display for Namespace {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The names of a pool's exchanges and queues, and their declarations.
+#[derive(Clone, Debug)]
+pub struct Topology {
+    namespace: Namespace,
+}
+
+impl Topology {
+    pub fn new(namespace: Namespace) -> Self {
+        Self { namespace }
+    }
+
+    pub fn namespace(&self) -> &Namespace {
+        &self.namespace
+    }
+
+    /// Direct exchange; a job's routing key is its muxer ID.
+    pub fn jobs_exchange(&self) -> String {
+        format!("{}.jobs", self.namespace)
+    }
+
+    /// Topic exchange; routing key `<job_id>.<state>`.
+    pub fn events_exchange(&self) -> String {
+        format!("{}.events", self.namespace)
+    }
+
+    /// Fanout exchange where muxer queues send rejected and over-delivered jobs.
+    pub fn dead_letter_exchange(&self) -> String {
+        format!("{}.dead-letter", self.namespace)
+    }
+
+    pub fn dead_letter_queue(&self) -> String {
+        format!("{}.dead-letter", self.namespace)
+    }
+
+    pub fn muxer_queue(&self, muxer: MuxerId) -> String {
+        format!("{}.muxer.{muxer}", self.namespace)
+    }
+
+    pub fn job_routing_key(muxer: MuxerId) -> String {
+        muxer.to_string()
+    }
+
+    pub fn event_routing_key(job: JobId, state: EventState) -> String {
+        format!("{job}.{state}")
+    }
+
+    /// The binding that receives every event of one job.
+    pub fn job_events_binding(job: JobId) -> String {
+        format!("{job}.*")
+    }
+
+    /// Declares the exchanges and the dead-letter queue. Idempotent.
+    pub async fn declare_exchanges(&self, channel: &Channel) -> lapin::Result<()> {
+        let durable = ExchangeDeclareOptions {
+            durable: true,
+            ..ExchangeDeclareOptions::default()
+        };
+        channel
+            .exchange_declare(
+                self.jobs_exchange().into(),
+                ExchangeKind::Direct,
+                durable,
+                FieldTable::default(),
+            )
+            .await?;
+        channel
+            .exchange_declare(
+                self.events_exchange().into(),
+                ExchangeKind::Topic,
+                durable,
+                FieldTable::default(),
+            )
+            .await?;
+        channel
+            .exchange_declare(
+                self.dead_letter_exchange().into(),
+                ExchangeKind::Fanout,
+                durable,
+                FieldTable::default(),
+            )
+            .await?;
+        channel
+            .queue_declare(
+                self.dead_letter_queue().into(),
+                QueueDeclareOptions::durable(),
+                quorum_arguments(),
+            )
+            .await?;
+        channel
+            .queue_bind(
+                self.dead_letter_queue().into(),
+                self.dead_letter_exchange().into(),
+                "".into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+    }
+
+    /// Declares and binds one muxer's job queue. Only workers call this.
+    pub async fn declare_muxer_queue(
+        &self,
+        channel: &Channel,
+        muxer: MuxerId,
+    ) -> lapin::Result<Queue> {
+        let queue = channel
+            .queue_declare(
+                self.muxer_queue(muxer).into(),
+                QueueDeclareOptions::durable(),
+                self.muxer_queue_arguments(),
+            )
+            .await?;
+        channel
+            .queue_bind(
+                self.muxer_queue(muxer).into(),
+                self.jobs_exchange().into(),
+                Self::job_routing_key(muxer).into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        Ok(queue)
+    }
+
+    /// A muxer queue's arguments: quorum, a delivery limit, and at-least-once
+    /// dead-lettering (which RabbitMQ only allows with `reject-publish`).
+    pub fn muxer_queue_arguments(&self) -> FieldTable {
+        let mut arguments = quorum_arguments();
+        arguments.insert(
+            "x-dead-letter-exchange".into(),
+            long_string(&self.dead_letter_exchange()),
+        );
+        arguments.insert(
+            "x-delivery-limit".into(),
+            AMQPValue::LongLongInt(DELIVERY_LIMIT),
+        );
+        arguments.insert(
+            "x-dead-letter-strategy".into(),
+            long_string("at-least-once"),
+        );
+        arguments.insert("x-overflow".into(), long_string("reject-publish"));
+        arguments
+    }
+}
+
+fn quorum_arguments() -> FieldTable {
+    let mut arguments = FieldTable::default();
+    arguments.insert("x-queue-type".into(), long_string("quorum"));
+    arguments
+}
+
+fn long_string(value: &str) -> AMQPValue {
+    AMQPValue::LongString(LongString::from(value))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_carry_the_namespace() {
+        let topology = Topology::new("t-42".parse().expect("valid"));
+        let muxer = MuxerId::new(7).expect("valid");
+        assert_eq!(topology.jobs_exchange(), "t-42.jobs");
+        assert_eq!(topology.events_exchange(), "t-42.events");
+        assert_eq!(topology.muxer_queue(muxer), "t-42.muxer.7");
+        assert_eq!(Topology::job_routing_key(muxer), "7");
+    }
+
+    #[test]
+    fn namespaces_cannot_break_names() {
+        assert!("a.b".parse::<Namespace>().is_err());
+        assert!("".parse::<Namespace>().is_err());
+        assert!("a b".parse::<Namespace>().is_err());
+        assert!("pool_2-b".parse::<Namespace>().is_ok());
+    }
+
+    #[test]
+    fn event_routing_keys_match_the_job_binding() {
+        let job = JobId::generate();
+        let key = Topology::event_routing_key(job, EventState::Done);
+        let binding = Topology::job_events_binding(job);
+        assert_eq!(key.split('.').count(), binding.split('.').count());
+        assert!(key.starts_with(binding.trim_end_matches('*')));
+    }
+}
