@@ -1,0 +1,198 @@
+//! The worker's settings: built-in defaults, overlaid by a TOML file, then by
+//! `HLSMUX_*` environment variables, and parsed once into typed values.
+
+use std::path::{Path, PathBuf};
+
+use config::{Config, Environment, File, FileFormat};
+use hlsmux_protocol::{AmqpUrl, LadderName, MuxerId, Namespace};
+use serde::Deserialize;
+
+/// The video encoders the worker can drive. Hardware encoders slot in here.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VideoEncoder {
+    Libx264,
+}
+
+impl VideoEncoder {
+    pub fn ffmpeg_name(self) -> &'static str {
+        match self {
+            VideoEncoder::Libx264 => "libx264",
+        }
+    }
+}
+
+/// Effective worker settings, every value already checked.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub amqp_url: AmqpUrl,
+    pub namespace: Namespace,
+    pub muxer_id: MuxerId,
+    /// Where job inputs are found; job messages name paths relative to it.
+    pub media_root: PathBuf,
+    /// Where finished HLS outputs are published.
+    pub output_root: PathBuf,
+    /// Local scratch space: ffmpeg logs of failed jobs.
+    pub work_dir: PathBuf,
+    pub ffmpeg: PathBuf,
+    pub ffprobe: PathBuf,
+    pub segment_seconds: u32,
+    /// Threads ffmpeg may use; 0 lets ffmpeg decide.
+    pub ffmpeg_threads: u32,
+    pub encoder: VideoEncoder,
+    pub x264_preset: String,
+    pub ladder: LadderName,
+    pub audio_bitrate_kbps: u32,
+    pub probe_timeout_seconds: u64,
+}
+
+/// The settings as read, before checking. Field names are the config keys
+/// (and, upper-cased after `HLSMUX_`, the environment variables).
+#[derive(Debug, Deserialize)]
+struct RawSettings {
+    amqp_url: String,
+    namespace: String,
+    muxer_id: String,
+    media_root: PathBuf,
+    output_root: PathBuf,
+    work_dir: PathBuf,
+    ffmpeg: PathBuf,
+    ffprobe: PathBuf,
+    segment_seconds: u32,
+    ffmpeg_threads: u32,
+    encoder: VideoEncoder,
+    x264_preset: String,
+    ladder: String,
+    audio_bitrate_kbps: u32,
+    probe_timeout_seconds: u64,
+}
+
+const DEFAULTS: &str = r#"
+amqp_url = "amqp://guest:guest@127.0.0.1:5672/%2f"
+namespace = "hlsmux"
+muxer_id = "1"
+media_root = "/srv/hlsmux/media"
+output_root = "/srv/hlsmux/output"
+work_dir = "/var/lib/hlsmux"
+ffmpeg = "ffmpeg"
+ffprobe = "ffprobe"
+segment_seconds = 5
+ffmpeg_threads = 0
+encoder = "libx264"
+x264_preset = "veryfast"
+ladder = "standard"
+audio_bitrate_kbps = 128
+probe_timeout_seconds = 60
+"#;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read configuration: {0}")]
+    Load(#[from] config::ConfigError),
+    #[error("configuration key `{key}`: {message}")]
+    Invalid { key: &'static str, message: String },
+}
+
+fn invalid(key: &'static str) -> impl FnOnce(String) -> ConfigError {
+    move |message| ConfigError::Invalid { key, message }
+}
+
+impl Settings {
+    /// Loads defaults < `file` (when given) < `HLSMUX_*` environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut builder = Config::builder().add_source(File::from_str(DEFAULTS, FileFormat::Toml));
+        if let Some(path) = file {
+            builder = builder.add_source(File::from(path).format(FileFormat::Toml).required(true));
+        }
+        let raw: RawSettings = builder
+            .add_source(Environment::with_prefix("HLSMUX").try_parsing(false))
+            .build()?
+            .try_deserialize()?;
+        raw.parse()
+    }
+}
+
+impl RawSettings {
+    fn parse(self) -> Result<Settings, ConfigError> {
+        if self.segment_seconds == 0 {
+            return Err(invalid("segment_seconds")("must be at least 1".into()));
+        }
+        Ok(Settings {
+            amqp_url: AmqpUrl::parse(&self.amqp_url)
+                .map_err(|e| invalid("amqp_url")(e.to_string()))?,
+            namespace: self
+                .namespace
+                .parse()
+                .map_err(|e: hlsmux_protocol::NamespaceError| {
+                    invalid("namespace")(e.to_string())
+                })?,
+            muxer_id: self
+                .muxer_id
+                .parse()
+                .map_err(|e: hlsmux_protocol::MuxerIdError| invalid("muxer_id")(e.to_string()))?,
+            media_root: self.media_root,
+            output_root: self.output_root,
+            work_dir: self.work_dir,
+            ffmpeg: self.ffmpeg,
+            ffprobe: self.ffprobe,
+            segment_seconds: self.segment_seconds,
+            ffmpeg_threads: self.ffmpeg_threads,
+            encoder: self.encoder,
+            x264_preset: self.x264_preset,
+            ladder: self.ladder.parse().map_err(invalid("ladder"))?,
+            audio_bitrate_kbps: self.audio_bitrate_kbps,
+            probe_timeout_seconds: self.probe_timeout_seconds,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw() -> RawSettings {
+        Config::builder()
+            .add_source(File::from_str(DEFAULTS, FileFormat::Toml))
+            .build()
+            .and_then(Config::try_deserialize)
+            .expect("defaults deserialise")
+    }
+
+    #[test]
+    fn defaults_parse() {
+        let settings = raw().parse().expect("defaults are valid");
+        assert_eq!(settings.muxer_id.get(), 1);
+        assert_eq!(settings.segment_seconds, 5);
+        assert_eq!(settings.ladder, LadderName::Standard);
+    }
+
+    #[test]
+    fn a_file_overrides_defaults() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("worker.toml");
+        std::fs::write(&path, "muxer_id = 4\nsegment_seconds = 2\n").expect("write");
+        let settings = Settings::load(Some(&path)).expect("loads");
+        assert_eq!(settings.muxer_id.get(), 4);
+        assert_eq!(settings.segment_seconds, 2);
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let mut bad = raw();
+        bad.muxer_id = "seven".into();
+        let error = bad.parse().expect_err("non-numeric muxer");
+        assert!(error.to_string().contains("muxer_id"), "{error}");
+
+        let mut bad = raw();
+        bad.ladder = "fancy".into();
+        let error = bad.parse().expect_err("unknown ladder");
+        assert!(error.to_string().contains("standard"), "{error}");
+    }
+
+    #[test]
+    fn a_missing_file_is_an_error() {
+        let error =
+            Settings::load(Some(Path::new("/nonexistent/worker.toml"))).expect_err("missing file");
+        assert!(matches!(error, ConfigError::Load(_)));
+    }
+}

@@ -1,0 +1,421 @@
+//! Encode: one ffmpeg process that decodes the input once, scales it to every
+//! rung, and writes all variants and the master playlist with keyframes at
+//! the same timestamps, so players can switch rungs at any segment.
+
+use std::collections::VecDeque;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader};
+use tokio::process::Command;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use super::JobError;
+use super::ladder::Rung;
+use super::probe::last_lines;
+use crate::config::VideoEncoder;
+
+/// Name of the master playlist in every output directory.
+pub const MASTER_PLAYLIST: &str = "master.m3u8";
+/// Name of each rung's media playlist, inside the rung's directory.
+pub const MEDIA_PLAYLIST: &str = "index.m3u8";
+
+/// Everything ffmpeg needs to know to encode one job.
+#[derive(Clone, Debug)]
+pub struct EncodePlan {
+    pub input: PathBuf,
+    pub video_stream_index: usize,
+    pub audio_stream_index: Option<usize>,
+    pub frame_rate: f64,
+    pub rungs: Vec<Rung>,
+    pub segment_seconds: u32,
+    pub encoder: VideoEncoder,
+    pub x264_preset: String,
+    pub audio_kbps: u32,
+    pub threads: u32,
+}
+
+/// The ffmpeg arguments for `plan`, writing into `out_dir`.
+pub fn ffmpeg_args(plan: &EncodePlan, out_dir: &Path) -> Vec<OsString> {
+    let mut args: Vec<OsString> = Vec::new();
+    let mut push = |items: &[&str]| args.extend(items.iter().map(OsString::from));
+    push(&[
+        "-hide_banner",
+        "-nostdin",
+        "-y",
+        "-loglevel",
+        "error",
+        "-nostats",
+    ]);
+    push(&["-progress", "pipe:1"]);
+    let threads = plan.threads.to_string();
+    if plan.threads > 0 {
+        push(&["-threads", &threads]);
+    }
+    args.push("-i".into());
+    args.push(plan.input.clone().into());
+
+    let count = plan.rungs.len();
+    let mut graph = format!("[0:{}]split={count}", plan.video_stream_index);
+    for index in 0..count {
+        graph.push_str(&format!("[split{index}]"));
+    }
+    for (index, rung) in plan.rungs.iter().enumerate() {
+        graph.push_str(&format!(
+            ";[split{index}]scale={}:{},format=yuv420p[video{index}]",
+            rung.width, rung.height
+        ));
+    }
+    let mut push = |items: &[&str]| args.extend(items.iter().map(OsString::from));
+    push(&["-filter_complex", &graph]);
+    for index in 0..count {
+        push(&["-map", &format!("[video{index}]")]);
+    }
+    if let Some(audio) = plan.audio_stream_index {
+        for _ in 0..count {
+            push(&["-map", &format!("0:{audio}")]);
+        }
+    }
+
+    push(&["-c:v", plan.encoder.ffmpeg_name()]);
+    match plan.encoder {
+        VideoEncoder::Libx264 => push(&["-preset", &plan.x264_preset, "-profile:v", "high"]),
+    }
+    if plan.threads > 0 {
+        push(&["-threads", &threads]);
+    }
+    for (index, rung) in plan.rungs.iter().enumerate() {
+        push(&[
+            &format!("-b:v:{index}"),
+            &format!("{}k", rung.video_kbps),
+            &format!("-maxrate:v:{index}"),
+            &format!("{}k", rung.max_kbps()),
+            &format!("-bufsize:v:{index}"),
+            &format!("{}k", rung.buffer_kbits()),
+        ]);
+    }
+    // Keyframes exactly at segment boundaries in every variant: a fixed GOP,
+    // no scene-cut keyframes, and forced keyframes by time.
+    let gop = (plan.frame_rate * f64::from(plan.segment_seconds))
+        .round()
+        .max(1.0);
+    let gop = format!("{gop}");
+    push(&["-g", &gop, "-keyint_min", &gop, "-sc_threshold", "0"]);
+    push(&[
+        "-force_key_frames",
+        &format!("expr:gte(t,n_forced*{})", plan.segment_seconds),
+    ]);
+    if plan.audio_stream_index.is_some() {
+        push(&[
+            "-c:a",
+            "aac",
+            "-b:a",
+            &format!("{}k", plan.audio_kbps),
+            "-ac",
+            "2",
+        ]);
+    }
+
+    let stream_map: Vec<String> = plan
+        .rungs
+        .iter()
+        .enumerate()
+        .map(|(index, rung)| match plan.audio_stream_index {
+            Some(_) => format!("v:{index},a:{index},name:{}", rung.name()),
+            None => format!("v:{index},name:{}", rung.name()),
+        })
+        .collect();
+    push(&[
+        "-max_muxing_queue_size",
+        "1024",
+        "-f",
+        "hls",
+        "-hls_time",
+        &plan.segment_seconds.to_string(),
+        "-hls_playlist_type",
+        "vod",
+        "-hls_flags",
+        "independent_segments",
+        "-hls_segment_type",
+        "mpegts",
+        "-master_pl_name",
+        MASTER_PLAYLIST,
+        "-var_stream_map",
+        &stream_map.join(" "),
+        "-hls_segment_filename",
+    ]);
+    args.push(out_dir.join("%v").join("segment_%05d.ts").into());
+    args.push(out_dir.join("%v").join(MEDIA_PLAYLIST).into());
+    args
+}
+
+/// Where an encode has got to, from ffmpeg's `-progress` report.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct EncodeProgress {
+    /// Seconds of output written so far.
+    pub out_seconds: f64,
+    pub fps: f64,
+    /// Multiple of real time.
+    pub speed: f64,
+}
+
+impl EncodeProgress {
+    pub fn percent_of(&self, duration_seconds: f64) -> f64 {
+        if duration_seconds <= 0.0 {
+            return 0.0;
+        }
+        (self.out_seconds / duration_seconds * 100.0).clamp(0.0, 100.0)
+    }
+}
+
+/// Accumulates `key=value` lines; each block ends with a `progress=` line.
+#[derive(Debug, Default)]
+pub struct ProgressParser {
+    current: EncodeProgress,
+}
+
+impl ProgressParser {
+    /// Feeds one line; returns the block's progress when the block ends.
+    pub fn feed(&mut self, line: &str) -> Option<EncodeProgress> {
+        let (key, value) = line.trim().split_once('=')?;
+        let number = || value.trim().trim_end_matches('x').parse::<f64>().ok();
+        match key {
+            // Despite its name, ffmpeg reports out_time_ms in microseconds too.
+            "out_time_us" => {
+                if let Some(us) = number() {
+                    self.current.out_seconds = (us / 1e6).max(0.0);
+                }
+            }
+            "fps" => self.current.fps = number().unwrap_or(self.current.fps),
+            "speed" => self.current.speed = number().unwrap_or(self.current.speed),
+            "progress" => return Some(self.current),
+            _ => {}
+        }
+        None
+    }
+}
+
+/// How many of ffmpeg's last error lines a failure message quotes.
+const STDERR_TAIL_LINES: usize = 5;
+
+/// Runs ffmpeg with `args`, publishing progress on `progress` and writing its
+/// error output to `log_path`. On cancellation ffmpeg is killed and awaited.
+pub async fn run_ffmpeg(
+    ffmpeg: &Path,
+    args: &[OsString],
+    log_path: &Path,
+    progress: &watch::Sender<Option<EncodeProgress>>,
+    cancel: &CancellationToken,
+) -> Result<(), JobError> {
+    let mut child = Command::new(ffmpeg)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|error| JobError::ToolUnavailable {
+            program: ffmpeg.to_owned(),
+            detail: error.to_string(),
+        })?;
+    let stdout = child.stdout.take();
+    let stderr = child.stderr.take();
+
+    let finished = tokio::select! {
+        outcome = async {
+            tokio::join!(
+                read_progress(stdout, progress),
+                keep_stderr(stderr, log_path),
+                child.wait(),
+            )
+        } => Some(outcome),
+        () = cancel.cancelled() => None,
+    };
+    let Some(((), stderr_text, status)) = finished else {
+        // Never leave an orphan ffmpeg writing into a directory we delete.
+        let _ = child.kill().await;
+        return Err(JobError::Interrupted);
+    };
+    let status = status.map_err(|error| JobError::ToolUnavailable {
+        program: ffmpeg.to_owned(),
+        detail: error.to_string(),
+    })?;
+    if status.success() {
+        return Ok(());
+    }
+    Err(JobError::EncodeFailed {
+        status: status.to_string(),
+        stderr_tail: last_lines(&stderr_text, STDERR_TAIL_LINES),
+    })
+}
+
+async fn read_progress(
+    stdout: Option<impl AsyncRead + Unpin>,
+    progress: &watch::Sender<Option<EncodeProgress>>,
+) {
+    let Some(stdout) = stdout else { return };
+    let mut lines = BufReader::new(stdout).lines();
+    let mut parser = ProgressParser::default();
+    while let Ok(Some(line)) = lines.next_line().await {
+        if let Some(update) = parser.feed(&line) {
+            progress.send_replace(Some(update));
+        }
+    }
+}
+
+/// Collects ffmpeg's error output: the last lines in memory for the failure
+/// message, all of it in the log file for whoever investigates.
+async fn keep_stderr(stderr: Option<impl AsyncRead + Unpin>, log_path: &Path) -> String {
+    let Some(stderr) = stderr else {
+        return String::new();
+    };
+    let mut log = tokio::fs::File::create(log_path).await.ok();
+    let mut tail: VecDeque<String> = VecDeque::with_capacity(STDERR_TAIL_LINES + 1);
+    let mut lines = BufReader::new(stderr).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        if let Some(file) = log.as_mut() {
+            if file
+                .write_all(format!("{line}\n").as_bytes())
+                .await
+                .is_err()
+            {
+                log = None;
+            }
+        }
+        tail.push_back(line);
+        if tail.len() > STDERR_TAIL_LINES {
+            tail.pop_front();
+        }
+    }
+    Vec::from(tail).join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(audio: Option<usize>) -> EncodePlan {
+        EncodePlan {
+            input: PathBuf::from("/media/in.mkv"),
+            video_stream_index: 1,
+            audio_stream_index: audio,
+            frame_rate: 25.0,
+            rungs: vec![
+                Rung {
+                    width: 640,
+                    height: 360,
+                    video_kbps: 800,
+                },
+                Rung {
+                    width: 426,
+                    height: 240,
+                    video_kbps: 400,
+                },
+            ],
+            segment_seconds: 4,
+            encoder: VideoEncoder::Libx264,
+            x264_preset: "veryfast".into(),
+            audio_kbps: 128,
+            threads: 2,
+        }
+    }
+
+    fn text(args: &[OsString]) -> String {
+        args.iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    fn value_after<'a>(args: &'a [OsString], flag: &str) -> Vec<&'a str> {
+        args.windows(2)
+            .filter(|pair| pair[0] == flag)
+            .filter_map(|pair| pair[1].to_str())
+            .collect()
+    }
+
+    #[test]
+    fn decodes_once_and_splits_into_every_rung() {
+        let args = ffmpeg_args(&plan(Some(2)), Path::new("/out/stage"));
+        assert_eq!(value_after(&args, "-i"), ["/media/in.mkv"]);
+        let graph = value_after(&args, "-filter_complex")[0];
+        assert!(graph.starts_with("[0:1]split=2[split0][split1]"), "{graph}");
+        assert!(graph.contains("scale=426:240"), "{graph}");
+    }
+
+    #[test]
+    fn maps_only_the_chosen_video_and_audio_streams() {
+        let args = ffmpeg_args(&plan(Some(2)), Path::new("/out/stage"));
+        assert_eq!(
+            value_after(&args, "-map"),
+            ["[video0]", "[video1]", "0:2", "0:2"]
+        );
+        let map = value_after(&args, "-var_stream_map")[0];
+        assert_eq!(map, "v:0,a:0,name:360p_800k v:1,a:1,name:240p_400k");
+    }
+
+    #[test]
+    fn an_input_without_audio_maps_video_only() {
+        let args = ffmpeg_args(&plan(None), Path::new("/out/stage"));
+        assert!(!text(&args).contains("-c:a"));
+        assert_eq!(
+            value_after(&args, "-var_stream_map")[0],
+            "v:0,name:360p_800k v:1,name:240p_400k"
+        );
+    }
+
+    #[test]
+    fn keyframes_are_pinned_to_segment_boundaries() {
+        let args = ffmpeg_args(&plan(Some(2)), Path::new("/out/stage"));
+        assert_eq!(value_after(&args, "-g"), ["100"]);
+        assert_eq!(value_after(&args, "-keyint_min"), ["100"]);
+        assert_eq!(value_after(&args, "-sc_threshold"), ["0"]);
+        assert_eq!(
+            value_after(&args, "-force_key_frames"),
+            ["expr:gte(t,n_forced*4)"]
+        );
+        assert_eq!(value_after(&args, "-hls_time"), ["4"]);
+    }
+
+    #[test]
+    fn each_rung_gets_its_rate_and_vbv() {
+        let args = ffmpeg_args(&plan(Some(2)), Path::new("/out/stage"));
+        assert_eq!(value_after(&args, "-b:v:1"), ["400k"]);
+        assert_eq!(value_after(&args, "-maxrate:v:1"), ["428k"]);
+        assert_eq!(value_after(&args, "-bufsize:v:1"), ["600k"]);
+    }
+
+    #[test]
+    fn writes_master_and_variants_into_the_staging_directory() {
+        let args = ffmpeg_args(&plan(Some(2)), Path::new("/out/stage"));
+        assert_eq!(
+            args.last().map(|a| a.to_string_lossy().into_owned()),
+            Some("/out/stage/%v/index.m3u8".into())
+        );
+        assert_eq!(value_after(&args, "-master_pl_name"), [MASTER_PLAYLIST]);
+        assert_eq!(value_after(&args, "-threads"), ["2", "2"]);
+    }
+
+    #[test]
+    fn progress_blocks_are_parsed() {
+        let mut parser = ProgressParser::default();
+        let block = "frame=50\nfps=24.5\nout_time_us=2000000\nspeed=1.5x\n";
+        for line in block.lines() {
+            assert_eq!(parser.feed(line), None);
+        }
+        let progress = parser.feed("progress=continue").expect("block ends");
+        assert_eq!(
+            progress,
+            EncodeProgress {
+                out_seconds: 2.0,
+                fps: 24.5,
+                speed: 1.5
+            }
+        );
+        assert!((progress.percent_of(4.0) - 50.0).abs() < 1e-9);
+        assert!(parser.feed("speed=N/A").is_none());
+        assert_eq!(parser.feed("progress=end").map(|p| p.speed), Some(1.5));
+    }
+}

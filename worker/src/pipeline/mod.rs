@@ -1,0 +1,82 @@
+//! The stages one job goes through, in order:
+//! validate → probe → plan (ladder) → encode → verify → publish.
+//!
+//! Each stage is a plain function over plain data; only `job` ties them to
+//! the broker. Every stage fails with a [`JobError`], which knows its reason
+//! code and whether retrying could help.
+
+pub mod encode;
+pub mod ladder;
+pub mod probe;
+pub mod publish;
+pub mod validate;
+pub mod verify;
+
+use std::path::PathBuf;
+
+use hlsmux_protocol::FailureReason;
+
+/// Whether a failed job could succeed if tried again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Retry {
+    /// The job itself is at fault: fail it and dead-letter it.
+    Permanent,
+    /// The worker or its surroundings are at fault: give the job back.
+    Transient,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    #[error("input {0} does not exist under the media root")]
+    InputMissing(PathBuf),
+    #[error("input {0} resolves outside the media root")]
+    InputOutsideRoot(PathBuf),
+    #[error("input {path} cannot be read: {detail}")]
+    InputUnreadable { path: PathBuf, detail: String },
+    #[error("ffprobe cannot read {path} as media: {detail}")]
+    ProbeFailed { path: PathBuf, detail: String },
+    #[error("input {0} has no video stream")]
+    NoVideoStream(PathBuf),
+    #[error("ffmpeg failed ({status}): {stderr_tail}")]
+    EncodeFailed { status: String, stderr_tail: String },
+    #[error("the encoded output did not verify: {0}")]
+    VerifyFailed(String),
+    #[error("output {path} already exists ({owner}); remove it or submit with another --name")]
+    OutputExists { path: PathBuf, owner: String },
+    #[error("cannot write output under {path}: {detail}")]
+    OutputUnwritable { path: PathBuf, detail: String },
+    #[error("media root {path} is not usable: {detail}")]
+    MediaRootUnavailable { path: PathBuf, detail: String },
+    #[error("cannot run {program}: {detail}")]
+    ToolUnavailable { program: PathBuf, detail: String },
+    #[error("the job was interrupted because the worker is shutting down")]
+    Interrupted,
+}
+
+impl JobError {
+    pub fn reason(&self) -> FailureReason {
+        match self {
+            JobError::InputMissing(_) => FailureReason::InputMissing,
+            JobError::InputOutsideRoot(_) => FailureReason::InputOutsideRoot,
+            JobError::InputUnreadable { .. } => FailureReason::InputUnreadable,
+            JobError::ProbeFailed { .. } => FailureReason::ProbeFailed,
+            JobError::NoVideoStream(_) => FailureReason::NoVideoStream,
+            JobError::EncodeFailed { .. } => FailureReason::EncodeFailed,
+            JobError::VerifyFailed(_) => FailureReason::VerifyFailed,
+            JobError::OutputExists { .. } => FailureReason::OutputExists,
+            JobError::OutputUnwritable { .. } => FailureReason::OutputUnwritable,
+            JobError::MediaRootUnavailable { .. }
+            | JobError::ToolUnavailable { .. }
+            | JobError::Interrupted => FailureReason::EncodeFailed,
+        }
+    }
+
+    pub fn retry(&self) -> Retry {
+        match self {
+            JobError::MediaRootUnavailable { .. }
+            | JobError::ToolUnavailable { .. }
+            | JobError::Interrupted => Retry::Transient,
+            _ => Retry::Permanent,
+        }
+    }
+}

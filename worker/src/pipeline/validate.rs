@@ -1,0 +1,120 @@
+//! Validate: resolve a job's input under the media root, confined to it, and
+//! make sure it is a readable, non-empty file before any tool touches it.
+
+use std::fs::File;
+use std::io::{ErrorKind, Read};
+use std::path::{Path, PathBuf};
+
+use hlsmux_protocol::RelativePath;
+
+use super::JobError;
+
+/// An input file that exists inside the media root and can be read.
+#[derive(Debug, Clone)]
+pub struct ValidInput {
+    pub path: PathBuf,
+    pub size_bytes: u64,
+}
+
+/// Blocking (it touches the possibly-networked media root): call it from a
+/// blocking thread.
+pub fn resolve_input(media_root: &Path, input: &RelativePath) -> Result<ValidInput, JobError> {
+    let root = media_root
+        .canonicalize()
+        .map_err(|error| JobError::MediaRootUnavailable {
+            path: media_root.to_owned(),
+            detail: error.to_string(),
+        })?;
+    let candidate = input.under(&root);
+    let resolved = match candidate.canonicalize() {
+        Ok(resolved) => resolved,
+        Err(error) if error.kind() == ErrorKind::NotFound => {
+            return Err(JobError::InputMissing(candidate));
+        }
+        Err(error) => {
+            return Err(JobError::InputUnreadable {
+                path: candidate,
+                detail: error.to_string(),
+            });
+        }
+    };
+    if !resolved.starts_with(&root) {
+        return Err(JobError::InputOutsideRoot(candidate));
+    }
+    let unreadable = |detail: String| JobError::InputUnreadable {
+        path: resolved.clone(),
+        detail,
+    };
+    let metadata = resolved.metadata().map_err(|e| unreadable(e.to_string()))?;
+    if !metadata.is_file() {
+        return Err(unreadable("it is not a regular file".into()));
+    }
+    if metadata.len() == 0 {
+        return Err(unreadable("it is empty (0 bytes)".into()));
+    }
+    let mut first_byte = [0_u8; 1];
+    File::open(&resolved)
+        .and_then(|mut file| file.read_exact(&mut first_byte))
+        .map_err(|e| unreadable(e.to_string()))?;
+    Ok(ValidInput {
+        size_bytes: metadata.len(),
+        path: resolved,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn input(path: &str) -> RelativePath {
+        RelativePath::parse(path).expect("valid relative path")
+    }
+
+    #[test]
+    fn a_readable_file_resolves() {
+        let root = tempfile::tempdir().expect("tempdir");
+        std::fs::write(root.path().join("clip.mp4"), b"data").expect("write");
+        let valid = resolve_input(root.path(), &input("clip.mp4")).expect("valid");
+        assert_eq!(valid.size_bytes, 4);
+    }
+
+    #[test]
+    fn missing_empty_and_directory_inputs_are_refused() {
+        let root = tempfile::tempdir().expect("tempdir");
+        std::fs::write(root.path().join("empty.mp4"), b"").expect("write");
+        std::fs::create_dir(root.path().join("dir.mp4")).expect("mkdir");
+        assert!(matches!(
+            resolve_input(root.path(), &input("nope.mp4")),
+            Err(JobError::InputMissing(_))
+        ));
+        let empty = resolve_input(root.path(), &input("empty.mp4")).expect_err("empty");
+        assert!(empty.to_string().contains("empty"), "{empty}");
+        assert!(matches!(
+            resolve_input(root.path(), &input("dir.mp4")),
+            Err(JobError::InputUnreadable { .. })
+        ));
+    }
+
+    #[test]
+    fn a_link_out_of_the_root_is_refused() {
+        let outside = tempfile::tempdir().expect("tempdir");
+        let root = tempfile::tempdir().expect("tempdir");
+        std::fs::write(outside.path().join("secret.mp4"), b"data").expect("write");
+        std::os::unix::fs::symlink(
+            outside.path().join("secret.mp4"),
+            root.path().join("link.mp4"),
+        )
+        .expect("symlink");
+        assert!(matches!(
+            resolve_input(root.path(), &input("link.mp4")),
+            Err(JobError::InputOutsideRoot(_))
+        ));
+    }
+
+    #[test]
+    fn a_missing_media_root_is_the_workers_problem() {
+        let error =
+            resolve_input(Path::new("/nonexistent/media"), &input("a.mp4")).expect_err("no root");
+        assert_eq!(error.retry(), super::super::Retry::Transient);
+    }
+}
