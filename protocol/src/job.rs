@@ -98,12 +98,12 @@ impl JobRequest {
     /// Parses a message body, telling a newer schema apart from garbage.
     pub fn from_json(body: &[u8]) -> Result<Self, BadMessage> {
         let value: serde_json::Value = serde_json::from_slice(body).map_err(BadMessage::NotJson)?;
-        if let Some(found) = value.get("schema").and_then(serde_json::Value::as_u64) {
-            if found > u64::from(SCHEMA_VERSION) {
-                return Err(BadMessage::NewerSchema {
-                    found: u32::try_from(found).unwrap_or(u32::MAX),
-                });
-            }
+        if let Some(found) = value.get("schema").and_then(serde_json::Value::as_u64)
+            && found > u64::from(SCHEMA_VERSION)
+        {
+            return Err(BadMessage::NewerSchema {
+                found: u32::try_from(found).unwrap_or(u32::MAX),
+            });
         }
         serde_json::from_value(value).map_err(BadMessage::Invalid)
     }

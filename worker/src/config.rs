@@ -2,6 +2,7 @@
 //! `HLSMUX_*` environment variables, and parsed once into typed values.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use config::{Config, Environment, File, FileFormat};
 use hlsmux_protocol::{AmqpUrl, LadderName, MuxerId, Namespace};
@@ -44,6 +45,9 @@ pub struct Settings {
     pub ladder: LadderName,
     pub audio_bitrate_kbps: u32,
     pub probe_timeout_seconds: u64,
+    /// How long a job the worker could not do (for its own reasons) waits
+    /// before going back to the queue.
+    pub requeue_delay: Duration,
 }
 
 /// The settings as read, before checking. Field names are the config keys
@@ -65,6 +69,7 @@ struct RawSettings {
     ladder: String,
     audio_bitrate_kbps: u32,
     probe_timeout_seconds: u64,
+    requeue_delay_seconds: u64,
 }
 
 const DEFAULTS: &str = r#"
@@ -83,6 +88,7 @@ x264_preset = "veryfast"
 ladder = "standard"
 audio_bitrate_kbps = 128
 probe_timeout_seconds = 60
+requeue_delay_seconds = 5
 "#;
 
 #[derive(Debug, thiserror::Error)]
@@ -142,6 +148,7 @@ impl RawSettings {
             ladder: self.ladder.parse().map_err(invalid("ladder"))?,
             audio_bitrate_kbps: self.audio_bitrate_kbps,
             probe_timeout_seconds: self.probe_timeout_seconds,
+            requeue_delay: Duration::from_secs(self.requeue_delay_seconds),
         })
     }
 }

@@ -1,1 +1,47 @@
-fn main() {}
+//! `hlsmux-worker`: the daemon each Pi runs.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use hlsmux_worker::{app::Worker, config::Settings, shutdown, telemetry};
+use tokio_util::sync::CancellationToken;
+
+/// Consumes one muxer's hlsmux jobs and writes multi-bitrate HLS.
+///
+/// Settings come from built-in defaults, then the --config file, then
+/// HLSMUX_* environment variables (HLSMUX_AMQP_URL, HLSMUX_MUXER_ID, ...).
+#[derive(Parser)]
+#[command(version)]
+struct Args {
+    /// TOML configuration file.
+    #[arg(long, short, env = "HLSMUX_CONFIG")]
+    config: Option<PathBuf>,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    telemetry::init();
+    let settings = match Settings::load(args.config.as_deref()) {
+        Ok(settings) => settings,
+        Err(error) => {
+            tracing::error!("{error}");
+            return ExitCode::from(2);
+        }
+    };
+    let worker = match Worker::build(settings).await {
+        Ok(worker) => worker,
+        Err(error) => {
+            tracing::error!("{error}");
+            return ExitCode::from(2);
+        }
+    };
+    let shutdown_token = CancellationToken::new();
+    if let Err(error) = shutdown::cancel_on_signals(shutdown_token.clone()) {
+        tracing::error!("cannot listen for signals: {error}");
+        return ExitCode::FAILURE;
+    }
+    worker.run(shutdown_token).await;
+    ExitCode::SUCCESS
+}

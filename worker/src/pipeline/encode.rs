@@ -275,14 +275,13 @@ async fn keep_stderr(stderr: Option<impl AsyncRead + Unpin>, log_path: &Path) ->
     let mut tail: VecDeque<String> = VecDeque::with_capacity(STDERR_TAIL_LINES + 1);
     let mut lines = BufReader::new(stderr).lines();
     while let Ok(Some(line)) = lines.next_line().await {
-        if let Some(file) = log.as_mut() {
-            if file
+        if let Some(file) = log.as_mut()
+            && file
                 .write_all(format!("{line}\n").as_bytes())
                 .await
                 .is_err()
-            {
-                log = None;
-            }
+        {
+            log = None;
         }
         tail.push_back(line);
         if tail.len() > STDERR_TAIL_LINES {

@@ -27,6 +27,8 @@ pub enum Retry {
 
 #[derive(Debug, thiserror::Error)]
 pub enum JobError {
+    #[error("the job cannot be done as asked: {0}")]
+    InvalidRequest(String),
     #[error("input {0} does not exist under the media root")]
     InputMissing(PathBuf),
     #[error("input {0} resolves outside the media root")]
@@ -56,6 +58,7 @@ pub enum JobError {
 impl JobError {
     pub fn reason(&self) -> FailureReason {
         match self {
+            JobError::InvalidRequest(_) => FailureReason::BadMessage,
             JobError::InputMissing(_) => FailureReason::InputMissing,
             JobError::InputOutsideRoot(_) => FailureReason::InputOutsideRoot,
             JobError::InputUnreadable { .. } => FailureReason::InputUnreadable,

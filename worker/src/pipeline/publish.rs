@@ -169,10 +169,10 @@ impl OutputLocation {
 
     /// Blocking. Removes the staging directory if there is one.
     pub fn discard_staging(&self) {
-        if let Err(error) = std::fs::remove_dir_all(&self.staging_dir) {
-            if error.kind() != ErrorKind::NotFound {
-                tracing::warn!(path = %self.staging_dir.display(), %error, "could not remove staging directory");
-            }
+        if let Err(error) = std::fs::remove_dir_all(&self.staging_dir)
+            && error.kind() != ErrorKind::NotFound
+        {
+            tracing::warn!(path = %self.staging_dir.display(), %error, "could not remove staging directory");
         }
     }
 

@@ -1,0 +1,196 @@
+//! The submit tool's edge to RabbitMQ: a deadpool-managed connection, the
+//! exchange declarations, muxer queue lookups, job publishing and event
+//! subscriptions. It never declares a muxer queue: only workers do.
+
+use deadpool_lapin::{Config, Pool, Runtime};
+use hlsmux_protocol::{AmqpUrl, JobId, JobRequest, MuxerId, PublishError, Topology, publish_json};
+use lapin::options::{
+    BasicConsumeOptions, ConfirmSelectOptions, QueueBindOptions, QueueDeclareOptions,
+};
+use lapin::protocol::{AMQPErrorKind, AMQPSoftError};
+use lapin::types::FieldTable;
+use lapin::{Channel, ConnectionProperties, Consumer, ErrorKind};
+
+use crate::cli::{MuxerRange, PoolArgs};
+use crate::error::CliError;
+
+/// What the broker says about one muxer's queue.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QueueState {
+    pub ready: u32,
+    pub consumers: u32,
+}
+
+pub struct Broker {
+    pool: Pool,
+    url: AmqpUrl,
+    topology: Topology,
+}
+
+impl Broker {
+    /// Connects and declares the pool's exchanges.
+    pub async fn connect(args: &PoolArgs) -> Result<Self, CliError> {
+        let config = Config {
+            url: Some(args.amqp_url.expose()),
+            ..Config::default()
+        };
+        let unreachable = |detail: String| CliError::BrokerUnreachable {
+            url: args.amqp_url.to_string(),
+            detail,
+        };
+        let pool = config
+            .create_pool(
+                || ConnectionProperties::default().with_connection_name("hlsmux submit".into()),
+                Runtime::Tokio1,
+            )
+            .map_err(|e| unreachable(e.to_string()))?;
+        let broker = Self {
+            pool,
+            url: args.amqp_url.clone(),
+            topology: Topology::new(args.namespace.clone()),
+        };
+        let channel = broker.channel().await?;
+        broker.topology.declare_exchanges(&channel).await?;
+        Ok(broker)
+    }
+
+    pub fn topology(&self) -> &Topology {
+        &self.topology
+    }
+
+    async fn channel(&self) -> Result<Channel, CliError> {
+        let connection = self
+            .pool
+            .get()
+            .await
+            .map_err(|error| CliError::BrokerUnreachable {
+                url: self.url.to_string(),
+                detail: match error {
+                    deadpool_lapin::PoolError::Backend(error) => describe(&error),
+                    other => other.to_string(),
+                },
+            })?;
+        Ok(connection.create_channel().await?)
+    }
+
+    /// The muxer's queue counts, or `None` when no worker ever declared it.
+    pub async fn queue_state(&self, muxer: MuxerId) -> Result<Option<QueueState>, CliError> {
+        // A passive declare of a missing queue closes its channel: use a
+        // channel of its own.
+        let channel = self.channel().await?;
+        let declared = channel
+            .queue_declare(
+                self.topology.muxer_queue(muxer).into(),
+                QueueDeclareOptions::durable().passive(),
+                FieldTable::default(),
+            )
+            .await;
+        match declared {
+            Ok(queue) => {
+                let _ = channel.close(200, "done".into()).await;
+                Ok(Some(QueueState {
+                    ready: queue.message_count(),
+                    consumers: queue.consumer_count(),
+                }))
+            }
+            Err(error) if is_not_found(&error) => Ok(None),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// Among the muxers in `range` whose queue has a consumer, the one with
+    /// the fewest ready jobs (the lowest ID on a tie).
+    pub async fn least_busy_muxer(&self, range: MuxerRange) -> Result<MuxerId, CliError> {
+        let mut best: Option<(u32, MuxerId)> = None;
+        for muxer in range.ids() {
+            if let Some(state) = self.queue_state(muxer).await?
+                && state.consumers > 0
+                && best.is_none_or(|(ready, _)| state.ready < ready)
+            {
+                best = Some((state.ready, muxer));
+            }
+        }
+        best.map(|(_, muxer)| muxer)
+            .ok_or(CliError::NoMuxerAvailable {
+                first: range.first,
+                last: range.last,
+            })
+    }
+
+    /// A channel in confirm mode for publishing jobs.
+    pub async fn publisher(&self) -> Result<Channel, CliError> {
+        let channel = self.channel().await?;
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await?;
+        Ok(channel)
+    }
+
+    /// Publishes a job, persistent and mandatory, and waits for the broker
+    /// to confirm it reached the muxer's queue.
+    pub async fn publish_job(&self, channel: &Channel, job: &JobRequest) -> Result<(), CliError> {
+        publish_json(
+            channel,
+            &self.topology.jobs_exchange(),
+            &Topology::job_routing_key(job.muxer_id),
+            &job.job_id.to_string(),
+            job,
+            true,
+        )
+        .await
+        .map_err(|error| match error {
+            PublishError::Unroutable { .. } => CliError::Unroutable(job.muxer_id),
+            other => CliError::Broker(other.to_string()),
+        })
+    }
+
+    /// Subscribes to the events of `jobs`, through a private queue that
+    /// lives as long as this connection. Call it before publishing the jobs
+    /// so that no event is missed.
+    pub async fn follow(&self, jobs: &[JobId]) -> Result<Consumer, CliError> {
+        let channel = self.channel().await?;
+        let queue = channel
+            .queue_declare(
+                "".into(),
+                QueueDeclareOptions::exclusive().auto_delete(),
+                FieldTable::default(),
+            )
+            .await?;
+        for job in jobs {
+            channel
+                .queue_bind(
+                    queue.name().clone(),
+                    self.topology.events_exchange().into(),
+                    Topology::job_events_binding(*job).into(),
+                    QueueBindOptions::default(),
+                    FieldTable::default(),
+                )
+                .await?;
+        }
+        Ok(channel
+            .basic_consume(
+                queue.name().clone(),
+                "hlsmux-follow".into(),
+                BasicConsumeOptions {
+                    no_ack: true,
+                    ..BasicConsumeOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await?)
+    }
+}
+
+fn is_not_found(error: &lapin::Error) -> bool {
+    matches!(error.kind(), ErrorKind::ProtocolError(amqp)
+        if *amqp.kind() == AMQPErrorKind::Soft(AMQPSoftError::NOTFOUND))
+}
+
+/// A connection error in words a person can act on.
+fn describe(error: &lapin::Error) -> String {
+    match error.kind() {
+        ErrorKind::IOError(io) => io.to_string(),
+        ErrorKind::ProtocolError(amqp) => amqp.to_string(),
+        _ => error.to_string(),
+    }
+}

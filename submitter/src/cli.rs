@@ -1,0 +1,163 @@
+//! The command line of `hlsmux`.
+
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use clap::{Args, Parser, Subcommand};
+use hlsmux_protocol::{AmqpUrl, LadderName, MuxerId, Namespace};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "hlsmux",
+    version,
+    about = "Submit videos to the hlsmux pool and follow them"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub pool: PoolArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Where the pool is: the same variables the workers read.
+#[derive(Args, Debug, Clone)]
+pub struct PoolArgs {
+    /// RabbitMQ URL.
+    #[arg(
+        long,
+        global = true,
+        env = "HLSMUX_AMQP_URL",
+        default_value = "amqp://guest:guest@127.0.0.1:5672/%2f",
+        hide_env_values = true
+    )]
+    pub amqp_url: AmqpUrl,
+    /// Prefix of the pool's exchange and queue names.
+    #[arg(
+        long,
+        global = true,
+        env = "HLSMUX_NAMESPACE",
+        default_value = "hlsmux"
+    )]
+    pub namespace: Namespace,
+    /// The shared media root the workers read inputs from.
+    #[arg(
+        long,
+        global = true,
+        env = "HLSMUX_MEDIA_ROOT",
+        default_value = "/srv/hlsmux/media"
+    )]
+    pub media_root: PathBuf,
+    /// The shared output root, to print full paths of finished outputs.
+    #[arg(long, global = true, env = "HLSMUX_OUTPUT_ROOT")]
+    pub output_root: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Queue videos for muxing into HLS.
+    Submit(SubmitArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct SubmitArgs {
+    /// Video files. Files outside the media root are copied into its
+    /// `incoming/` folder first.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// Muxer ID to send the jobs to, or `auto` for the least busy muxer
+    /// that has a worker.
+    #[arg(long, default_value = "auto")]
+    pub muxer: MuxerChoice,
+    /// Muxer IDs `auto` considers.
+    #[arg(long, default_value = "1-16", value_name = "FIRST-LAST")]
+    pub auto_muxers: MuxerRange,
+    /// Output directory name under the output root (one file only).
+    /// Default: the input's path under the media root, plus `.hls`.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Bitrate ladder (the worker's default when not given).
+    #[arg(long)]
+    pub ladder: Option<LadderName>,
+    /// Segment length in seconds (the worker's default when not given).
+    #[arg(long, value_name = "SECONDS")]
+    pub segment_length: Option<u32>,
+    /// Follow the jobs until they finish; exit 0 when all are done, 1 when
+    /// any failed.
+    #[arg(long)]
+    pub wait: bool,
+    /// Print JSON lines (submitted jobs, then events) instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MuxerChoice {
+    Auto,
+    Id(MuxerId),
+}
+
+impl FromStr for MuxerChoice {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s == "auto" {
+            return Ok(MuxerChoice::Auto);
+        }
+        s.parse()
+            .map(MuxerChoice::Id)
+            .map_err(|e| format!("{e}, or `auto`"))
+    }
+}
+
+/// An inclusive range of muxer IDs, written `FIRST-LAST` or a single ID.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MuxerRange {
+    pub first: MuxerId,
+    pub last: MuxerId,
+}
+
+impl MuxerRange {
+    pub fn ids(self) -> impl Iterator<Item = MuxerId> {
+        (self.first.get()..=self.last.get()).filter_map(|id| MuxerId::new(id).ok())
+    }
+}
+
+impl FromStr for MuxerRange {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (first, last) = s.split_once('-').unwrap_or((s, s));
+        let first: MuxerId = first.parse().map_err(|e| format!("{e}"))?;
+        let last: MuxerId = last.parse().map_err(|e| format!("{e}"))?;
+        if last < first {
+            return Err(format!("range {s} ends before it starts"));
+        }
+        Ok(Self { first, last })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn muxer_choices_parse() {
+        assert_eq!("auto".parse(), Ok(MuxerChoice::Auto));
+        assert!(matches!("3".parse(), Ok(MuxerChoice::Id(id)) if id.get() == 3));
+        assert!("x".parse::<MuxerChoice>().is_err());
+    }
+
+    #[test]
+    fn muxer_ranges_parse() {
+        let range: MuxerRange = "2-4".parse().expect("valid");
+        assert_eq!(range.ids().map(MuxerId::get).collect::<Vec<_>>(), [2, 3, 4]);
+        assert!("4-2".parse::<MuxerRange>().is_err());
+        assert_eq!("5".parse::<MuxerRange>().map(|r| r.ids().count()), Ok(1));
+    }
+}

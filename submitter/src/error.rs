@@ -1,0 +1,67 @@
+//! What can go wrong at the command line, and the exit status for each.
+
+use std::path::PathBuf;
+
+use hlsmux_protocol::MuxerId;
+
+/// Exit statuses of `hlsmux submit`, part of its interface.
+pub mod exit {
+    pub const DONE: u8 = 0;
+    pub const JOB_FAILED: u8 = 1;
+    pub const INPUT_ERROR: u8 = 2;
+    pub const BROKER_UNREACHABLE: u8 = 3;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error("{0}: no such file")]
+    InputMissing(PathBuf),
+    #[error("{path}: {detail}")]
+    InputUnusable { path: PathBuf, detail: String },
+    #[error("media root {path} is not a directory: mount it or set HLSMUX_MEDIA_ROOT")]
+    MediaRootMissing { path: PathBuf },
+    #[error("cannot copy {from} into the media root at {to}: {detail}")]
+    CopyFailed {
+        from: PathBuf,
+        to: PathBuf,
+        detail: String,
+    },
+    #[error("--name {name:?} is not usable: {detail}")]
+    BadName { name: String, detail: String },
+    #[error("--name names one output, but {count} files were given")]
+    NameWithManyFiles { count: usize },
+    #[error(
+        "no worker queue for muxer {0}: start a worker with HLSMUX_MUXER_ID={0}, or pick another --muxer"
+    )]
+    Unroutable(MuxerId),
+    #[error("no muxer from {first} to {last} has a running worker: start one, or name --muxer")]
+    NoMuxerAvailable { first: MuxerId, last: MuxerId },
+    #[error(
+        "cannot reach RabbitMQ at {url} ({detail}): is the broker running? (set HLSMUX_AMQP_URL)"
+    )]
+    BrokerUnreachable {
+        /// The URL with its password hidden.
+        url: String,
+        detail: String,
+    },
+    #[error("RabbitMQ error: {0}")]
+    Broker(String),
+    #[error("{failed} of {total} jobs failed")]
+    JobsFailed { failed: usize, total: usize },
+}
+
+impl CliError {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            CliError::JobsFailed { .. } => exit::JOB_FAILED,
+            CliError::BrokerUnreachable { .. } | CliError::Broker(_) => exit::BROKER_UNREACHABLE,
+            _ => exit::INPUT_ERROR,
+        }
+    }
+}
+
+impl From<lapin::Error> for CliError {
+    fn from(error: lapin::Error) -> Self {
+        CliError::Broker(error.to_string())
+    }
+}

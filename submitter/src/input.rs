@@ -1,0 +1,195 @@
+//! Puts a file where the workers can read it: inside the shared media root.
+//! A file already there is used in place; any other file is copied into
+//! `incoming/` under a temporary name and appears under its real name only
+//! once complete, so no worker ever reads half a copy.
+
+use std::fs::File;
+use std::io::{ErrorKind, Read, Write};
+use std::path::{Path, PathBuf};
+
+use hlsmux_protocol::{JobId, RelativePath};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::error::CliError;
+
+/// Folder under the media root that receives copied inputs.
+pub const INCOMING: &str = "incoming";
+/// Copies at least this large show a progress bar.
+const PROGRESS_BAR_BYTES: u64 = 32 * 1024 * 1024;
+const COPY_BUFFER_BYTES: usize = 1024 * 1024;
+
+/// Checks that `file` is an existing regular file, before anything is sent.
+pub fn check_file(file: &Path) -> Result<(), CliError> {
+    match std::fs::metadata(file) {
+        Ok(metadata) if metadata.is_file() => Ok(()),
+        Ok(_) => Err(CliError::InputUnusable {
+            path: file.to_owned(),
+            detail: "not a regular file".into(),
+        }),
+        Err(error) if error.kind() == ErrorKind::NotFound => {
+            Err(CliError::InputMissing(file.to_owned()))
+        }
+        Err(error) => Err(CliError::InputUnusable {
+            path: file.to_owned(),
+            detail: error.to_string(),
+        }),
+    }
+}
+
+/// Blocking. Returns `file`'s path relative to the media root, copying it
+/// into `incoming/` first when it lies outside.
+pub fn place_in_media_root(
+    file: &Path,
+    media_root: &Path,
+    job_id: JobId,
+) -> Result<RelativePath, CliError> {
+    let root = media_root
+        .canonicalize()
+        .map_err(|_| CliError::MediaRootMissing {
+            path: media_root.to_owned(),
+        })?;
+    let unusable = |detail: String| CliError::InputUnusable {
+        path: file.to_owned(),
+        detail,
+    };
+    let resolved = file.canonicalize().map_err(|e| unusable(e.to_string()))?;
+    if let Ok(inside) = resolved.strip_prefix(&root) {
+        return RelativePath::from_path(inside).map_err(|e| unusable(e.to_string()));
+    }
+    let file_name = resolved
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| unusable("the file name is not valid UTF-8".into()))?;
+    let incoming = root.join(INCOMING);
+    let copy_failed = |to: &Path, detail: String| CliError::CopyFailed {
+        from: file.to_owned(),
+        to: to.to_owned(),
+        detail,
+    };
+    std::fs::create_dir_all(&incoming).map_err(|e| copy_failed(&incoming, e.to_string()))?;
+    let partial = incoming.join(format!(".{file_name}.{job_id}.part"));
+    let copied =
+        copy_with_progress(&resolved, &partial).map_err(|e| copy_failed(&partial, e.to_string()));
+    let placed = copied.and_then(|()| {
+        publish_copy(&partial, &incoming, file_name, job_id)
+            .map_err(|e| copy_failed(&incoming, e.to_string()))
+    });
+    let _ = std::fs::remove_file(&partial);
+    let placed = placed?;
+    let inside = placed.strip_prefix(&root).unwrap_or(&placed);
+    RelativePath::from_path(inside).map_err(|e| unusable(e.to_string()))
+}
+
+/// Gives the finished copy its visible name without replacing anything: the
+/// file's own name when free, else the name with the job ID's start added.
+fn publish_copy(
+    partial: &Path,
+    incoming: &Path,
+    file_name: &str,
+    job_id: JobId,
+) -> std::io::Result<PathBuf> {
+    let preferred = incoming.join(file_name);
+    match std::fs::hard_link(partial, &preferred) {
+        Ok(()) => return Ok(preferred),
+        Err(error) if error.kind() != ErrorKind::AlreadyExists => return Err(error),
+        Err(_) => {}
+    }
+    let short_id: String = job_id.to_string().chars().take(8).collect();
+    let alternative = match file_name.rsplit_once('.') {
+        Some((stem, extension)) if !stem.is_empty() => format!("{stem}-{short_id}.{extension}"),
+        _ => format!("{file_name}-{short_id}"),
+    };
+    let alternative = incoming.join(alternative);
+    std::fs::hard_link(partial, &alternative)?;
+    Ok(alternative)
+}
+
+fn copy_with_progress(from: &Path, to: &Path) -> std::io::Result<()> {
+    let mut source = File::open(from)?;
+    let size = source.metadata()?.len();
+    let bar = if size >= PROGRESS_BAR_BYTES {
+        ProgressBar::new(size).with_style(
+            ProgressStyle::with_template(
+                "copying {msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        )
+    } else {
+        ProgressBar::hidden()
+    };
+    bar.set_message(
+        from.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+    );
+    let mut target = File::create(to)?;
+    let mut buffer = vec![0_u8; COPY_BUFFER_BYTES];
+    loop {
+        let read = source.read(&mut buffer)?;
+        if read == 0 {
+            break;
+        }
+        target.write_all(&buffer[..read])?;
+        bar.inc(read as u64);
+    }
+    target.sync_all()?;
+    bar.finish_and_clear();
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_inside_the_root_is_used_in_place() {
+        let root = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir(root.path().join("shows")).expect("mkdir");
+        std::fs::write(root.path().join("shows/a.mp4"), b"video").expect("write");
+        let placed = place_in_media_root(
+            &root.path().join("shows/a.mp4"),
+            root.path(),
+            JobId::generate(),
+        )
+        .expect("placed");
+        assert_eq!(placed.as_str(), "shows/a.mp4");
+        assert!(!root.path().join(INCOMING).exists());
+    }
+
+    #[test]
+    fn a_file_outside_is_copied_into_incoming_without_replacing_anything() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let elsewhere = tempfile::tempdir().expect("tempdir");
+        let file = elsewhere.path().join("clip.mp4");
+        std::fs::write(&file, b"video").expect("write");
+        let first = place_in_media_root(&file, root.path(), JobId::generate()).expect("first");
+        assert_eq!(first.as_str(), "incoming/clip.mp4");
+        let second = place_in_media_root(&file, root.path(), JobId::generate()).expect("second");
+        assert_ne!(second, first);
+        assert!(second.as_str().starts_with("incoming/clip-"), "{second}");
+        assert!(second.as_str().ends_with(".mp4"), "{second}");
+        let leftovers: Vec<_> = std::fs::read_dir(root.path().join(INCOMING))
+            .expect("list")
+            .filter_map(Result::ok)
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".part"))
+            .collect();
+        assert!(leftovers.is_empty());
+        assert_eq!(
+            std::fs::read(second.under(root.path())).expect("read"),
+            b"video"
+        );
+    }
+
+    #[test]
+    fn missing_files_and_directories_are_refused_before_anything_is_sent() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        assert!(matches!(
+            check_file(&dir.path().join("nope.mp4")),
+            Err(CliError::InputMissing(_))
+        ));
+        assert!(matches!(
+            check_file(dir.path()),
+            Err(CliError::InputUnusable { .. })
+        ));
+    }
+}

@@ -1,0 +1,19 @@
+//! `hlsmux`, the command people type: submits videos to the pool through
+//! RabbitMQ and follows them to their HLS output.
+
+pub mod broker;
+pub mod cli;
+pub mod error;
+pub mod follow;
+pub mod input;
+pub mod submit;
+
+use cli::{Cli, Command};
+use error::CliError;
+
+/// Runs one parsed command line.
+pub async fn run(cli: Cli) -> Result<(), CliError> {
+    match cli.command {
+        Command::Submit(args) => submit::run(&cli.pool, args).await,
+    }
+}

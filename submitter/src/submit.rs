@@ -1,0 +1,153 @@
+//! `hlsmux submit`: place each file where the workers can read it, queue one
+//! job per file, and optionally follow them to the end.
+
+use std::path::PathBuf;
+
+use hlsmux_protocol::{JobId, JobRequest, RelativePath};
+use serde_json::json;
+
+use crate::broker::Broker;
+use crate::cli::{MuxerChoice, PoolArgs, SubmitArgs};
+use crate::error::CliError;
+use crate::follow::{FollowedJob, follow};
+use crate::input;
+
+/// Appended to an input's path to name its output by default, as the seed did.
+const OUTPUT_SUFFIX: &str = ".hls";
+
+pub async fn run(pool: &PoolArgs, args: SubmitArgs) -> Result<(), CliError> {
+    let name = parse_name(&args)?;
+    for file in &args.files {
+        input::check_file(file)?;
+    }
+    let broker = Broker::connect(pool).await?;
+    let muxer_id = match args.muxer {
+        MuxerChoice::Auto => broker.least_busy_muxer(args.auto_muxers).await?,
+        MuxerChoice::Id(muxer) => {
+            // Fail before copying anything; the mandatory publish below
+            // still decides in the end.
+            if broker.queue_state(muxer).await?.is_none() {
+                return Err(CliError::Unroutable(muxer));
+            }
+            muxer
+        }
+    };
+
+    let mut jobs = Vec::with_capacity(args.files.len());
+    for file in &args.files {
+        let job_id = JobId::generate();
+        let (path, root) = (file.clone(), pool.media_root.clone());
+        let input =
+            tokio::task::spawn_blocking(move || input::place_in_media_root(&path, &root, job_id))
+                .await
+                .map_err(|e| CliError::InputUnusable {
+                    path: file.clone(),
+                    detail: e.to_string(),
+                })??;
+        let output = match &name {
+            Some(name) => name.clone(),
+            None => default_output(&input)?,
+        };
+        let mut job = JobRequest::new(muxer_id, input, output);
+        job.job_id = job_id;
+        job.ladder = args.ladder;
+        job.segment_seconds = args.segment_length;
+        jobs.push((file.clone(), job));
+    }
+
+    let events = if args.wait {
+        let ids: Vec<JobId> = jobs.iter().map(|(_, job)| job.job_id).collect();
+        Some(broker.follow(&ids).await?)
+    } else {
+        None
+    };
+    let publisher = broker.publisher().await?;
+    for (file, job) in &jobs {
+        broker.publish_job(&publisher, job).await?;
+        if args.json {
+            let line = json!({
+                "state": "submitted",
+                "job_id": job.job_id,
+                "muxer_id": job.muxer_id,
+                "input": job.input,
+                "output": job.output,
+            });
+            println!("{line}");
+        } else {
+            eprintln!(
+                "{}: queued for muxer {} as {}",
+                file.display(),
+                job.muxer_id,
+                job.input
+            );
+            if !args.wait {
+                println!("{}", job.job_id);
+            }
+        }
+    }
+
+    let Some(events) = events else {
+        return Ok(());
+    };
+    let followed = jobs
+        .iter()
+        .map(|(file, job)| FollowedJob {
+            job_id: job.job_id,
+            label: label(file),
+        })
+        .collect();
+    let summary = follow(events, followed, args.json, pool.output_root.as_deref()).await?;
+    if summary.failed > 0 {
+        return Err(CliError::JobsFailed {
+            failed: summary.failed,
+            total: jobs.len(),
+        });
+    }
+    Ok(())
+}
+
+fn parse_name(args: &SubmitArgs) -> Result<Option<RelativePath>, CliError> {
+    let Some(name) = &args.name else {
+        return Ok(None);
+    };
+    if args.files.len() > 1 {
+        return Err(CliError::NameWithManyFiles {
+            count: args.files.len(),
+        });
+    }
+    RelativePath::parse(name)
+        .map(Some)
+        .map_err(|e| CliError::BadName {
+            name: name.clone(),
+            detail: e.to_string(),
+        })
+}
+
+fn default_output(input: &RelativePath) -> Result<RelativePath, CliError> {
+    let name = format!("{input}{OUTPUT_SUFFIX}");
+    RelativePath::parse(&name).map_err(|e| CliError::BadName {
+        name,
+        detail: e.to_string(),
+    })
+}
+
+fn label(file: &std::path::Path) -> String {
+    file.file_name()
+        .map_or_else(|| PathBuf::from(file), PathBuf::from)
+        .display()
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_output_is_the_input_path_plus_hls() {
+        let input = RelativePath::parse("incoming/clip.mp4").expect("valid");
+        assert_eq!(
+            default_output(&input).expect("valid").as_str(),
+            "incoming/clip.mp4.hls"
+        );
+    }
+}

@@ -1,0 +1,190 @@
+//! Builds the worker from its settings and runs it until shutdown: connect,
+//! consume one job at a time, reconnect when the broker goes away.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use futures_util::StreamExt;
+use tokio::process::Command;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+
+use crate::broker::{BrokerError, BrokerSession};
+use crate::config::Settings;
+use crate::job::JobRunner;
+
+const RECONNECT_MIN: Duration = Duration::from_millis(500);
+const RECONNECT_MAX: Duration = Duration::from_secs(30);
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(
+        "{what} {path} is not a directory: mount it, or point {key} (HLSMUX_{upper}) at the right place"
+    )]
+    MissingDirectory {
+        what: &'static str,
+        key: &'static str,
+        upper: String,
+        path: String,
+    },
+    #[error("cannot create the work directory {path}: {detail}")]
+    WorkDir { path: String, detail: String },
+    #[error(
+        "cannot run {program} ({detail}): install ffmpeg (apt-get install ffmpeg) or set HLSMUX_{key}"
+    )]
+    Tool {
+        program: String,
+        key: &'static str,
+        detail: String,
+    },
+}
+
+/// A worker ready to run.
+pub struct Worker {
+    settings: Arc<Settings>,
+    name: String,
+    runner: JobRunner,
+}
+
+impl Worker {
+    /// Checks what the worker needs before it takes any job.
+    pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        require_directory("media root", "media_root", &settings.media_root)?;
+        require_directory("output root", "output_root", &settings.output_root)?;
+        std::fs::create_dir_all(&settings.work_dir).map_err(|error| StartupError::WorkDir {
+            path: settings.work_dir.display().to_string(),
+            detail: error.to_string(),
+        })?;
+        require_tool(&settings.ffmpeg, "FFMPEG").await?;
+        require_tool(&settings.ffprobe, "FFPROBE").await?;
+        let settings = Arc::new(settings);
+        Ok(Self {
+            name: gethostname::gethostname().to_string_lossy().into_owned(),
+            runner: JobRunner::new(Arc::clone(&settings)),
+            settings,
+        })
+    }
+
+    /// Runs until `shutdown` is cancelled. A job in hand is then interrupted
+    /// and given back to its queue before the connection closes.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let mut delay = RECONNECT_MIN;
+        loop {
+            let opened = tokio::select! {
+                opened = BrokerSession::open(&self.settings, &self.name) => opened,
+                () = shutdown.cancelled() => return,
+            };
+            let session = match opened {
+                Ok(session) => session,
+                Err(error) => {
+                    let wait = with_jitter(delay);
+                    error!(%error, retry_in = ?wait, "broker unavailable");
+                    tokio::select! {
+                        () = tokio::time::sleep(wait) => {}
+                        () = shutdown.cancelled() => return,
+                    }
+                    delay = (delay * 2).min(RECONNECT_MAX);
+                    continue;
+                }
+            };
+            delay = RECONNECT_MIN;
+            let served = self.serve(&session, &shutdown).await;
+            session.close().await;
+            match served {
+                Ok(()) => {
+                    info!("worker stopped");
+                    return;
+                }
+                Err(error) => warn!(%error, "reconnecting"),
+            }
+        }
+    }
+
+    /// Consumes jobs one at a time until shutdown (`Ok`) or until the
+    /// connection fails (`Err`).
+    async fn serve(
+        &self,
+        session: &BrokerSession,
+        shutdown: &CancellationToken,
+    ) -> Result<(), BrokerError> {
+        let mut consumer = session.consume().await?;
+        info!(
+            muxer_id = %self.settings.muxer_id,
+            namespace = %self.settings.namespace,
+            "worker ready, waiting for jobs"
+        );
+        loop {
+            let next = tokio::select! {
+                next = consumer.next() => next,
+                () = shutdown.cancelled() => return Ok(()),
+            };
+            let delivery = match next {
+                Some(Ok(delivery)) => delivery,
+                Some(Err(error)) => return Err(BrokerError::Lost(error.to_string())),
+                None => {
+                    return Err(BrokerError::Lost(
+                        "the broker cancelled the consumer".into(),
+                    ));
+                }
+            };
+            let disposition = self
+                .runner
+                .handle(&delivery, session.events(), shutdown)
+                .await;
+            if let Err(error) = disposition.apply(&delivery.acker).await {
+                warn!(%error, ?disposition, "could not settle the job; the broker will redeliver it");
+            }
+        }
+    }
+}
+
+fn require_directory(
+    what: &'static str,
+    key: &'static str,
+    path: &Path,
+) -> Result<(), StartupError> {
+    if path.is_dir() {
+        return Ok(());
+    }
+    Err(StartupError::MissingDirectory {
+        what,
+        key,
+        upper: key.to_uppercase(),
+        path: path.display().to_string(),
+    })
+}
+
+async fn require_tool(program: &Path, key: &'static str) -> Result<(), StartupError> {
+    let failed = |detail: String| StartupError::Tool {
+        program: program.display().to_string(),
+        key,
+        detail,
+    };
+    let status = Command::new(program)
+        .arg("-version")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .await
+        .map_err(|error| failed(error.to_string()))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(failed(format!("`-version` exited with {status}")))
+    }
+}
+
+/// Up to a quarter more than `delay`, so workers that lost the broker
+/// together do not all knock at the same instant.
+fn with_jitter(delay: Duration) -> Duration {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let spread = u32::try_from(delay.as_millis() / 4)
+        .unwrap_or(u32::MAX)
+        .max(1);
+    delay + Duration::from_millis(u64::from(nanos % spread))
+}

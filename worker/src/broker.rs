@@ -1,0 +1,148 @@
+//! The worker's edge to RabbitMQ: one connection, a consuming channel with
+//! prefetch 1 on the muxer's queue, and a confirming channel for events.
+
+use hlsmux_protocol::{
+    AmqpUrl, JobId, JobState, MuxerId, PublishError, StatusEvent, Topology, publish_json,
+};
+use lapin::options::{
+    BasicCancelOptions, BasicConsumeOptions, BasicQosOptions, ConfirmSelectOptions,
+};
+use lapin::types::FieldTable;
+use lapin::{Channel, Connection, ConnectionProperties, Consumer};
+
+use crate::config::Settings;
+
+/// One job at a time: the broker hands a worker its next job only after the
+/// current one is acknowledged, so queued jobs stay free for other workers.
+const PREFETCH: u16 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    #[error("cannot reach RabbitMQ at {url} ({source}): is the broker running and the URL right?")]
+    Connect { url: AmqpUrl, source: lapin::Error },
+    #[error("cannot set up queues and exchanges on {url}: {source}")]
+    Topology { url: AmqpUrl, source: lapin::Error },
+    #[error("lost the RabbitMQ connection: {0}")]
+    Lost(String),
+}
+
+/// An open connection with the worker's channels.
+pub struct BrokerSession {
+    connection: Connection,
+    jobs: Channel,
+    events: EventPublisher,
+    queue: String,
+    consumer_tag: String,
+}
+
+impl BrokerSession {
+    /// Connects, declares the topology and this muxer's queue, and prepares
+    /// both channels.
+    pub async fn open(settings: &Settings, worker_name: &str) -> Result<Self, BrokerError> {
+        let url = &settings.amqp_url;
+        let properties = ConnectionProperties::default().with_connection_name(
+            format!("hlsmux-worker muxer {} on {worker_name}", settings.muxer_id).into(),
+        );
+        let connection = Connection::connect_uri(url.uri().clone(), properties)
+            .await
+            .map_err(|source| BrokerError::Connect {
+                url: url.clone(),
+                source,
+            })?;
+        let topology_error = |source| BrokerError::Topology {
+            url: url.clone(),
+            source,
+        };
+        let topology = Topology::new(settings.namespace.clone());
+        let jobs = connection.create_channel().await.map_err(topology_error)?;
+        topology
+            .declare_exchanges(&jobs)
+            .await
+            .map_err(topology_error)?;
+        topology
+            .declare_muxer_queue(&jobs, settings.muxer_id)
+            .await
+            .map_err(topology_error)?;
+        jobs.basic_qos(PREFETCH, BasicQosOptions::default())
+            .await
+            .map_err(topology_error)?;
+
+        let events_channel = connection.create_channel().await.map_err(topology_error)?;
+        events_channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await
+            .map_err(topology_error)?;
+        Ok(Self {
+            connection,
+            jobs,
+            events: EventPublisher {
+                channel: events_channel,
+                exchange: topology.events_exchange(),
+                muxer_id: settings.muxer_id,
+                worker_name: worker_name.to_owned(),
+            },
+            queue: topology.muxer_queue(settings.muxer_id),
+            consumer_tag: format!("hlsmux-worker-{worker_name}-{}", std::process::id()),
+        })
+    }
+
+    pub async fn consume(&self) -> Result<Consumer, BrokerError> {
+        self.jobs
+            .basic_consume(
+                self.queue.as_str().into(),
+                self.consumer_tag.as_str().into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .map_err(|error| BrokerError::Lost(error.to_string()))
+    }
+
+    pub fn events(&self) -> &EventPublisher {
+        &self.events
+    }
+
+    /// Stops consuming and closes the connection; unacknowledged jobs go
+    /// back to the queue.
+    pub async fn close(self) {
+        let _ = self
+            .jobs
+            .basic_cancel(
+                self.consumer_tag.as_str().into(),
+                BasicCancelOptions::default(),
+            )
+            .await;
+        if let Err(error) = self
+            .connection
+            .close(200, "worker shutting down".into())
+            .await
+        {
+            tracing::debug!(%error, "closing the broker connection");
+        }
+    }
+}
+
+/// Publishes a worker's status events, each confirmed by the broker.
+#[derive(Clone)]
+pub struct EventPublisher {
+    channel: Channel,
+    exchange: String,
+    muxer_id: MuxerId,
+    worker_name: String,
+}
+
+impl EventPublisher {
+    pub async fn publish(&self, job_id: JobId, state: JobState) -> Result<(), PublishError> {
+        let routing_key = Topology::event_routing_key(job_id, state.event_state());
+        let event = StatusEvent::new(job_id, self.muxer_id, &self.worker_name, state);
+        publish_json(
+            &self.channel,
+            &self.exchange,
+            &routing_key,
+            &job_id.to_string(),
+            &event,
+            false,
+        )
+        .await
+    }
+}

@@ -1,0 +1,343 @@
+//! Runs one delivered job message through the pipeline, reports every step
+//! as a status event, and returns what to tell the broker.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hlsmux_protocol::{FailureReason, JobId, JobRequest, JobState, PublishError};
+use lapin::message::Delivery;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, info, info_span, warn};
+
+use crate::broker::EventPublisher;
+use crate::config::Settings;
+use crate::disposition::Disposition;
+use crate::pipeline::encode::{self, EncodePlan, EncodeProgress, MASTER_PLAYLIST};
+use crate::pipeline::ladder::{self, SourceVideo};
+use crate::pipeline::publish::{ExistingOutput, OutputLocation, OutputRecord};
+use crate::pipeline::{JobError, Retry, probe, validate, verify};
+
+/// At most one progress event a second per job.
+const PROGRESS_INTERVAL: Duration = Duration::from_secs(1);
+/// Segment lengths a job may ask for.
+const SEGMENT_SECONDS_RANGE: std::ops::RangeInclusive<u32> = 1..=60;
+
+/// Why a job did not finish.
+#[derive(Debug)]
+enum Failure {
+    Job(JobError),
+    /// An event could not be published: the broker connection is in doubt,
+    /// so the job goes back to the queue rather than being acked unreported.
+    Broker(PublishError),
+}
+
+impl From<JobError> for Failure {
+    fn from(error: JobError) -> Self {
+        Failure::Job(error)
+    }
+}
+
+impl From<PublishError> for Failure {
+    fn from(error: PublishError) -> Self {
+        Failure::Broker(error)
+    }
+}
+
+/// Runs jobs with one worker's settings.
+#[derive(Clone)]
+pub struct JobRunner {
+    settings: Arc<Settings>,
+}
+
+impl JobRunner {
+    pub fn new(settings: Arc<Settings>) -> Self {
+        Self { settings }
+    }
+
+    /// Handles one delivery from start to finish and says how to settle it.
+    pub async fn handle(
+        &self,
+        delivery: &Delivery,
+        events: &EventPublisher,
+        cancel: &CancellationToken,
+    ) -> Disposition {
+        let request = match JobRequest::from_json(&delivery.data) {
+            Ok(request) => request,
+            Err(bad) => {
+                let message_id = delivery
+                    .properties
+                    .message_id()
+                    .as_ref()
+                    .map(|id| id.as_str());
+                let job_id = JobRequest::salvage_job_id(message_id, &delivery.data);
+                warn!(?job_id, error = %bad, "dead-lettering a message that is not a job");
+                let Some(job_id) = job_id else {
+                    return Disposition::DeadLetter;
+                };
+                let failed = JobState::Failed {
+                    reason: FailureReason::BadMessage,
+                    message: bad.to_string(),
+                };
+                return match events.publish(job_id, failed).await {
+                    Ok(()) => Disposition::DeadLetter,
+                    Err(error) => {
+                        warn!(%error, "could not report the bad message; requeueing it");
+                        Disposition::Requeue
+                    }
+                };
+            }
+        };
+        let span = info_span!("job", job_id = %request.job_id, input = %request.input);
+        self.run(&request, delivery.redelivered, events, cancel)
+            .instrument(span)
+            .await
+    }
+
+    async fn run(
+        &self,
+        request: &JobRequest,
+        redelivered: bool,
+        events: &EventPublisher,
+        cancel: &CancellationToken,
+    ) -> Disposition {
+        let job_id = request.job_id;
+        let failure = match self.produce(request, redelivered, events, cancel).await {
+            Ok(done) => match events.publish(job_id, done).await {
+                Ok(()) => return Disposition::Ack,
+                Err(error) => Failure::Broker(error),
+            },
+            Err(failure) => failure,
+        };
+        match failure {
+            Failure::Broker(error) => {
+                warn!(%error, "could not publish the job's event; requeueing it");
+                Disposition::Requeue
+            }
+            Failure::Job(error) if error.retry() == Retry::Transient => {
+                warn!(%error, "giving the job back to the queue");
+                if !matches!(error, JobError::Interrupted) {
+                    // Give another worker (or this one, later) a chance,
+                    // instead of taking the same job straight back.
+                    tokio::select! {
+                        () = tokio::time::sleep(self.settings.requeue_delay) => {}
+                        () = cancel.cancelled() => {}
+                    }
+                }
+                Disposition::Requeue
+            }
+            Failure::Job(error) => {
+                let reason = error.reason();
+                info!(%reason, %error, "job failed");
+                let failed = JobState::Failed {
+                    reason,
+                    message: error.to_string(),
+                };
+                match events.publish(job_id, failed).await {
+                    Ok(()) => Disposition::for_error(&error),
+                    Err(error) => {
+                        warn!(%error, "could not report the failure; requeueing the job");
+                        Disposition::Requeue
+                    }
+                }
+            }
+        }
+    }
+
+    /// Produces the job's output, or finds it already produced, and returns
+    /// the `done` state to report.
+    async fn produce(
+        &self,
+        request: &JobRequest,
+        redelivered: bool,
+        events: &EventPublisher,
+        cancel: &CancellationToken,
+    ) -> Result<JobState, Failure> {
+        let settings = &self.settings;
+        let location = OutputLocation::new(&settings.output_root, &request.output, request.job_id);
+        let existing = {
+            let location = location.clone();
+            blocking(move || location.existing()).await?
+        };
+        match existing {
+            ExistingOutput::ThisJob(record) => {
+                info!("output already published by an earlier delivery; reporting it again");
+                return Ok(done_state(&location, record, true));
+            }
+            ExistingOutput::Other { owner } => {
+                return Err(JobError::OutputExists {
+                    path: location.final_dir().to_owned(),
+                    owner,
+                }
+                .into());
+            }
+            ExistingOutput::Nothing => {}
+        }
+        let segment_seconds = match request.segment_seconds {
+            None => settings.segment_seconds,
+            Some(seconds) if SEGMENT_SECONDS_RANGE.contains(&seconds) => seconds,
+            Some(seconds) => {
+                return Err(JobError::InvalidRequest(format!(
+                    "segment length {seconds} s is outside {}..={} s",
+                    SEGMENT_SECONDS_RANGE.start(),
+                    SEGMENT_SECONDS_RANGE.end()
+                ))
+                .into());
+            }
+        };
+
+        events
+            .publish(
+                request.job_id,
+                JobState::Started {
+                    input: request.input.to_string(),
+                    redelivered,
+                },
+            )
+            .await?;
+        let started = Instant::now();
+
+        let input = {
+            let (root, input) = (settings.media_root.clone(), request.input.clone());
+            blocking(move || validate::resolve_input(&root, &input)).await?
+        };
+        let source = probe::probe(
+            &settings.ffprobe,
+            &input.path,
+            Duration::from_secs(settings.probe_timeout_seconds),
+        )
+        .await?;
+        let rungs = ladder::plan_ladder(
+            request.ladder.unwrap_or(settings.ladder),
+            SourceVideo {
+                width: source.video.width,
+                height: source.video.height,
+                bitrate: source.video_bitrate,
+            },
+        );
+        info!(
+            duration = source.duration_seconds,
+            rungs = ?rungs.iter().map(|r| r.name()).collect::<Vec<_>>(),
+            "planned"
+        );
+        let plan = EncodePlan {
+            input: input.path.clone(),
+            video_stream_index: source.video.index,
+            audio_stream_index: source.audio_stream_index,
+            frame_rate: source.video.frame_rate,
+            rungs,
+            segment_seconds,
+            encoder: settings.encoder,
+            x264_preset: settings.x264_preset.clone(),
+            audio_kbps: settings.audio_bitrate_kbps,
+            threads: settings.ffmpeg_threads,
+        };
+
+        {
+            let location = location.clone();
+            blocking(move || location.prepare_staging()).await?;
+        }
+        let produced = self
+            .encode_verify_publish(
+                request.job_id,
+                &plan,
+                source.duration_seconds,
+                &location,
+                started,
+                events,
+                cancel,
+            )
+            .await;
+        if produced.is_err() {
+            let location = location.clone();
+            blocking(move || location.discard_staging()).await;
+        }
+        let record = produced?;
+        info!(wall_seconds = record.wall_seconds, "job done");
+        Ok(done_state(&location, record, false))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn encode_verify_publish(
+        &self,
+        job_id: JobId,
+        plan: &EncodePlan,
+        duration_seconds: f64,
+        location: &OutputLocation,
+        started: Instant,
+        events: &EventPublisher,
+        cancel: &CancellationToken,
+    ) -> Result<OutputRecord, Failure> {
+        let log_path = self.settings.work_dir.join(format!("{job_id}.ffmpeg.log"));
+        let args = encode::ffmpeg_args(plan, location.staging_dir());
+        let (progress_tx, mut progress_rx) = watch::channel(None);
+        let encoding = encode::run_ffmpeg(
+            &self.settings.ffmpeg,
+            &args,
+            &log_path,
+            &progress_tx,
+            cancel,
+        );
+        tokio::pin!(encoding);
+        let mut last_report: Option<Instant> = None;
+        let encoded = loop {
+            tokio::select! {
+                result = &mut encoding => break result,
+                Ok(()) = progress_rx.changed() => {
+                    let due = last_report.is_none_or(|at| at.elapsed() >= PROGRESS_INTERVAL);
+                    let latest: Option<EncodeProgress> = *progress_rx.borrow_and_update();
+                    if let (true, Some(progress)) = (due, latest) {
+                        last_report = Some(Instant::now());
+                        let state = JobState::Progress {
+                            percent: progress.percent_of(duration_seconds),
+                            fps: progress.fps,
+                            speed: progress.speed,
+                        };
+                        if let Err(error) = events.publish(job_id, state).await {
+                            warn!(%error, "could not publish progress");
+                        }
+                    }
+                }
+            }
+        };
+        if let Err(error) = &encoded {
+            warn!(log = %log_path.display(), %error, "ffmpeg did not finish");
+        }
+        encoded?;
+        let _ = tokio::fs::remove_file(&log_path).await;
+
+        let rung_summaries = {
+            let (dir, rungs) = (location.staging_dir().to_owned(), plan.rungs.clone());
+            blocking(move || verify::verify_output(&dir, &rungs, duration_seconds)).await?
+        };
+        let record = OutputRecord::new(
+            job_id,
+            location.relative(MASTER_PLAYLIST),
+            rung_summaries,
+            duration_seconds,
+            started.elapsed().as_secs_f64(),
+        );
+        let location = location.clone();
+        Ok(blocking(move || location.publish(record)).await?)
+    }
+}
+
+fn done_state(location: &OutputLocation, record: OutputRecord, reused: bool) -> JobState {
+    JobState::Done {
+        output: location.relative_dir().to_owned(),
+        master_playlist: record.master_playlist,
+        rungs: record.rungs,
+        media_seconds: record.media_seconds,
+        wall_seconds: record.wall_seconds,
+        reused,
+    }
+}
+
+/// Runs filesystem work off the async threads: the media and output roots
+/// may be network mounts that stall.
+async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
+    match tokio::task::spawn_blocking(work).await {
+        Ok(value) => value,
+        Err(error) => std::panic::resume_unwind(error.into_panic()),
+    }
+}
