@@ -1,0 +1,52 @@
+//! The programs under test, built once per test binary by cargo (which
+//! rebuilds them when their code changed, so a test never runs a stale one).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+pub fn worker() -> PathBuf {
+    target_dir().join("hlsmux-worker")
+}
+
+pub fn cli() -> PathBuf {
+    target_dir().join("hlsmux")
+}
+
+/// Builds both binaries (once) and returns the directory holding them: the
+/// profile directory this test binary was built into.
+fn target_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.toml");
+        let mut command = Command::new(env!("CARGO"));
+        command.args(["build", "--quiet", "--manifest-path", manifest]);
+        command.args(["-p", "hlsmux-worker", "-p", "hlsmux-submitter", "--bins"]);
+        if !cfg!(debug_assertions) {
+            command.arg("--release");
+        }
+        // cargo test hands the test process variables describing *this*
+        // package and a library path; passed on, they would make the inner
+        // build see a changed environment and rebuild dependencies (ring)
+        // that the outer build then rebuilds back.
+        for (key, _) in std::env::vars_os() {
+            let key = key.to_string_lossy();
+            if key.starts_with("CARGO_PKG_")
+                || key.starts_with("CARGO_MANIFEST_")
+                || key == "LD_LIBRARY_PATH"
+                || key == "RUST_RECURSION_COUNT"
+            {
+                command.env_remove(key.as_ref());
+            }
+        }
+        let status = command.status().expect("cargo runs");
+        assert!(status.success(), "building hlsmux-worker and hlsmux failed");
+        let test_binary = std::env::current_exe().expect("test binary path");
+        // target/<profile>/deps/<test> -> target/<profile>
+        test_binary
+            .parent()
+            .and_then(Path::parent)
+            .expect("test binary lives in target/<profile>/deps")
+            .to_owned()
+    })
+}

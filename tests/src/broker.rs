@@ -1,0 +1,376 @@
+//! The test's own corner of the real broker: a unique namespace, helpers to
+//! publish and inspect, and deletion of everything it named when dropped.
+
+use std::collections::BTreeSet;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use hlsmux_protocol::{JobId, JobRequest, MuxerId, StatusEvent, Topology, publish_json};
+use lapin::options::{
+    BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions, ExchangeDeleteOptions,
+    QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions,
+};
+use lapin::types::FieldTable;
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, Consumer};
+
+/// The broker every test uses; override with `HLSMUX_TEST_AMQP_URL`.
+pub fn amqp_url() -> String {
+    std::env::var("HLSMUX_TEST_AMQP_URL")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
+}
+
+/// Counts RabbitMQ keeps for one queue.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QueueCounts {
+    pub ready: u32,
+    pub unacked: u32,
+    pub consumers: u32,
+}
+
+pub struct TestPool {
+    namespace: String,
+    topology: Topology,
+    connection: Connection,
+    publisher: Channel,
+    muxers: Mutex<BTreeSet<MuxerId>>,
+}
+
+impl TestPool {
+    pub async fn new(test_name: &str) -> Self {
+        let suffix = uuid::Uuid::new_v4().simple().to_string();
+        let short_name: String = test_name
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric())
+            .take(30)
+            .collect();
+        let namespace = format!("t-{short_name}-{}", &suffix[..8]);
+        let topology = Topology::new(namespace.parse().expect("valid namespace"));
+        let connection = Connection::connect(&amqp_url(), ConnectionProperties::default())
+            .await
+            .unwrap_or_else(|e| panic!("RabbitMQ must run at {} for the tests: {e}", amqp_url()));
+        let publisher = connection.create_channel().await.expect("channel");
+        publisher
+            .confirm_select(ConfirmSelectOptions::default())
+            .await
+            .expect("confirm mode");
+        topology
+            .declare_exchanges(&publisher)
+            .await
+            .expect("declare exchanges");
+        Self {
+            namespace,
+            topology,
+            connection,
+            publisher,
+            muxers: Mutex::new(BTreeSet::new()),
+        }
+    }
+
+    pub fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    pub fn topology(&self) -> &Topology {
+        &self.topology
+    }
+
+    pub fn amqp_url(&self) -> String {
+        amqp_url()
+    }
+
+    /// Remembers a muxer whose queue this test makes, for clean-up.
+    pub fn track_muxer(&self, muxer: MuxerId) {
+        self.muxers.lock().expect("lock").insert(muxer);
+    }
+
+    /// Follows every status event of this pool from now on.
+    pub async fn events(&self) -> EventLog {
+        let channel = self.connection.create_channel().await.expect("channel");
+        let queue = channel
+            .queue_declare(
+                "".into(),
+                QueueDeclareOptions::exclusive().auto_delete(),
+                FieldTable::default(),
+            )
+            .await
+            .expect("declare event queue");
+        channel
+            .queue_bind(
+                queue.name().clone(),
+                self.topology.events_exchange().into(),
+                "#".into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .expect("bind event queue");
+        let consumer = channel
+            .basic_consume(
+                queue.name().clone(),
+                "test-events".into(),
+                BasicConsumeOptions {
+                    no_ack: true,
+                    ..BasicConsumeOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .expect("consume events");
+        EventLog {
+            _channel: channel,
+            consumer,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Publishes a job message directly, as a submitter would.
+    pub async fn publish_job(&self, job: &JobRequest) {
+        publish_json(
+            &self.publisher,
+            &self.topology.jobs_exchange(),
+            &Topology::job_routing_key(job.muxer_id),
+            &job.job_id.to_string(),
+            job,
+            true,
+        )
+        .await
+        .expect("job published and routed");
+    }
+
+    /// Publishes arbitrary bytes as a job message.
+    pub async fn publish_raw(&self, muxer: MuxerId, body: &[u8], message_id: Option<JobId>) {
+        let mut properties = BasicProperties::default().with_delivery_mode(2);
+        if let Some(id) = message_id {
+            properties = properties.with_message_id(id.to_string().into());
+        }
+        let confirmation = self
+            .publisher
+            .basic_publish(
+                self.topology.jobs_exchange().into(),
+                Topology::job_routing_key(muxer).into(),
+                BasicPublishOptions {
+                    mandatory: true,
+                    ..BasicPublishOptions::default()
+                },
+                body,
+                properties,
+            )
+            .await
+            .expect("publish")
+            .await
+            .expect("confirm");
+        assert!(
+            confirmation.is_ack() && confirmation.take_message().is_none(),
+            "raw message not routed"
+        );
+    }
+
+    /// Ready and consumer counts of a muxer queue (0 when it does not exist).
+    pub async fn ready_and_consumers(&self, muxer: MuxerId) -> (u32, u32) {
+        self.passive_counts(&self.topology.muxer_queue(muxer)).await
+    }
+
+    /// Messages waiting in the dead-letter queue.
+    pub async fn dead_letters(&self) -> u32 {
+        self.passive_counts(&self.topology.dead_letter_queue())
+            .await
+            .0
+    }
+
+    async fn passive_counts(&self, queue: &str) -> (u32, u32) {
+        let channel = self.connection.create_channel().await.expect("channel");
+        let declared = channel
+            .queue_declare(
+                queue.into(),
+                QueueDeclareOptions::durable().passive(),
+                FieldTable::default(),
+            )
+            .await;
+        match declared {
+            Ok(queue) => {
+                let _ = channel.close(200, "done".into()).await;
+                (queue.message_count(), queue.consumer_count())
+            }
+            Err(_) => (0, 0),
+        }
+    }
+
+    /// Waits until `rabbitmqctl`'s counts for `muxer` satisfy `settled`, and
+    /// returns them. RabbitMQ refreshes these statistics every few seconds,
+    /// so a test first waits for counts that reflect what it did.
+    pub async fn settled_queue_counts(
+        &self,
+        muxer: MuxerId,
+        settled: impl Fn(&QueueCounts) -> bool,
+        timeout: Duration,
+    ) -> QueueCounts {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let counts = self.queue_counts(muxer).await;
+            if settled(&counts) || Instant::now() >= deadline {
+                return counts;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    /// All three counts, as `rabbitmqctl` reports them (the only place that
+    /// shows unacknowledged messages without the management plugin).
+    pub async fn queue_counts(&self, muxer: MuxerId) -> QueueCounts {
+        let output = tokio::process::Command::new("rabbitmqctl")
+            .args([
+                "list_queues",
+                "-q",
+                "--formatter",
+                "json",
+                "name",
+                "messages_ready",
+            ])
+            .args(["messages_unacknowledged", "consumers"])
+            .output()
+            .await
+            .expect("rabbitmqctl runs");
+        assert!(
+            output.status.success(),
+            "rabbitmqctl: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let rows: Vec<serde_json::Value> =
+            serde_json::from_slice(&output.stdout).expect("rabbitmqctl JSON");
+        let name = self.topology.muxer_queue(muxer);
+        let row = rows
+            .iter()
+            .find(|row| row["name"] == name.as_str())
+            .unwrap_or_else(|| panic!("queue {name} not listed"));
+        let count = |key: &str| u32::try_from(row[key].as_u64().unwrap_or(0)).unwrap_or(u32::MAX);
+        QueueCounts {
+            ready: count("messages_ready"),
+            unacked: count("messages_unacknowledged"),
+            consumers: count("consumers"),
+        }
+    }
+
+    /// Waits until `muxer`'s queue has at least `consumers` consumers.
+    pub async fn wait_for_consumers(
+        &self,
+        muxer: MuxerId,
+        consumers: u32,
+        timeout: Duration,
+    ) -> bool {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if self.ready_and_consumers(muxer).await.1 >= consumers {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        false
+    }
+}
+
+impl Drop for TestPool {
+    fn drop(&mut self) {
+        let topology = self.topology.clone();
+        let muxers: Vec<MuxerId> = self
+            .muxers
+            .lock()
+            .map(|m| m.iter().copied().collect())
+            .unwrap_or_default();
+        // Drop cannot await: delete on a thread of its own with its own runtime.
+        let cleanup = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build();
+            if let Ok(runtime) = runtime {
+                runtime.block_on(delete_everything(topology, muxers));
+            }
+        });
+        let _ = cleanup.join();
+    }
+}
+
+async fn delete_everything(topology: Topology, muxers: Vec<MuxerId>) {
+    let Ok(connection) = Connection::connect(&amqp_url(), ConnectionProperties::default()).await
+    else {
+        return;
+    };
+    let Ok(channel) = connection.create_channel().await else {
+        return;
+    };
+    let mut queues: Vec<String> = muxers.iter().map(|m| topology.muxer_queue(*m)).collect();
+    queues.push(topology.dead_letter_queue());
+    for queue in queues {
+        let _ = channel
+            .queue_delete(queue.into(), QueueDeleteOptions::default())
+            .await;
+    }
+    for exchange in [
+        topology.jobs_exchange(),
+        topology.events_exchange(),
+        topology.dead_letter_exchange(),
+    ] {
+        let _ = channel
+            .exchange_delete(exchange.into(), ExchangeDeleteOptions::default())
+            .await;
+    }
+    let _ = connection.close(200, "test done".into()).await;
+}
+
+/// Every status event of a test's pool, in arrival order.
+pub struct EventLog {
+    _channel: Channel,
+    consumer: Consumer,
+    seen: Vec<StatusEvent>,
+}
+
+impl EventLog {
+    /// Waits for the first event (seen already or arriving) that matches.
+    pub async fn wait_for(
+        &mut self,
+        what: &str,
+        matches: impl Fn(&StatusEvent) -> bool,
+        timeout: Duration,
+    ) -> StatusEvent {
+        if let Some(event) = self.seen.iter().find(|e| matches(e)) {
+            return event.clone();
+        }
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let next = tokio::time::timeout_at(deadline, self.consumer.next()).await;
+            let Ok(Some(Ok(delivery))) = next else {
+                panic!(
+                    "no event {what} within {timeout:?}; events seen: {:#?}",
+                    self.seen
+                );
+            };
+            let event: StatusEvent = serde_json::from_slice(&delivery.data).expect("events parse");
+            self.seen.push(event.clone());
+            if matches(&event) {
+                return event;
+            }
+        }
+    }
+
+    /// Waits for the job's `done` or `failed` event.
+    pub async fn final_event(&mut self, job: JobId, timeout: Duration) -> StatusEvent {
+        self.wait_for(
+            &format!("done/failed for {job}"),
+            |e| e.job_id == job && e.state.is_final(),
+            timeout,
+        )
+        .await
+    }
+
+    /// Collects whatever arrives within `quiet` of the last event.
+    pub async fn drain(&mut self, quiet: Duration) {
+        while let Ok(Some(Ok(delivery))) = tokio::time::timeout(quiet, self.consumer.next()).await {
+            let event: StatusEvent = serde_json::from_slice(&delivery.data).expect("events parse");
+            self.seen.push(event);
+        }
+    }
+
+    pub fn seen(&self) -> &[StatusEvent] {
+        &self.seen
+    }
+}

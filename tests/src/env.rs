@@ -1,0 +1,85 @@
+//! One test's world: a temporary media root, output root and work dir, and
+//! its own namespace on the real broker.
+
+use std::path::{Path, PathBuf};
+
+use hlsmux_protocol::MuxerId;
+use tempfile::TempDir;
+
+use crate::broker::TestPool;
+use crate::cli::CliRun;
+use crate::worker::{TestWorker, WorkerOptions};
+
+pub struct TestEnv {
+    pub pool: TestPool,
+    dir: TempDir,
+}
+
+impl TestEnv {
+    pub async fn new(test_name: &str) -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("hlsmux-{test_name}-"))
+            .tempdir()
+            .expect("temporary directory");
+        for sub in ["media", "out", "work", "elsewhere"] {
+            std::fs::create_dir_all(dir.path().join(sub)).expect("create test directories");
+        }
+        Self {
+            pool: TestPool::new(test_name).await,
+            dir,
+        }
+    }
+
+    pub fn media_root(&self) -> PathBuf {
+        self.dir.path().join("media")
+    }
+
+    pub fn output_root(&self) -> PathBuf {
+        self.dir.path().join("out")
+    }
+
+    pub fn work_dir(&self) -> PathBuf {
+        self.dir.path().join("work")
+    }
+
+    /// A directory outside the media root, like a user's home.
+    pub fn elsewhere(&self) -> PathBuf {
+        self.dir.path().join("elsewhere")
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The environment every hlsmux program of this test gets.
+    pub fn hlsmux_env(&self) -> Vec<(String, String)> {
+        vec![
+            ("HLSMUX_AMQP_URL".into(), self.pool.amqp_url()),
+            ("HLSMUX_NAMESPACE".into(), self.pool.namespace().into()),
+            (
+                "HLSMUX_MEDIA_ROOT".into(),
+                self.media_root().display().to_string(),
+            ),
+            (
+                "HLSMUX_OUTPUT_ROOT".into(),
+                self.output_root().display().to_string(),
+            ),
+        ]
+    }
+
+    /// Starts a worker for `muxer` and waits until it consumes.
+    pub async fn worker(&self, muxer: u16) -> TestWorker {
+        self.worker_with(muxer, WorkerOptions::default()).await
+    }
+
+    pub async fn worker_with(&self, muxer: u16, options: WorkerOptions) -> TestWorker {
+        let muxer = MuxerId::new(muxer).expect("valid muxer");
+        self.pool.track_muxer(muxer);
+        TestWorker::spawn(self, muxer, options).await
+    }
+
+    /// Runs `hlsmux` with `args` against this test's pool.
+    pub async fn cli(&self, args: &[&str]) -> CliRun {
+        CliRun::run(self, args).await
+    }
+}

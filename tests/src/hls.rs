@@ -1,0 +1,80 @@
+//! Checks on a published HLS output, with the real tools that read it.
+
+use std::path::{Path, PathBuf};
+
+use m3u8_rs::MasterPlaylist;
+use tokio::process::Command;
+
+pub fn read_master(path: &Path) -> MasterPlaylist {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    m3u8_rs::parse_master_playlist_res(&bytes)
+        .unwrap_or_else(|_| panic!("{} is not a master playlist", path.display()))
+}
+
+/// ffmpeg decodes every variant of `master`; returns its error output.
+pub async fn decode(master: &Path) -> Result<(), String> {
+    let output = Command::new("ffmpeg")
+        .args(["-v", "error", "-threads", "1", "-i"])
+        .arg(master)
+        .args(["-map", "0", "-f", "null", "-"])
+        .output()
+        .await
+        .expect("ffmpeg runs");
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    if output.status.success() && stderr.trim().is_empty() {
+        Ok(())
+    } else {
+        Err(stderr)
+    }
+}
+
+/// The codec types (`video`, `audio`, `subtitle`, ...) of a media file or
+/// playlist, one per stream (ffprobe repeats streams under each program).
+pub async fn stream_types(path: &Path) -> Vec<String> {
+    let output = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=index,codec_type",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(path)
+        .output()
+        .await
+        .expect("ffprobe runs");
+    assert!(
+        output.status.success(),
+        "ffprobe {}: {}",
+        path.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let streams: std::collections::BTreeMap<u32, String> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| line.trim().split_once(','))
+        .filter_map(|(index, kind)| Some((index.parse().ok()?, kind.to_owned())))
+        .collect();
+    streams.into_values().collect()
+}
+
+/// Staging directories left anywhere under `root`.
+pub fn staging_leftovers(root: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut pending = vec![root.to_owned()];
+    while let Some(dir) = pending.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                if entry.file_name().to_string_lossy().ends_with(".partial") {
+                    found.push(path.clone());
+                }
+                pending.push(path);
+            }
+        }
+    }
+    found
+}

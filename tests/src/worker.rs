@@ -1,0 +1,93 @@
+//! A real `hlsmux-worker` process in a test's world.
+
+use std::path::PathBuf;
+use std::process::{ExitStatus, Stdio};
+use std::time::Duration;
+
+use hlsmux_protocol::MuxerId;
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use tokio::process::{Child, Command};
+
+use crate::{TestEnv, binaries};
+
+/// What a test may change about a worker.
+#[derive(Clone, Debug, Default)]
+pub struct WorkerOptions {
+    /// An ffmpeg other than the one on PATH (a wrapper, for faults).
+    pub ffmpeg: Option<PathBuf>,
+    /// Consumers the muxer queue must show before the worker counts as up
+    /// (default 1; more when several workers share a muxer).
+    pub expected_consumers: Option<u32>,
+    /// Extra `HLSMUX_*` variables.
+    pub env: Vec<(String, String)>,
+}
+
+pub struct TestWorker {
+    child: Child,
+    pub muxer: MuxerId,
+}
+
+impl TestWorker {
+    pub(crate) async fn spawn(test: &TestEnv, muxer: MuxerId, options: WorkerOptions) -> Self {
+        let mut command = Command::new(binaries::worker());
+        command
+            .envs(test.hlsmux_env())
+            .env("HLSMUX_MUXER_ID", muxer.to_string())
+            .env("HLSMUX_WORK_DIR", test.work_dir())
+            .env("HLSMUX_FFMPEG_THREADS", "1")
+            .env("HLSMUX_X264_PRESET", "ultrafast")
+            .env("HLSMUX_SEGMENT_SECONDS", "2")
+            .env("HLSMUX_REQUEUE_DELAY_SECONDS", "1")
+            .envs(options.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .kill_on_drop(true);
+        if let Some(ffmpeg) = &options.ffmpeg {
+            command.env("HLSMUX_FFMPEG", ffmpeg);
+        }
+        match std::env::var("TEST_LOG") {
+            Ok(level) if !level.is_empty() => {
+                let level = if level == "1" {
+                    "info".to_owned()
+                } else {
+                    level
+                };
+                command.env("RUST_LOG", level).stderr(Stdio::inherit())
+            }
+            _ => command.env("RUST_LOG", "off").stderr(Stdio::null()),
+        };
+        let mut child = command.spawn().expect("worker starts");
+        let consumers = options.expected_consumers.unwrap_or(1);
+        let up = test
+            .pool
+            .wait_for_consumers(muxer, consumers, crate::PATIENCE);
+        tokio::select! {
+            up = up => assert!(up, "worker for muxer {muxer} never consumed its queue"),
+            status = child.wait() => panic!("worker for muxer {muxer} exited at start: {status:?} (TEST_LOG=1 shows why)"),
+        }
+        Self { child, muxer }
+    }
+
+    pub fn pid(&self) -> Pid {
+        Pid::from_raw(i32::try_from(self.child.id().expect("running")).expect("pid fits"))
+    }
+
+    pub fn signal(&self, signal: Signal) {
+        kill(self.pid(), signal).expect("signal delivered");
+    }
+
+    /// SIGTERM, as systemd stops it, and the exit status.
+    pub async fn stop(mut self, timeout: Duration) -> ExitStatus {
+        self.signal(Signal::SIGTERM);
+        tokio::time::timeout(timeout, self.child.wait())
+            .await
+            .expect("worker stops in time after SIGTERM")
+            .expect("worker exit status")
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}

@@ -1,0 +1,96 @@
+//! Stopping a worker (SIGTERM, as systemd does) mid-encode gives its job
+//! back to the queue, leaves nothing half-written, and another worker of the
+//! same muxer finishes it.
+
+use std::time::Duration;
+
+use hlsmux_protocol::{JobState, MuxerId};
+use hlsmux_tests::media::{Clip, realtime_ffmpeg};
+use hlsmux_tests::{PATIENCE, TestEnv, WorkerOptions, hls};
+
+#[tokio::test]
+async fn sigterm_mid_encode_requeues_the_job_and_another_worker_finishes_it() {
+    let test = TestEnv::new("sigterm").await;
+    let slow = WorkerOptions {
+        ffmpeg: Some(realtime_ffmpeg(test.path())),
+        ..WorkerOptions::default()
+    };
+    let stopping = test.worker_with(1, slow).await;
+    let clip = Clip {
+        seconds: 8,
+        ..Clip::default()
+    }
+    .write(&test.media_root().join("long.mp4"))
+    .await;
+    let mut events = test.pool.events().await;
+    let run = test
+        .cli(&[
+            "submit",
+            clip.to_str().expect("utf-8"),
+            "--muxer",
+            "1",
+            "--json",
+        ])
+        .await;
+    assert_eq!(run.code, Some(0), "{run:#?}");
+    let job_id = run.json_lines()[0]["job_id"]
+        .as_str()
+        .expect("job id")
+        .parse()
+        .expect("uuid");
+    events
+        .wait_for(
+            "encoding under way",
+            |e| e.job_id == job_id && matches!(e.state, JobState::Progress { .. }),
+            PATIENCE,
+        )
+        .await;
+
+    let status = stopping.stop(Duration::from_secs(20)).await;
+    assert!(status.success(), "clean exit on SIGTERM: {status:?}");
+    let muxer = MuxerId::new(1).expect("valid");
+    assert_eq!(
+        test.pool.ready_and_consumers(muxer).await,
+        (1, 0),
+        "the job is back in the queue"
+    );
+    assert!(
+        hls::staging_leftovers(&test.output_root()).is_empty(),
+        "staging removed"
+    );
+    assert!(
+        !test.output_root().join("incoming").exists()
+            && !test.output_root().join("long.mp4.hls").exists()
+    );
+    assert!(
+        !events
+            .seen()
+            .iter()
+            .any(|e| e.job_id == job_id && e.state.is_final()),
+        "an interrupted job is neither done nor failed"
+    );
+
+    let _successor = test.worker(1).await;
+    let done = events.final_event(job_id, PATIENCE).await;
+    let JobState::Done { reused, .. } = done.state else {
+        panic!("the successor finishes the job: {done:#?}");
+    };
+    assert!(!reused);
+    let restarted = events
+        .seen()
+        .iter()
+        .filter(|e| e.job_id == job_id)
+        .any(|e| {
+            matches!(
+                e.state,
+                JobState::Started {
+                    redelivered: true,
+                    ..
+                }
+            )
+        });
+    assert!(restarted, "the successor sees it as a redelivery");
+    hls::decode(&test.output_root().join("long.mp4.hls/master.m3u8"))
+        .await
+        .expect("decodes");
+}

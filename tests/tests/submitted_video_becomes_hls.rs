@@ -1,0 +1,199 @@
+//! The core promise: a video submitted through the CLI comes out as
+//! verified multi-bitrate HLS, and a redelivered job is not redone.
+
+use hlsmux_protocol::{JobId, JobRequest, JobState, MuxerId, RelativePath};
+use hlsmux_tests::media::Clip;
+use hlsmux_tests::{PATIENCE, TestEnv, hls};
+
+#[tokio::test]
+async fn a_clip_with_subtitles_becomes_verified_multi_bitrate_hls() {
+    let test = TestEnv::new("clip-to-hls").await;
+    let _worker = test.worker(1).await;
+    let clip = Clip {
+        subtitles: true,
+        ..Clip::default()
+    }
+    .write(&test.elsewhere().join("clip.mkv"))
+    .await;
+    assert!(
+        hls::stream_types(&clip)
+            .await
+            .contains(&"subtitle".to_owned())
+    );
+
+    let run = test
+        .cli(&[
+            "submit",
+            clip.to_str().expect("utf-8"),
+            "--muxer",
+            "1",
+            "--wait",
+            "--json",
+        ])
+        .await;
+    assert_eq!(run.code, Some(0), "{run:#?}");
+
+    let lines = run.json_lines();
+    let states: Vec<&str> = lines.iter().filter_map(|l| l["state"].as_str()).collect();
+    assert_eq!(states.first(), Some(&"submitted"));
+    assert!(states.contains(&"started"), "{states:?}");
+    assert_eq!(states.last(), Some(&"done"), "{states:?}");
+    let done = lines.last().expect("done event");
+    assert_eq!(done["master_playlist"], "incoming/clip.mkv.hls/master.m3u8");
+    assert_eq!(done["reused"], false);
+
+    let master_path = test.output_root().join("incoming/clip.mkv.hls/master.m3u8");
+    let master = hls::read_master(&master_path);
+    let rungs = done["rungs"].as_array().expect("rungs");
+    assert_eq!(master.variants.len(), rungs.len());
+    assert!(
+        master.variants.len() >= 2,
+        "a 360p source gets at least 360p and 240p"
+    );
+    for variant in &master.variants {
+        assert!(variant.bandwidth > 0, "{variant:?}");
+        assert!(variant.resolution.is_some(), "{variant:?}");
+    }
+    let heights: Vec<u64> = master
+        .variants
+        .iter()
+        .filter_map(|v| v.resolution.map(|r| r.height))
+        .collect();
+    assert!(
+        heights.iter().all(|h| *h <= 360),
+        "never upscaled: {heights:?}"
+    );
+
+    hls::decode(&master_path)
+        .await
+        .expect("every variant decodes cleanly");
+    for variant in &master.variants {
+        let media = master_path.parent().expect("dir").join(&variant.uri);
+        let mut types = hls::stream_types(&media).await;
+        types.sort();
+        assert_eq!(
+            types,
+            ["audio", "video"],
+            "only first video and audio, no subtitles: {}",
+            variant.uri
+        );
+    }
+    assert!(hls::staging_leftovers(&test.output_root()).is_empty());
+    assert_eq!(test.pool.dead_letters().await, 0);
+}
+
+#[tokio::test]
+async fn a_redelivered_finished_job_is_reported_done_without_redoing_it() {
+    let test = TestEnv::new("redelivered-done").await;
+    let _worker = test.worker(1).await;
+    Clip::default()
+        .write(&test.media_root().join("talk.mp4"))
+        .await;
+    let mut events = test.pool.events().await;
+
+    let mut job = JobRequest::new(
+        MuxerId::new(1).expect("valid"),
+        RelativePath::parse("talk.mp4").expect("valid"),
+        RelativePath::parse("talks/talk.hls").expect("valid"),
+    );
+    job.job_id = JobId::generate();
+    test.pool.publish_job(&job).await;
+    let first = events.final_event(job.job_id, PATIENCE).await;
+    assert!(
+        matches!(first.state, JobState::Done { reused: false, .. }),
+        "{first:#?}"
+    );
+    let segment = test.output_root().join("talks/talk.hls");
+    let before = std::fs::metadata(segment.join("master.m3u8"))
+        .and_then(|m| m.modified())
+        .expect("master");
+
+    // The same message again, as the broker redelivers it after a crash
+    // between publishing the output and acknowledging the job.
+    test.pool.publish_job(&job).await;
+    let second = events
+        .wait_for(
+            "second done",
+            |e| e.job_id == job.job_id && matches!(e.state, JobState::Done { reused: true, .. }),
+            PATIENCE,
+        )
+        .await;
+    let (
+        JobState::Done {
+            rungs: first_rungs, ..
+        },
+        JobState::Done {
+            rungs: second_rungs,
+            ..
+        },
+    ) = (&first.state, &second.state)
+    else {
+        unreachable!("both are done events");
+    };
+    assert_eq!(first_rungs, second_rungs);
+    let after = std::fs::metadata(segment.join("master.m3u8"))
+        .and_then(|m| m.modified())
+        .expect("master");
+    assert_eq!(before, after, "the output was not rewritten");
+    let started = events
+        .seen()
+        .iter()
+        .filter(|e| e.job_id == job.job_id && matches!(e.state, JobState::Started { .. }))
+        .count();
+    assert_eq!(started, 1, "the second delivery did not encode again");
+}
+
+#[tokio::test]
+async fn a_second_job_never_overwrites_another_jobs_output() {
+    let test = TestEnv::new("output-exists").await;
+    let _worker = test.worker(1).await;
+    Clip::default()
+        .write(&test.media_root().join("a.mp4"))
+        .await;
+    let first = test
+        .cli(&[
+            "submit",
+            &test.media_root().join("a.mp4").display().to_string(),
+            "--muxer",
+            "1",
+            "--wait",
+        ])
+        .await;
+    assert_eq!(first.code, Some(0), "{first:#?}");
+
+    let second = test
+        .cli(&[
+            "submit",
+            &test.media_root().join("a.mp4").display().to_string(),
+            "--muxer",
+            "1",
+            "--wait",
+        ])
+        .await;
+    assert_eq!(second.code, Some(1), "{second:#?}");
+    assert!(second.stderr.contains("output_exists"), "{}", second.stderr);
+    assert!(
+        second.stderr.contains("--name"),
+        "says what to do: {}",
+        second.stderr
+    );
+
+    let third = test
+        .cli(&[
+            "submit",
+            &test.media_root().join("a.mp4").display().to_string(),
+            "--muxer",
+            "1",
+            "--wait",
+            "--name",
+            "a-again.hls",
+        ])
+        .await;
+    assert_eq!(third.code, Some(0), "{third:#?}");
+    assert!(
+        third.stdout.trim().ends_with("a-again.hls/master.m3u8"),
+        "{}",
+        third.stdout
+    );
+    assert!(test.output_root().join("a-again.hls/master.m3u8").exists());
+}
