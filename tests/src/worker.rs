@@ -21,6 +21,8 @@ pub struct WorkerOptions {
     pub expected_consumers: Option<u32>,
     /// Extra `HLSMUX_*` variables.
     pub env: Vec<(String, String)>,
+    /// A configuration file, passed with `--config`.
+    pub config_file: Option<PathBuf>,
 }
 
 pub struct TestWorker {
@@ -43,6 +45,9 @@ impl TestWorker {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .kill_on_drop(true);
+        if let Some(file) = &options.config_file {
+            command.arg("--config").arg(file);
+        }
         if let Some(ffmpeg) = &options.ffmpeg {
             command.env("HLSMUX_FFMPEG", ffmpeg);
         }

@@ -197,6 +197,25 @@ mod tests {
     }
 
     #[test]
+    fn the_example_config_in_deploy_parses_to_the_defaults() {
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/worker.example.toml");
+        let from_example: RawSettings = Config::builder()
+            .add_source(
+                File::from(example.as_path())
+                    .format(FileFormat::Toml)
+                    .required(true),
+            )
+            .build()
+            .and_then(Config::try_deserialize)
+            .expect("example parses");
+        let (example, defaults) = (
+            from_example.parse().expect("valid"),
+            raw().parse().expect("valid"),
+        );
+        assert_eq!(format!("{example:?}"), format!("{defaults:?}"));
+    }
+
+    #[test]
     fn a_missing_file_is_an_error() {
         let error =
             Settings::load(Some(Path::new("/nonexistent/worker.toml"))).expect_err("missing file");
