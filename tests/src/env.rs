@@ -8,7 +8,7 @@ use tempfile::TempDir;
 
 use crate::broker::TestPool;
 use crate::cli::CliRun;
-use crate::worker::{TestWorker, WorkerOptions};
+use crate::worker::{StartupFailure, TestWorker, WorkerOptions};
 
 pub struct TestEnv {
     pub pool: TestPool,
@@ -76,6 +76,12 @@ impl TestEnv {
         let muxer = MuxerId::new(muxer).expect("valid muxer");
         self.pool.track_muxer(muxer);
         TestWorker::spawn(self, muxer, options).await
+    }
+
+    /// Runs a worker that must refuse to start, and returns why it did.
+    pub async fn failed_worker(&self, muxer: u16, options: WorkerOptions) -> StartupFailure {
+        let muxer = MuxerId::new(muxer).expect("valid muxer");
+        TestWorker::expect_startup_failure(self, muxer, options).await
     }
 
     /// Runs `hlsmux` with `args` against this test's pool.

@@ -17,7 +17,7 @@ mod worker;
 pub use broker::{EventLog, QueueCounts, TestPool};
 pub use cli::CliRun;
 pub use env::TestEnv;
-pub use worker::{TestWorker, WorkerOptions};
+pub use worker::{StartupFailure, TestWorker, WorkerOptions};
 
 use std::time::Duration;
 

@@ -23,6 +23,18 @@ pub struct WorkerOptions {
     pub env: Vec<(String, String)>,
     /// A configuration file, passed with `--config`.
     pub config_file: Option<PathBuf>,
+    /// Contents of the kernel command line the worker reads (by default it
+    /// reads a file that does not exist, so it sees no boot options).
+    pub kernel_cmdline: Option<String>,
+    /// Leave `HLSMUX_MUXER_ID` unset, so the file or command line decide.
+    pub omit_muxer_env: bool,
+}
+
+/// A worker that refused to start.
+#[derive(Debug)]
+pub struct StartupFailure {
+    pub code: Option<i32>,
+    pub stderr: String,
 }
 
 pub struct TestWorker {
@@ -32,25 +44,7 @@ pub struct TestWorker {
 
 impl TestWorker {
     pub(crate) async fn spawn(test: &TestEnv, muxer: MuxerId, options: WorkerOptions) -> Self {
-        let mut command = Command::new(binaries::worker());
-        command
-            .envs(test.hlsmux_env())
-            .env("HLSMUX_MUXER_ID", muxer.to_string())
-            .env("HLSMUX_WORK_DIR", test.work_dir())
-            .env("HLSMUX_FFMPEG_THREADS", "1")
-            .env("HLSMUX_X264_PRESET", "ultrafast")
-            .env("HLSMUX_SEGMENT_SECONDS", "2")
-            .env("HLSMUX_REQUEUE_DELAY_SECONDS", "1")
-            .envs(options.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .kill_on_drop(true);
-        if let Some(file) = &options.config_file {
-            command.arg("--config").arg(file);
-        }
-        if let Some(ffmpeg) = &options.ffmpeg {
-            command.env("HLSMUX_FFMPEG", ffmpeg);
-        }
+        let mut command = Self::command(test, muxer, &options);
         match std::env::var("TEST_LOG") {
             Ok(level) if !level.is_empty() => {
                 let level = if level == "1" {
@@ -72,6 +66,54 @@ impl TestWorker {
             status = child.wait() => panic!("worker for muxer {muxer} exited at start: {status:?} (TEST_LOG=1 shows why)"),
         }
         Self { child, muxer }
+    }
+
+    /// Runs a worker that is expected to refuse to start, and says how.
+    pub(crate) async fn expect_startup_failure(
+        test: &TestEnv,
+        muxer: MuxerId,
+        options: WorkerOptions,
+    ) -> StartupFailure {
+        let mut command = Self::command(test, muxer, &options);
+        command.env("RUST_LOG", "error").stderr(Stdio::piped());
+        let output = tokio::time::timeout(crate::PATIENCE, command.output())
+            .await
+            .expect("the worker gave up in time")
+            .expect("worker runs");
+        StartupFailure {
+            code: output.status.code(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    fn command(test: &TestEnv, muxer: MuxerId, options: &WorkerOptions) -> Command {
+        let cmdline = test.path().join(format!("cmdline-{muxer}"));
+        if let Some(contents) = &options.kernel_cmdline {
+            std::fs::write(&cmdline, contents).expect("write kernel command line");
+        }
+        let mut command = Command::new(binaries::worker());
+        command
+            .envs(test.hlsmux_env())
+            .env("HLSMUX_KERNEL_CMDLINE", &cmdline)
+            .env("HLSMUX_WORK_DIR", test.work_dir())
+            .env("HLSMUX_FFMPEG_THREADS", "1")
+            .env("HLSMUX_X264_PRESET", "ultrafast")
+            .env("HLSMUX_SEGMENT_SECONDS", "2")
+            .env("HLSMUX_REQUEUE_DELAY_SECONDS", "1")
+            .envs(options.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .kill_on_drop(true);
+        if !options.omit_muxer_env {
+            command.env("HLSMUX_MUXER_ID", muxer.to_string());
+        }
+        if let Some(file) = &options.config_file {
+            command.arg("--config").arg(file);
+        }
+        if let Some(ffmpeg) = &options.ffmpeg {
+            command.env("HLSMUX_FFMPEG", ffmpeg);
+        }
+        command
     }
 
     pub fn pid(&self) -> Pid {

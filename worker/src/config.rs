@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use config::{Config, Environment, File, FileFormat};
 use hlsmux_protocol::{AmqpUrl, LadderName, MuxerId, Namespace};
+
+use crate::boot::{BootOptionError, BootOptions};
 use serde::Deserialize;
 
 /// The video encoders the worker can drive. Hardware encoders slot in here.
@@ -48,6 +50,8 @@ pub struct Settings {
     /// How long a job the worker could not do (for its own reasons) waits
     /// before going back to the queue.
     pub requeue_delay: Duration,
+    /// Decode inputs in hardware where the codec allows (`muxhwdec=1`).
+    pub hw_decode: bool,
 }
 
 /// The settings as read, before checking. Field names are the config keys
@@ -70,6 +74,7 @@ struct RawSettings {
     audio_bitrate_kbps: u32,
     probe_timeout_seconds: u64,
     requeue_delay_seconds: u64,
+    hw_decode: bool,
 }
 
 const DEFAULTS: &str = r#"
@@ -89,6 +94,8 @@ ladder = "standard"
 audio_bitrate_kbps = 128
 probe_timeout_seconds = 60
 requeue_delay_seconds = 5
+hw_decode = false
+kernel_cmdline = "/proc/cmdline"
 "#;
 
 #[derive(Debug, thiserror::Error)]
@@ -97,24 +104,106 @@ pub enum ConfigError {
     Load(#[from] config::ConfigError),
     #[error("configuration key `{key}`: {message}")]
     Invalid { key: &'static str, message: String },
+    #[error(transparent)]
+    Boot(#[from] BootOptionError),
 }
 
 fn invalid(key: &'static str) -> impl FnOnce(String) -> ConfigError {
     move |message| ConfigError::Invalid { key, message }
 }
 
-impl Settings {
-    /// Loads defaults < `file` (when given) < `HLSMUX_*` environment.
-    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
-        let mut builder = Config::builder().add_source(File::from_str(DEFAULTS, FileFormat::Toml));
-        if let Some(path) = file {
-            builder = builder.add_source(File::from(path).format(FileFormat::Toml).required(true));
+/// Prefix of the environment variables that override settings.
+const ENV_PREFIX: &str = "HLSMUX";
+
+/// Where an effective setting came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Source {
+    Default,
+    File(PathBuf),
+    KernelCmdline(PathBuf),
+    Environment(String),
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::Default => f.write_str("built-in default"),
+            Source::File(path) => write!(f, "config file {}", path.display()),
+            Source::KernelCmdline(path) => write!(f, "kernel command line {}", path.display()),
+            Source::Environment(var) => write!(f, "environment {var}"),
         }
-        let raw: RawSettings = builder
-            .add_source(Environment::with_prefix("HLSMUX").try_parsing(false))
-            .build()?
-            .try_deserialize()?;
-        raw.parse()
+    }
+}
+
+/// One effective setting, for the start-up log.
+#[derive(Clone, Debug)]
+pub struct Origin {
+    pub key: String,
+    pub value: String,
+    pub source: Source,
+}
+
+impl Settings {
+    /// Loads, lowest to highest: built-in defaults < `file` (when given) <
+    /// the kernel command line (`muxid=`, `muxhwdec=`) < `HLSMUX_*`
+    /// environment. Returns where each value came from, too.
+    pub fn load(file: Option<&Path>) -> Result<(Self, Vec<Origin>), ConfigError> {
+        let layers = |boot: Option<&str>| {
+            let mut builder =
+                Config::builder().add_source(File::from_str(DEFAULTS, FileFormat::Toml));
+            if let Some(path) = file {
+                builder =
+                    builder.add_source(File::from(path).format(FileFormat::Toml).required(true));
+            }
+            if let Some(boot) = boot {
+                builder = builder.add_source(File::from_str(boot, FileFormat::Toml));
+            }
+            builder
+                .add_source(Environment::with_prefix(ENV_PREFIX).try_parsing(false))
+                .build()
+        };
+        // The command line's own path is a setting: read it without it first.
+        let cmdline_path = PathBuf::from(layers(None)?.get_string("kernel_cmdline")?);
+        let boot = BootOptions::read(&cmdline_path)?;
+        let merged = layers(Some(&boot.as_toml()))?;
+        let raw: RawSettings = merged.clone().try_deserialize()?;
+        let settings = raw.parse()?;
+
+        let in_file = match file {
+            Some(path) => Some(
+                Config::builder()
+                    .add_source(File::from(path).format(FileFormat::Toml).required(true))
+                    .build()?,
+            ),
+            None => None,
+        };
+        let mut origins: Vec<Origin> = merged
+            .try_deserialize::<std::collections::HashMap<String, config::Value>>()?
+            .into_iter()
+            .map(|(key, value)| {
+                let var = format!("{ENV_PREFIX}_{}", key.to_uppercase());
+                let source = if std::env::var_os(&var).is_some() {
+                    Source::Environment(var)
+                } else if boot.sets(&key) {
+                    Source::KernelCmdline(cmdline_path.clone())
+                } else if in_file
+                    .as_ref()
+                    .is_some_and(|f| f.get::<config::Value>(&key).is_ok())
+                {
+                    Source::File(file.map(Path::to_owned).unwrap_or_default())
+                } else {
+                    Source::Default
+                };
+                let value = if key == "amqp_url" {
+                    settings.amqp_url.to_string()
+                } else {
+                    value.to_string()
+                };
+                Origin { key, value, source }
+            })
+            .collect();
+        origins.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok((settings, origins))
     }
 }
 
@@ -149,6 +238,7 @@ impl RawSettings {
             audio_bitrate_kbps: self.audio_bitrate_kbps,
             probe_timeout_seconds: self.probe_timeout_seconds,
             requeue_delay: Duration::from_secs(self.requeue_delay_seconds),
+            hw_decode: self.hw_decode,
         })
     }
 }
@@ -178,9 +268,46 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("worker.toml");
         std::fs::write(&path, "muxer_id = 4\nsegment_seconds = 2\n").expect("write");
-        let settings = Settings::load(Some(&path)).expect("loads");
+        let (settings, origins) = Settings::load(Some(&path)).expect("loads");
         assert_eq!(settings.muxer_id.get(), 4);
+        let origin = origins
+            .iter()
+            .find(|o| o.key == "muxer_id")
+            .expect("listed");
+        assert_eq!(origin.source, Source::File(path.clone()));
         assert_eq!(settings.segment_seconds, 2);
+    }
+
+    #[test]
+    fn the_kernel_command_line_beats_the_file_and_is_named_as_the_source() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cmdline = dir.path().join("cmdline");
+        std::fs::write(&cmdline, "root=/dev/nfs muxid=9 muxhwdec=1\n").expect("write");
+        let path = dir.path().join("worker.toml");
+        std::fs::write(
+            &path,
+            format!(
+                "muxer_id = 4\nkernel_cmdline = {:?}\n",
+                cmdline.display().to_string()
+            ),
+        )
+        .expect("write");
+        let (settings, origins) = Settings::load(Some(&path)).expect("loads");
+        assert_eq!(settings.muxer_id.get(), 9);
+        assert!(settings.hw_decode);
+        let source = |key: &str| {
+            origins
+                .iter()
+                .find(|o| o.key == key)
+                .map(|o| o.source.clone())
+        };
+        assert_eq!(
+            source("muxer_id"),
+            Some(Source::KernelCmdline(cmdline.clone()))
+        );
+        assert_eq!(source("hw_decode"), Some(Source::KernelCmdline(cmdline)));
+        assert_eq!(source("kernel_cmdline"), Some(Source::File(path)));
+        assert_eq!(source("ladder"), Some(Source::Default));
     }
 
     #[test]

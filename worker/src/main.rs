@@ -24,7 +24,12 @@ async fn main() -> ExitCode {
     let args = Args::parse();
     telemetry::init();
     let settings = match Settings::load(args.config.as_deref()) {
-        Ok(settings) => settings,
+        Ok((settings, origins)) => {
+            for origin in origins {
+                tracing::info!(source = %origin.source, "setting {} = {}", origin.key, origin.value);
+            }
+            settings
+        }
         Err(error) => {
             tracing::error!("{error}");
             return ExitCode::from(2);
