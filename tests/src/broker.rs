@@ -168,17 +168,34 @@ impl TestPool {
 
     /// Ready and consumer counts of a muxer queue (0 when it does not exist).
     pub async fn ready_and_consumers(&self, muxer: MuxerId) -> (u32, u32) {
-        self.passive_counts(&self.topology.muxer_queue(muxer)).await
+        self.passive_counts(&self.topology.muxer_queue(muxer))
+            .await
+            .unwrap_or((0, 0))
     }
 
     /// Messages waiting in the dead-letter queue.
     pub async fn dead_letters(&self) -> u32 {
         self.passive_counts(&self.topology.dead_letter_queue())
             .await
-            .0
+            .map_or(0, |counts| counts.0)
     }
 
-    async fn passive_counts(&self, queue: &str) -> (u32, u32) {
+    /// Waits until the dead-letter queue holds at least `count` messages (a
+    /// job is rejected there just after its `failed` event), and returns
+    /// how many it holds then.
+    pub async fn wait_for_dead_letters(&self, count: u32, timeout: Duration) -> u32 {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let found = self.dead_letters().await;
+            if found >= count || Instant::now() >= deadline {
+                return found;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Ready and consumer counts, or `None` when the queue does not exist.
+    async fn passive_counts(&self, queue: &str) -> Option<(u32, u32)> {
         let channel = self.connection.create_channel().await.expect("channel");
         let declared = channel
             .queue_declare(
@@ -190,9 +207,9 @@ impl TestPool {
         match declared {
             Ok(queue) => {
                 let _ = channel.close(200, "done".into()).await;
-                (queue.message_count(), queue.consumer_count())
+                Some((queue.message_count(), queue.consumer_count()))
             }
-            Err(_) => (0, 0),
+            Err(_) => None,
         }
     }
 

@@ -17,7 +17,8 @@ pub struct WorkerOptions {
     /// An ffmpeg other than the one on PATH (a wrapper, for faults).
     pub ffmpeg: Option<PathBuf>,
     /// Consumers the muxer queue must show before the worker counts as up
-    /// (default 1; more when several workers share a muxer).
+    /// (default 1; more when several workers share a muxer; 0 waits only
+    /// for the worker to declare its queue).
     pub expected_consumers: Option<u32>,
     /// Extra `HLSMUX_*` variables.
     pub env: Vec<(String, String)>,

@@ -66,7 +66,7 @@ async fn bad_inputs_each_fail_with_their_reason_and_the_worker_stays_up() {
     );
 
     // The failed jobs were dead-lettered, not dropped.
-    assert_eq!(test.pool.dead_letters().await, 4);
+    assert_eq!(test.pool.wait_for_dead_letters(4, PATIENCE).await, 4);
     // Nothing was published for them.
     assert_eq!(
         std::fs::read_dir(test.output_root()).expect("list").count(),
@@ -127,11 +127,7 @@ async fn malformed_messages_are_dead_lettered_with_a_bad_message_event() {
             "{failed:#?}"
         );
     }
-    let deadline = std::time::Instant::now() + PATIENCE;
-    while test.pool.dead_letters().await < 4 && std::time::Instant::now() < deadline {
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    assert_eq!(test.pool.dead_letters().await, 4);
+    assert_eq!(test.pool.wait_for_dead_letters(4, PATIENCE).await, 4);
     assert!(worker.is_running());
     assert_eq!(test.pool.ready_and_consumers(muxer).await, (0, 1));
 }

@@ -11,10 +11,18 @@ use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
+use lapin::Consumer;
+use lapin::message::Delivery;
+
 use crate::broker::{BrokerError, BrokerSession};
 use crate::config::Settings;
+use crate::disposition::Disposition;
+use crate::gate::ServiceGate;
 use crate::job::JobRunner;
+use crate::state::{StateTracker, WorkerState};
 
+/// How often the gate (drain lock) is looked at.
+const GATE_POLL: Duration = Duration::from_secs(1);
 const RECONNECT_MIN: Duration = Duration::from_millis(500);
 const RECONNECT_MAX: Duration = Duration::from_secs(30);
 
@@ -46,6 +54,8 @@ pub struct Worker {
     settings: Arc<Settings>,
     name: String,
     runner: JobRunner,
+    gate: ServiceGate,
+    state: StateTracker,
 }
 
 impl Worker {
@@ -62,6 +72,8 @@ impl Worker {
         let settings = Arc::new(settings);
         Ok(Self {
             name: gethostname::gethostname().to_string_lossy().into_owned(),
+            gate: ServiceGate::new(settings.drain_lock.clone()),
+            state: StateTracker::default(),
             runner: JobRunner::new(Arc::clone(&settings)),
             settings,
         })
@@ -102,42 +114,118 @@ impl Worker {
         }
     }
 
-    /// Consumes jobs one at a time until shutdown (`Ok`) or until the
-    /// connection fails (`Err`).
+    /// Serves jobs on one broker session until shutdown (`Ok`) or until the
+    /// connection fails (`Err`), consuming only while the gate is open.
     async fn serve(
         &self,
         session: &BrokerSession,
         shutdown: &CancellationToken,
     ) -> Result<(), BrokerError> {
-        let mut consumer = session.consume().await?;
-        info!(
-            muxer_id = %self.settings.muxer_id,
-            namespace = %self.settings.namespace,
-            "worker ready, waiting for jobs"
-        );
         loop {
-            let next = tokio::select! {
-                next = consumer.next() => next,
-                () = shutdown.cancelled() => return Ok(()),
-            };
-            let delivery = match next {
-                Some(Ok(delivery)) => delivery,
-                Some(Err(error)) => return Err(BrokerError::Lost(error.to_string())),
-                None => {
-                    return Err(BrokerError::Lost(
-                        "the broker cancelled the consumer".into(),
-                    ));
-                }
-            };
-            let disposition = self
-                .runner
-                .handle(&delivery, session.events(), shutdown)
-                .await;
-            if let Err(error) = disposition.apply(&delivery.acker).await {
-                warn!(%error, ?disposition, "could not settle the job; the broker will redeliver it");
+            if !self.wait_for_open_gate(shutdown).await {
+                return Ok(());
+            }
+            let consumer = session.consume().await?;
+            self.state.set(WorkerState::Idle, "consuming");
+            info!(
+                muxer_id = %self.settings.muxer_id,
+                namespace = %self.settings.namespace,
+                "worker ready, waiting for jobs"
+            );
+            let (consumer, stopped) = self.consume(session, consumer, shutdown).await;
+            if let Some(consumer) = consumer {
+                session.stop_consuming(consumer).await?;
+            }
+            match stopped? {
+                Stop::Shutdown => return Ok(()),
+                Stop::GateClosed => continue,
             }
         }
     }
+
+    /// Waits while the gate is closed, reporting the worker drained. False
+    /// when shutdown came first.
+    async fn wait_for_open_gate(&self, shutdown: &CancellationToken) -> bool {
+        while let Some(reason) = self.gate.closed().await {
+            self.state.set(WorkerState::Drained, &reason.to_string());
+            tokio::select! {
+                () = tokio::time::sleep(GATE_POLL) => {}
+                () = shutdown.cancelled() => return false,
+            }
+        }
+        !shutdown.is_cancelled()
+    }
+
+    /// Takes jobs one at a time until shutdown, the gate closing, or a broker
+    /// error. Hands the consumer back unless the broker already ended it.
+    async fn consume(
+        &self,
+        session: &BrokerSession,
+        mut consumer: Consumer,
+        shutdown: &CancellationToken,
+    ) -> (Option<Consumer>, Result<Stop, BrokerError>) {
+        loop {
+            let next = tokio::select! {
+                next = consumer.next() => next,
+                () = tokio::time::sleep(GATE_POLL) => {
+                    if self.gate.closed().await.is_some() {
+                        return (Some(consumer), Ok(Stop::GateClosed));
+                    }
+                    continue;
+                }
+                () = shutdown.cancelled() => return (Some(consumer), Ok(Stop::Shutdown)),
+            };
+            let delivery = match next {
+                Some(Ok(delivery)) => delivery,
+                Some(Err(error)) => return (None, Err(BrokerError::Lost(error.to_string()))),
+                None => {
+                    let lost = BrokerError::Lost("the broker cancelled the consumer".into());
+                    return (None, Err(lost));
+                }
+            };
+            if self.gate.closed().await.is_some() {
+                // The lock appeared as this job arrived: it is not ours to start.
+                let _ = Disposition::Requeue.apply(&delivery.acker).await;
+                return (Some(consumer), Ok(Stop::GateClosed));
+            }
+            self.state.set(WorkerState::Busy, "job received");
+            let disposition = self.run_job(&delivery, session, shutdown).await;
+            if let Err(error) = disposition.apply(&delivery.acker).await {
+                warn!(%error, ?disposition, "could not settle the job; the broker will redeliver it");
+            }
+            if self.gate.closed().await.is_some() {
+                return (Some(consumer), Ok(Stop::GateClosed));
+            }
+            self.state.set(WorkerState::Idle, "job settled");
+        }
+    }
+
+    /// Runs one job, noticing meanwhile if the worker is asked to drain.
+    async fn run_job(
+        &self,
+        delivery: &Delivery,
+        session: &BrokerSession,
+        shutdown: &CancellationToken,
+    ) -> Disposition {
+        let job = self.runner.handle(delivery, session.events(), shutdown);
+        tokio::pin!(job);
+        loop {
+            tokio::select! {
+                disposition = &mut job => return disposition,
+                () = tokio::time::sleep(GATE_POLL) => {
+                    if let Some(reason) = self.gate.closed().await {
+                        self.state.set(WorkerState::Draining, &reason.to_string());
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Why consuming stopped without a broker error.
+enum Stop {
+    Shutdown,
+    GateClosed,
 }
 
 fn require_directory(

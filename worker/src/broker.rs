@@ -10,7 +10,13 @@ use lapin::options::{
 use lapin::types::FieldTable;
 use lapin::{Channel, Connection, ConnectionProperties, Consumer};
 
+use futures_util::StreamExt;
+
 use crate::config::Settings;
+use crate::disposition::Disposition;
+
+/// How long to wait for a delivery that crossed a consumer cancellation.
+const STRAY_DELIVERY_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// One job at a time: the broker hands a worker its next job only after the
 /// current one is acknowledged, so queued jobs stay free for other workers.
@@ -96,6 +102,24 @@ impl BrokerSession {
             )
             .await
             .map_err(|error| BrokerError::Lost(error.to_string()))
+    }
+
+    /// Cancels the consumer so the broker hands this worker no more jobs. A
+    /// job the broker pushed before the cancel arrived goes straight back.
+    pub async fn stop_consuming(&self, mut consumer: Consumer) -> Result<(), BrokerError> {
+        self.jobs
+            .basic_cancel(
+                self.consumer_tag.as_str().into(),
+                BasicCancelOptions::default(),
+            )
+            .await
+            .map_err(|error| BrokerError::Lost(error.to_string()))?;
+        while let Ok(Some(Ok(stray))) =
+            tokio::time::timeout(STRAY_DELIVERY_WAIT, consumer.next()).await
+        {
+            let _ = Disposition::Requeue.apply(&stray.acker).await;
+        }
+        Ok(())
     }
 
     pub fn events(&self) -> &EventPublisher {

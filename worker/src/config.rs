@@ -52,6 +52,8 @@ pub struct Settings {
     pub requeue_delay: Duration,
     /// Decode inputs in hardware where the codec allows (`muxhwdec=1`).
     pub hw_decode: bool,
+    /// While this file exists the worker takes no new jobs.
+    pub drain_lock: PathBuf,
 }
 
 /// The settings as read, before checking. Field names are the config keys
@@ -75,6 +77,7 @@ struct RawSettings {
     probe_timeout_seconds: u64,
     requeue_delay_seconds: u64,
     hw_decode: bool,
+    drain_lock: PathBuf,
 }
 
 const DEFAULTS: &str = r#"
@@ -96,6 +99,7 @@ probe_timeout_seconds = 60
 requeue_delay_seconds = 5
 hw_decode = false
 kernel_cmdline = "/proc/cmdline"
+drain_lock = "hlsmux.lock"
 "#;
 
 #[derive(Debug, thiserror::Error)]
@@ -227,7 +231,7 @@ impl RawSettings {
                 .map_err(|e: hlsmux_protocol::MuxerIdError| invalid("muxer_id")(e.to_string()))?,
             media_root: self.media_root,
             output_root: self.output_root,
-            work_dir: self.work_dir,
+            work_dir: self.work_dir.clone(),
             ffmpeg: self.ffmpeg,
             ffprobe: self.ffprobe,
             segment_seconds: self.segment_seconds,
@@ -239,6 +243,8 @@ impl RawSettings {
             probe_timeout_seconds: self.probe_timeout_seconds,
             requeue_delay: Duration::from_secs(self.requeue_delay_seconds),
             hw_decode: self.hw_decode,
+            // A relative lock path lives in the work dir (the state dir).
+            drain_lock: self.work_dir.join(self.drain_lock),
         })
     }
 }

@@ -1,0 +1,64 @@
+//! What the worker is doing, for logs now and for metrics and heartbeats.
+
+use std::fmt;
+
+use tokio::sync::watch;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WorkerState {
+    /// Consuming, no job in hand.
+    Idle,
+    /// Running a job.
+    Busy,
+    /// Running a job, asked to stop taking more afterwards.
+    Draining,
+    /// Out of service: not consuming.
+    Drained,
+}
+
+impl WorkerState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WorkerState::Idle => "idle",
+            WorkerState::Busy => "busy",
+            WorkerState::Draining => "draining",
+            WorkerState::Drained => "drained",
+        }
+    }
+}
+
+impl fmt::Display for WorkerState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Holds the current state and logs each change.
+pub struct StateTracker {
+    current: watch::Sender<WorkerState>,
+}
+
+impl Default for StateTracker {
+    fn default() -> Self {
+        Self {
+            current: watch::Sender::new(WorkerState::Idle),
+        }
+    }
+}
+
+impl StateTracker {
+    pub fn set(&self, next: WorkerState, why: &str) {
+        let previous = self.current.send_replace(next);
+        if previous != next {
+            tracing::info!(from = %previous, to = %next, "worker {next}: {why}");
+        }
+    }
+
+    pub fn get(&self) -> WorkerState {
+        *self.current.borrow()
+    }
+
+    pub fn subscribe(&self) -> watch::Receiver<WorkerState> {
+        self.current.subscribe()
+    }
+}
