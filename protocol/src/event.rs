@@ -61,6 +61,10 @@ pub enum JobState {
         /// True when the output already existed from an earlier delivery of
         /// this job and was not produced again.
         reused: bool,
+        /// The video encoder that produced the output (`libx264`,
+        /// `h264_v4l2m2m`, ...).
+        #[serde(default)]
+        encoder: String,
     },
     Failed {
         reason: FailureReason,

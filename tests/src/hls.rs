@@ -78,3 +78,28 @@ pub fn staging_leftovers(root: &Path) -> Vec<PathBuf> {
     }
     found
 }
+
+/// Whether the first video frame of a media file is a keyframe.
+pub async fn starts_with_keyframe(path: &Path) -> bool {
+    let output = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-select_streams",
+            "v:0",
+            "-read_intervals",
+            "%+#1",
+        ])
+        .args(["-show_entries", "frame=key_frame", "-of", "csv=p=0"])
+        .arg(path)
+        .output()
+        .await
+        .expect("ffprobe runs");
+    // One line per frame, `key_frame` first (ffprobe may add a trailing comma).
+    let text = String::from_utf8_lossy(&output.stdout);
+    let first_frame = text.lines().find(|line| !line.trim().is_empty());
+    first_frame
+        .and_then(|line| line.split(',').next())
+        .map(str::trim)
+        == Some("1")
+}

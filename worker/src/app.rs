@@ -18,6 +18,7 @@ use crate::broker::{BrokerError, BrokerSession};
 use crate::config::Settings;
 use crate::disposition::Disposition;
 use crate::gate::ServiceGate;
+use crate::hardware::{MachineCodecs, encoder_probe};
 use crate::job::JobRunner;
 use crate::state::{StateTracker, WorkerState};
 
@@ -47,6 +48,8 @@ pub enum StartupError {
         key: &'static str,
         detail: String,
     },
+    #[error(transparent)]
+    Encoder(#[from] encoder_probe::EncoderError),
 }
 
 /// A worker ready to run.
@@ -69,12 +72,30 @@ impl Worker {
         })?;
         require_tool(&settings.ffmpeg, "FFMPEG").await?;
         require_tool(&settings.ffprobe, "FFPROBE").await?;
+        let selection = encoder_probe::select_encoder(
+            &settings.ffmpeg,
+            settings.encoder,
+            &settings.vaapi_device,
+        )
+        .await?;
+        let hardware_decoders = if settings.hw_decode {
+            let decoders = encoder_probe::available_decoders(&settings.ffmpeg)
+                .await
+                .map_err(encoder_probe::EncoderError::List)?;
+            Some(decoders)
+        } else {
+            None
+        };
+        let codecs = MachineCodecs {
+            encoder: selection.encoder,
+            hardware_decoders,
+        };
         let settings = Arc::new(settings);
         Ok(Self {
             name: gethostname::gethostname().to_string_lossy().into_owned(),
             gate: ServiceGate::new(settings.drain_lock.clone()),
             state: StateTracker::default(),
-            runner: JobRunner::new(Arc::clone(&settings)),
+            runner: JobRunner::new(Arc::clone(&settings), codecs),
             settings,
         })
     }

@@ -8,22 +8,8 @@ use config::{Config, Environment, File, FileFormat};
 use hlsmux_protocol::{AmqpUrl, LadderName, MuxerId, Namespace};
 
 use crate::boot::{BootOptionError, BootOptions};
+use crate::pipeline::codec::EncoderChoice;
 use serde::Deserialize;
-
-/// The video encoders the worker can drive. Hardware encoders slot in here.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum VideoEncoder {
-    Libx264,
-}
-
-impl VideoEncoder {
-    pub fn ffmpeg_name(self) -> &'static str {
-        match self {
-            VideoEncoder::Libx264 => "libx264",
-        }
-    }
-}
 
 /// Effective worker settings, every value already checked.
 #[derive(Clone, Debug)]
@@ -42,7 +28,10 @@ pub struct Settings {
     pub segment_seconds: u32,
     /// Threads ffmpeg may use; 0 lets ffmpeg decide.
     pub ffmpeg_threads: u32,
-    pub encoder: VideoEncoder,
+    /// The encoder, or `auto`: the first that passes a trial at start-up.
+    pub encoder: EncoderChoice,
+    /// The VAAPI render node, for `h264_vaapi`.
+    pub vaapi_device: String,
     pub x264_preset: String,
     pub ladder: LadderName,
     pub audio_bitrate_kbps: u32,
@@ -70,7 +59,8 @@ struct RawSettings {
     ffprobe: PathBuf,
     segment_seconds: u32,
     ffmpeg_threads: u32,
-    encoder: VideoEncoder,
+    encoder: String,
+    vaapi_device: String,
     x264_preset: String,
     ladder: String,
     audio_bitrate_kbps: u32,
@@ -91,7 +81,8 @@ ffmpeg = "ffmpeg"
 ffprobe = "ffprobe"
 segment_seconds = 5
 ffmpeg_threads = 0
-encoder = "libx264"
+encoder = "auto"
+vaapi_device = "/dev/dri/renderD128"
 x264_preset = "veryfast"
 ladder = "standard"
 audio_bitrate_kbps = 128
@@ -236,7 +227,8 @@ impl RawSettings {
             ffprobe: self.ffprobe,
             segment_seconds: self.segment_seconds,
             ffmpeg_threads: self.ffmpeg_threads,
-            encoder: self.encoder,
+            encoder: self.encoder.parse().map_err(invalid("encoder"))?,
+            vaapi_device: self.vaapi_device,
             x264_preset: self.x264_preset,
             ladder: self.ladder.parse().map_err(invalid("ladder"))?,
             audio_bitrate_kbps: self.audio_bitrate_kbps,

@@ -13,6 +13,7 @@ use tracing::{Instrument, info, info_span, warn};
 use crate::broker::EventPublisher;
 use crate::config::Settings;
 use crate::disposition::Disposition;
+use crate::hardware::MachineCodecs;
 use crate::pipeline::encode::{self, EncodePlan, EncodeProgress, MASTER_PLAYLIST};
 use crate::pipeline::ladder::{self, SourceVideo};
 use crate::pipeline::publish::{ExistingOutput, OutputLocation, OutputRecord};
@@ -44,15 +45,19 @@ impl From<PublishError> for Failure {
     }
 }
 
-/// Runs jobs with one worker's settings.
+/// Runs jobs with one worker's settings and codecs.
 #[derive(Clone)]
 pub struct JobRunner {
     settings: Arc<Settings>,
+    codecs: Arc<MachineCodecs>,
 }
 
 impl JobRunner {
-    pub fn new(settings: Arc<Settings>) -> Self {
-        Self { settings }
+    pub fn new(settings: Arc<Settings>, codecs: MachineCodecs) -> Self {
+        Self {
+            settings,
+            codecs: Arc::new(codecs),
+        }
     }
 
     /// Handles one delivery from start to finish and says how to settle it.
@@ -207,6 +212,7 @@ impl JobRunner {
             Duration::from_secs(settings.probe_timeout_seconds),
         )
         .await?;
+        let encoder = self.codecs.encoder;
         let rungs = ladder::plan_ladder(
             request.ladder.unwrap_or(settings.ladder),
             SourceVideo {
@@ -214,7 +220,12 @@ impl JobRunner {
                 height: source.video.height,
                 bitrate: source.video_bitrate,
             },
+            encoder.limits(),
         );
+        let decoder = self.codecs.decoder_for(&source.video.codec);
+        if settings.hw_decode && decoder.is_none() {
+            info!(codec = %source.video.codec, %encoder, "no hardware decoder for this input: decoding in software");
+        }
         info!(
             duration = source.duration_seconds,
             rungs = ?rungs.iter().map(|r| r.name()).collect::<Vec<_>>(),
@@ -227,7 +238,9 @@ impl JobRunner {
             frame_rate: source.video.frame_rate,
             rungs,
             segment_seconds,
-            encoder: settings.encoder,
+            encoder,
+            decoder,
+            vaapi_device: settings.vaapi_device.clone(),
             x264_preset: settings.x264_preset.clone(),
             audio_kbps: settings.audio_bitrate_kbps,
             threads: settings.ffmpeg_threads,
@@ -316,6 +329,7 @@ impl JobRunner {
             rung_summaries,
             duration_seconds,
             started.elapsed().as_secs_f64(),
+            plan.encoder.to_string(),
         );
         let location = location.clone();
         Ok(blocking(move || location.publish(record)).await?)
@@ -330,6 +344,7 @@ fn done_state(location: &OutputLocation, record: OutputRecord, reused: bool) -> 
         media_seconds: record.media_seconds,
         wall_seconds: record.wall_seconds,
         reused,
+        encoder: record.encoder,
     }
 }
 

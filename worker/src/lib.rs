@@ -11,6 +11,7 @@ pub mod broker;
 pub mod config;
 pub mod disposition;
 pub mod gate;
+pub mod hardware;
 pub mod job;
 pub mod pipeline;
 pub mod shutdown;

@@ -13,9 +13,9 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::JobError;
+use super::codec::{HardwareDecoder, VideoEncoder};
 use super::ladder::Rung;
 use super::probe::last_lines;
-use crate::config::VideoEncoder;
 
 /// Name of the master playlist in every output directory.
 pub const MASTER_PLAYLIST: &str = "master.m3u8";
@@ -32,6 +32,9 @@ pub struct EncodePlan {
     pub rungs: Vec<Rung>,
     pub segment_seconds: u32,
     pub encoder: VideoEncoder,
+    /// Decode in hardware with this, where the input's codec allows.
+    pub decoder: Option<HardwareDecoder>,
+    pub vaapi_device: String,
     pub x264_preset: String,
     pub audio_kbps: u32,
     pub threads: u32,
@@ -39,8 +42,8 @@ pub struct EncodePlan {
 
 /// The ffmpeg arguments for `plan`, writing into `out_dir`.
 pub fn ffmpeg_args(plan: &EncodePlan, out_dir: &Path) -> Vec<OsString> {
-    let mut args: Vec<OsString> = Vec::new();
-    let mut push = |items: &[&str]| args.extend(items.iter().map(OsString::from));
+    let mut args: Vec<String> = Vec::new();
+    let mut push = |items: &[&str]| args.extend(items.iter().map(|s| (*s).to_owned()));
     push(&[
         "-hide_banner",
         "-nostdin",
@@ -54,6 +57,11 @@ pub fn ffmpeg_args(plan: &EncodePlan, out_dir: &Path) -> Vec<OsString> {
     if plan.threads > 0 {
         push(&["-threads", &threads]);
     }
+    args.extend(plan.encoder.device_args(&plan.vaapi_device));
+    if let Some(decoder) = plan.decoder {
+        args.extend(decoder.input_args(&plan.vaapi_device));
+    }
+    let mut args: Vec<OsString> = args.into_iter().map(OsString::from).collect();
     args.push("-i".into());
     args.push(plan.input.clone().into());
 
@@ -64,57 +72,51 @@ pub fn ffmpeg_args(plan: &EncodePlan, out_dir: &Path) -> Vec<OsString> {
     }
     for (index, rung) in plan.rungs.iter().enumerate() {
         graph.push_str(&format!(
-            ";[split{index}]scale={}:{},format=yuv420p[video{index}]",
-            rung.width, rung.height
+            ";[split{index}]scale={}:{},{}[video{index}]",
+            rung.width,
+            rung.height,
+            plan.encoder.filter_suffix()
         ));
     }
-    let mut push = |items: &[&str]| args.extend(items.iter().map(OsString::from));
-    push(&["-filter_complex", &graph]);
+    let mut push = |items: &[String]| args.extend(items.iter().map(OsString::from));
+    push(&["-filter_complex".into(), graph]);
     for index in 0..count {
-        push(&["-map", &format!("[video{index}]")]);
+        push(&["-map".into(), format!("[video{index}]")]);
     }
     if let Some(audio) = plan.audio_stream_index {
         for _ in 0..count {
-            push(&["-map", &format!("0:{audio}")]);
+            push(&["-map".into(), format!("0:{audio}")]);
         }
     }
 
-    push(&["-c:v", plan.encoder.ffmpeg_name()]);
-    match plan.encoder {
-        VideoEncoder::Libx264 => push(&["-preset", &plan.x264_preset, "-profile:v", "high"]),
-    }
-    if plan.threads > 0 {
-        push(&["-threads", &threads]);
-    }
-    for (index, rung) in plan.rungs.iter().enumerate() {
-        push(&[
-            &format!("-b:v:{index}"),
-            &format!("{}k", rung.video_kbps),
-            &format!("-maxrate:v:{index}"),
-            &format!("{}k", rung.max_kbps()),
-            &format!("-bufsize:v:{index}"),
-            &format!("{}k", rung.buffer_kbits()),
-        ]);
-    }
-    // Keyframes exactly at segment boundaries in every variant: a fixed GOP,
-    // no scene-cut keyframes, and forced keyframes by time.
+    // Keyframes exactly at segment boundaries in every variant: a GOP of one
+    // segment, and keyframes forced by time (which every encoder honours).
     let gop = (plan.frame_rate * f64::from(plan.segment_seconds))
         .round()
-        .max(1.0);
-    let gop = format!("{gop}");
-    push(&["-g", &gop, "-keyint_min", &gop, "-sc_threshold", "0"]);
+        .max(1.0) as u32;
+    push(&plan.encoder.codec_args(&plan.x264_preset, gop));
+    if plan.threads > 0 {
+        push(&["-threads".into(), threads]);
+    }
+    for (index, rung) in plan.rungs.iter().enumerate() {
+        push(
+            &plan
+                .encoder
+                .rate_args(index, rung.video_kbps, rung.max_kbps(), rung.buffer_kbits()),
+        );
+    }
     push(&[
-        "-force_key_frames",
-        &format!("expr:gte(t,n_forced*{})", plan.segment_seconds),
+        "-force_key_frames".into(),
+        format!("expr:gte(t,n_forced*{})", plan.segment_seconds),
     ]);
     if plan.audio_stream_index.is_some() {
         push(&[
-            "-c:a",
-            "aac",
-            "-b:a",
-            &format!("{}k", plan.audio_kbps),
-            "-ac",
-            "2",
+            "-c:a".into(),
+            "aac".into(),
+            "-b:a".into(),
+            format!("{}k", plan.audio_kbps),
+            "-ac".into(),
+            "2".into(),
         ]);
     }
 
@@ -127,25 +129,29 @@ pub fn ffmpeg_args(plan: &EncodePlan, out_dir: &Path) -> Vec<OsString> {
             None => format!("v:{index},name:{}", rung.name()),
         })
         .collect();
-    push(&[
+    let segment_seconds = plan.segment_seconds.to_string();
+    let muxer: [&str; 16] = [
         "-max_muxing_queue_size",
         "1024",
         "-f",
         "hls",
         "-hls_time",
-        &plan.segment_seconds.to_string(),
+        &segment_seconds,
         "-hls_playlist_type",
         "vod",
         "-hls_flags",
         "independent_segments",
+        // MPEG-TS, not fMP4: the Pi encoder's late SPS/PPS breaks MP4 init
+        // segments, and TS segments each carry their own headers.
         "-hls_segment_type",
         "mpegts",
         "-master_pl_name",
         MASTER_PLAYLIST,
         "-var_stream_map",
         &stream_map.join(" "),
-        "-hls_segment_filename",
-    ]);
+    ];
+    args.extend(muxer.iter().map(OsString::from));
+    args.push("-hls_segment_filename".into());
     args.push(out_dir.join("%v").join("segment_%05d.ts").into());
     args.push(out_dir.join("%v").join(MEDIA_PLAYLIST).into());
     args
@@ -315,6 +321,8 @@ mod tests {
             ],
             segment_seconds: 4,
             encoder: VideoEncoder::Libx264,
+            decoder: None,
+            vaapi_device: "/dev/dri/renderD128".into(),
             x264_preset: "veryfast".into(),
             audio_kbps: 128,
             threads: 2,
@@ -395,6 +403,44 @@ mod tests {
         );
         assert_eq!(value_after(&args, "-master_pl_name"), [MASTER_PLAYLIST]);
         assert_eq!(value_after(&args, "-threads"), ["2", "2"]);
+    }
+
+    #[test]
+    fn hardware_set_up_goes_before_the_input_and_uploads_after_scaling() {
+        let mut vaapi = plan(Some(2));
+        vaapi.encoder = VideoEncoder::Vaapi;
+        vaapi.decoder = Some(HardwareDecoder::Hwaccel("vaapi"));
+        let args = ffmpeg_args(&vaapi, Path::new("/out/stage"));
+        let input = args.iter().position(|a| a == "-i").expect("input");
+        let device = args
+            .iter()
+            .position(|a| a == "-vaapi_device")
+            .expect("device");
+        let hwaccel = args.iter().position(|a| a == "-hwaccel").expect("hwaccel");
+        assert!(device < input && hwaccel < input);
+        let graph = value_after(&args, "-filter_complex")[0];
+        assert!(
+            graph.contains("scale=640:360,format=nv12,hwupload[video0]"),
+            "{graph}"
+        );
+        assert_eq!(value_after(&args, "-c:v"), ["h264_vaapi"]);
+    }
+
+    #[test]
+    fn a_pi_hardware_decoder_is_chosen_as_the_input_codec() {
+        let mut pi = plan(Some(2));
+        pi.encoder = VideoEncoder::V4l2m2m;
+        pi.decoder = Some(HardwareDecoder::Codec("h264_v4l2m2m"));
+        let args = ffmpeg_args(&pi, Path::new("/out/stage"));
+        assert_eq!(value_after(&args, "-c:v"), ["h264_v4l2m2m", "h264_v4l2m2m"]);
+        let input = args.iter().position(|a| a == "-i").expect("input");
+        let decoder = args.iter().position(|a| a == "-c:v").expect("decoder");
+        assert!(decoder < input, "the decoder is an input option");
+        assert!(
+            value_after(&args, "-maxrate:v:0").is_empty(),
+            "no VBV on the Pi encoder"
+        );
+        assert_eq!(value_after(&args, "-hls_segment_type"), ["mpegts"]);
     }
 
     #[test]

@@ -5,6 +5,8 @@
 
 use hlsmux_protocol::LadderName;
 
+use super::codec::EncoderLimits;
+
 /// One output variant.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Rung {
@@ -53,10 +55,34 @@ const STANDARD_RUNGS: [(u32, u32); 5] = [
 const SEED_LOW_RUNG_KBPS: u32 = 200;
 const SEED_LOW_RUNG_THRESHOLD_KBPS: u32 = 250;
 
-pub fn plan_ladder(ladder: LadderName, source: SourceVideo) -> Vec<Rung> {
-    match ladder {
+/// Plans `ladder` for `source`, within what the encoder can do: a source
+/// taller than the encoder allows is planned as if scaled down to it, and no
+/// rung asks for more than its maximum rate.
+pub fn plan_ladder(ladder: LadderName, source: SourceVideo, limits: EncoderLimits) -> Vec<Rung> {
+    let source = fit_height(source, limits.max_height);
+    let mut rungs = match ladder {
         LadderName::Standard => plan_standard(source),
         LadderName::Seed => plan_seed(source),
+    };
+    if let Some(max_kbps) = limits.max_kbps {
+        for rung in &mut rungs {
+            rung.video_kbps = rung.video_kbps.min(max_kbps);
+        }
+        rungs.dedup_by(|lower, upper| {
+            lower.video_kbps == upper.video_kbps && lower.height == upper.height
+        });
+    }
+    rungs
+}
+
+fn fit_height(source: SourceVideo, max_height: Option<u32>) -> SourceVideo {
+    match max_height {
+        Some(max) if source.height > max => SourceVideo {
+            width: scaled_width(source, max),
+            height: max,
+            bitrate: source.bitrate,
+        },
+        _ => source,
     }
 }
 
@@ -144,6 +170,10 @@ fn even(value: u32) -> u32 {
 mod tests {
     use super::*;
 
+    fn plan_ladder(ladder: LadderName, source: SourceVideo) -> Vec<Rung> {
+        super::plan_ladder(ladder, source, EncoderLimits::default())
+    }
+
     fn source(width: u32, height: u32, kbps: Option<u64>) -> SourceVideo {
         SourceVideo {
             width,
@@ -217,6 +247,28 @@ mod tests {
             names.dedup();
             assert_eq!(names.len(), rungs.len());
         }
+    }
+
+    #[test]
+    fn the_pi_encoder_is_never_asked_for_more_than_1080p_or_20_mbps() {
+        let pi = super::super::codec::VideoEncoder::V4l2m2m.limits();
+        let uhd = source(3840, 2160, Some(40_000));
+        let standard = super::plan_ladder(LadderName::Standard, uhd, pi);
+        assert!(standard.iter().all(|r| r.height <= 1080), "{standard:?}");
+        let seed = super::plan_ladder(LadderName::Seed, uhd, pi);
+        assert_eq!(
+            seed[0],
+            Rung {
+                width: 1920,
+                height: 1080,
+                video_kbps: 20_000
+            }
+        );
+        assert!(
+            seed.iter()
+                .all(|r| r.video_kbps <= 20_000 && r.height == 1080),
+            "{seed:?}"
+        );
     }
 
     #[test]

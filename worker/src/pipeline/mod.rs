@@ -5,6 +5,7 @@
 //! the broker. Every stage fails with a [`JobError`], which knows its reason
 //! code and whether retrying could help.
 
+pub mod codec;
 pub mod encode;
 pub mod ladder;
 pub mod probe;

@@ -25,6 +25,8 @@ pub struct SourceMedia {
 pub struct VideoStream {
     /// Absolute stream index in the input, for `-map 0:<index>`.
     pub index: usize,
+    /// ffprobe's codec name (`h264`, `mpeg2video`, ...).
+    pub codec: String,
     pub width: u32,
     pub height: u32,
     pub frame_rate: f64,
@@ -113,6 +115,7 @@ pub fn parse_probe_report(input: &Path, json: &[u8]) -> Result<SourceMedia, JobE
         duration_seconds,
         video: VideoStream {
             index: video.index,
+            codec: video.codec_name.clone(),
             width,
             height,
             frame_rate,
@@ -135,6 +138,8 @@ struct ProbeStream {
     index: usize,
     #[serde(default)]
     codec_type: String,
+    #[serde(default)]
+    codec_name: String,
     width: Option<u32>,
     height: Option<u32>,
     #[serde(default)]
@@ -201,7 +206,7 @@ mod tests {
         format!(r#"{{"streams": [{streams}], "format": {format}}}"#).into_bytes()
     }
 
-    const VIDEO: &str = r#"{"index": 0, "codec_type": "video", "width": 640, "height": 360,
+    const VIDEO: &str = r#"{"index": 0, "codec_type": "video", "codec_name": "h264", "width": 640, "height": 360,
         "avg_frame_rate": "30000/1001", "r_frame_rate": "30000/1001", "bit_rate": "900000",
         "disposition": {"attached_pic": 0}}"#;
     const AUDIO: &str = r#"{"index": 1, "codec_type": "audio", "bit_rate": "128000"}"#;
@@ -217,6 +222,7 @@ mod tests {
         )
         .expect("parses");
         assert_eq!(media.video.width, 640);
+        assert_eq!(media.video.codec, "h264");
         assert!((media.video.frame_rate - 29.97).abs() < 0.01);
         assert_eq!(media.audio_stream_index, Some(1));
         assert_eq!(media.video_bitrate, Some(900_000));

@@ -27,6 +27,8 @@ pub struct OutputRecord {
     pub rungs: Vec<RungSummary>,
     pub media_seconds: f64,
     pub wall_seconds: f64,
+    #[serde(default)]
+    pub encoder: String,
     #[serde(with = "time::serde::rfc3339")]
     pub finished_at: OffsetDateTime,
 }
@@ -38,6 +40,7 @@ impl OutputRecord {
         rungs: Vec<RungSummary>,
         media_seconds: f64,
         wall_seconds: f64,
+        encoder: String,
     ) -> Self {
         Self {
             schema: SCHEMA_VERSION,
@@ -46,6 +49,7 @@ impl OutputRecord {
             rungs,
             media_seconds,
             wall_seconds,
+            encoder,
             finished_at: OffsetDateTime::now_utc(),
         }
     }
@@ -203,6 +207,7 @@ mod tests {
             Vec::new(),
             3.0,
             1.0,
+            "libx264".into(),
         )
     }
 

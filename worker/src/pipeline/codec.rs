@@ -1,0 +1,432 @@
+//! The encoders and hardware decoders the worker can drive, and the ffmpeg
+//! flags each one needs. Pure: the trial that decides which encoder works on
+//! this machine lives in `hardware::encoder_probe`.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// An H.264 encoder ffmpeg can drive.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum VideoEncoder {
+    Libx264,
+    /// Raspberry Pi 4 and earlier (and other SoCs) through V4L2 mem2mem.
+    V4l2m2m,
+    /// Raspberry Pi on 32-bit Pi OS (Broadcom OpenMAX IL).
+    Omx,
+    Vaapi,
+    Qsv,
+    Nvenc,
+}
+
+/// The encoder setting: one encoder, or the first that passes its trial.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EncoderChoice {
+    Auto,
+    Named(VideoEncoder),
+}
+
+impl VideoEncoder {
+    /// The order `auto` tries: the Pi's own encoders first (a Pi 5 or 64-bit
+    /// Pi OS fails them and falls through), then PC hardware, then software.
+    pub const AUTO_ORDER: [VideoEncoder; 6] = [
+        VideoEncoder::V4l2m2m,
+        VideoEncoder::Omx,
+        VideoEncoder::Vaapi,
+        VideoEncoder::Qsv,
+        VideoEncoder::Nvenc,
+        VideoEncoder::Libx264,
+    ];
+
+    pub fn ffmpeg_name(self) -> &'static str {
+        match self {
+            VideoEncoder::Libx264 => "libx264",
+            VideoEncoder::V4l2m2m => "h264_v4l2m2m",
+            VideoEncoder::Omx => "h264_omx",
+            VideoEncoder::Vaapi => "h264_vaapi",
+            VideoEncoder::Qsv => "h264_qsv",
+            VideoEncoder::Nvenc => "h264_nvenc",
+        }
+    }
+
+    fn is_pi(self) -> bool {
+        matches!(self, VideoEncoder::V4l2m2m | VideoEncoder::Omx)
+    }
+
+    /// What the encoder cannot do; the ladder stays inside it.
+    pub fn limits(self) -> EncoderLimits {
+        match self {
+            // The Pi's VideoCore encoder: 1080p at most, and it refuses to
+            // start much above 20 Mb/s.
+            VideoEncoder::V4l2m2m | VideoEncoder::Omx => EncoderLimits {
+                max_height: Some(1080),
+                max_kbps: Some(20_000),
+            },
+            _ => EncoderLimits::default(),
+        }
+    }
+
+    /// Global options, before the input: hardware device set-up.
+    pub fn device_args(self, vaapi_device: &str) -> Vec<String> {
+        match self {
+            VideoEncoder::Vaapi => vec!["-vaapi_device".into(), vaapi_device.into()],
+            VideoEncoder::Qsv => strings(&["-init_hw_device", "qsv=hw", "-filter_hw_device", "hw"]),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Filters appended to each rung's scaler: the pixel format the encoder
+    /// takes, and the upload to the device for GPU encoders.
+    pub fn filter_suffix(self) -> &'static str {
+        match self {
+            // The Pi encoder takes exactly yuv420p; so do players from libx264.
+            VideoEncoder::Libx264
+            | VideoEncoder::V4l2m2m
+            | VideoEncoder::Omx
+            | VideoEncoder::Nvenc => "format=yuv420p",
+            VideoEncoder::Vaapi => "format=nv12,hwupload",
+            VideoEncoder::Qsv => "format=nv12,hwupload=extra_hw_frames=64",
+        }
+    }
+
+    /// Encoder options shared by every rung.
+    pub fn codec_args(self, x264_preset: &str, gop: u32) -> Vec<String> {
+        let gop = gop.to_string();
+        let mut args = strings(&["-c:v", self.ffmpeg_name(), "-g", &gop]);
+        match self {
+            VideoEncoder::Libx264 => args.extend(strings(&[
+                "-preset",
+                x264_preset,
+                "-profile:v",
+                "high",
+                "-keyint_min",
+                &gop,
+                "-sc_threshold",
+                "0",
+            ])),
+            // No B-frames on the VideoCore encoder; and it writes SPS/PPS only
+            // ahead of the first frame, so repeat them at every keyframe to
+            // make each MPEG-TS segment decodable on its own.
+            VideoEncoder::V4l2m2m | VideoEncoder::Omx => {
+                args.extend(strings(&["-bf", "0", "-bsf:v", "dump_extra=freq=keyframe"]))
+            }
+            VideoEncoder::Vaapi => args.extend(strings(&["-profile:v", "high", "-bf", "0"])),
+            VideoEncoder::Qsv => args.extend(strings(&["-profile:v", "high", "-preset", "medium"])),
+            // Forced keyframes must be real IDR frames to start segments.
+            VideoEncoder::Nvenc => args.extend(strings(&[
+                "-profile:v",
+                "high",
+                "-preset",
+                "p4",
+                "-rc",
+                "vbr",
+                "-forced-idr",
+                "1",
+                "-no-scenecut",
+                "1",
+            ])),
+        }
+        args
+    }
+
+    /// Rate control of rung `index`.
+    pub fn rate_args(
+        self,
+        index: usize,
+        kbps: u32,
+        max_kbps: u32,
+        buffer_kbits: u32,
+    ) -> Vec<String> {
+        let mut args = vec![format!("-b:v:{index}"), format!("{kbps}k")];
+        // The VideoCore encoder has no VBV: only its average rate is set.
+        if !self.is_pi() {
+            args.extend([
+                format!("-maxrate:v:{index}"),
+                format!("{max_kbps}k"),
+                format!("-bufsize:v:{index}"),
+                format!("{buffer_kbits}k"),
+            ]);
+        }
+        args
+    }
+
+    /// The hardware decoder for an input codec (ffprobe's `codec_name`), or
+    /// `None` where software decoding is the only way.
+    pub fn hardware_decoder(self, input_codec: &str) -> Option<HardwareDecoder> {
+        match self {
+            VideoEncoder::V4l2m2m => match input_codec {
+                "h264" => Some(HardwareDecoder::Codec("h264_v4l2m2m")),
+                // Needs the MPEG-2 licence key on a Pi 3 and earlier.
+                "mpeg2video" => Some(HardwareDecoder::Codec("mpeg2_v4l2m2m")),
+                _ => None,
+            },
+            VideoEncoder::Omx => match input_codec {
+                "h264" => Some(HardwareDecoder::Codec("h264_mmal")),
+                "mpeg2video" => Some(HardwareDecoder::Codec("mpeg2_mmal")),
+                _ => None,
+            },
+            VideoEncoder::Vaapi => {
+                hwaccel_codec(input_codec).then_some(HardwareDecoder::Hwaccel("vaapi"))
+            }
+            VideoEncoder::Qsv => {
+                hwaccel_codec(input_codec).then_some(HardwareDecoder::Hwaccel("qsv"))
+            }
+            VideoEncoder::Nvenc => {
+                hwaccel_codec(input_codec).then_some(HardwareDecoder::Hwaccel("cuda"))
+            }
+            VideoEncoder::Libx264 => None,
+        }
+    }
+}
+
+/// Codecs the PC hardware decoders handle; others decode in software.
+fn hwaccel_codec(codec: &str) -> bool {
+    matches!(
+        codec,
+        "h264" | "hevc" | "mpeg2video" | "vp9" | "av1" | "vc1"
+    )
+}
+
+/// How an input is decoded in hardware.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HardwareDecoder {
+    /// A decoder of its own (`-c:v h264_v4l2m2m` before the input).
+    Codec(&'static str),
+    /// A generic accelerator; frames come back to memory for the filters.
+    Hwaccel(&'static str),
+}
+
+impl HardwareDecoder {
+    /// Input options, placed before `-i`.
+    pub fn input_args(self, vaapi_device: &str) -> Vec<String> {
+        match self {
+            HardwareDecoder::Codec(name) => strings(&["-c:v", name]),
+            HardwareDecoder::Hwaccel("vaapi") => {
+                strings(&["-hwaccel", "vaapi", "-hwaccel_device", vaapi_device])
+            }
+            HardwareDecoder::Hwaccel(name) => strings(&["-hwaccel", name]),
+        }
+    }
+
+    /// The decoder name ffmpeg lists in `-decoders`, where it has one.
+    pub fn decoder_name(self) -> Option<&'static str> {
+        match self {
+            HardwareDecoder::Codec(name) => Some(name),
+            HardwareDecoder::Hwaccel(_) => None,
+        }
+    }
+}
+
+/// Limits an encoder imposes on the ladder.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EncoderLimits {
+    pub max_height: Option<u32>,
+    pub max_kbps: Option<u32>,
+}
+
+impl fmt::Display for VideoEncoder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.ffmpeg_name())
+    }
+}
+
+impl FromStr for EncoderChoice {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s == "auto" {
+            return Ok(EncoderChoice::Auto);
+        }
+        VideoEncoder::AUTO_ORDER
+            .into_iter()
+            .find(|encoder| encoder.ffmpeg_name() == s)
+            .map(EncoderChoice::Named)
+            .ok_or_else(|| {
+                let names: Vec<&str> = VideoEncoder::AUTO_ORDER
+                    .iter()
+                    .map(|e| e.ffmpeg_name())
+                    .collect();
+                format!(
+                    "unknown encoder {s:?}; use auto or one of {}",
+                    names.join(", ")
+                )
+            })
+    }
+}
+
+fn strings(items: &[&str]) -> Vec<String> {
+    items.iter().map(|s| (*s).to_owned()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn has_pair(args: &[String], flag: &str, value: &str) -> bool {
+        args.windows(2)
+            .any(|pair| pair[0] == flag && pair[1] == value)
+    }
+
+    #[test]
+    fn every_encoder_name_parses_back() {
+        for encoder in VideoEncoder::AUTO_ORDER {
+            assert_eq!(
+                encoder.ffmpeg_name().parse(),
+                Ok(EncoderChoice::Named(encoder))
+            );
+        }
+        assert_eq!("auto".parse(), Ok(EncoderChoice::Auto));
+        assert!("h265_magic".parse::<EncoderChoice>().is_err());
+    }
+
+    #[test]
+    fn auto_ends_with_software() {
+        assert_eq!(
+            VideoEncoder::AUTO_ORDER.last(),
+            Some(&VideoEncoder::Libx264)
+        );
+        assert_eq!(
+            VideoEncoder::AUTO_ORDER.first(),
+            Some(&VideoEncoder::V4l2m2m)
+        );
+    }
+
+    #[test]
+    fn v4l2m2m_gets_yuv420p_no_b_frames_repeated_headers_and_no_vbv() {
+        let encoder = VideoEncoder::V4l2m2m;
+        assert_eq!(encoder.filter_suffix(), "format=yuv420p");
+        let args = encoder.codec_args("veryfast", 50);
+        assert!(has_pair(&args, "-c:v", "h264_v4l2m2m"));
+        assert!(has_pair(&args, "-bf", "0"));
+        assert!(has_pair(&args, "-bsf:v", "dump_extra=freq=keyframe"));
+        assert!(has_pair(&args, "-g", "50"));
+        assert!(
+            !args.contains(&"-preset".to_owned()),
+            "x264 options mean nothing to it"
+        );
+        let rate = encoder.rate_args(1, 3000, 3210, 4500);
+        assert_eq!(rate, ["-b:v:1", "3000k"]);
+        assert_eq!(
+            encoder.limits(),
+            EncoderLimits {
+                max_height: Some(1080),
+                max_kbps: Some(20_000)
+            }
+        );
+    }
+
+    #[test]
+    fn omx_is_treated_like_the_pi_encoder_it_is() {
+        let args = VideoEncoder::Omx.codec_args("veryfast", 50);
+        assert!(has_pair(&args, "-c:v", "h264_omx"));
+        assert!(has_pair(&args, "-bf", "0"));
+        assert_eq!(VideoEncoder::Omx.filter_suffix(), "format=yuv420p");
+        assert_eq!(VideoEncoder::Omx.limits().max_height, Some(1080));
+    }
+
+    #[test]
+    fn libx264_gets_fixed_gops_without_scene_cuts_and_vbv() {
+        let args = VideoEncoder::Libx264.codec_args("ultrafast", 100);
+        assert!(has_pair(&args, "-preset", "ultrafast"));
+        assert!(has_pair(&args, "-keyint_min", "100"));
+        assert!(has_pair(&args, "-sc_threshold", "0"));
+        let rate = VideoEncoder::Libx264.rate_args(0, 800, 856, 1200);
+        assert_eq!(
+            rate,
+            [
+                "-b:v:0",
+                "800k",
+                "-maxrate:v:0",
+                "856k",
+                "-bufsize:v:0",
+                "1200k"
+            ]
+        );
+        assert_eq!(VideoEncoder::Libx264.limits(), EncoderLimits::default());
+    }
+
+    #[test]
+    fn nvenc_forces_real_idr_keyframes() {
+        let args = VideoEncoder::Nvenc.codec_args("veryfast", 50);
+        assert!(has_pair(&args, "-forced-idr", "1"));
+        assert!(has_pair(&args, "-no-scenecut", "1"));
+        assert!(
+            VideoEncoder::Nvenc
+                .device_args("/dev/dri/renderD128")
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn vaapi_and_qsv_upload_frames_to_their_device() {
+        assert_eq!(
+            VideoEncoder::Vaapi.device_args("/dev/dri/renderD129"),
+            ["-vaapi_device", "/dev/dri/renderD129"]
+        );
+        assert_eq!(VideoEncoder::Vaapi.filter_suffix(), "format=nv12,hwupload");
+        assert_eq!(
+            VideoEncoder::Qsv.device_args("x"),
+            ["-init_hw_device", "qsv=hw", "-filter_hw_device", "hw"]
+        );
+        assert!(
+            VideoEncoder::Qsv
+                .filter_suffix()
+                .ends_with("hwupload=extra_hw_frames=64")
+        );
+    }
+
+    /// Every encoder/decoder pair: the decoder chosen for each input codec.
+    #[test]
+    fn hardware_decoders_per_encoder_and_input_codec() {
+        use HardwareDecoder::{Codec, Hwaccel};
+        let cases: [(VideoEncoder, &str, Option<HardwareDecoder>); 16] = [
+            (VideoEncoder::V4l2m2m, "h264", Some(Codec("h264_v4l2m2m"))),
+            (
+                VideoEncoder::V4l2m2m,
+                "mpeg2video",
+                Some(Codec("mpeg2_v4l2m2m")),
+            ),
+            (VideoEncoder::V4l2m2m, "hevc", None),
+            (VideoEncoder::Omx, "h264", Some(Codec("h264_mmal"))),
+            (VideoEncoder::Omx, "mpeg2video", Some(Codec("mpeg2_mmal"))),
+            (VideoEncoder::Omx, "vp9", None),
+            (VideoEncoder::Vaapi, "h264", Some(Hwaccel("vaapi"))),
+            (VideoEncoder::Vaapi, "hevc", Some(Hwaccel("vaapi"))),
+            (VideoEncoder::Vaapi, "prores", None),
+            (VideoEncoder::Qsv, "h264", Some(Hwaccel("qsv"))),
+            (VideoEncoder::Qsv, "mjpeg", None),
+            (VideoEncoder::Nvenc, "h264", Some(Hwaccel("cuda"))),
+            (VideoEncoder::Nvenc, "av1", Some(Hwaccel("cuda"))),
+            (VideoEncoder::Nvenc, "theora", None),
+            (VideoEncoder::Libx264, "h264", None),
+            (VideoEncoder::Libx264, "mpeg2video", None),
+        ];
+        for (encoder, codec, expected) in cases {
+            assert_eq!(
+                encoder.hardware_decoder(codec),
+                expected,
+                "{encoder} decoding {codec}"
+            );
+        }
+    }
+
+    #[test]
+    fn decoder_input_args() {
+        assert_eq!(
+            HardwareDecoder::Codec("h264_v4l2m2m").input_args("d"),
+            ["-c:v", "h264_v4l2m2m"]
+        );
+        assert_eq!(
+            HardwareDecoder::Hwaccel("vaapi").input_args("/dev/dri/renderD128"),
+            [
+                "-hwaccel",
+                "vaapi",
+                "-hwaccel_device",
+                "/dev/dri/renderD128"
+            ]
+        );
+        assert_eq!(
+            HardwareDecoder::Hwaccel("cuda").input_args("d"),
+            ["-hwaccel", "cuda"]
+        );
+    }
+}
