@@ -18,7 +18,7 @@ use crate::broker::{BrokerError, BrokerSession};
 use crate::config::Settings;
 use crate::disposition::Disposition;
 use crate::gate::ServiceGate;
-use crate::hardware::{MachineCodecs, encoder_probe};
+use crate::hardware::{MachineCodecs, encoder_probe, soc};
 use crate::job::JobRunner;
 use crate::state::{StateTracker, WorkerState};
 
@@ -90,6 +90,7 @@ impl Worker {
             encoder: selection.encoder,
             hardware_decoders,
         };
+        log_soc(&settings).await;
         let settings = Arc::new(settings);
         Ok(Self {
             name: gethostname::gethostname().to_string_lossy().into_owned(),
@@ -247,6 +248,27 @@ impl Worker {
 enum Stop {
     Shutdown,
     GateClosed,
+}
+
+/// Logs the SoC's state at start-up, where the machine reports it.
+async fn log_soc(settings: &Settings) {
+    let temperature = soc::read_temperature(&settings.thermal_zone).await;
+    let throttling = soc::read_throttling(&settings.throttling_command).await;
+    match (temperature, throttling) {
+        (None, None) => info!("no SoC temperature or throttling source on this machine"),
+        (temperature, throttling) => {
+            let flags: Vec<&str> = throttling
+                .into_iter()
+                .flat_map(|t| {
+                    t.flags()
+                        .filter(|(_, on)| *on)
+                        .map(|(name, _)| name)
+                        .collect::<Vec<_>>()
+                })
+                .collect();
+            info!(temperature_celsius = ?temperature, throttling = ?flags, "SoC state");
+        }
+    }
 }
 
 fn require_directory(

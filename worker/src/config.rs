@@ -43,6 +43,10 @@ pub struct Settings {
     pub hw_decode: bool,
     /// While this file exists the worker takes no new jobs.
     pub drain_lock: PathBuf,
+    /// The SoC temperature, in millidegrees Celsius.
+    pub thermal_zone: PathBuf,
+    /// The command that prints `throttled=0x...`.
+    pub throttling_command: String,
 }
 
 /// The settings as read, before checking. Field names are the config keys
@@ -68,6 +72,8 @@ struct RawSettings {
     requeue_delay_seconds: u64,
     hw_decode: bool,
     drain_lock: PathBuf,
+    thermal_zone: PathBuf,
+    throttling_command: String,
 }
 
 const DEFAULTS: &str = r#"
@@ -91,6 +97,8 @@ requeue_delay_seconds = 5
 hw_decode = false
 kernel_cmdline = "/proc/cmdline"
 drain_lock = "hlsmux.lock"
+thermal_zone = "/sys/class/thermal/thermal_zone0/temp"
+throttling_command = "vcgencmd get_throttled"
 "#;
 
 #[derive(Debug, thiserror::Error)]
@@ -237,6 +245,8 @@ impl RawSettings {
             hw_decode: self.hw_decode,
             // A relative lock path lives in the work dir (the state dir).
             drain_lock: self.work_dir.join(self.drain_lock),
+            thermal_zone: self.thermal_zone,
+            throttling_command: self.throttling_command,
         })
     }
 }

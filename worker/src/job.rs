@@ -13,7 +13,7 @@ use tracing::{Instrument, info, info_span, warn};
 use crate::broker::EventPublisher;
 use crate::config::Settings;
 use crate::disposition::Disposition;
-use crate::hardware::MachineCodecs;
+use crate::hardware::{MachineCodecs, soc};
 use crate::pipeline::encode::{self, EncodePlan, EncodeProgress, MASTER_PLAYLIST};
 use crate::pipeline::ladder::{self, SourceVideo};
 use crate::pipeline::publish::{ExistingOutput, OutputLocation, OutputRecord};
@@ -201,6 +201,14 @@ impl JobRunner {
             )
             .await?;
         let started = Instant::now();
+        if let Some(throttling) = soc::read_throttling(&settings.throttling_command).await
+            && throttling.any_now()
+        {
+            warn!(
+                raw = format!("{:#x}", throttling.raw()),
+                "the SoC is throttled: this job will run slow"
+            );
+        }
 
         let input = {
             let (root, input) = (settings.media_root.clone(), request.input.clone());

@@ -1,7 +1,8 @@
 //! The worker's edge to the machine it runs on: which encoders and decoders
-//! really work here.
+//! really work here, and how hot and throttled the SoC is.
 
 pub mod encoder_probe;
+pub mod soc;
 
 use std::collections::HashSet;
 
