@@ -19,7 +19,13 @@ pub use cli::CliRun;
 pub use env::TestEnv;
 pub use worker::{StartupFailure, TestWorker, WorkerOptions};
 
+use std::path::PathBuf;
 use std::time::Duration;
+
+/// The `hlsmux-worker` binary under test, built if needed.
+pub fn worker_binary() -> PathBuf {
+    binaries::worker()
+}
 
 /// How long a test waits for something the pool should do in a moment.
 pub const PATIENCE: Duration = Duration::from_secs(60);
