@@ -268,7 +268,7 @@ impl TestPool {
         }
     }
 
-    /// Waits until `muxer`'s queue has at least `consumers` consumers.
+    /// Waits until `muxer`'s queue exists with at least `consumers` consumers.
     pub async fn wait_for_consumers(
         &self,
         muxer: MuxerId,
@@ -276,8 +276,15 @@ impl TestPool {
         timeout: Duration,
     ) -> bool {
         let deadline = Instant::now() + timeout;
+        let queue = self.topology.muxer_queue(muxer);
         while Instant::now() < deadline {
-            if self.ready_and_consumers(muxer).await.1 >= consumers {
+            // The queue must exist: with `consumers == 0` this waits for the
+            // worker to have declared it.
+            if self
+                .passive_counts(&queue)
+                .await
+                .is_some_and(|(_, found)| found >= consumers)
+            {
                 return true;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;

@@ -17,10 +17,11 @@ use lapin::message::Delivery;
 use crate::broker::{BrokerError, BrokerSession};
 use crate::config::Settings;
 use crate::disposition::Disposition;
-use crate::gate::ServiceGate;
+use crate::gate::{Closed, ServiceGate};
 use crate::hardware::{MachineCodecs, encoder_probe, soc};
 use crate::job::JobRunner;
 use crate::state::{StateTracker, WorkerState};
+use crate::storage::{StorageConfig, StorageMonitor};
 
 /// How often the gate (drain lock) is looked at.
 const GATE_POLL: Duration = Duration::from_secs(1);
@@ -91,12 +92,14 @@ impl Worker {
             hardware_decoders,
         };
         log_soc(&settings).await;
+        let name = gethostname::gethostname().to_string_lossy().into_owned();
+        let storage = Arc::new(StorageMonitor::new(storage_config(&settings, &name)));
         let settings = Arc::new(settings);
         Ok(Self {
-            name: gethostname::gethostname().to_string_lossy().into_owned(),
-            gate: ServiceGate::new(settings.drain_lock.clone()),
+            gate: ServiceGate::new(settings.drain_lock.clone(), Arc::clone(&storage)),
             state: StateTracker::default(),
-            runner: JobRunner::new(Arc::clone(&settings), codecs),
+            runner: JobRunner::new(Arc::clone(&settings), codecs, storage),
+            name,
             settings,
         })
     }
@@ -168,8 +171,12 @@ impl Worker {
     /// Waits while the gate is closed, reporting the worker drained. False
     /// when shutdown came first.
     async fn wait_for_open_gate(&self, shutdown: &CancellationToken) -> bool {
-        while let Some(reason) = self.gate.closed().await {
-            self.state.set(WorkerState::Drained, &reason.to_string());
+        while let Some(reason) = self.gate.closed(false).await {
+            let state = match reason {
+                Closed::DrainLock(_) => WorkerState::Drained,
+                Closed::Storage(_) => WorkerState::StorageUnhealthy,
+            };
+            self.state.set(state, &reason.to_string());
             tokio::select! {
                 () = tokio::time::sleep(GATE_POLL) => {}
                 () = shutdown.cancelled() => return false,
@@ -190,7 +197,7 @@ impl Worker {
             let next = tokio::select! {
                 next = consumer.next() => next,
                 () = tokio::time::sleep(GATE_POLL) => {
-                    if self.gate.closed().await.is_some() {
+                    if self.gate.closed(false).await.is_some() {
                         return (Some(consumer), Ok(Stop::GateClosed));
                     }
                     continue;
@@ -205,8 +212,9 @@ impl Worker {
                     return (None, Err(lost));
                 }
             };
-            if self.gate.closed().await.is_some() {
-                // The lock appeared as this job arrived: it is not ours to start.
+            // Storage is probed afresh before each job.
+            if self.gate.closed(true).await.is_some() {
+                // Not in service as this job arrived: it is not ours to start.
                 let _ = Disposition::Requeue.apply(&delivery.acker).await;
                 return (Some(consumer), Ok(Stop::GateClosed));
             }
@@ -215,7 +223,7 @@ impl Worker {
             if let Err(error) = disposition.apply(&delivery.acker).await {
                 warn!(%error, ?disposition, "could not settle the job; the broker will redeliver it");
             }
-            if self.gate.closed().await.is_some() {
+            if self.gate.closed(false).await.is_some() {
                 return (Some(consumer), Ok(Stop::GateClosed));
             }
             self.state.set(WorkerState::Idle, "job settled");
@@ -235,7 +243,7 @@ impl Worker {
             tokio::select! {
                 disposition = &mut job => return disposition,
                 () = tokio::time::sleep(GATE_POLL) => {
-                    if let Some(reason) = self.gate.closed().await {
+                    if let Some(reason) = self.gate.drain_requested().await {
                         self.state.set(WorkerState::Draining, &reason.to_string());
                     }
                 }
@@ -248,6 +256,26 @@ impl Worker {
 enum Stop {
     Shutdown,
     GateClosed,
+}
+
+/// What the storage monitor watches: the named mount points, or else the
+/// media and output roots themselves.
+fn storage_config(settings: &Settings, worker_name: &str) -> StorageConfig {
+    let probed = if settings.storage_mounts.is_empty() {
+        vec![settings.media_root.clone(), settings.output_root.clone()]
+    } else {
+        Vec::new()
+    };
+    StorageConfig {
+        mounts: settings.storage_mounts.clone(),
+        probed,
+        mountinfo: settings.mountinfo.clone(),
+        mount_command: settings.mount_command.clone(),
+        probe_timeout: settings.storage_probe_timeout,
+        check_interval: settings.storage_check_interval,
+        // Unique per process: workers sharing a mount never race on it.
+        probe_file_name: format!(".hlsmux-probe-{worker_name}-{}", std::process::id()),
+    }
 }
 
 /// Logs the SoC's state at start-up, where the machine reports it.

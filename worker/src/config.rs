@@ -47,6 +47,14 @@ pub struct Settings {
     pub thermal_zone: PathBuf,
     /// The command that prints `throttled=0x...`.
     pub throttling_command: String,
+    /// Mount points of the shared storage that must be mounted; empty
+    /// means the media and output roots are only probed.
+    pub storage_mounts: Vec<PathBuf>,
+    pub mountinfo: PathBuf,
+    /// Run as `<mount_command> <path>` for a mount point that is missing.
+    pub mount_command: String,
+    pub storage_probe_timeout: Duration,
+    pub storage_check_interval: Duration,
 }
 
 /// The settings as read, before checking. Field names are the config keys
@@ -74,6 +82,34 @@ struct RawSettings {
     drain_lock: PathBuf,
     thermal_zone: PathBuf,
     throttling_command: String,
+    storage_mounts: PathList,
+    mountinfo: PathBuf,
+    mount_command: String,
+    storage_probe_timeout_seconds: u64,
+    storage_check_interval_seconds: u64,
+}
+
+/// A list of paths: a TOML array, or comma-separated in an environment
+/// variable.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum PathList {
+    Many(Vec<PathBuf>),
+    Joined(String),
+}
+
+impl PathList {
+    fn into_paths(self) -> Vec<PathBuf> {
+        match self {
+            PathList::Many(paths) => paths,
+            PathList::Joined(text) => text
+                .split(',')
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .map(PathBuf::from)
+                .collect(),
+        }
+    }
 }
 
 const DEFAULTS: &str = r#"
@@ -99,6 +135,11 @@ kernel_cmdline = "/proc/cmdline"
 drain_lock = "hlsmux.lock"
 thermal_zone = "/sys/class/thermal/thermal_zone0/temp"
 throttling_command = "vcgencmd get_throttled"
+storage_mounts = []
+mountinfo = "/proc/self/mountinfo"
+mount_command = "mount"
+storage_probe_timeout_seconds = 10
+storage_check_interval_seconds = 30
 "#;
 
 #[derive(Debug, thiserror::Error)]
@@ -247,6 +288,11 @@ impl RawSettings {
             drain_lock: self.work_dir.join(self.drain_lock),
             thermal_zone: self.thermal_zone,
             throttling_command: self.throttling_command,
+            storage_mounts: self.storage_mounts.into_paths(),
+            mountinfo: self.mountinfo,
+            mount_command: self.mount_command,
+            storage_probe_timeout: Duration::from_secs(self.storage_probe_timeout_seconds.max(1)),
+            storage_check_interval: Duration::from_secs(self.storage_check_interval_seconds),
         })
     }
 }
@@ -316,6 +362,24 @@ mod tests {
         assert_eq!(source("hw_decode"), Some(Source::KernelCmdline(cmdline)));
         assert_eq!(source("kernel_cmdline"), Some(Source::File(path)));
         assert_eq!(source("ladder"), Some(Source::Default));
+    }
+
+    #[test]
+    fn storage_mounts_come_as_an_array_or_a_comma_separated_string() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("worker.toml");
+        std::fs::write(&path, "storage_mounts = [\"/srv/a\", \"/srv/b\"]\n").expect("write");
+        let (settings, _) = Settings::load(Some(&path)).expect("loads");
+        assert_eq!(
+            settings.storage_mounts,
+            [PathBuf::from("/srv/a"), PathBuf::from("/srv/b")]
+        );
+        std::fs::write(&path, "storage_mounts = \"/srv/a, /srv/b\"\n").expect("write");
+        let (settings, _) = Settings::load(Some(&path)).expect("loads");
+        assert_eq!(
+            settings.storage_mounts,
+            [PathBuf::from("/srv/a"), PathBuf::from("/srv/b")]
+        );
     }
 
     #[test]

@@ -18,6 +18,7 @@ use crate::pipeline::encode::{self, EncodePlan, EncodeProgress, MASTER_PLAYLIST}
 use crate::pipeline::ladder::{self, SourceVideo};
 use crate::pipeline::publish::{ExistingOutput, OutputLocation, OutputRecord};
 use crate::pipeline::{JobError, Retry, probe, validate, verify};
+use crate::storage::{StorageHealth, StorageMonitor};
 
 /// At most one progress event a second per job.
 const PROGRESS_INTERVAL: Duration = Duration::from_secs(1);
@@ -45,18 +46,24 @@ impl From<PublishError> for Failure {
     }
 }
 
-/// Runs jobs with one worker's settings and codecs.
+/// Runs jobs with one worker's settings, codecs and storage.
 #[derive(Clone)]
 pub struct JobRunner {
     settings: Arc<Settings>,
     codecs: Arc<MachineCodecs>,
+    storage: Arc<StorageMonitor>,
 }
 
 impl JobRunner {
-    pub fn new(settings: Arc<Settings>, codecs: MachineCodecs) -> Self {
+    pub fn new(
+        settings: Arc<Settings>,
+        codecs: MachineCodecs,
+        storage: Arc<StorageMonitor>,
+    ) -> Self {
         Self {
             settings,
             codecs: Arc::new(codecs),
+            storage,
         }
     }
 
@@ -113,6 +120,20 @@ impl JobRunner {
                 Err(error) => Failure::Broker(error),
             },
             Err(failure) => failure,
+        };
+        let failure = match failure {
+            Failure::Job(error)
+                if error.retry() == Retry::Permanent && error.could_be_storage() =>
+            {
+                match self.storage.health(true).await {
+                    StorageHealth::Healthy => Failure::Job(error),
+                    StorageHealth::Unhealthy(reason) => {
+                        warn!(%error, %reason, "storage failed under the job; it is not the job's fault");
+                        Failure::Job(JobError::StorageFailed(reason))
+                    }
+                }
+            }
+            other => other,
         };
         match failure {
             Failure::Broker(error) => {

@@ -16,4 +16,5 @@ pub mod job;
 pub mod pipeline;
 pub mod shutdown;
 pub mod state;
+pub mod storage;
 pub mod telemetry;

@@ -14,6 +14,8 @@ pub enum WorkerState {
     Draining,
     /// Out of service: not consuming.
     Drained,
+    /// Not consuming until its shared storage answers again.
+    StorageUnhealthy,
 }
 
 impl WorkerState {
@@ -23,6 +25,7 @@ impl WorkerState {
             WorkerState::Busy => "busy",
             WorkerState::Draining => "draining",
             WorkerState::Drained => "drained",
+            WorkerState::StorageUnhealthy => "storage-unhealthy",
         }
     }
 }

@@ -54,6 +54,8 @@ pub enum JobError {
     ToolUnavailable { program: PathBuf, detail: String },
     #[error("the job was interrupted because the worker is shutting down")]
     Interrupted,
+    #[error("the shared storage failed during the job: {0}")]
+    StorageFailed(String),
 }
 
 impl JobError {
@@ -71,15 +73,32 @@ impl JobError {
             JobError::OutputUnwritable { .. } => FailureReason::OutputUnwritable,
             JobError::MediaRootUnavailable { .. }
             | JobError::ToolUnavailable { .. }
-            | JobError::Interrupted => FailureReason::EncodeFailed,
+            | JobError::Interrupted
+            | JobError::StorageFailed(_) => FailureReason::EncodeFailed,
         }
+    }
+
+    /// Whether shared storage failing under the job could explain this
+    /// error (a vanished mount looks like a missing input, a write error,
+    /// or an ffmpeg failure).
+    pub fn could_be_storage(&self) -> bool {
+        matches!(
+            self,
+            JobError::InputMissing(_)
+                | JobError::InputUnreadable { .. }
+                | JobError::ProbeFailed { .. }
+                | JobError::EncodeFailed { .. }
+                | JobError::VerifyFailed(_)
+                | JobError::OutputUnwritable { .. }
+        )
     }
 
     pub fn retry(&self) -> Retry {
         match self {
             JobError::MediaRootUnavailable { .. }
             | JobError::ToolUnavailable { .. }
-            | JobError::Interrupted => Retry::Transient,
+            | JobError::Interrupted
+            | JobError::StorageFailed(_) => Retry::Transient,
             _ => Retry::Permanent,
         }
     }

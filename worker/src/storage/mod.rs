@@ -1,0 +1,7 @@
+//! The worker's edge to its shared storage (NFS on a Pi pool): whether the
+//! media and output mounts are there and answering.
+
+pub mod monitor;
+pub mod mountinfo;
+
+pub use monitor::{StorageConfig, StorageHealth, StorageMonitor};

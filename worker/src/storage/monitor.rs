@@ -1,0 +1,376 @@
+//! Watches the shared storage. Each target is probed by writing, syncing,
+//! reading back and removing a small file, on a thread of its own with a
+//! timeout: an NFS server that stops answering can leave that thread stuck
+//! in the kernel for good, so a stuck probe is never joined, never doubled
+//! (one in flight per target), and the target is reported stuck until its
+//! probe finishes. A target that must be a mount point and is not gets a
+//! `mount <path>` attempt, with back-off.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use tokio::process::Command;
+use tokio::sync::oneshot;
+use tracing::{info, warn};
+
+use super::mountinfo;
+
+const PROBE_PAYLOAD: &[u8] = b"hlsmux storage probe\n";
+const REMOUNT_BACKOFF_MIN: Duration = Duration::from_secs(5);
+const REMOUNT_BACKOFF_MAX: Duration = Duration::from_secs(300);
+const MOUNT_COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StorageHealth {
+    Healthy,
+    Unhealthy(String),
+}
+
+impl StorageHealth {
+    pub fn is_healthy(&self) -> bool {
+        matches!(self, StorageHealth::Healthy)
+    }
+}
+
+/// How the monitor is set up.
+#[derive(Clone, Debug)]
+pub struct StorageConfig {
+    /// Paths that must be mount points (and are probed).
+    pub mounts: Vec<PathBuf>,
+    /// Paths that are only probed (the roots, when no mounts are named).
+    pub probed: Vec<PathBuf>,
+    pub mountinfo: PathBuf,
+    /// Run as `<command> <path>` to mount a missing mount point.
+    pub mount_command: String,
+    pub probe_timeout: Duration,
+    /// How long a healthy result is trusted before probing again.
+    pub check_interval: Duration,
+    /// The probe file's name, unique to this worker process.
+    pub probe_file_name: String,
+}
+
+/// A probe running on its own thread, and when it started.
+type InFlightProbe = (oneshot::Receiver<Result<(), String>>, Instant);
+
+struct Target {
+    path: PathBuf,
+    must_be_mount: bool,
+    in_flight: Mutex<Option<InFlightProbe>>,
+    /// When the next `mount` may be tried, and the back-off after it.
+    remount: Mutex<(Instant, Duration)>,
+}
+
+pub struct StorageMonitor {
+    config: StorageConfig,
+    targets: Vec<Target>,
+    last: Mutex<Option<(Instant, StorageHealth)>>,
+}
+
+impl StorageMonitor {
+    pub fn new(config: StorageConfig) -> Self {
+        let target = |path: &PathBuf, must_be_mount| Target {
+            path: path.clone(),
+            must_be_mount,
+            in_flight: Mutex::new(None),
+            remount: Mutex::new((Instant::now(), REMOUNT_BACKOFF_MIN)),
+        };
+        let targets = config
+            .mounts
+            .iter()
+            .map(|path| target(path, true))
+            .chain(config.probed.iter().map(|path| target(path, false)))
+            .collect();
+        Self {
+            config,
+            targets,
+            last: Mutex::new(None),
+        }
+    }
+
+    /// The storage's health: probed now when `fresh`, when the last result
+    /// was unhealthy (so recovery is seen at once), or when the last healthy
+    /// result is older than the check interval.
+    pub async fn health(&self, fresh: bool) -> StorageHealth {
+        if !fresh
+            && let Some((at, StorageHealth::Healthy)) =
+                self.last.lock().map(|l| l.clone()).ok().flatten()
+            && at.elapsed() < self.config.check_interval
+        {
+            return StorageHealth::Healthy;
+        }
+        let health = self.check().await;
+        let previous = self
+            .last
+            .lock()
+            .ok()
+            .and_then(|mut last| last.replace((Instant::now(), health.clone())))
+            .map(|(_, health)| health);
+        match (&previous, &health) {
+            (Some(StorageHealth::Unhealthy(_)), StorageHealth::Healthy) => {
+                info!("storage healthy again")
+            }
+            (_, StorageHealth::Unhealthy(reason)) if previous.as_ref() != Some(&health) => {
+                warn!(%reason, "storage unhealthy")
+            }
+            _ => {}
+        }
+        health
+    }
+
+    async fn check(&self) -> StorageHealth {
+        let mountinfo_text = if self.targets.iter().any(|t| t.must_be_mount) {
+            match tokio::fs::read_to_string(&self.config.mountinfo).await {
+                Ok(text) => Some(text),
+                Err(error) => {
+                    return StorageHealth::Unhealthy(format!(
+                        "cannot read {}: {error}",
+                        self.config.mountinfo.display()
+                    ));
+                }
+            }
+        } else {
+            None
+        };
+        for target in &self.targets {
+            if target.must_be_mount
+                && !mountinfo_text
+                    .as_deref()
+                    .is_some_and(|text| mountinfo::is_mount_point(text, &target.path))
+            {
+                self.try_mount(target).await;
+                return StorageHealth::Unhealthy(format!(
+                    "{} is not mounted",
+                    target.path.display()
+                ));
+            }
+            if let Err(reason) = self.probe(target).await {
+                return StorageHealth::Unhealthy(format!("{}: {reason}", target.path.display()));
+            }
+        }
+        StorageHealth::Healthy
+    }
+
+    /// Probes one target, or waits on the probe already in flight.
+    async fn probe(&self, target: &Target) -> Result<(), String> {
+        let pending = target
+            .in_flight
+            .lock()
+            .ok()
+            .and_then(|mut slot| slot.take());
+        let (mut receiver, started) = match pending {
+            Some(pending) => pending,
+            None => {
+                let (sender, receiver) = oneshot::channel();
+                let file = target.path.join(&self.config.probe_file_name);
+                // A plain thread, detached: if the kernel never returns, it
+                // must not hold a slot of the runtime's blocking pool.
+                std::thread::Builder::new()
+                    .name("storage-probe".into())
+                    .spawn(move || {
+                        let _ = sender.send(probe_file(&file));
+                    })
+                    .map_err(|e| format!("cannot start a probe: {e}"))?;
+                (receiver, Instant::now())
+            }
+        };
+        let left = self.config.probe_timeout.saturating_sub(started.elapsed());
+        match tokio::time::timeout(left, &mut receiver).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err("the probe thread vanished".into()),
+            Err(_) => {
+                let stuck_for = started.elapsed().as_secs();
+                if let Ok(mut slot) = target.in_flight.lock() {
+                    *slot = Some((receiver, started));
+                }
+                Err(format!(
+                    "probe stuck for {stuck_for} s (is the server answering?)"
+                ))
+            }
+        }
+    }
+
+    /// Runs the mount command for a missing mount point, at most once per
+    /// back-off period.
+    async fn try_mount(&self, target: &Target) {
+        let due = target
+            .remount
+            .lock()
+            .is_ok_and(|slot| Instant::now() >= slot.0);
+        if !due {
+            return;
+        }
+        let mut words = self.config.mount_command.split_whitespace();
+        let Some(program) = words.next() else { return };
+        let run = Command::new(program)
+            .args(words)
+            .arg(&target.path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .output();
+        let outcome = match tokio::time::timeout(MOUNT_COMMAND_TIMEOUT, run).await {
+            Ok(Ok(output)) if output.status.success() => Ok(()),
+            Ok(Ok(output)) => Err(String::from_utf8_lossy(&output.stderr).trim().to_owned()),
+            Ok(Err(error)) => Err(error.to_string()),
+            Err(_) => Err("timed out".into()),
+        };
+        if let Ok(mut slot) = target.remount.lock() {
+            let delay = slot.1;
+            *slot = (Instant::now() + delay, (delay * 2).min(REMOUNT_BACKOFF_MAX));
+            match outcome {
+                Ok(()) => info!(path = %target.path.display(), "mounted"),
+                Err(error) => {
+                    warn!(path = %target.path.display(), %error, retry_in = ?delay, "mount failed")
+                }
+            }
+        }
+    }
+}
+
+/// Write, sync, read back, remove. Blocking, possibly forever.
+fn probe_file(path: &Path) -> Result<(), String> {
+    let step = |what: &str, error: std::io::Error| format!("{what} {}: {error}", path.display());
+    let mut file = File::create(path).map_err(|e| step("cannot create", e))?;
+    file.write_all(PROBE_PAYLOAD)
+        .map_err(|e| step("cannot write", e))?;
+    file.sync_all().map_err(|e| step("cannot sync", e))?;
+    drop(file);
+    let back = std::fs::read(path).map_err(|e| step("cannot read back", e))?;
+    std::fs::remove_file(path).map_err(|e| step("cannot remove", e))?;
+    if back == PROBE_PAYLOAD {
+        Ok(())
+    } else {
+        Err(format!("{} read back different bytes", path.display()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(dir: &Path) -> StorageConfig {
+        StorageConfig {
+            mounts: Vec::new(),
+            probed: vec![dir.to_owned()],
+            mountinfo: PathBuf::from("/proc/self/mountinfo"),
+            mount_command: "mount".into(),
+            probe_timeout: Duration::from_millis(500),
+            check_interval: Duration::from_secs(60),
+            probe_file_name: ".hlsmux-probe-test".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_writable_directory_is_healthy_and_the_probe_file_is_removed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let monitor = StorageMonitor::new(config(dir.path()));
+        assert_eq!(monitor.health(true).await, StorageHealth::Healthy);
+        assert_eq!(std::fs::read_dir(dir.path()).expect("list").count(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_missing_directory_is_unhealthy() {
+        let monitor = StorageMonitor::new(config(Path::new("/nonexistent/hlsmux")));
+        assert!(
+            matches!(monitor.health(true).await, StorageHealth::Unhealthy(r) if r.contains("cannot create"))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_probe_that_hangs_is_reported_stuck_and_not_started_twice() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let fifo = dir.path().join(".hlsmux-probe-test");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .expect("mkfifo runs");
+        assert!(made.success());
+        let monitor = StorageMonitor::new(config(dir.path()));
+        let started = Instant::now();
+        let first = monitor.health(true).await;
+        assert!(
+            matches!(&first, StorageHealth::Unhealthy(r) if r.contains("stuck")),
+            "{first:?}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "answered within the timeout"
+        );
+        let again = Instant::now();
+        let second = monitor.health(true).await;
+        assert!(
+            matches!(&second, StorageHealth::Unhealthy(r) if r.contains("stuck")),
+            "{second:?}"
+        );
+        assert!(
+            again.elapsed() < Duration::from_millis(100),
+            "the stuck probe is not waited on again"
+        );
+
+        // Unblock the writer: the stuck probe finishes (a FIFO cannot be
+        // synced, so it fails), then a fresh probe on a plain file passes.
+        let reader = std::thread::spawn(move || std::fs::read(&fifo).map(|_| fifo));
+        let fifo = reader.join().expect("reader").expect("read fifo");
+        std::fs::remove_file(&fifo).expect("remove fifo");
+        let mut health = monitor.health(true).await;
+        for _ in 0..10 {
+            if health.is_healthy() {
+                break;
+            }
+            health = monitor.health(true).await;
+        }
+        assert_eq!(health, StorageHealth::Healthy);
+    }
+
+    #[tokio::test]
+    async fn a_missing_mount_is_unhealthy_and_mounting_is_tried_with_back_off() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mountinfo = dir.path().join("mountinfo");
+        std::fs::write(&mountinfo, "22 1 0:21 / / rw - ext4 /dev/sda1 rw\n").expect("write");
+        let calls = dir.path().join("calls");
+        let script = dir.path().join("mount");
+        std::fs::write(
+            &script,
+            format!("#!/bin/sh\necho \"$@\" >> {}\nexit 32\n", calls.display()),
+        )
+        .expect("write");
+        std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .expect("chmod");
+        let media = dir.path().join("media");
+        std::fs::create_dir(&media).expect("mkdir");
+        let monitor = StorageMonitor::new(StorageConfig {
+            mounts: vec![media.clone()],
+            probed: Vec::new(),
+            mountinfo: mountinfo.clone(),
+            mount_command: script.display().to_string(),
+            ..config(dir.path())
+        });
+        let health = monitor.health(true).await;
+        assert!(
+            matches!(&health, StorageHealth::Unhealthy(r) if r.contains("not mounted")),
+            "{health:?}"
+        );
+        let _ = monitor.health(true).await;
+        let tried = std::fs::read_to_string(&calls).expect("mount was tried");
+        assert_eq!(
+            tried.lines().collect::<Vec<_>>(),
+            [media.display().to_string()],
+            "once, then back-off"
+        );
+
+        std::fs::write(
+            &mountinfo,
+            format!(
+                "22 1 0:21 / / rw - ext4 /dev/sda1 rw\n41 22 0:36 / {} rw - nfs nas:/media rw\n",
+                media.display()
+            ),
+        )
+        .expect("write");
+        assert_eq!(monitor.health(false).await, StorageHealth::Healthy);
+    }
+}
