@@ -10,6 +10,7 @@ mod ids;
 mod job;
 mod paths;
 mod publish;
+mod tidy;
 mod topology;
 
 pub use amqp_url::{AmqpUrl, AmqpUrlError};
@@ -17,7 +18,8 @@ pub use event::{EventState, FailureReason, JobState, RungSummary, StatusEvent};
 pub use ids::{JobId, JobIdError, MuxerId, MuxerIdError};
 pub use job::{BadMessage, JobRequest, LadderName};
 pub use paths::{RelativePath, RelativePathError};
-pub use publish::{PublishError, publish_json};
+pub use publish::{PublishError, publish_json, publish_json_with_expiration};
+pub use tidy::TidyRequest;
 pub use topology::{DELIVERY_LIMIT, Namespace, NamespaceError, Topology};
 
 /// Version of the JSON schema of every message this crate defines.

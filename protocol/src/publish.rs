@@ -39,11 +39,41 @@ pub async fn publish_json<T: Serialize>(
     body: &T,
     mandatory: bool,
 ) -> Result<(), PublishError> {
-    let payload = serde_json::to_vec(body)?;
-    let properties = BasicProperties::default()
+    let properties = json_properties(message_id);
+    publish(channel, exchange, routing_key, body, mandatory, properties).await
+}
+
+/// As [`publish_json`], with a per-message time-to-live: the broker
+/// dead-letters the message when it expires (used to schedule work).
+pub async fn publish_json_with_expiration<T: Serialize>(
+    channel: &Channel,
+    exchange: &str,
+    routing_key: &str,
+    message_id: &str,
+    body: &T,
+    expiration: std::time::Duration,
+) -> Result<(), PublishError> {
+    let properties =
+        json_properties(message_id).with_expiration(expiration.as_millis().to_string().into());
+    publish(channel, exchange, routing_key, body, true, properties).await
+}
+
+fn json_properties(message_id: &str) -> BasicProperties {
+    BasicProperties::default()
         .with_content_type(CONTENT_TYPE_JSON.into())
         .with_delivery_mode(PERSISTENT)
-        .with_message_id(message_id.into());
+        .with_message_id(message_id.into())
+}
+
+async fn publish<T: Serialize>(
+    channel: &Channel,
+    exchange: &str,
+    routing_key: &str,
+    body: &T,
+    mandatory: bool,
+    properties: BasicProperties,
+) -> Result<(), PublishError> {
+    let payload = serde_json::to_vec(body)?;
     let confirmation = channel
         .basic_publish(
             exchange.into(),

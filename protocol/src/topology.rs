@@ -96,6 +96,22 @@ impl Topology {
         format!("{}.muxer.{muxer}", self.namespace)
     }
 
+    /// Direct exchange into which the tidy wait queues dead-letter expired
+    /// requests, keyed by muxer ID.
+    pub fn tidy_exchange(&self) -> String {
+        format!("{}.tidy", self.namespace)
+    }
+
+    /// Where a muxer's tidy requests wait out their delay (no consumer).
+    pub fn tidy_wait_queue(&self, muxer: MuxerId) -> String {
+        format!("{}.tidy-wait.{muxer}", self.namespace)
+    }
+
+    /// Where a muxer's tidy requests arrive once due.
+    pub fn tidy_queue(&self, muxer: MuxerId) -> String {
+        format!("{}.tidy.{muxer}", self.namespace)
+    }
+
     pub fn job_routing_key(muxer: MuxerId) -> String {
         muxer.to_string()
     }
@@ -180,6 +196,60 @@ impl Topology {
             )
             .await?;
         Ok(queue)
+    }
+
+    /// Declares a muxer's tidy wait queue and tidy queue. Only workers call
+    /// this. The wait queue is a classic queue: per-message TTL expires in
+    /// order there, and every request of a muxer carries the same delay.
+    pub async fn declare_tidy_queues(
+        &self,
+        channel: &Channel,
+        muxer: MuxerId,
+    ) -> lapin::Result<()> {
+        let durable = ExchangeDeclareOptions {
+            durable: true,
+            ..ExchangeDeclareOptions::default()
+        };
+        channel
+            .exchange_declare(
+                self.tidy_exchange().into(),
+                ExchangeKind::Direct,
+                durable,
+                FieldTable::default(),
+            )
+            .await?;
+        let mut wait_arguments = FieldTable::default();
+        wait_arguments.insert(
+            "x-dead-letter-exchange".into(),
+            long_string(&self.tidy_exchange()),
+        );
+        wait_arguments.insert(
+            "x-dead-letter-routing-key".into(),
+            long_string(&Self::job_routing_key(muxer)),
+        );
+        channel
+            .queue_declare(
+                self.tidy_wait_queue(muxer).into(),
+                QueueDeclareOptions::durable(),
+                wait_arguments,
+            )
+            .await?;
+        channel
+            .queue_declare(
+                self.tidy_queue(muxer).into(),
+                QueueDeclareOptions::durable(),
+                quorum_arguments(),
+            )
+            .await?;
+        channel
+            .queue_bind(
+                self.tidy_queue(muxer).into(),
+                self.tidy_exchange().into(),
+                Self::job_routing_key(muxer).into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await
     }
 
     /// A muxer queue's arguments: quorum, a delivery limit, and at-least-once

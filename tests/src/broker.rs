@@ -6,7 +6,10 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use hlsmux_protocol::{JobId, JobRequest, MuxerId, StatusEvent, Topology, publish_json};
+use hlsmux_protocol::{
+    JobId, JobRequest, MuxerId, StatusEvent, TidyRequest, Topology, publish_json,
+    publish_json_with_expiration,
+};
 use lapin::options::{
     BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions, ExchangeDeleteOptions,
     QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions,
@@ -136,6 +139,20 @@ impl TestPool {
         )
         .await
         .expect("job published and routed");
+    }
+
+    /// Puts a tidy request in a muxer's wait queue, due after `delay`.
+    pub async fn publish_tidy(&self, muxer: MuxerId, request: &TidyRequest, delay: Duration) {
+        publish_json_with_expiration(
+            &self.publisher,
+            "",
+            &self.topology.tidy_wait_queue(muxer),
+            &request.job_id.to_string(),
+            request,
+            delay,
+        )
+        .await
+        .expect("tidy request published and routed");
     }
 
     /// Publishes arbitrary bytes as a job message.
@@ -322,7 +339,12 @@ async fn delete_everything(topology: Topology, muxers: Vec<MuxerId>) {
     let Ok(channel) = connection.create_channel().await else {
         return;
     };
-    let mut queues: Vec<String> = muxers.iter().map(|m| topology.muxer_queue(*m)).collect();
+    let mut queues: Vec<String> = Vec::new();
+    for muxer in &muxers {
+        queues.push(topology.muxer_queue(*muxer));
+        queues.push(topology.tidy_wait_queue(*muxer));
+        queues.push(topology.tidy_queue(*muxer));
+    }
     queues.push(topology.dead_letter_queue());
     for queue in queues {
         let _ = channel
@@ -333,6 +355,7 @@ async fn delete_everything(topology: Topology, muxers: Vec<MuxerId>) {
         topology.jobs_exchange(),
         topology.events_exchange(),
         topology.dead_letter_exchange(),
+        topology.tidy_exchange(),
     ] {
         let _ = channel
             .exchange_delete(exchange.into(), ExchangeDeleteOptions::default())

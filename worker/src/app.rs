@@ -22,6 +22,7 @@ use crate::hardware::{MachineCodecs, encoder_probe, soc};
 use crate::job::JobRunner;
 use crate::state::{StateTracker, WorkerState};
 use crate::storage::{StorageConfig, StorageMonitor};
+use crate::tidy::Tidier;
 
 /// How often the gate (drain lock) is looked at.
 const GATE_POLL: Duration = Duration::from_secs(1);
@@ -60,6 +61,7 @@ pub struct Worker {
     runner: JobRunner,
     gate: ServiceGate,
     state: StateTracker,
+    tidier: Tidier,
 }
 
 impl Worker {
@@ -98,6 +100,7 @@ impl Worker {
         Ok(Self {
             gate: ServiceGate::new(settings.drain_lock.clone(), Arc::clone(&storage)),
             state: StateTracker::default(),
+            tidier: Tidier::new(Arc::clone(&settings)),
             runner: JobRunner::new(Arc::clone(&settings), codecs, storage),
             name,
             settings,
@@ -127,7 +130,11 @@ impl Worker {
                 }
             };
             delay = RECONNECT_MIN;
-            let served = self.serve(&session, &shutdown).await;
+            // Tidying runs beside the jobs; it only ends with the session.
+            let served = tokio::select! {
+                served = self.serve(&session, &shutdown) => served,
+                lost = self.tidy_originals(&session, &shutdown) => Err(lost),
+            };
             session.close().await;
             match served {
                 Ok(()) => {
@@ -166,6 +173,34 @@ impl Worker {
                 Stop::GateClosed => continue,
             }
         }
+    }
+
+    /// Handles due tidy requests until the session fails. Never returns
+    /// otherwise, so that it never cuts a job short.
+    async fn tidy_originals(
+        &self,
+        session: &BrokerSession,
+        shutdown: &CancellationToken,
+    ) -> BrokerError {
+        let mut consumer = match session.consume_tidy().await {
+            Ok(consumer) => consumer,
+            Err(error) => return error,
+        };
+        while let Some(next) = consumer.next().await {
+            match next {
+                Ok(delivery) => {
+                    let disposition = self.tidier.handle(&delivery, shutdown).await;
+                    if let Err(error) = disposition.apply(&delivery.acker).await {
+                        return BrokerError::Lost(error.to_string());
+                    }
+                }
+                Err(error) => return BrokerError::Lost(error.to_string()),
+            }
+        }
+        // The broker cancelled the tidy consumer (its queue was deleted):
+        // jobs go on; tidying resumes with the next session.
+        warn!("tidy consumer cancelled by the broker");
+        std::future::pending().await
     }
 
     /// Waits while the gate is closed, reporting the worker drained. False

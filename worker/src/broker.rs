@@ -1,8 +1,11 @@
 //! The worker's edge to RabbitMQ: one connection, a consuming channel with
 //! prefetch 1 on the muxer's queue, and a confirming channel for events.
 
+use std::time::Duration;
+
 use hlsmux_protocol::{
-    AmqpUrl, JobId, JobState, MuxerId, PublishError, StatusEvent, Topology, publish_json,
+    AmqpUrl, JobId, JobState, MuxerId, PublishError, StatusEvent, TidyRequest, Topology,
+    publish_json, publish_json_with_expiration,
 };
 use lapin::options::{
     BasicCancelOptions, BasicConsumeOptions, BasicQosOptions, ConfirmSelectOptions,
@@ -36,7 +39,9 @@ pub enum BrokerError {
 pub struct BrokerSession {
     connection: Connection,
     jobs: Channel,
-    events: EventPublisher,
+    tidy: Channel,
+    tidy_queue: String,
+    events: Publisher,
     queue: String,
     consumer_tag: String,
 }
@@ -72,6 +77,14 @@ impl BrokerSession {
         jobs.basic_qos(PREFETCH, BasicQosOptions::default())
             .await
             .map_err(topology_error)?;
+        topology
+            .declare_tidy_queues(&jobs, settings.muxer_id)
+            .await
+            .map_err(topology_error)?;
+        let tidy = connection.create_channel().await.map_err(topology_error)?;
+        tidy.basic_qos(PREFETCH, BasicQosOptions::default())
+            .await
+            .map_err(topology_error)?;
 
         let events_channel = connection.create_channel().await.map_err(topology_error)?;
         events_channel
@@ -81,13 +94,16 @@ impl BrokerSession {
         Ok(Self {
             connection,
             jobs,
-            events: EventPublisher {
+            events: Publisher {
                 channel: events_channel,
                 exchange: topology.events_exchange(),
+                tidy_wait_queue: topology.tidy_wait_queue(settings.muxer_id),
                 muxer_id: settings.muxer_id,
                 worker_name: worker_name.to_owned(),
             },
             queue: topology.muxer_queue(settings.muxer_id),
+            tidy,
+            tidy_queue: topology.tidy_queue(settings.muxer_id),
             consumer_tag: format!("hlsmux-worker-{worker_name}-{}", std::process::id()),
         })
     }
@@ -97,6 +113,19 @@ impl BrokerSession {
             .basic_consume(
                 self.queue.as_str().into(),
                 self.consumer_tag.as_str().into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .map_err(|error| BrokerError::Lost(error.to_string()))
+    }
+
+    /// Consumes this muxer's due tidy requests.
+    pub async fn consume_tidy(&self) -> Result<Consumer, BrokerError> {
+        self.tidy
+            .basic_consume(
+                self.tidy_queue.as_str().into(),
+                format!("{}-tidy", self.consumer_tag).into(),
                 BasicConsumeOptions::default(),
                 FieldTable::default(),
             )
@@ -122,7 +151,7 @@ impl BrokerSession {
         Ok(())
     }
 
-    pub fn events(&self) -> &EventPublisher {
+    pub fn events(&self) -> &Publisher {
         &self.events
     }
 
@@ -146,16 +175,35 @@ impl BrokerSession {
     }
 }
 
-/// Publishes a worker's status events, each confirmed by the broker.
+/// Publishes a worker's status events and tidy requests, each confirmed by
+/// the broker.
 #[derive(Clone)]
-pub struct EventPublisher {
+pub struct Publisher {
     channel: Channel,
     exchange: String,
+    tidy_wait_queue: String,
     muxer_id: MuxerId,
     worker_name: String,
 }
 
-impl EventPublisher {
+impl Publisher {
+    /// Schedules the tidying of a finished job's original after `delay`.
+    pub async fn schedule_tidy(
+        &self,
+        request: &TidyRequest,
+        delay: Duration,
+    ) -> Result<(), PublishError> {
+        publish_json_with_expiration(
+            &self.channel,
+            "",
+            &self.tidy_wait_queue,
+            &request.job_id.to_string(),
+            request,
+            delay,
+        )
+        .await
+    }
+
     pub async fn publish(&self, job_id: JobId, state: JobState) -> Result<(), PublishError> {
         let routing_key = Topology::event_routing_key(job_id, state.event_state());
         let event = StatusEvent::new(job_id, self.muxer_id, &self.worker_name, state);

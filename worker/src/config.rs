@@ -55,6 +55,10 @@ pub struct Settings {
     pub mount_command: String,
     pub storage_probe_timeout: Duration,
     pub storage_check_interval: Duration,
+    /// Move originals into `originals/` once their output is done...
+    pub tidy_originals: bool,
+    /// ...this long after.
+    pub tidy_delay: Duration,
 }
 
 /// The settings as read, before checking. Field names are the config keys
@@ -87,6 +91,8 @@ struct RawSettings {
     mount_command: String,
     storage_probe_timeout_seconds: u64,
     storage_check_interval_seconds: u64,
+    tidy_originals: bool,
+    tidy_delay_seconds: u64,
 }
 
 /// A list of paths: a TOML array, or comma-separated in an environment
@@ -140,6 +146,8 @@ mountinfo = "/proc/self/mountinfo"
 mount_command = "mount"
 storage_probe_timeout_seconds = 10
 storage_check_interval_seconds = 30
+tidy_originals = true
+tidy_delay_seconds = 86400
 "#;
 
 #[derive(Debug, thiserror::Error)]
@@ -293,6 +301,8 @@ impl RawSettings {
             mount_command: self.mount_command,
             storage_probe_timeout: Duration::from_secs(self.storage_probe_timeout_seconds.max(1)),
             storage_check_interval: Duration::from_secs(self.storage_check_interval_seconds),
+            tidy_originals: self.tidy_originals,
+            tidy_delay: Duration::from_secs(self.tidy_delay_seconds),
         })
     }
 }

@@ -4,13 +4,13 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hlsmux_protocol::{FailureReason, JobId, JobRequest, JobState, PublishError};
+use hlsmux_protocol::{FailureReason, JobId, JobRequest, JobState, PublishError, TidyRequest};
 use lapin::message::Delivery;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info, info_span, warn};
 
-use crate::broker::EventPublisher;
+use crate::broker::Publisher;
 use crate::config::Settings;
 use crate::disposition::Disposition;
 use crate::hardware::{MachineCodecs, soc};
@@ -71,7 +71,7 @@ impl JobRunner {
     pub async fn handle(
         &self,
         delivery: &Delivery,
-        events: &EventPublisher,
+        events: &Publisher,
         cancel: &CancellationToken,
     ) -> Disposition {
         let request = match JobRequest::from_json(&delivery.data) {
@@ -110,15 +110,18 @@ impl JobRunner {
         &self,
         request: &JobRequest,
         redelivered: bool,
-        events: &EventPublisher,
+        events: &Publisher,
         cancel: &CancellationToken,
     ) -> Disposition {
         let job_id = request.job_id;
         let failure = match self.produce(request, redelivered, events, cancel).await {
-            Ok(done) => match events.publish(job_id, done).await {
-                Ok(()) => return Disposition::Ack,
-                Err(error) => Failure::Broker(error),
-            },
+            Ok(done) => {
+                self.schedule_tidy(request, events).await;
+                match events.publish(job_id, done).await {
+                    Ok(()) => return Disposition::Ack,
+                    Err(error) => Failure::Broker(error),
+                }
+            }
             Err(failure) => failure,
         };
         let failure = match failure {
@@ -170,13 +173,30 @@ impl JobRunner {
         }
     }
 
+    /// Asks the broker to tidy the original away later. Done again for a
+    /// redelivered job (the first delivery may have died before this); a
+    /// second request finds the original gone, which is fine.
+    async fn schedule_tidy(&self, request: &JobRequest, events: &Publisher) {
+        if !self.settings.tidy_originals {
+            return;
+        }
+        let tidy = TidyRequest::new(
+            request.job_id,
+            request.input.clone(),
+            request.output.clone(),
+        );
+        if let Err(error) = events.schedule_tidy(&tidy, self.settings.tidy_delay).await {
+            warn!(%error, "could not schedule tidying the original; it stays in place");
+        }
+    }
+
     /// Produces the job's output, or finds it already produced, and returns
     /// the `done` state to report.
     async fn produce(
         &self,
         request: &JobRequest,
         redelivered: bool,
-        events: &EventPublisher,
+        events: &Publisher,
         cancel: &CancellationToken,
     ) -> Result<JobState, Failure> {
         let settings = &self.settings;
@@ -307,7 +327,7 @@ impl JobRunner {
         duration_seconds: f64,
         location: &OutputLocation,
         started: Instant,
-        events: &EventPublisher,
+        events: &Publisher,
         cancel: &CancellationToken,
     ) -> Result<OutputRecord, Failure> {
         let log_path = self.settings.work_dir.join(format!("{job_id}.ffmpeg.log"));

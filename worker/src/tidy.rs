@@ -1,0 +1,211 @@
+//! Moves a finished job's original input out of the media root into
+//! `originals/` (same relative path), once its delay has passed, so caches
+//! that still point at the original can expire first, as the seed did.
+//! Never moves an input whose output is not complete.
+
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use hlsmux_protocol::TidyRequest;
+use lapin::message::Delivery;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::config::Settings;
+use crate::disposition::Disposition;
+use crate::pipeline::publish::{ExistingOutput, OutputLocation};
+
+/// Folder under the media root that receives tidied originals.
+pub const ORIGINALS: &str = "originals";
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum TidyOutcome {
+    Moved(PathBuf),
+    OriginalMissing,
+    OutputIncomplete,
+}
+
+pub struct Tidier {
+    settings: Arc<Settings>,
+}
+
+impl Tidier {
+    pub fn new(settings: Arc<Settings>) -> Self {
+        Self { settings }
+    }
+
+    /// Handles one due tidy request and says how to settle it.
+    pub async fn handle(&self, delivery: &Delivery, shutdown: &CancellationToken) -> Disposition {
+        let request: TidyRequest = match serde_json::from_slice(&delivery.data) {
+            Ok(request) => request,
+            Err(error) => {
+                warn!(%error, "dead-lettering a tidy request that does not parse");
+                return Disposition::DeadLetter;
+            }
+        };
+        let (media_root, output_root) = (
+            self.settings.media_root.clone(),
+            self.settings.output_root.clone(),
+        );
+        let job = request.clone();
+        let outcome =
+            tokio::task::spawn_blocking(move || tidy(&media_root, &output_root, &job)).await;
+        match outcome {
+            Ok(Ok(TidyOutcome::Moved(to))) => {
+                info!(job_id = %request.job_id, input = %request.input, to = %to.display(), "original moved");
+                Disposition::Ack
+            }
+            Ok(Ok(TidyOutcome::OriginalMissing)) => {
+                info!(job_id = %request.job_id, input = %request.input, "original already gone; nothing to tidy");
+                Disposition::Ack
+            }
+            Ok(Ok(TidyOutcome::OutputIncomplete)) => {
+                warn!(job_id = %request.job_id, output = %request.output, "output not complete: original left in place");
+                Disposition::Ack
+            }
+            Ok(Err(error)) => {
+                warn!(job_id = %request.job_id, %error, "cannot move the original yet; retrying later");
+                tokio::select! {
+                    () = tokio::time::sleep(self.settings.requeue_delay) => {}
+                    () = shutdown.cancelled() => {}
+                }
+                Disposition::Requeue
+            }
+            Err(join) => std::panic::resume_unwind(join.into_panic()),
+        }
+    }
+}
+
+/// Blocking. Moves the input into `originals/` if its output is complete.
+pub fn tidy(
+    media_root: &Path,
+    output_root: &Path,
+    request: &TidyRequest,
+) -> std::io::Result<TidyOutcome> {
+    let location = OutputLocation::new(output_root, &request.output, request.job_id);
+    if !matches!(location.existing(), Ok(ExistingOutput::ThisJob(_))) {
+        return Ok(TidyOutcome::OutputIncomplete);
+    }
+    let source = request.input.under(media_root);
+    match std::fs::symlink_metadata(&source) {
+        Err(error) if error.kind() == ErrorKind::NotFound => {
+            return Ok(TidyOutcome::OriginalMissing);
+        }
+        Err(error) => return Err(error),
+        Ok(_) => {}
+    }
+    let mut target = request.input.under(&media_root.join(ORIGINALS));
+    if target.exists() {
+        // Never replace an earlier original of the same name.
+        let name = format!("{}.{}", request.input.file_name(), request.job_id);
+        target.set_file_name(name);
+    }
+    if let Some(parent) = target.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    std::fs::rename(&source, &target)?;
+    Ok(TidyOutcome::Moved(target))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::publish::OutputRecord;
+    use hlsmux_protocol::{JobId, RelativePath};
+
+    fn request(job: JobId) -> TidyRequest {
+        TidyRequest::new(
+            job,
+            RelativePath::parse("incoming/clip.mp4").expect("valid"),
+            RelativePath::parse("incoming/clip.mp4.hls").expect("valid"),
+        )
+    }
+
+    fn publish_output(output_root: &Path, request: &TidyRequest) {
+        let location = OutputLocation::new(output_root, &request.output, request.job_id);
+        location.prepare_staging().expect("staging");
+        let record = OutputRecord::new(
+            request.job_id,
+            "m".into(),
+            Vec::new(),
+            1.0,
+            1.0,
+            "libx264".into(),
+        );
+        location.publish(record).expect("publish");
+    }
+
+    #[test]
+    fn moves_the_original_of_a_complete_output_keeping_its_path() {
+        let (media, output) = (
+            tempfile::tempdir().expect("tmp"),
+            tempfile::tempdir().expect("tmp"),
+        );
+        let request = request(JobId::generate());
+        std::fs::create_dir_all(media.path().join("incoming")).expect("mkdir");
+        std::fs::write(media.path().join("incoming/clip.mp4"), b"video").expect("write");
+        publish_output(output.path(), &request);
+        let outcome = tidy(media.path(), output.path(), &request).expect("tidies");
+        let expected = media.path().join("originals/incoming/clip.mp4");
+        assert_eq!(outcome, TidyOutcome::Moved(expected.clone()));
+        assert!(!media.path().join("incoming/clip.mp4").exists());
+        assert_eq!(std::fs::read(expected).expect("moved"), b"video");
+    }
+
+    #[test]
+    fn never_moves_an_input_whose_output_is_not_complete() {
+        let (media, output) = (
+            tempfile::tempdir().expect("tmp"),
+            tempfile::tempdir().expect("tmp"),
+        );
+        let request = request(JobId::generate());
+        std::fs::create_dir_all(media.path().join("incoming")).expect("mkdir");
+        std::fs::write(media.path().join("incoming/clip.mp4"), b"video").expect("write");
+        assert_eq!(
+            tidy(media.path(), output.path(), &request).expect("ok"),
+            TidyOutcome::OutputIncomplete
+        );
+        // Another job's output does not count either.
+        publish_output(
+            output.path(),
+            &TidyRequest {
+                job_id: JobId::generate(),
+                ..request.clone()
+            },
+        );
+        assert_eq!(
+            tidy(media.path(), output.path(), &request).expect("ok"),
+            TidyOutcome::OutputIncomplete
+        );
+        assert!(media.path().join("incoming/clip.mp4").exists());
+    }
+
+    #[test]
+    fn a_missing_original_is_not_an_error_and_earlier_originals_are_kept() {
+        let (media, output) = (
+            tempfile::tempdir().expect("tmp"),
+            tempfile::tempdir().expect("tmp"),
+        );
+        let request = request(JobId::generate());
+        publish_output(output.path(), &request);
+        assert_eq!(
+            tidy(media.path(), output.path(), &request).expect("ok"),
+            TidyOutcome::OriginalMissing
+        );
+
+        std::fs::create_dir_all(media.path().join("originals/incoming")).expect("mkdir");
+        std::fs::write(media.path().join("originals/incoming/clip.mp4"), b"older").expect("write");
+        std::fs::create_dir_all(media.path().join("incoming")).expect("mkdir");
+        std::fs::write(media.path().join("incoming/clip.mp4"), b"newer").expect("write");
+        let TidyOutcome::Moved(to) = tidy(media.path(), output.path(), &request).expect("ok")
+        else {
+            panic!("moved");
+        };
+        assert_ne!(to, media.path().join("originals/incoming/clip.mp4"));
+        assert_eq!(
+            std::fs::read(media.path().join("originals/incoming/clip.mp4")).expect("kept"),
+            b"older"
+        );
+    }
+}
