@@ -168,3 +168,64 @@ async fn a_hung_storage_probe_stops_consumption_within_the_timeout_and_recovery_
         stopping.elapsed()
     );
 }
+
+#[tokio::test]
+async fn a_job_whose_storage_fails_mid_encode_is_requeued_not_failed() {
+    let test = TestEnv::new("storage-mid-encode").await;
+    let output = test.output_root();
+    let mountinfo = test.path().join("mountinfo");
+    std::fs::write(&mountinfo, mountinfo_with(&[&output])).expect("write mountinfo");
+    let options = WorkerOptions {
+        ffmpeg: Some(hlsmux_tests::media::realtime_ffmpeg(test.path())),
+        env: vec![
+            ("HLSMUX_STORAGE_MOUNTS".into(), output.display().to_string()),
+            ("HLSMUX_MOUNTINFO".into(), mountinfo.display().to_string()),
+            ("HLSMUX_MOUNT_COMMAND".into(), "false".into()),
+        ],
+        ..WorkerOptions::default()
+    };
+    let _worker = test.worker_with(1, options).await;
+    let muxer = MuxerId::new(1).expect("valid");
+    let clip = Clip {
+        seconds: 6,
+        ..Clip::default()
+    }
+    .write(&test.media_root().join("clip.mp4"))
+    .await;
+    let mut events = test.pool.events().await;
+    let job = submit(&test, &clip, "shows/clip.hls").await;
+    events
+        .wait_for(
+            "encoding under way",
+            |e| e.job_id == job && matches!(e.state, JobState::Progress { .. }),
+            PATIENCE,
+        )
+        .await;
+
+    // The output mount goes away under ffmpeg: its directory empties and
+    // the mount leaves the mount table.
+    std::fs::write(&mountinfo, ROOT_ONLY).expect("unmounted");
+    std::fs::remove_dir_all(output.join("shows")).expect("the mount's contents vanish");
+    wait_for_consumers(&test, muxer, 0).await;
+    let deadline = Instant::now() + PATIENCE;
+    while test.pool.ready_and_consumers(muxer).await != (1, 0) {
+        assert!(
+            Instant::now() < deadline,
+            "the job never went back to the queue"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        !events
+            .seen()
+            .iter()
+            .any(|e| e.job_id == job && e.state.is_final()),
+        "not failed, not done: {:#?}",
+        events.seen()
+    );
+    assert_eq!(test.pool.dead_letters().await, 0);
+
+    std::fs::write(&mountinfo, mountinfo_with(&[&output])).expect("mounted again");
+    let done = events.final_event(job, PATIENCE).await;
+    assert!(matches!(done.state, JobState::Done { .. }), "{done:#?}");
+}
