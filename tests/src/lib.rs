@@ -11,6 +11,7 @@ mod broker;
 mod cli;
 mod env;
 pub mod hls;
+pub mod http;
 pub mod media;
 mod worker;
 

@@ -1,5 +1,6 @@
 //! A real `hlsmux-worker` process in a test's world.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
@@ -41,11 +42,14 @@ pub struct StartupFailure {
 pub struct TestWorker {
     child: Child,
     pub muxer: MuxerId,
+    /// Where this worker serves /metrics, /healthz and /readyz.
+    pub metrics_addr: SocketAddr,
 }
 
 impl TestWorker {
     pub(crate) async fn spawn(test: &TestEnv, muxer: MuxerId, options: WorkerOptions) -> Self {
-        let mut command = Self::command(test, muxer, &options);
+        let metrics_addr = free_local_address();
+        let mut command = Self::command(test, muxer, &options, metrics_addr);
         match std::env::var("TEST_LOG") {
             Ok(level) if !level.is_empty() => {
                 let level = if level == "1" {
@@ -66,7 +70,11 @@ impl TestWorker {
             up = up => assert!(up, "worker for muxer {muxer} never consumed its queue"),
             status = child.wait() => panic!("worker for muxer {muxer} exited at start: {status:?} (TEST_LOG=1 shows why)"),
         }
-        Self { child, muxer }
+        Self {
+            child,
+            muxer,
+            metrics_addr,
+        }
     }
 
     /// Runs a worker that is expected to refuse to start, and says how.
@@ -75,7 +83,7 @@ impl TestWorker {
         muxer: MuxerId,
         options: WorkerOptions,
     ) -> StartupFailure {
-        let mut command = Self::command(test, muxer, &options);
+        let mut command = Self::command(test, muxer, &options, free_local_address());
         command.env("RUST_LOG", "error").stderr(Stdio::piped());
         let output = tokio::time::timeout(crate::PATIENCE, command.output())
             .await
@@ -87,7 +95,12 @@ impl TestWorker {
         }
     }
 
-    fn command(test: &TestEnv, muxer: MuxerId, options: &WorkerOptions) -> Command {
+    fn command(
+        test: &TestEnv,
+        muxer: MuxerId,
+        options: &WorkerOptions,
+        metrics_addr: SocketAddr,
+    ) -> Command {
         let cmdline = test.path().join(format!("cmdline-{muxer}"));
         if let Some(contents) = &options.kernel_cmdline {
             std::fs::write(&cmdline, contents).expect("write kernel command line");
@@ -97,6 +110,11 @@ impl TestWorker {
             .envs(test.hlsmux_env())
             .env("HLSMUX_KERNEL_CMDLINE", &cmdline)
             .env("HLSMUX_WORK_DIR", test.work_dir())
+            .env("HLSMUX_METRICS_ADDR", metrics_addr.to_string())
+            // No SoC sources unless a test provides them: this machine's own
+            // thermal zones must not leak into the results.
+            .env("HLSMUX_THERMAL_ZONE", test.path().join("no-thermal-zone"))
+            .env("HLSMUX_THROTTLING_COMMAND", test.path().join("no-vcgencmd"))
             .env("HLSMUX_FFMPEG_THREADS", "1")
             // Tests name the encoder to skip the hardware trials at start-up;
             // the `auto` path has a test of its own.
@@ -141,4 +159,10 @@ impl TestWorker {
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
     }
+}
+
+/// A loopback address with a port free right now.
+fn free_local_address() -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    listener.local_addr().expect("local address")
 }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures_util::StreamExt;
+use tokio::net::TcpListener;
 use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
@@ -20,6 +21,8 @@ use crate::disposition::Disposition;
 use crate::gate::{Closed, ServiceGate};
 use crate::hardware::{MachineCodecs, encoder_probe, soc};
 use crate::job::JobRunner;
+use crate::metrics::server::Endpoints;
+use crate::metrics::{self, WorkerMetrics};
 use crate::state::{StateTracker, WorkerState};
 use crate::storage::{StorageConfig, StorageMonitor};
 use crate::tidy::Tidier;
@@ -62,6 +65,8 @@ pub struct Worker {
     gate: ServiceGate,
     state: StateTracker,
     tidier: Tidier,
+    storage: Arc<StorageMonitor>,
+    metrics: Arc<WorkerMetrics>,
 }
 
 impl Worker {
@@ -95,22 +100,59 @@ impl Worker {
         };
         log_soc(&settings).await;
         let name = gethostname::gethostname().to_string_lossy().into_owned();
-        let storage = Arc::new(StorageMonitor::new(storage_config(&settings, &name)));
+        let metrics = Arc::new(WorkerMetrics::new(settings.muxer_id, &name));
+        metrics.set_encoder(&selection);
+        let storage = Arc::new(StorageMonitor::new(
+            storage_config(&settings, &name),
+            Arc::clone(&metrics),
+        ));
         let settings = Arc::new(settings);
         Ok(Self {
             gate: ServiceGate::new(settings.drain_lock.clone(), Arc::clone(&storage)),
-            state: StateTracker::default(),
+            state: StateTracker::new(Arc::clone(&metrics)),
             tidier: Tidier::new(Arc::clone(&settings)),
-            runner: JobRunner::new(Arc::clone(&settings), codecs, storage),
+            runner: JobRunner::new(
+                Arc::clone(&settings),
+                codecs,
+                Arc::clone(&storage),
+                Arc::clone(&metrics),
+            ),
             name,
             settings,
+            storage,
+            metrics,
         })
     }
 
-    /// Runs until `shutdown` is cancelled. A job in hand is then interrupted
-    /// and given back to its queue before the connection closes.
-    pub async fn run(self, shutdown: CancellationToken) {
+    /// Runs until `shutdown` is cancelled, serving metrics on
+    /// `metrics_listener`. Stop order: the consumer stops, a job in hand is
+    /// interrupted and given back to its queue, the connection closes, and
+    /// last the HTTP server stops.
+    pub async fn run(self, metrics_listener: TcpListener, shutdown: CancellationToken) {
+        let endpoints = Arc::new(Endpoints {
+            metrics: Arc::clone(&self.metrics),
+            state: self.state.subscribe(),
+            storage: Arc::clone(&self.storage),
+            thermal_zone: self.settings.thermal_zone.clone(),
+            throttling_command: self.settings.throttling_command.clone(),
+        });
+        let stop_server = CancellationToken::new();
+        let server = tokio::spawn(metrics::server::serve(
+            metrics_listener,
+            endpoints,
+            stop_server.clone(),
+        ));
+        self.consume_until_shutdown(&shutdown).await;
+        stop_server.cancel();
+        let _ = server.await;
+        info!("worker stopped");
+    }
+
+    /// Connects, serves and reconnects until shutdown.
+    async fn consume_until_shutdown(&self, shutdown: &CancellationToken) {
+        let shutdown = shutdown.clone();
         let mut delay = RECONNECT_MIN;
+        let mut connected_before = false;
         loop {
             let opened = tokio::select! {
                 opened = BrokerSession::open(&self.settings, &self.name) => opened,
@@ -130,17 +172,20 @@ impl Worker {
                 }
             };
             delay = RECONNECT_MIN;
+            self.metrics.broker_connected.set(1);
+            if connected_before {
+                self.metrics.broker_reconnects.inc();
+            }
+            connected_before = true;
             // Tidying runs beside the jobs; it only ends with the session.
             let served = tokio::select! {
                 served = self.serve(&session, &shutdown) => served,
                 lost = self.tidy_originals(&session, &shutdown) => Err(lost),
             };
             session.close().await;
+            self.metrics.broker_connected.set(0);
             match served {
-                Ok(()) => {
-                    info!("worker stopped");
-                    return;
-                }
+                Ok(()) => return,
                 Err(error) => warn!(%error, "reconnecting"),
             }
         }

@@ -55,6 +55,8 @@ pub struct Settings {
     pub mount_command: String,
     pub storage_probe_timeout: Duration,
     pub storage_check_interval: Duration,
+    /// Where `/metrics`, `/healthz` and `/readyz` are served.
+    pub metrics_addr: std::net::SocketAddr,
     /// Move originals into `originals/` once their output is done...
     pub tidy_originals: bool,
     /// ...this long after.
@@ -93,6 +95,7 @@ struct RawSettings {
     storage_check_interval_seconds: u64,
     tidy_originals: bool,
     tidy_delay_seconds: u64,
+    metrics_addr: String,
 }
 
 /// A list of paths: a TOML array, or comma-separated in an environment
@@ -148,6 +151,7 @@ storage_probe_timeout_seconds = 10
 storage_check_interval_seconds = 30
 tidy_originals = true
 tidy_delay_seconds = 86400
+metrics_addr = "0.0.0.0:9797"
 "#;
 
 #[derive(Debug, thiserror::Error)]
@@ -301,6 +305,12 @@ impl RawSettings {
             mount_command: self.mount_command,
             storage_probe_timeout: Duration::from_secs(self.storage_probe_timeout_seconds.max(1)),
             storage_check_interval: Duration::from_secs(self.storage_check_interval_seconds),
+            metrics_addr: self
+                .metrics_addr
+                .parse()
+                .map_err(|e: std::net::AddrParseError| {
+                    invalid("metrics_addr")(format!("{e}: use HOST:PORT"))
+                })?,
             tidy_originals: self.tidy_originals,
             tidy_delay: Duration::from_secs(self.tidy_delay_seconds),
         })

@@ -14,6 +14,7 @@ use crate::broker::Publisher;
 use crate::config::Settings;
 use crate::disposition::Disposition;
 use crate::hardware::{MachineCodecs, soc};
+use crate::metrics::{Outcome, WorkerMetrics};
 use crate::pipeline::encode::{self, EncodePlan, EncodeProgress, MASTER_PLAYLIST};
 use crate::pipeline::ladder::{self, SourceVideo};
 use crate::pipeline::publish::{ExistingOutput, OutputLocation, OutputRecord};
@@ -52,6 +53,7 @@ pub struct JobRunner {
     settings: Arc<Settings>,
     codecs: Arc<MachineCodecs>,
     storage: Arc<StorageMonitor>,
+    metrics: Arc<WorkerMetrics>,
 }
 
 impl JobRunner {
@@ -59,11 +61,13 @@ impl JobRunner {
         settings: Arc<Settings>,
         codecs: MachineCodecs,
         storage: Arc<StorageMonitor>,
+        metrics: Arc<WorkerMetrics>,
     ) -> Self {
         Self {
             settings,
             codecs: Arc::new(codecs),
             storage,
+            metrics,
         }
     }
 
@@ -92,7 +96,11 @@ impl JobRunner {
                     message: bad.to_string(),
                 };
                 return match events.publish(job_id, failed).await {
-                    Ok(()) => Disposition::DeadLetter,
+                    Ok(()) => {
+                        self.metrics
+                            .job_finished(Outcome::Failed, FailureReason::BadMessage.as_str());
+                        Disposition::DeadLetter
+                    }
                     Err(error) => {
                         warn!(%error, "could not report the bad message; requeueing it");
                         Disposition::Requeue
@@ -117,8 +125,23 @@ impl JobRunner {
         let failure = match self.produce(request, redelivered, events, cancel).await {
             Ok(done) => {
                 self.schedule_tidy(request, events).await;
+                let finished = match &done {
+                    JobState::Done {
+                        wall_seconds,
+                        media_seconds,
+                        reused: false,
+                        ..
+                    } => Some((*wall_seconds, *media_seconds)),
+                    _ => None,
+                };
                 match events.publish(job_id, done).await {
-                    Ok(()) => return Disposition::Ack,
+                    Ok(()) => {
+                        match finished {
+                            Some((wall, media)) => self.metrics.job_done(wall, media),
+                            None => self.metrics.job_finished(Outcome::Done, ""),
+                        }
+                        return Disposition::Ack;
+                    }
                     Err(error) => Failure::Broker(error),
                 }
             }
@@ -141,6 +164,7 @@ impl JobRunner {
         match failure {
             Failure::Broker(error) => {
                 warn!(%error, "could not publish the job's event; requeueing it");
+                self.metrics.job_finished(Outcome::Requeued, "");
                 Disposition::Requeue
             }
             Failure::Job(error) if error.retry() == Retry::Transient => {
@@ -153,6 +177,7 @@ impl JobRunner {
                         () = cancel.cancelled() => {}
                     }
                 }
+                self.metrics.job_finished(Outcome::Requeued, "");
                 Disposition::Requeue
             }
             Failure::Job(error) => {
@@ -163,9 +188,13 @@ impl JobRunner {
                     message: error.to_string(),
                 };
                 match events.publish(job_id, failed).await {
-                    Ok(()) => Disposition::for_error(&error),
+                    Ok(()) => {
+                        self.metrics.job_finished(Outcome::Failed, reason.as_str());
+                        Disposition::for_error(&error)
+                    }
                     Err(error) => {
                         warn!(%error, "could not report the failure; requeueing the job");
+                        self.metrics.job_finished(Outcome::Requeued, "");
                         Disposition::Requeue
                     }
                 }
@@ -348,6 +377,10 @@ impl JobRunner {
                 Ok(()) = progress_rx.changed() => {
                     let due = last_report.is_none_or(|at| at.elapsed() >= PROGRESS_INTERVAL);
                     let latest: Option<EncodeProgress> = *progress_rx.borrow_and_update();
+                    if let Some(progress) = latest {
+                        self.metrics.encode_fps.set(progress.fps);
+                        self.metrics.encode_speed.set(progress.speed);
+                    }
                     if let (true, Some(progress)) = (due, latest) {
                         last_report = Some(Instant::now());
                         let state = JobState::Progress {

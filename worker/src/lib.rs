@@ -13,6 +13,7 @@ pub mod disposition;
 pub mod gate;
 pub mod hardware;
 pub mod job;
+pub mod metrics;
 pub mod pipeline;
 pub mod shutdown;
 pub mod state;

@@ -35,10 +35,20 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let settings_addr = settings.metrics_addr;
     let worker = match Worker::build(settings).await {
         Ok(worker) => worker,
         Err(error) => {
             tracing::error!("{error}");
+            return ExitCode::from(2);
+        }
+    };
+    let metrics_listener = match tokio::net::TcpListener::bind(settings_addr).await {
+        Ok(listener) => listener,
+        Err(error) => {
+            tracing::error!(
+                "cannot serve metrics on {settings_addr} ({error}): set metrics_addr (HLSMUX_METRICS_ADDR) to a free HOST:PORT"
+            );
             return ExitCode::from(2);
         }
     };
@@ -47,6 +57,6 @@ async fn main() -> ExitCode {
         tracing::error!("cannot listen for signals: {error}");
         return ExitCode::FAILURE;
     }
-    worker.run(shutdown_token).await;
+    worker.run(metrics_listener, shutdown_token).await;
     ExitCode::SUCCESS
 }

@@ -2,7 +2,11 @@
 
 use std::fmt;
 
+use std::sync::Arc;
+
 use tokio::sync::watch;
+
+use crate::metrics::WorkerMetrics;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum WorkerState {
@@ -36,22 +40,23 @@ impl fmt::Display for WorkerState {
     }
 }
 
-/// Holds the current state and logs each change.
+/// Holds the current state, logs each change and exports it.
 pub struct StateTracker {
     current: watch::Sender<WorkerState>,
-}
-
-impl Default for StateTracker {
-    fn default() -> Self {
-        Self {
-            current: watch::Sender::new(WorkerState::Idle),
-        }
-    }
+    metrics: Arc<WorkerMetrics>,
 }
 
 impl StateTracker {
+    pub fn new(metrics: Arc<WorkerMetrics>) -> Self {
+        Self {
+            current: watch::Sender::new(WorkerState::Idle),
+            metrics,
+        }
+    }
+
     pub fn set(&self, next: WorkerState, why: &str) {
         let previous = self.current.send_replace(next);
+        self.metrics.set_state(next);
         if previous != next {
             tracing::info!(from = %previous, to = %next, "worker {next}: {why}");
         }

@@ -14,6 +14,9 @@ use tracing::{info, warn};
 use crate::pipeline::codec::{EncoderChoice, VideoEncoder};
 use crate::pipeline::probe::last_lines;
 
+/// The reason given for an encoder this ffmpeg build does not have.
+pub const NOT_IN_BUILD: &str = "not in this ffmpeg build";
+
 /// A trial encode that takes longer than this has failed.
 const TRIAL_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -57,7 +60,7 @@ pub async fn select_encoder(
         let outcome = if built.contains(encoder.ffmpeg_name()) {
             trial_encode(ffmpeg, encoder, vaapi_device).await
         } else {
-            Err("not in this ffmpeg build".to_owned())
+            Err(NOT_IN_BUILD.to_owned())
         };
         match outcome {
             Ok(()) => {

@@ -10,7 +10,7 @@ use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::process::Command;
@@ -18,6 +18,7 @@ use tokio::sync::oneshot;
 use tracing::{info, warn};
 
 use super::mountinfo;
+use crate::metrics::WorkerMetrics;
 
 const PROBE_PAYLOAD: &[u8] = b"hlsmux storage probe\n";
 const REMOUNT_BACKOFF_MIN: Duration = Duration::from_secs(5);
@@ -68,10 +69,11 @@ pub struct StorageMonitor {
     config: StorageConfig,
     targets: Vec<Target>,
     last: Mutex<Option<(Instant, StorageHealth)>>,
+    metrics: Arc<WorkerMetrics>,
 }
 
 impl StorageMonitor {
-    pub fn new(config: StorageConfig) -> Self {
+    pub fn new(config: StorageConfig, metrics: Arc<WorkerMetrics>) -> Self {
         let target = |path: &PathBuf, must_be_mount| Target {
             path: path.clone(),
             must_be_mount,
@@ -88,7 +90,16 @@ impl StorageMonitor {
             config,
             targets,
             last: Mutex::new(None),
+            metrics,
         }
+    }
+
+    /// The result of the last check, if there was one.
+    pub fn last_health(&self) -> Option<StorageHealth> {
+        self.last
+            .lock()
+            .ok()
+            .and_then(|last| last.as_ref().map(|(_, health)| health.clone()))
     }
 
     /// The storage's health: probed now when `fresh`, when the last result
@@ -135,21 +146,31 @@ impl StorageMonitor {
         } else {
             None
         };
+        // Every target is checked (and its metrics updated); the first
+        // failure is the reason given.
+        let mut first_failure = None;
         for target in &self.targets {
-            if target.must_be_mount
-                && !mountinfo_text
+            let mounted = target.must_be_mount.then(|| {
+                mountinfo_text
                     .as_deref()
                     .is_some_and(|text| mountinfo::is_mount_point(text, &target.path))
-            {
+            });
+            let result = if mounted == Some(false) {
                 self.try_mount(target).await;
-                return StorageHealth::Unhealthy(format!(
-                    "{} is not mounted",
-                    target.path.display()
-                ));
+                Err(format!("{} is not mounted", target.path.display()))
+            } else {
+                self.probe(target)
+                    .await
+                    .map_err(|reason| format!("{}: {reason}", target.path.display()))
+            };
+            self.metrics
+                .storage_checked(&target.path, mounted, result.is_ok());
+            if let Err(reason) = result {
+                first_failure.get_or_insert(reason);
             }
-            if let Err(reason) = self.probe(target).await {
-                return StorageHealth::Unhealthy(format!("{}: {reason}", target.path.display()));
-            }
+        }
+        if let Some(reason) = first_failure {
+            return StorageHealth::Unhealthy(reason);
         }
         StorageHealth::Healthy
     }
@@ -178,7 +199,13 @@ impl StorageMonitor {
             }
         };
         let left = self.config.probe_timeout.saturating_sub(started.elapsed());
-        match tokio::time::timeout(left, &mut receiver).await {
+        let outcome = tokio::time::timeout(left, &mut receiver).await;
+        let passed = matches!(outcome, Ok(Ok(Ok(()))));
+        self.metrics.storage_probed(
+            &target.path,
+            passed.then(|| started.elapsed().as_secs_f64()),
+        );
+        match outcome {
             Ok(Ok(result)) => result,
             Ok(Err(_)) => Err("the probe thread vanished".into()),
             Err(_) => {
@@ -205,6 +232,7 @@ impl StorageMonitor {
         }
         let mut words = self.config.mount_command.split_whitespace();
         let Some(program) = words.next() else { return };
+        self.metrics.remount_attempted(&target.path);
         let run = Command::new(program)
             .args(words)
             .arg(&target.path)
@@ -253,6 +281,13 @@ fn probe_file(path: &Path) -> Result<(), String> {
 mod tests {
     use super::*;
 
+    fn metrics() -> Arc<WorkerMetrics> {
+        Arc::new(WorkerMetrics::new(
+            hlsmux_protocol::MuxerId::new(1).expect("valid"),
+            "test",
+        ))
+    }
+
     fn config(dir: &Path) -> StorageConfig {
         StorageConfig {
             mounts: Vec::new(),
@@ -268,14 +303,14 @@ mod tests {
     #[tokio::test]
     async fn a_writable_directory_is_healthy_and_the_probe_file_is_removed() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let monitor = StorageMonitor::new(config(dir.path()));
+        let monitor = StorageMonitor::new(config(dir.path()), metrics());
         assert_eq!(monitor.health(true).await, StorageHealth::Healthy);
         assert_eq!(std::fs::read_dir(dir.path()).expect("list").count(), 0);
     }
 
     #[tokio::test]
     async fn a_missing_directory_is_unhealthy() {
-        let monitor = StorageMonitor::new(config(Path::new("/nonexistent/hlsmux")));
+        let monitor = StorageMonitor::new(config(Path::new("/nonexistent/hlsmux")), metrics());
         assert!(
             matches!(monitor.health(true).await, StorageHealth::Unhealthy(r) if r.contains("cannot create"))
         );
@@ -290,7 +325,7 @@ mod tests {
             .status()
             .expect("mkfifo runs");
         assert!(made.success());
-        let monitor = StorageMonitor::new(config(dir.path()));
+        let monitor = StorageMonitor::new(config(dir.path()), metrics());
         let started = Instant::now();
         let first = monitor.health(true).await;
         assert!(
@@ -343,13 +378,16 @@ mod tests {
             .expect("chmod");
         let media = dir.path().join("media");
         std::fs::create_dir(&media).expect("mkdir");
-        let monitor = StorageMonitor::new(StorageConfig {
-            mounts: vec![media.clone()],
-            probed: Vec::new(),
-            mountinfo: mountinfo.clone(),
-            mount_command: script.display().to_string(),
-            ..config(dir.path())
-        });
+        let monitor = StorageMonitor::new(
+            StorageConfig {
+                mounts: vec![media.clone()],
+                probed: Vec::new(),
+                mountinfo: mountinfo.clone(),
+                mount_command: script.display().to_string(),
+                ..config(dir.path())
+            },
+            metrics(),
+        );
         let health = monitor.health(true).await;
         assert!(
             matches!(&health, StorageHealth::Unhealthy(r) if r.contains("not mounted")),
