@@ -1,5 +1,5 @@
 //! A minimal HTTP/1.1 GET over loopback, enough to read a worker's
-//! /metrics, /healthz and /readyz.
+//! /metrics, /healthz and /readyz, and to query Prometheus.
 
 use std::net::SocketAddr;
 
@@ -8,19 +8,18 @@ use tokio::net::TcpStream;
 
 /// The status code and body of `GET path`.
 pub async fn get(address: SocketAddr, path: &str) -> (u16, String) {
-    let mut stream = TcpStream::connect(address)
+    try_get(address, path)
         .await
-        .expect("connect to the worker's HTTP port");
+        .unwrap_or_else(|error| panic!("GET http://{address}{path}: {error}"))
+}
+
+/// As [`get`], with connection errors returned (for servers still starting).
+pub async fn try_get(address: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
+    let mut stream = TcpStream::connect(address).await?;
     let request = format!("GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
-    stream
-        .write_all(request.as_bytes())
-        .await
-        .expect("send request");
+    stream.write_all(request.as_bytes()).await?;
     let mut response = Vec::new();
-    stream
-        .read_to_end(&mut response)
-        .await
-        .expect("read response");
+    stream.read_to_end(&mut response).await?;
     let response = String::from_utf8_lossy(&response).into_owned();
     let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
     let status = head
@@ -28,5 +27,18 @@ pub async fn get(address: SocketAddr, path: &str) -> (u16, String) {
         .nth(1)
         .and_then(|code| code.parse().ok())
         .unwrap_or_else(|| panic!("not an HTTP response: {head}"));
-    (status, body.to_owned())
+    Ok((status, body.to_owned()))
+}
+
+/// Percent-encodes a query parameter value (everything but unreserved bytes).
+pub fn encode_query_value(value: &str) -> String {
+    value
+        .bytes()
+        .map(|byte| match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                char::from(byte).to_string()
+            }
+            _ => format!("%{byte:02X}"),
+        })
+        .collect()
 }
