@@ -1,6 +1,7 @@
 //! Publishing one JSON message and waiting for the broker to take it.
 
 use lapin::options::BasicPublishOptions;
+use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Confirmation};
 use serde::Serialize;
 
@@ -31,6 +32,7 @@ pub enum PublishError {
 ///
 /// With `mandatory`, an unroutable message is an error: RabbitMQ returns it
 /// and then *acks* it, so the returned message, not only the ack, decides.
+/// `headers` carry what travels beside the body (the trace context).
 pub async fn publish_json<T: Serialize>(
     channel: &Channel,
     exchange: &str,
@@ -38,8 +40,9 @@ pub async fn publish_json<T: Serialize>(
     message_id: &str,
     body: &T,
     mandatory: bool,
+    headers: FieldTable,
 ) -> Result<(), PublishError> {
-    let properties = json_properties(message_id);
+    let properties = json_properties(message_id).with_headers(headers);
     publish(channel, exchange, routing_key, body, mandatory, properties).await
 }
 

@@ -136,6 +136,7 @@ impl Broker {
             &job.job_id.to_string(),
             job,
             true,
+            hlsmux_telemetry::inject_trace_context(&tracing::Span::current()),
         )
         .await
         .map_err(|error| match error {

@@ -50,6 +50,12 @@ pub struct PoolArgs {
     /// The shared output root, to print full paths of finished outputs.
     #[arg(long, global = true, env = "HLSMUX_OUTPUT_ROOT")]
     pub output_root: Option<PathBuf>,
+    /// Log lines as `text` or `json`.
+    #[arg(long, global = true, env = "HLSMUX_LOG_FORMAT", default_value = "text")]
+    pub log_format: hlsmux_telemetry::LogFormat,
+    /// OTLP/HTTP endpoint to export each job's trace to (none: no export).
+    #[arg(long, global = true, env = "HLSMUX_OTLP_ENDPOINT", value_name = "URL")]
+    pub otlp_endpoint: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use hlsmux_protocol::{JobId, JobRequest, RelativePath};
 use serde_json::json;
+use tracing::Instrument;
 
 use crate::broker::Broker;
 use crate::cli::{MuxerChoice, PoolArgs, SubmitArgs};
@@ -63,7 +64,10 @@ pub async fn run(pool: &PoolArgs, args: SubmitArgs) -> Result<(), CliError> {
     };
     let publisher = broker.publisher().await?;
     for (file, job) in &jobs {
-        broker.publish_job(&publisher, job).await?;
+        // One trace per job: its context travels in the message headers and
+        // the worker's spans join it.
+        let span = tracing::info_span!("submit", job_id = %job.job_id, input = %job.input);
+        broker.publish_job(&publisher, job).instrument(span).await?;
         if args.json {
             let line = json!({
                 "state": "submitted",

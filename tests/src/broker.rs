@@ -136,6 +136,7 @@ impl TestPool {
             &job.job_id.to_string(),
             job,
             true,
+            lapin::types::FieldTable::default(),
         )
         .await
         .expect("job published and routed");

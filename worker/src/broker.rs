@@ -214,6 +214,7 @@ impl Publisher {
             &job_id.to_string(),
             &event,
             false,
+            hlsmux_telemetry::inject_trace_context(&tracing::Span::current()),
         )
         .await
     }

@@ -9,6 +9,7 @@ use lapin::message::Delivery;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info, info_span, warn};
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::broker::Publisher;
 use crate::config::Settings;
@@ -109,6 +110,11 @@ impl JobRunner {
             }
         };
         let span = info_span!("job", job_id = %request.job_id, input = %request.input);
+        // The submitter's trace, carried in the message headers, is the
+        // parent; without one (or without tracing) this does nothing.
+        let parent =
+            hlsmux_telemetry::extract_trace_context(delivery.properties.headers().as_ref());
+        let _ = span.set_parent(parent);
         self.run(&request, delivery.redelivered, events, cancel)
             .instrument(span)
             .await
@@ -282,24 +288,29 @@ impl JobRunner {
 
         let input = {
             let (root, input) = (settings.media_root.clone(), request.input.clone());
-            blocking(move || validate::resolve_input(&root, &input)).await?
+            blocking(move || validate::resolve_input(&root, &input))
+                .instrument(info_span!("validate"))
+                .await?
         };
         let source = probe::probe(
             &settings.ffprobe,
             &input.path,
             Duration::from_secs(settings.probe_timeout_seconds),
         )
+        .instrument(info_span!("probe"))
         .await?;
         let encoder = self.codecs.encoder;
-        let rungs = ladder::plan_ladder(
-            request.ladder.unwrap_or(settings.ladder),
-            SourceVideo {
-                width: source.video.width,
-                height: source.video.height,
-                bitrate: source.video_bitrate,
-            },
-            encoder.limits(),
-        );
+        let rungs = info_span!("plan").in_scope(|| {
+            ladder::plan_ladder(
+                request.ladder.unwrap_or(settings.ladder),
+                SourceVideo {
+                    width: source.video.width,
+                    height: source.video.height,
+                    bitrate: source.video_bitrate,
+                },
+                encoder.limits(),
+            )
+        });
         let decoder = self.codecs.decoder_for(&source.video.codec);
         if settings.hw_decode && decoder.is_none() {
             info!(codec = %source.video.codec, %encoder, "no hardware decoder for this input: decoding in software");
@@ -371,30 +382,34 @@ impl JobRunner {
         );
         tokio::pin!(encoding);
         let mut last_report: Option<Instant> = None;
-        let encoded = loop {
-            tokio::select! {
-                result = &mut encoding => break result,
-                Ok(()) = progress_rx.changed() => {
-                    let due = last_report.is_none_or(|at| at.elapsed() >= PROGRESS_INTERVAL);
-                    let latest: Option<EncodeProgress> = *progress_rx.borrow_and_update();
-                    if let Some(progress) = latest {
-                        self.metrics.encode_fps.set(progress.fps);
-                        self.metrics.encode_speed.set(progress.speed);
-                    }
-                    if let (true, Some(progress)) = (due, latest) {
-                        last_report = Some(Instant::now());
-                        let state = JobState::Progress {
-                            percent: progress.percent_of(duration_seconds),
-                            fps: progress.fps,
-                            speed: progress.speed,
-                        };
-                        if let Err(error) = events.publish(job_id, state).await {
-                            warn!(%error, "could not publish progress");
+        let encoded = async {
+            loop {
+                tokio::select! {
+                    result = &mut encoding => break result,
+                    Ok(()) = progress_rx.changed() => {
+                        let due = last_report.is_none_or(|at| at.elapsed() >= PROGRESS_INTERVAL);
+                        let latest: Option<EncodeProgress> = *progress_rx.borrow_and_update();
+                        if let Some(progress) = latest {
+                            self.metrics.encode_fps.set(progress.fps);
+                            self.metrics.encode_speed.set(progress.speed);
+                        }
+                        if let (true, Some(progress)) = (due, latest) {
+                            last_report = Some(Instant::now());
+                            let state = JobState::Progress {
+                                percent: progress.percent_of(duration_seconds),
+                                fps: progress.fps,
+                                speed: progress.speed,
+                            };
+                            if let Err(error) = events.publish(job_id, state).await {
+                                warn!(%error, "could not publish progress");
+                            }
                         }
                     }
                 }
             }
-        };
+        }
+        .instrument(info_span!("encode", encoder = %plan.encoder, rungs = plan.rungs.len()))
+        .await;
         if let Err(error) = &encoded {
             warn!(log = %log_path.display(), %error, "ffmpeg did not finish");
         }
@@ -403,7 +418,9 @@ impl JobRunner {
 
         let rung_summaries = {
             let (dir, rungs) = (location.staging_dir().to_owned(), plan.rungs.clone());
-            blocking(move || verify::verify_output(&dir, &rungs, duration_seconds)).await?
+            blocking(move || verify::verify_output(&dir, &rungs, duration_seconds))
+                .instrument(info_span!("verify"))
+                .await?
         };
         let record = OutputRecord::new(
             job_id,
@@ -414,7 +431,9 @@ impl JobRunner {
             plan.encoder.to_string(),
         );
         let location = location.clone();
-        Ok(blocking(move || location.publish(record)).await?)
+        Ok(blocking(move || location.publish(record))
+            .instrument(info_span!("publish"))
+            .await?)
     }
 }
 

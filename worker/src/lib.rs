@@ -18,5 +18,4 @@ pub mod pipeline;
 pub mod shutdown;
 pub mod state;
 pub mod storage;
-pub mod telemetry;
 pub mod tidy;

@@ -4,25 +4,45 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use hlsmux_worker::{app::Worker, config::Settings, shutdown, telemetry};
+use hlsmux_telemetry::{LogFormat, TelemetryConfig};
+use hlsmux_worker::{app::Worker, config::Settings, shutdown};
 use tokio_util::sync::CancellationToken;
 
 /// Consumes one muxer's hlsmux jobs and writes multi-bitrate HLS.
 ///
-/// Settings come from built-in defaults, then the --config file, then
-/// HLSMUX_* environment variables (HLSMUX_AMQP_URL, HLSMUX_MUXER_ID, ...).
+/// Settings come from built-in defaults, then the --config file, then the
+/// kernel command line (muxid=, muxhwdec=), then HLSMUX_* environment
+/// variables (HLSMUX_AMQP_URL, HLSMUX_MUXER_ID, ...).
 #[derive(Parser)]
 #[command(version)]
 struct Args {
     /// TOML configuration file.
     #[arg(long, short, env = "HLSMUX_CONFIG")]
     config: Option<PathBuf>,
+    /// Log lines as `text` (for people) or `json` (for machines).
+    #[arg(long, env = "HLSMUX_LOG_FORMAT", default_value = "text")]
+    log_format: LogFormat,
+    /// OTLP/HTTP endpoint to export traces to (none: no export).
+    #[arg(long, env = "HLSMUX_OTLP_ENDPOINT", value_name = "URL")]
+    otlp_endpoint: Option<String>,
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
-    telemetry::init();
+    let telemetry = hlsmux_telemetry::init(TelemetryConfig {
+        service_name: "hlsmux-worker",
+        default_filter: "info,lapin=warn",
+        format: args.log_format,
+        otlp_endpoint: args.otlp_endpoint.as_deref(),
+    });
+    let _telemetry = match telemetry {
+        Ok(guard) => guard,
+        Err(error) => {
+            eprintln!("hlsmux-worker: {error}");
+            return ExitCode::from(2);
+        }
+    };
     let settings = match Settings::load(args.config.as_deref()) {
         Ok((settings, origins)) => {
             for origin in origins {
