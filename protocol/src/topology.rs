@@ -9,9 +9,11 @@
 use std::fmt;
 use std::str::FromStr;
 
-use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
+use lapin::options::{
+    BasicConsumeOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
+};
 use lapin::types::{AMQPValue, FieldTable, LongString};
-use lapin::{Channel, ExchangeKind, Queue};
+use lapin::{Channel, Consumer, ExchangeKind, Queue};
 
 use crate::{EventState, JobId, MuxerId};
 
@@ -123,6 +125,49 @@ impl Topology {
     /// The binding that receives every event of one job.
     pub fn job_events_binding(job: JobId) -> String {
         format!("{job}.*")
+    }
+
+    /// The binding that receives every event of the pool.
+    pub const ALL_EVENTS_BINDING: &'static str = "#";
+
+    /// Follows status events through a private queue (deleted with its
+    /// connection) bound with each of `bindings`. Subscribe before causing
+    /// the events, so that none is missed.
+    pub async fn subscribe_events(
+        &self,
+        channel: &Channel,
+        bindings: &[String],
+        consumer_tag: &str,
+    ) -> lapin::Result<Consumer> {
+        let queue = channel
+            .queue_declare(
+                "".into(),
+                QueueDeclareOptions::exclusive().auto_delete(),
+                FieldTable::default(),
+            )
+            .await?;
+        for binding in bindings {
+            channel
+                .queue_bind(
+                    queue.name().clone(),
+                    self.events_exchange().into(),
+                    binding.as_str().into(),
+                    QueueBindOptions::default(),
+                    FieldTable::default(),
+                )
+                .await?;
+        }
+        channel
+            .basic_consume(
+                queue.name().clone(),
+                consumer_tag.into(),
+                BasicConsumeOptions {
+                    no_ack: true,
+                    ..BasicConsumeOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await
     }
 
     /// Declares the exchanges and the dead-letter queue. Idempotent.

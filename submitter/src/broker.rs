@@ -4,9 +4,7 @@
 
 use deadpool_lapin::{Config, Pool, Runtime};
 use hlsmux_protocol::{AmqpUrl, JobId, JobRequest, MuxerId, PublishError, Topology, publish_json};
-use lapin::options::{
-    BasicConsumeOptions, ConfirmSelectOptions, QueueBindOptions, QueueDeclareOptions,
-};
+use lapin::options::{ConfirmSelectOptions, QueueDeclareOptions};
 use lapin::protocol::{AMQPErrorKind, AMQPSoftError};
 use lapin::types::FieldTable;
 use lapin::{Channel, ConnectionProperties, Consumer, ErrorKind};
@@ -150,34 +148,13 @@ impl Broker {
     /// so that no event is missed.
     pub async fn follow(&self, jobs: &[JobId]) -> Result<Consumer, CliError> {
         let channel = self.channel().await?;
-        let queue = channel
-            .queue_declare(
-                "".into(),
-                QueueDeclareOptions::exclusive().auto_delete(),
-                FieldTable::default(),
-            )
-            .await?;
-        for job in jobs {
-            channel
-                .queue_bind(
-                    queue.name().clone(),
-                    self.topology.events_exchange().into(),
-                    Topology::job_events_binding(*job).into(),
-                    QueueBindOptions::default(),
-                    FieldTable::default(),
-                )
-                .await?;
-        }
-        Ok(channel
-            .basic_consume(
-                queue.name().clone(),
-                "hlsmux-follow".into(),
-                BasicConsumeOptions {
-                    no_ack: true,
-                    ..BasicConsumeOptions::default()
-                },
-                FieldTable::default(),
-            )
+        let bindings: Vec<String> = jobs
+            .iter()
+            .map(|job| Topology::job_events_binding(*job))
+            .collect();
+        Ok(self
+            .topology
+            .subscribe_events(&channel, &bindings, "hlsmux-follow")
             .await?)
     }
 }

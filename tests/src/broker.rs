@@ -11,8 +11,8 @@ use hlsmux_protocol::{
     publish_json_with_expiration,
 };
 use lapin::options::{
-    BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions, ExchangeDeleteOptions,
-    QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions,
+    BasicPublishOptions, ConfirmSelectOptions, ExchangeDeleteOptions, QueueDeclareOptions,
+    QueueDeleteOptions,
 };
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, Consumer};
@@ -90,36 +90,15 @@ impl TestPool {
     /// Follows every status event of this pool from now on.
     pub async fn events(&self) -> EventLog {
         let channel = self.connection.create_channel().await.expect("channel");
-        let queue = channel
-            .queue_declare(
-                "".into(),
-                QueueDeclareOptions::exclusive().auto_delete(),
-                FieldTable::default(),
+        let consumer = self
+            .topology
+            .subscribe_events(
+                &channel,
+                &[Topology::ALL_EVENTS_BINDING.to_owned()],
+                "test-events",
             )
             .await
-            .expect("declare event queue");
-        channel
-            .queue_bind(
-                queue.name().clone(),
-                self.topology.events_exchange().into(),
-                "#".into(),
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .expect("bind event queue");
-        let consumer = channel
-            .basic_consume(
-                queue.name().clone(),
-                "test-events".into(),
-                BasicConsumeOptions {
-                    no_ack: true,
-                    ..BasicConsumeOptions::default()
-                },
-                FieldTable::default(),
-            )
-            .await
-            .expect("consume events");
+            .expect("subscribe to the pool's events");
         EventLog {
             _channel: channel,
             consumer,

@@ -31,6 +31,17 @@ impl CliRun {
         }
     }
 
+    /// The ID of the first job a `submit --json` run queued.
+    pub fn submitted_job_id(&self) -> hlsmux_protocol::JobId {
+        let lines = self.json_lines();
+        let submitted = lines
+            .iter()
+            .find(|line| line["state"] == "submitted")
+            .unwrap_or_else(|| panic!("no submitted line: {self:#?}"));
+        let id = submitted["job_id"].as_str().expect("a job ID");
+        id.parse().unwrap_or_else(|_| panic!("not a job ID: {id}"))
+    }
+
     /// The JSON lines the CLI printed with `--json`.
     pub fn json_lines(&self) -> Vec<serde_json::Value> {
         self.stdout

@@ -42,11 +42,7 @@ async fn the_config_file_applies_and_the_environment_overrides_it() {
         ])
         .await;
     assert_eq!(run.code, Some(0), "{run:#?}");
-    let job_id = run.json_lines()[0]["job_id"]
-        .as_str()
-        .expect("job id")
-        .parse()
-        .expect("uuid");
+    let job_id = run.submitted_job_id();
     let done = events.final_event(job_id, PATIENCE).await;
     let JobState::Done { rungs, .. } = done.state else {
         panic!("job done: {done:#?}");

@@ -116,11 +116,7 @@ async fn a_worker_started_with_the_lock_present_takes_nothing_until_it_goes() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(test.pool.ready_and_consumers(muxer).await, (1, 0));
 
-    let job_id = run.json_lines()[0]["job_id"]
-        .as_str()
-        .expect("job id")
-        .parse()
-        .expect("uuid");
+    let job_id = run.submitted_job_id();
     let mut events = test.pool.events().await;
     std::fs::remove_file(&lock).expect("remove drain lock");
     let done = events.final_event(job_id, PATIENCE).await;

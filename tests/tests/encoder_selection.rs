@@ -36,11 +36,7 @@ async fn auto_falls_back_to_libx264_here_and_hardware_decoding_falls_back_to_sof
         ])
         .await;
     assert_eq!(run.code, Some(0), "{run:#?}");
-    let job_id = run.json_lines()[0]["job_id"]
-        .as_str()
-        .expect("job id")
-        .parse()
-        .expect("uuid");
+    let job_id = run.submitted_job_id();
     let done = events.final_event(job_id, PATIENCE).await;
     let JobState::Done { encoder, .. } = done.state else {
         panic!("job done: {done:#?}");

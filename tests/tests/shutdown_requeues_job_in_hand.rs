@@ -33,11 +33,7 @@ async fn sigterm_mid_encode_requeues_the_job_and_another_worker_finishes_it() {
         ])
         .await;
     assert_eq!(run.code, Some(0), "{run:#?}");
-    let job_id = run.json_lines()[0]["job_id"]
-        .as_str()
-        .expect("job id")
-        .parse()
-        .expect("uuid");
+    let job_id = run.submitted_job_id();
     events
         .wait_for(
             "encoding under way",

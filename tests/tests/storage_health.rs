@@ -50,11 +50,7 @@ async fn submit(test: &TestEnv, clip: &Path, name: &str) -> hlsmux_protocol::Job
         ])
         .await;
     assert_eq!(run.code, Some(0), "{run:#?}");
-    run.json_lines()[0]["job_id"]
-        .as_str()
-        .expect("job id")
-        .parse()
-        .expect("uuid")
+    run.submitted_job_id()
 }
 
 #[tokio::test]
