@@ -84,6 +84,15 @@ impl TestEnv {
         TestWorker::expect_startup_failure(self, muxer, options).await
     }
 
+    /// Runs `hlsmux submit FILE ARGS...` and requires it to succeed.
+    pub async fn submit_ok(&self, file: &Path, args: &[&str]) -> CliRun {
+        let mut command = vec!["submit", file.to_str().expect("UTF-8 test path")];
+        command.extend_from_slice(args);
+        let run = self.cli(&command).await;
+        assert_eq!(run.code, Some(0), "{run:#?}");
+        run
+    }
+
     /// Runs `hlsmux` with `args` against this test's pool.
     pub async fn cli(&self, args: &[&str]) -> CliRun {
         CliRun::run(self, args).await

@@ -32,16 +32,7 @@ async fn the_config_file_applies_and_the_environment_overrides_it() {
         .write(&test.media_root().join("clip.mp4"))
         .await;
     let mut events = test.pool.events().await;
-    let run = test
-        .cli(&[
-            "submit",
-            clip.to_str().expect("utf-8"),
-            "--muxer",
-            "6",
-            "--json",
-        ])
-        .await;
-    assert_eq!(run.code, Some(0), "{run:#?}");
+    let run = test.submit_ok(&clip, &["--muxer", "6", "--json"]).await;
     let job_id = run.submitted_job_id();
     let done = events.final_event(job_id, PATIENCE).await;
     let JobState::Done { rungs, .. } = done.state else {

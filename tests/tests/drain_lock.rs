@@ -103,16 +103,7 @@ async fn a_worker_started_with_the_lock_present_takes_nothing_until_it_goes() {
     let clip = Clip::default()
         .write(&test.media_root().join("clip.mp4"))
         .await;
-    let run = test
-        .cli(&[
-            "submit",
-            clip.to_str().expect("utf-8"),
-            "--muxer",
-            "1",
-            "--json",
-        ])
-        .await;
-    assert_eq!(run.code, Some(0), "{run:#?}");
+    let run = test.submit_ok(&clip, &["--muxer", "1", "--json"]).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(test.pool.ready_and_consumers(muxer).await, (1, 0));
 

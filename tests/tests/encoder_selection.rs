@@ -26,16 +26,7 @@ async fn auto_falls_back_to_libx264_here_and_hardware_decoding_falls_back_to_sof
         .write(&test.media_root().join("clip.mp4"))
         .await;
     let mut events = test.pool.events().await;
-    let run = test
-        .cli(&[
-            "submit",
-            clip.to_str().expect("utf-8"),
-            "--muxer",
-            "1",
-            "--json",
-        ])
-        .await;
-    assert_eq!(run.code, Some(0), "{run:#?}");
+    let run = test.submit_ok(&clip, &["--muxer", "1", "--json"]).await;
     let job_id = run.submitted_job_id();
     let done = events.final_event(job_id, PATIENCE).await;
     let JobState::Done { encoder, .. } = done.state else {
@@ -77,18 +68,8 @@ async fn every_segment_starts_with_a_keyframe_and_a_middle_one_decodes_alone() {
     }
     .write(&test.media_root().join("clip.mp4"))
     .await;
-    let run = test
-        .cli(&[
-            "submit",
-            clip.to_str().expect("utf-8"),
-            "--muxer",
-            "1",
-            "--segment-length",
-            "1",
-            "--wait",
-        ])
+    test.submit_ok(&clip, &["--muxer", "1", "--segment-length", "1", "--wait"])
         .await;
-    assert_eq!(run.code, Some(0), "{run:#?}");
     let master = test.output_root().join("clip.mp4.hls/master.m3u8");
     for variant in hls::read_master(&master).variants {
         let dir = master

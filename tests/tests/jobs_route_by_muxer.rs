@@ -21,17 +21,8 @@ async fn each_worker_receives_only_its_own_muxers_jobs() {
         ("2", "for-two-again.hls"),
     ] {
         let run = test
-            .cli(&[
-                "submit",
-                clip.to_str().expect("utf-8"),
-                "--muxer",
-                muxer,
-                "--name",
-                name,
-                "--json",
-            ])
+            .submit_ok(&clip, &["--muxer", muxer, "--name", name, "--json"])
             .await;
-        assert_eq!(run.code, Some(0), "{run:#?}");
         let submitted = &run.json_lines()[0];
         let job_id = submitted["job_id"]
             .as_str()
@@ -79,32 +70,23 @@ async fn auto_sends_jobs_to_the_least_busy_muxer_that_has_a_worker() {
     .write(&test.media_root().join("long.mp4"))
     .await;
     for name in ["busy-a.hls", "busy-b.hls"] {
-        let run = test
-            .cli(&[
-                "submit",
-                long.to_str().expect("utf-8"),
-                "--muxer",
-                "1",
-                "--name",
-                name,
-            ])
+        test.submit_ok(&long, &["--muxer", "1", "--name", name])
             .await;
-        assert_eq!(run.code, Some(0), "{run:#?}");
     }
     let run = test
-        .cli(&[
-            "submit",
-            long.to_str().expect("utf-8"),
-            "--muxer",
-            "auto",
-            "--auto-muxers",
-            "1-3",
-            "--name",
-            "auto.hls",
-            "--json",
-        ])
+        .submit_ok(
+            &long,
+            &[
+                "--muxer",
+                "auto",
+                "--auto-muxers",
+                "1-3",
+                "--name",
+                "auto.hls",
+                "--json",
+            ],
+        )
         .await;
-    assert_eq!(run.code, Some(0), "{run:#?}");
     assert_eq!(run.json_lines()[0]["muxer_id"], 2, "{run:#?}");
     drop(busy);
 }

@@ -30,16 +30,7 @@ async fn a_worker_that_finished_a_job_exports_what_it_did_and_what_it_runs_on() 
     let clip = Clip::default()
         .write(&test.media_root().join("clip.mp4"))
         .await;
-    let run = test
-        .cli(&[
-            "submit",
-            clip.to_str().expect("utf-8"),
-            "--muxer",
-            "1",
-            "--wait",
-        ])
-        .await;
-    assert_eq!(run.code, Some(0), "{run:#?}");
+    test.submit_ok(&clip, &["--muxer", "1", "--wait"]).await;
 
     let (status, text) = http::get(worker.metrics_addr, "/metrics").await;
     assert_eq!(status, 200);

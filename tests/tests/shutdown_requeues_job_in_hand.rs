@@ -23,16 +23,7 @@ async fn sigterm_mid_encode_requeues_the_job_and_another_worker_finishes_it() {
     .write(&test.media_root().join("long.mp4"))
     .await;
     let mut events = test.pool.events().await;
-    let run = test
-        .cli(&[
-            "submit",
-            clip.to_str().expect("utf-8"),
-            "--muxer",
-            "1",
-            "--json",
-        ])
-        .await;
-    assert_eq!(run.code, Some(0), "{run:#?}");
+    let run = test.submit_ok(&clip, &["--muxer", "1", "--json"]).await;
     let job_id = run.submitted_job_id();
     events
         .wait_for(

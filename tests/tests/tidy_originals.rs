@@ -36,16 +36,7 @@ async fn the_original_moves_after_the_delay_even_when_no_worker_was_running_mean
     let clip = Clip::default()
         .write(&test.media_root().join("shows/clip.mp4"))
         .await;
-    let run = test
-        .cli(&[
-            "submit",
-            clip.to_str().expect("utf-8"),
-            "--muxer",
-            "1",
-            "--wait",
-        ])
-        .await;
-    assert_eq!(run.code, Some(0), "{run:#?}");
+    test.submit_ok(&clip, &["--muxer", "1", "--wait"]).await;
     assert!(clip.exists(), "the original stays during the delay");
 
     // The worker goes away; the delay runs out in the broker meanwhile.
@@ -87,16 +78,7 @@ async fn an_input_whose_output_is_not_complete_is_never_moved() {
     let clip = Clip::default()
         .write(&test.media_root().join("real.mp4"))
         .await;
-    let run = test
-        .cli(&[
-            "submit",
-            clip.to_str().expect("utf-8"),
-            "--muxer",
-            "1",
-            "--wait",
-        ])
-        .await;
-    assert_eq!(run.code, Some(0), "{run:#?}");
+    test.submit_ok(&clip, &["--muxer", "1", "--wait"]).await;
     wait_until_exists(&test.media_root().join("originals/real.mp4")).await;
     assert!(orphan.exists(), "no complete output: the original stays");
     assert!(!test.media_root().join("originals/orphan.mp4").exists());
