@@ -66,6 +66,12 @@ pub enum JobState {
         #[serde(default)]
         encoder: String,
     },
+    /// The worker gave the job back to its queue; it will be tried again
+    /// (here or on another worker of the muxer) until the delivery limit.
+    Requeued {
+        reason: RequeueReason,
+        message: String,
+    },
     Failed {
         reason: FailureReason,
         message: String,
@@ -78,6 +84,7 @@ pub enum EventState {
     Started,
     Progress,
     Done,
+    Requeued,
     Failed,
 }
 
@@ -87,6 +94,7 @@ impl EventState {
             EventState::Started => "started",
             EventState::Progress => "progress",
             EventState::Done => "done",
+            EventState::Requeued => "requeued",
             EventState::Failed => "failed",
         }
     }
@@ -123,6 +131,12 @@ pub enum FailureReason {
     OutputExists,
     /// The output could not be written under the output root.
     OutputUnwritable,
+    /// The input is a kind of file the worker refuses to open (a playlist,
+    /// a concat list, anything that could make ffmpeg read other files).
+    InputFormatRefused,
+    /// The job was tried as often as the queue's delivery limit allows, each
+    /// time ending with its worker crashing or giving it back.
+    RetriesExhausted,
 }
 
 impl FailureReason {
@@ -138,11 +152,62 @@ impl FailureReason {
             FailureReason::VerifyFailed => "verify_failed",
             FailureReason::OutputExists => "output_exists",
             FailureReason::OutputUnwritable => "output_unwritable",
+            FailureReason::InputFormatRefused => "input_format_refused",
+            FailureReason::RetriesExhausted => "retries_exhausted",
         }
     }
 }
 
 impl fmt::Display for FailureReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a worker gave a job back instead of finishing it: all of these are
+/// the worker's trouble, not the job's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RequeueReason {
+    /// ffmpeg made no progress for longer than the stall timeout.
+    Stalled,
+    /// ffmpeg was killed by a signal (crash, out of memory).
+    EncoderCrashed,
+    /// The shared storage failed under the job.
+    StorageUnhealthy,
+    /// ffmpeg or ffprobe could not be run.
+    ToolUnavailable,
+    /// The worker is stopping and the job could not finish in its grace period.
+    WorkerStopping,
+}
+
+impl RequeueReason {
+    pub const ALL: [RequeueReason; 5] = [
+        RequeueReason::Stalled,
+        RequeueReason::EncoderCrashed,
+        RequeueReason::StorageUnhealthy,
+        RequeueReason::ToolUnavailable,
+        RequeueReason::WorkerStopping,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RequeueReason::Stalled => "stalled",
+            RequeueReason::EncoderCrashed => "encoder_crashed",
+            RequeueReason::StorageUnhealthy => "storage_unhealthy",
+            RequeueReason::ToolUnavailable => "tool_unavailable",
+            RequeueReason::WorkerStopping => "worker_stopping",
+        }
+    }
+
+    /// Whether the reason points at the worker's own health (and so counts
+    /// towards quarantining it), rather than at being asked to stop.
+    pub fn is_worker_fault(self) -> bool {
+        !matches!(self, RequeueReason::WorkerStopping)
+    }
+}
+
+impl fmt::Display for RequeueReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
@@ -154,6 +219,7 @@ impl JobState {
             JobState::Started { .. } => EventState::Started,
             JobState::Progress { .. } => EventState::Progress,
             JobState::Done { .. } => EventState::Done,
+            JobState::Requeued { .. } => EventState::Requeued,
             JobState::Failed { .. } => EventState::Failed,
         }
     }
@@ -212,7 +278,13 @@ mod tests {
             FailureReason::VerifyFailed,
             FailureReason::OutputExists,
             FailureReason::OutputUnwritable,
+            FailureReason::InputFormatRefused,
+            FailureReason::RetriesExhausted,
         ] {
+            let json = serde_json::to_value(reason).expect("serialises");
+            assert_eq!(json, reason.as_str());
+        }
+        for reason in RequeueReason::ALL {
             let json = serde_json::to_value(reason).expect("serialises");
             assert_eq!(json, reason.as_str());
         }

@@ -79,7 +79,13 @@ pub enum BadMessage {
     NewerSchema { found: u32 },
     #[error("message is not a valid job: {0}")]
     Invalid(serde_json::Error),
+    #[error("message of {size} bytes is larger than the {MAX_JOB_MESSAGE_BYTES} a job may be")]
+    TooLarge { size: usize },
 }
+
+/// A job message is a few hundred bytes; anything near this is not a job,
+/// and is refused before it is parsed.
+pub const MAX_JOB_MESSAGE_BYTES: usize = 64 * 1024;
 
 impl JobRequest {
     pub fn new(muxer_id: MuxerId, input: RelativePath, output: RelativePath) -> Self {
@@ -97,6 +103,9 @@ impl JobRequest {
 
     /// Parses a message body, telling a newer schema apart from garbage.
     pub fn from_json(body: &[u8]) -> Result<Self, BadMessage> {
+        if body.len() > MAX_JOB_MESSAGE_BYTES {
+            return Err(BadMessage::TooLarge { size: body.len() });
+        }
         let value: serde_json::Value = serde_json::from_slice(body).map_err(BadMessage::NotJson)?;
         if let Some(found) = value.get("schema").and_then(serde_json::Value::as_u64)
             && found > u64::from(SCHEMA_VERSION)
@@ -157,6 +166,15 @@ mod tests {
         assert!(matches!(
             JobRequest::from_json(br#"{"schema": 1, "job_id": "x"}"#),
             Err(BadMessage::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn an_oversized_message_is_refused_unparsed() {
+        let body = vec![b' '; MAX_JOB_MESSAGE_BYTES + 1];
+        assert!(matches!(
+            JobRequest::from_json(&body),
+            Err(BadMessage::TooLarge { .. })
         ));
     }
 

@@ -14,13 +14,16 @@ mod tidy;
 mod topology;
 
 pub use amqp_url::{AmqpUrl, AmqpUrlError};
-pub use event::{EventState, FailureReason, JobState, RungSummary, StatusEvent};
+pub use event::{EventState, FailureReason, JobState, RequeueReason, RungSummary, StatusEvent};
 pub use ids::{JobId, JobIdError, MuxerId, MuxerIdError};
-pub use job::{BadMessage, JobRequest, LadderName};
+pub use job::{BadMessage, JobRequest, LadderName, MAX_JOB_MESSAGE_BYTES};
 pub use paths::{RelativePath, RelativePathError};
 pub use publish::{PublishError, publish_json, publish_json_with_expiration};
 pub use tidy::TidyRequest;
-pub use topology::{DELIVERY_LIMIT, Namespace, NamespaceError, Topology};
+pub use topology::{
+    DELIVERY_LIMIT, HistoryStart, Namespace, NamespaceError, Topology, died_of_delivery_limit,
+    last_death, stream_offset,
+};
 
 /// Version of the JSON schema of every message this crate defines.
 ///

@@ -23,7 +23,16 @@ pub enum RelativePathError {
     ParentComponent(String),
     #[error("path {0:?} is not valid UTF-8")]
     NotUtf8(String),
+    #[error("path of {length} bytes is longer than the {MAX_PATH_BYTES} allowed")]
+    TooLong { length: usize },
+    #[error("path component of {length} bytes is longer than the {MAX_COMPONENT_BYTES} allowed")]
+    ComponentTooLong { length: usize },
 }
+
+/// Limits of Linux filesystems (PATH_MAX, NAME_MAX): longer names could
+/// never be opened, so they are refused before they reach a disk.
+pub const MAX_PATH_BYTES: usize = 4096;
+pub const MAX_COMPONENT_BYTES: usize = 255;
 
 impl RelativePath {
     pub fn parse(path: &str) -> Result<Self, RelativePathError> {
@@ -31,6 +40,10 @@ impl RelativePath {
     }
 
     pub fn from_path(path: &Path) -> Result<Self, RelativePathError> {
+        let length = path.as_os_str().len();
+        if length > MAX_PATH_BYTES {
+            return Err(RelativePathError::TooLong { length });
+        }
         let mut parts = Vec::new();
         for component in path.components() {
             match component {
@@ -51,6 +64,9 @@ impl RelativePath {
         }
         if parts.is_empty() {
             return Err(RelativePathError::Empty);
+        }
+        if let Some(long) = parts.iter().find(|part| part.len() > MAX_COMPONENT_BYTES) {
+            return Err(RelativePathError::ComponentTooLong { length: long.len() });
         }
         Ok(Self(parts.join("/")))
     }
@@ -117,6 +133,22 @@ mod tests {
         ));
         assert_eq!(RelativePath::parse(""), Err(RelativePathError::Empty));
         assert_eq!(RelativePath::parse("."), Err(RelativePathError::Empty));
+    }
+
+    #[test]
+    fn absurdly_long_names_are_refused() {
+        let long_name = "a".repeat(MAX_COMPONENT_BYTES + 1);
+        assert_eq!(
+            RelativePath::parse(&long_name),
+            Err(RelativePathError::ComponentTooLong {
+                length: MAX_COMPONENT_BYTES + 1
+            })
+        );
+        let deep = "abc/".repeat(MAX_PATH_BYTES / 4 + 1);
+        assert!(matches!(
+            RelativePath::parse(&deep),
+            Err(RelativePathError::TooLong { .. })
+        ));
     }
 
     #[test]

@@ -10,6 +10,11 @@ use crate::CONTENT_TYPE_JSON;
 /// AMQP delivery mode 2: the broker writes the message to disk.
 const PERSISTENT: u8 = 2;
 
+/// How long a publish may wait for the broker's confirmation. A broker
+/// shutting down cleanly can leave a publish waiting with no error (lapin
+/// issue reports), and a job must not hang on a status event.
+pub const CONFIRM_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
     #[error("no queue is bound for routing key {routing_key:?} on exchange {exchange:?}")]
@@ -25,6 +30,8 @@ pub enum PublishError {
     Serialise(#[from] serde_json::Error),
     #[error("broker error while publishing: {0}")]
     Broker(#[from] lapin::Error),
+    #[error("the broker did not confirm the message within {} s", CONFIRM_TIMEOUT.as_secs())]
+    ConfirmTimeout,
 }
 
 /// Publishes `body` as persistent JSON with `message_id` set, on a channel in
@@ -77,19 +84,24 @@ async fn publish<T: Serialize>(
     properties: BasicProperties,
 ) -> Result<(), PublishError> {
     let payload = serde_json::to_vec(body)?;
-    let confirmation = channel
-        .basic_publish(
-            exchange.into(),
-            routing_key.into(),
-            BasicPublishOptions {
-                mandatory,
-                ..BasicPublishOptions::default()
-            },
-            &payload,
-            properties,
-        )
-        .await?
-        .await?;
+    let confirmed = async {
+        channel
+            .basic_publish(
+                exchange.into(),
+                routing_key.into(),
+                BasicPublishOptions {
+                    mandatory,
+                    ..BasicPublishOptions::default()
+                },
+                &payload,
+                properties,
+            )
+            .await?
+            .await
+    };
+    let confirmation = tokio::time::timeout(CONFIRM_TIMEOUT, confirmed)
+        .await
+        .map_err(|_| PublishError::ConfirmTimeout)??;
     match confirmation {
         Confirmation::Ack(None) => Ok(()),
         Confirmation::Ack(Some(_returned)) => Err(PublishError::Unroutable {

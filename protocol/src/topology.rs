@@ -10,17 +10,84 @@ use std::fmt;
 use std::str::FromStr;
 
 use lapin::options::{
-    BasicConsumeOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
+    BasicConsumeOptions, BasicQosOptions, ExchangeDeclareOptions, QueueBindOptions,
+    QueueDeclareOptions,
 };
 use lapin::types::{AMQPValue, FieldTable, LongString};
 use lapin::{Channel, Consumer, ExchangeKind, Queue};
 
 use crate::{EventState, JobId, MuxerId};
 
+/// Unacknowledged history events a reader may hold.
+const HISTORY_PREFETCH: u16 = 100;
+
+/// Where to start reading the event history stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HistoryStart {
+    /// The oldest event kept.
+    First,
+    /// The first event at or after this time (seconds since the epoch).
+    Since(u64),
+    /// Just after this stream offset (resuming a read).
+    After(u64),
+}
+
+/// A delivery's offset in the event history stream.
+pub fn stream_offset(properties: &lapin::BasicProperties) -> Option<u64> {
+    let headers = properties.headers().as_ref()?;
+    match headers.inner().get("x-stream-offset")? {
+        AMQPValue::LongLongInt(offset) => u64::try_from(*offset).ok(),
+        AMQPValue::LongUInt(offset) => Some(u64::from(*offset)),
+        AMQPValue::LongInt(offset) => u64::try_from(*offset).ok(),
+        _ => None,
+    }
+}
+
+/// Why a dead letter was dead-lettered, as RabbitMQ recorded it in the
+/// message's latest `x-death` entry (`rejected`, `delivery_limit`, ...),
+/// with the number of times it died so.
+pub fn last_death(properties: &lapin::BasicProperties) -> Option<(String, i64)> {
+    let headers = properties.headers().as_ref()?;
+    let Some(AMQPValue::FieldArray(deaths)) = headers.inner().get("x-death") else {
+        return None;
+    };
+    // The most recent death comes first.
+    let AMQPValue::FieldTable(death) = deaths.as_slice().first()? else {
+        return None;
+    };
+    let reason = match death.inner().get("reason")? {
+        AMQPValue::LongString(reason) => String::from_utf8_lossy(reason.as_bytes()).into_owned(),
+        _ => return None,
+    };
+    let count = match death.inner().get("count") {
+        Some(AMQPValue::LongLongInt(count)) => *count,
+        Some(AMQPValue::LongInt(count)) => i64::from(*count),
+        _ => 1,
+    };
+    Some((reason, count))
+}
+
+/// Whether a dead letter was dead-lettered because it reached its queue's
+/// delivery limit.
+pub fn died_of_delivery_limit(properties: &lapin::BasicProperties) -> bool {
+    last_death(properties).is_some_and(|(reason, _)| reason == DELIVERY_LIMIT_DEATH)
+}
+
 /// How many times a job may be delivered before the broker dead-letters it.
 /// RabbitMQ 3.10 sets no default, so a job that kills its worker every time
 /// would otherwise loop forever.
 pub const DELIVERY_LIMIT: i64 = 5;
+
+/// How long the event history stream keeps events. Set once here: every
+/// program declares the stream, and RabbitMQ refuses a declaration whose
+/// arguments differ from the existing queue's.
+pub const EVENT_HISTORY_MAX_AGE: &str = "7D";
+/// The most the event history stream keeps on disk, whatever its age.
+pub const EVENT_HISTORY_MAX_BYTES: i64 = 1 << 30;
+
+/// The reason RabbitMQ records in `x-death` for a message dead-lettered
+/// because it reached the queue's delivery limit.
+pub const DELIVERY_LIMIT_DEATH: &str = "delivery_limit";
 
 /// The prefix of every exchange and queue name of one pool.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -92,6 +159,20 @@ impl Topology {
 
     pub fn dead_letter_queue(&self) -> String {
         format!("{}.dead-letter", self.namespace)
+    }
+
+    /// A second copy of every dead letter, which workers consume to report
+    /// jobs that the broker dead-lettered by itself (delivery limit) as
+    /// failed; the dead-letter queue keeps its copy for `hlsmux dlq`.
+    pub fn dead_letter_notices_queue(&self) -> String {
+        format!("{}.dead-letter-notices", self.namespace)
+    }
+
+    /// A RabbitMQ stream holding every status event for a while, so that a
+    /// follower that lost its connection (or was not running) can read what
+    /// it missed.
+    pub fn event_history_stream(&self) -> String {
+        format!("{}.event-history", self.namespace)
     }
 
     pub fn muxer_queue(&self, muxer: MuxerId) -> String {
@@ -170,7 +251,8 @@ impl Topology {
             .await
     }
 
-    /// Declares the exchanges and the dead-letter queue. Idempotent.
+    /// Declares the exchanges, the dead-letter queues and the event history
+    /// stream. Idempotent.
     pub async fn declare_exchanges(&self, channel: &Channel) -> lapin::Result<()> {
         let durable = ExchangeDeclareOptions {
             durable: true,
@@ -200,20 +282,77 @@ impl Topology {
                 FieldTable::default(),
             )
             .await?;
+        for queue in [self.dead_letter_queue(), self.dead_letter_notices_queue()] {
+            channel
+                .queue_declare(
+                    queue.as_str().into(),
+                    QueueDeclareOptions::durable(),
+                    quorum_arguments(),
+                )
+                .await?;
+            channel
+                .queue_bind(
+                    queue.as_str().into(),
+                    self.dead_letter_exchange().into(),
+                    "".into(),
+                    QueueBindOptions::default(),
+                    FieldTable::default(),
+                )
+                .await?;
+        }
+        let mut stream_arguments = FieldTable::default();
+        stream_arguments.insert("x-queue-type".into(), long_string("stream"));
+        stream_arguments.insert("x-max-age".into(), long_string(EVENT_HISTORY_MAX_AGE));
+        stream_arguments.insert(
+            "x-max-length-bytes".into(),
+            AMQPValue::LongLongInt(EVENT_HISTORY_MAX_BYTES),
+        );
         channel
             .queue_declare(
-                self.dead_letter_queue().into(),
+                self.event_history_stream().into(),
                 QueueDeclareOptions::durable(),
-                quorum_arguments(),
+                stream_arguments,
             )
             .await?;
         channel
             .queue_bind(
-                self.dead_letter_queue().into(),
-                self.dead_letter_exchange().into(),
-                "".into(),
+                self.event_history_stream().into(),
+                self.events_exchange().into(),
+                Self::ALL_EVENTS_BINDING.into(),
                 QueueBindOptions::default(),
                 FieldTable::default(),
+            )
+            .await
+    }
+
+    /// Reads the event history stream from `since` (seconds since the Unix
+    /// epoch) or, when given, from just after stream offset `after`.
+    /// Deliveries carry their offset in the `x-stream-offset` header and
+    /// must be acknowledged (streams count acks as credit).
+    pub async fn read_event_history(
+        &self,
+        channel: &Channel,
+        from: HistoryStart,
+        consumer_tag: &str,
+    ) -> lapin::Result<Consumer> {
+        channel
+            .basic_qos(HISTORY_PREFETCH, BasicQosOptions::default())
+            .await?;
+        let mut arguments = FieldTable::default();
+        let offset = match from {
+            HistoryStart::Since(seconds) => AMQPValue::Timestamp(seconds),
+            HistoryStart::After(offset) => {
+                AMQPValue::LongLongInt(i64::try_from(offset.saturating_add(1)).unwrap_or(i64::MAX))
+            }
+            HistoryStart::First => long_string("first"),
+        };
+        arguments.insert("x-stream-offset".into(), offset);
+        channel
+            .basic_consume(
+                self.event_history_stream().into(),
+                consumer_tag.into(),
+                BasicConsumeOptions::default(),
+                arguments,
             )
             .await
     }

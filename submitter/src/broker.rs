@@ -3,7 +3,9 @@
 //! subscriptions. It never declares a muxer queue: only workers do.
 
 use deadpool_lapin::{Config, Pool, Runtime};
-use hlsmux_protocol::{AmqpUrl, JobId, JobRequest, MuxerId, PublishError, Topology, publish_json};
+use hlsmux_protocol::{
+    AmqpUrl, HistoryStart, JobRequest, MuxerId, PublishError, Topology, publish_json,
+};
 use lapin::options::{ConfirmSelectOptions, QueueDeclareOptions};
 use lapin::protocol::{AMQPErrorKind, AMQPSoftError};
 use lapin::types::FieldTable;
@@ -56,7 +58,7 @@ impl Broker {
         &self.topology
     }
 
-    async fn channel(&self) -> Result<Channel, CliError> {
+    pub async fn channel(&self) -> Result<Channel, CliError> {
         let connection = self
             .pool
             .get()
@@ -143,18 +145,14 @@ impl Broker {
         })
     }
 
-    /// Subscribes to the events of `jobs`, through a private queue that
-    /// lives as long as this connection. Call it before publishing the jobs
-    /// so that no event is missed.
-    pub async fn follow(&self, jobs: &[JobId]) -> Result<Consumer, CliError> {
+    /// Reads the pool's event history stream from `from`. Reading history,
+    /// rather than a private queue, means a follower that lost its
+    /// connection resumes where it was and misses nothing.
+    pub async fn event_history(&self, from: HistoryStart) -> Result<Consumer, CliError> {
         let channel = self.channel().await?;
-        let bindings: Vec<String> = jobs
-            .iter()
-            .map(|job| Topology::job_events_binding(*job))
-            .collect();
         Ok(self
             .topology
-            .subscribe_events(&channel, &bindings, "hlsmux-follow")
+            .read_event_history(&channel, from, "hlsmux-follow")
             .await?)
     }
 }

@@ -62,6 +62,31 @@ pub struct PoolArgs {
 pub enum Command {
     /// Queue videos for muxing into HLS.
     Submit(SubmitArgs),
+    /// Look at and retry dead-lettered jobs (failed for good, or tried as
+    /// often as the delivery limit allows).
+    #[command(subcommand)]
+    Dlq(DlqCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DlqCommand {
+    /// List the dead-lettered jobs.
+    #[command(after_help = "Example:\n  hlsmux dlq list --json")]
+    List {
+        /// One JSON object per line instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Send dead-lettered jobs back to their muxer's queue.
+    #[command(after_help = "Examples:\n  hlsmux dlq retry 0b9c6c1e-...\n  hlsmux dlq retry --all")]
+    Retry {
+        /// The job IDs to retry.
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        jobs: Vec<hlsmux_protocol::JobId>,
+        /// Retry every dead-lettered job.
+        #[arg(long)]
+        all: bool,
+    },
 }
 
 #[derive(Args, Debug)]

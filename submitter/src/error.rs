@@ -46,6 +46,8 @@ pub enum CliError {
     },
     #[error("RabbitMQ error: {0}")]
     Broker(String),
+    #[error("not in the dead-letter queue: {0} (see `hlsmux dlq list`)")]
+    NotDeadLettered(String),
     #[error("{failed} of {total} jobs failed")]
     JobsFailed { failed: usize, total: usize },
 }

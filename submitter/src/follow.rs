@@ -1,16 +1,28 @@
 //! Follows submitted jobs' status events until each is done or failed, shown
 //! as progress bars on a terminal, plain lines elsewhere, or JSON lines.
+//!
+//! Events are read from the pool's history stream, so a lost connection
+//! (a broker restart) costs nothing: the follower reconnects and reads on
+//! from the last event it saw.
 
 use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use futures_util::StreamExt;
-use hlsmux_protocol::{JobId, JobState, StatusEvent};
+use hlsmux_protocol::{HistoryStart, JobId, JobState, StatusEvent, stream_offset};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use lapin::Consumer;
+use lapin::options::BasicAckOptions;
 
+use crate::broker::Broker;
 use crate::error::CliError;
+
+/// Waits between attempts to reconnect while following.
+const RECONNECT_MIN: Duration = Duration::from_millis(500);
+const RECONNECT_MAX: Duration = Duration::from_secs(5);
+/// How long following keeps trying to reach a broker that went away.
+const RECONNECT_GIVE_UP: Duration = Duration::from_secs(600);
 
 /// How each followed job ended.
 #[derive(Debug, Default)]
@@ -38,7 +50,8 @@ struct JobView {
 }
 
 pub async fn follow(
-    mut events: Consumer,
+    broker: &Broker,
+    from: HistoryStart,
     jobs: Vec<FollowedJob>,
     json: bool,
     output_root: Option<&Path>,
@@ -68,12 +81,28 @@ pub async fn follow(
         })
         .collect();
     let mut summary = FollowSummary::default();
+    let mut start = from;
+    let mut events = broker.event_history(start).await?;
     while views.values().any(|view| !view.finished) {
         let delivery = match events.next().await {
             Some(Ok(delivery)) => delivery,
-            Some(Err(error)) => return Err(lost(error.to_string())),
-            None => return Err(lost("the broker closed the subscription".into())),
+            Some(Err(error)) => {
+                events = reconnect(broker, start, &error.to_string()).await?;
+                continue;
+            }
+            None => {
+                events = reconnect(broker, start, "the broker cancelled the subscription").await?;
+                continue;
+            }
         };
+        if let Some(offset) = stream_offset(&delivery.properties) {
+            start = HistoryStart::After(offset);
+        }
+        // The stream counts acknowledgements as credit for more events.
+        if let Err(error) = delivery.acker.ack(BasicAckOptions::default()).await {
+            events = reconnect(broker, start, &error.to_string()).await?;
+            continue;
+        }
         let Ok(event) = serde_json::from_slice::<StatusEvent>(&delivery.data) else {
             tracing::warn!("ignoring an event that does not parse");
             continue;
@@ -148,6 +177,12 @@ fn show(display: &Display, view: &JobView, event: &StatusEvent, output_root: Opt
             // The master playlist path is the result: stdout, for scripts.
             println!("{}", path.display());
         }
+        JobState::Requeued { reason, message } => {
+            say(format!(
+                "{label}: given back to the queue by {} ({reason}): {message}",
+                event.worker
+            ));
+        }
         JobState::Failed { reason, message } => {
             if let Some(bar) = &view.bar {
                 bar.abandon();
@@ -166,8 +201,33 @@ fn new_bar(label: &str) -> ProgressBar {
         .with_prefix(label.to_owned())
 }
 
-fn lost(detail: String) -> CliError {
-    CliError::Broker(format!(
-        "lost the connection while following jobs ({detail}); the jobs go on in the pool"
-    ))
+/// Reads the history again from `start` on a fresh connection, retrying
+/// with back-off while the broker is away.
+async fn reconnect(
+    broker: &Broker,
+    start: HistoryStart,
+    why: &str,
+) -> Result<lapin::Consumer, CliError> {
+    eprintln!("lost the broker connection ({why}); reconnecting (the jobs go on in the pool)");
+    let give_up = tokio::time::Instant::now() + RECONNECT_GIVE_UP;
+    let mut delay = RECONNECT_MIN;
+    loop {
+        tokio::time::sleep(delay).await;
+        match broker.event_history(start).await {
+            Ok(events) => {
+                eprintln!("reconnected; following on");
+                return Ok(events);
+            }
+            Err(error) if tokio::time::Instant::now() >= give_up => {
+                return Err(CliError::Broker(format!(
+                    "gave up following the jobs after {} s without the broker ({error}); they go on in the pool",
+                    RECONNECT_GIVE_UP.as_secs()
+                )));
+            }
+            Err(error) => {
+                tracing::debug!(%error, "broker still unavailable");
+                delay = (delay * 2).min(RECONNECT_MAX);
+            }
+        }
+    }
 }

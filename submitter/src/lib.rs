@@ -3,6 +3,7 @@
 
 pub mod broker;
 pub mod cli;
+pub mod dlq;
 pub mod error;
 pub mod follow;
 pub mod input;
@@ -15,5 +16,6 @@ use error::CliError;
 pub async fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Submit(args) => submit::run(&cli.pool, args).await,
+        Command::Dlq(command) => dlq::run(&cli.pool, command).await,
     }
 }

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use hlsmux_protocol::{JobId, JobRequest, RelativePath};
+use hlsmux_protocol::{HistoryStart, JobId, JobRequest, RelativePath};
 use serde_json::json;
 use tracing::Instrument;
 
@@ -15,6 +15,9 @@ use crate::input;
 
 /// Appended to an input's path to name its output by default, as the seed did.
 const OUTPUT_SUFFIX: &str = ".hls";
+/// How far back, before publishing, `--wait` starts reading the event
+/// history: covers a broker clock somewhat ahead of this machine's.
+const CLOCK_MARGIN_SECONDS: u64 = 60;
 
 pub async fn run(pool: &PoolArgs, args: SubmitArgs) -> Result<(), CliError> {
     let name = parse_name(&args)?;
@@ -56,12 +59,14 @@ pub async fn run(pool: &PoolArgs, args: SubmitArgs) -> Result<(), CliError> {
         jobs.push((file.clone(), job));
     }
 
-    let events = if args.wait {
-        let ids: Vec<JobId> = jobs.iter().map(|(_, job)| job.job_id).collect();
-        Some(broker.follow(&ids).await?)
-    } else {
-        None
-    };
+    // Events are read back from the pool's history from a little before
+    // the jobs were published (the broker's clock may differ from ours).
+    let history_start = HistoryStart::Since(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| since.as_secs())
+            .saturating_sub(CLOCK_MARGIN_SECONDS),
+    );
     let publisher = broker.publisher().await?;
     for (file, job) in &jobs {
         // One trace per job: its context travels in the message headers and
@@ -90,9 +95,9 @@ pub async fn run(pool: &PoolArgs, args: SubmitArgs) -> Result<(), CliError> {
         }
     }
 
-    let Some(events) = events else {
+    if !args.wait {
         return Ok(());
-    };
+    }
     let followed = jobs
         .iter()
         .map(|(file, job)| FollowedJob {
@@ -100,7 +105,14 @@ pub async fn run(pool: &PoolArgs, args: SubmitArgs) -> Result<(), CliError> {
             label: label(file),
         })
         .collect();
-    let summary = follow(events, followed, args.json, pool.output_root.as_deref()).await?;
+    let summary = follow(
+        &broker,
+        history_start,
+        followed,
+        args.json,
+        pool.output_root.as_deref(),
+    )
+    .await?;
     if summary.failed > 0 {
         return Err(CliError::JobsFailed {
             failed: summary.failed,

@@ -326,6 +326,8 @@ async fn delete_everything(topology: Topology, muxers: Vec<MuxerId>) {
         queues.push(topology.tidy_queue(*muxer));
     }
     queues.push(topology.dead_letter_queue());
+    queues.push(topology.dead_letter_notices_queue());
+    queues.push(topology.event_history_stream());
     for queue in queues {
         let _ = channel
             .queue_delete(queue.into(), QueueDeleteOptions::default())

@@ -122,6 +122,9 @@ impl TestWorker {
             .env("HLSMUX_X264_PRESET", "ultrafast")
             .env("HLSMUX_SEGMENT_SECONDS", "2")
             .env("HLSMUX_REQUEUE_DELAY_SECONDS", "1")
+            // Tests that stop a worker mid-job expect it to give the job
+            // back at once; the grace period has a test of its own.
+            .env("HLSMUX_SHUTDOWN_GRACE_SECONDS", "0")
             .envs(options.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(Stdio::null())

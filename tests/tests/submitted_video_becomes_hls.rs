@@ -1,9 +1,12 @@
 //! The core promise: a video submitted through the CLI comes out as
 //! verified multi-bitrate HLS, and a redelivered job is not redone.
 
-use hlsmux_protocol::{JobId, JobRequest, JobState, MuxerId, RelativePath};
+use std::time::{Duration, SystemTime};
+
+use hlsmux_protocol::{EventState, JobId, JobRequest, JobState, MuxerId, RelativePath};
+
 use hlsmux_tests::media::Clip;
-use hlsmux_tests::{PATIENCE, TestEnv, hls};
+use hlsmux_tests::{EventLog, PATIENCE, TestEnv, hls};
 
 #[tokio::test]
 async fn a_clip_with_subtitles_becomes_verified_multi_bitrate_hls() {
@@ -74,34 +77,96 @@ async fn a_clip_with_subtitles_becomes_verified_multi_bitrate_hls() {
     assert_eq!(test.pool.dead_letters().await, 0);
 }
 
-#[tokio::test]
-async fn a_redelivered_finished_job_is_reported_done_without_redoing_it() {
-    let test = TestEnv::new("redelivered-done").await;
-    let _worker = test.worker(1).await;
-    Clip::default()
-        .write(&test.media_root().join("talk.mp4"))
-        .await;
-    let mut events = test.pool.events().await;
-
-    let mut job = JobRequest::new(
-        MuxerId::new(1).expect("valid"),
-        RelativePath::parse("talk.mp4").expect("valid"),
-        RelativePath::parse("talks/talk.hls").expect("valid"),
-    );
-    job.job_id = JobId::generate();
-    test.pool.publish_job(&job).await;
+/// Publishes `job` and waits for its first `done`; returns the master
+/// playlist's modification time.
+async fn run_to_done(test: &TestEnv, events: &mut EventLog, job: &JobRequest) -> SystemTime {
+    test.pool.publish_job(job).await;
     let first = events.final_event(job.job_id, PATIENCE).await;
     assert!(
         matches!(first.state, JobState::Done { reused: false, .. }),
         "{first:#?}"
     );
-    let segment = test.output_root().join("talks/talk.hls");
-    let before = std::fs::metadata(segment.join("master.m3u8"))
+    master_modified(test, job)
+}
+
+fn master_modified(test: &TestEnv, job: &JobRequest) -> SystemTime {
+    std::fs::metadata(job.output.under(&test.output_root()).join("master.m3u8"))
         .and_then(|m| m.modified())
-        .expect("master");
+        .expect("master")
+}
+
+fn talk_job() -> JobRequest {
+    JobRequest::new(
+        MuxerId::new(1).expect("valid"),
+        RelativePath::parse("talk.mp4").expect("valid"),
+        RelativePath::parse("talks/talk.hls").expect("valid"),
+    )
+}
+
+fn count(events: &EventLog, job: JobId, state: EventState) -> usize {
+    events
+        .seen()
+        .iter()
+        .filter(|e| e.job_id == job && e.state.event_state() == state)
+        .count()
+}
+
+#[tokio::test]
+async fn a_redelivered_job_whose_done_went_out_is_acknowledged_silently() {
+    let test = TestEnv::new("redelivered-reported").await;
+    let _worker = test.worker(1).await;
+    Clip::default()
+        .write(&test.media_root().join("talk.mp4"))
+        .await;
+    let mut events = test.pool.events().await;
+    let job = talk_job();
+    let before = run_to_done(&test, &mut events, &job).await;
 
     // The same message again, as the broker redelivers it after a crash
-    // between publishing the output and acknowledging the job.
+    // between reporting the job done and acknowledging it.
+    test.pool.publish_job(&job).await;
+    let counts = test
+        .pool
+        .settled_queue_counts(job.muxer_id, |c| c.ready == 0 && c.unacked == 0, PATIENCE)
+        .await;
+    assert_eq!((counts.ready, counts.unacked), (0, 0), "{counts:?}");
+    events.drain(Duration::from_secs(2)).await;
+    assert_eq!(
+        count(&events, job.job_id, EventState::Done),
+        1,
+        "exactly one done"
+    );
+    assert_eq!(
+        count(&events, job.job_id, EventState::Started),
+        1,
+        "not encoded again"
+    );
+    assert_eq!(
+        before,
+        master_modified(&test, &job),
+        "the output was not rewritten"
+    );
+}
+
+#[tokio::test]
+async fn a_redelivered_job_whose_done_was_lost_is_reported_without_redoing_it() {
+    let test = TestEnv::new("redelivered-unreported").await;
+    let _worker = test.worker(1).await;
+    Clip::default()
+        .write(&test.media_root().join("talk.mp4"))
+        .await;
+    let mut events = test.pool.events().await;
+    let job = talk_job();
+    let before = run_to_done(&test, &mut events, &job).await;
+    // As if the worker died after publishing the output and before its
+    // `done` event was confirmed.
+    std::fs::remove_file(
+        job.output
+            .under(&test.output_root())
+            .join(".hlsmux-done-reported"),
+    )
+    .expect("the worker records reported jobs");
+
     test.pool.publish_job(&job).await;
     let second = events
         .wait_for(
@@ -110,29 +175,20 @@ async fn a_redelivered_finished_job_is_reported_done_without_redoing_it() {
             PATIENCE,
         )
         .await;
-    let (
-        JobState::Done {
-            rungs: first_rungs, ..
-        },
-        JobState::Done {
-            rungs: second_rungs,
-            ..
-        },
-    ) = (&first.state, &second.state)
-    else {
-        unreachable!("both are done events");
+    let JobState::Done { rungs, .. } = &second.state else {
+        unreachable!("a done event");
     };
-    assert_eq!(first_rungs, second_rungs);
-    let after = std::fs::metadata(segment.join("master.m3u8"))
-        .and_then(|m| m.modified())
-        .expect("master");
-    assert_eq!(before, after, "the output was not rewritten");
-    let started = events
-        .seen()
-        .iter()
-        .filter(|e| e.job_id == job.job_id && matches!(e.state, JobState::Started { .. }))
-        .count();
-    assert_eq!(started, 1, "the second delivery did not encode again");
+    assert!(!rungs.is_empty(), "the earlier output's rungs are reported");
+    assert_eq!(
+        before,
+        master_modified(&test, &job),
+        "the output was not rewritten"
+    );
+    assert_eq!(
+        count(&events, job.job_id, EventState::Started),
+        1,
+        "not encoded again"
+    );
 }
 
 #[tokio::test]

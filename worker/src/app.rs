@@ -20,12 +20,14 @@ use crate::config::Settings;
 use crate::disposition::Disposition;
 use crate::gate::{Closed, ServiceGate};
 use crate::hardware::{MachineCodecs, encoder_probe, soc};
-use crate::job::JobRunner;
+use crate::job::{JobRunner, Settled};
 use crate::metrics::server::Endpoints;
 use crate::metrics::{self, WorkerMetrics};
+use crate::quarantine::Quarantine;
 use crate::state::{StateTracker, WorkerState};
 use crate::storage::{StorageConfig, StorageMonitor};
 use crate::tidy::Tidier;
+use crate::{dead_letters, selftest};
 
 /// How often the gate (drain lock) is looked at.
 const GATE_POLL: Duration = Duration::from_secs(1);
@@ -65,6 +67,7 @@ pub struct Worker {
     gate: ServiceGate,
     state: StateTracker,
     tidier: Tidier,
+    quarantine: Arc<Quarantine>,
     storage: Arc<StorageMonitor>,
     metrics: Arc<WorkerMetrics>,
 }
@@ -107,8 +110,17 @@ impl Worker {
             Arc::clone(&metrics),
         ));
         let settings = Arc::new(settings);
+        let quarantine = Arc::new(Quarantine::new(
+            settings.quarantine_after,
+            settings.quarantine_cooldown,
+        ));
         Ok(Self {
-            gate: ServiceGate::new(settings.drain_lock.clone(), Arc::clone(&storage)),
+            gate: ServiceGate::new(
+                settings.drain_lock.clone(),
+                Arc::clone(&quarantine),
+                Arc::clone(&storage),
+            ),
+            quarantine,
             state: StateTracker::new(Arc::clone(&metrics)),
             tidier: Tidier::new(Arc::clone(&settings)),
             runner: JobRunner::new(
@@ -116,6 +128,7 @@ impl Worker {
                 codecs,
                 Arc::clone(&storage),
                 Arc::clone(&metrics),
+                &name,
             ),
             name,
             settings,
@@ -125,9 +138,9 @@ impl Worker {
     }
 
     /// Runs until `shutdown` is cancelled, serving metrics on
-    /// `metrics_listener`. Stop order: the consumer stops, a job in hand is
-    /// interrupted and given back to its queue, the connection closes, and
-    /// last the HTTP server stops.
+    /// `metrics_listener`. Stop order: the consumer stops, a job in hand may
+    /// finish within the grace period or is interrupted and given back to
+    /// its queue, the connection closes, and last the HTTP server stops.
     pub async fn run(self, metrics_listener: TcpListener, shutdown: CancellationToken) {
         let endpoints = Arc::new(Endpoints {
             metrics: Arc::clone(&self.metrics),
@@ -177,16 +190,40 @@ impl Worker {
                 self.metrics.broker_reconnects.inc();
             }
             connected_before = true;
-            // Tidying runs beside the jobs; it only ends with the session.
-            let served = tokio::select! {
-                served = self.serve(&session, &shutdown) => served,
-                lost = self.tidy_originals(&session, &shutdown) => Err(lost),
-            };
+            let served = self.serve_session(&session, &shutdown).await;
             session.close().await;
             self.metrics.broker_connected.set(0);
             match served {
                 Ok(()) => return,
                 Err(error) => warn!(%error, "reconnecting"),
+            }
+        }
+    }
+
+    /// Serves jobs, tidy requests and dead-letter notices on one session.
+    /// When the side consumers lose the connection, a job in hand still
+    /// runs to its end (its output is not wasted: a redelivery recognises
+    /// it) before the session is given up.
+    async fn serve_session(
+        &self,
+        session: &BrokerSession,
+        shutdown: &CancellationToken,
+    ) -> Result<(), BrokerError> {
+        let lost = CancellationToken::new();
+        let serving = self.serve(session, shutdown, &lost);
+        tokio::pin!(serving);
+        let side_lost = async {
+            tokio::select! {
+                lost = self.tidy_originals(session, shutdown) => lost,
+                lost = self.report_dead_letters(session) => lost,
+            }
+        };
+        tokio::select! {
+            served = &mut serving => served,
+            error = side_lost => {
+                lost.cancel();
+                let _ = serving.await;
+                Err(error)
             }
         }
     }
@@ -197,9 +234,14 @@ impl Worker {
         &self,
         session: &BrokerSession,
         shutdown: &CancellationToken,
+        lost: &CancellationToken,
     ) -> Result<(), BrokerError> {
         loop {
-            if !self.wait_for_open_gate(shutdown).await {
+            let open = tokio::select! {
+                open = self.wait_for_open_gate(shutdown) => open,
+                () = lost.cancelled() => return Err(BrokerError::Lost("a side consumer failed".into())),
+            };
+            if !open {
                 return Ok(());
             }
             let consumer = session.consume().await?;
@@ -209,13 +251,16 @@ impl Worker {
                 namespace = %self.settings.namespace,
                 "worker ready, waiting for jobs"
             );
-            let (consumer, stopped) = self.consume(session, consumer, shutdown).await;
+            let (consumer, stopped) = self.consume(session, consumer, shutdown, lost).await;
             if let Some(consumer) = consumer {
                 session.stop_consuming(consumer).await?;
             }
             match stopped? {
                 Stop::Shutdown => return Ok(()),
                 Stop::GateClosed => continue,
+                Stop::SessionLost => {
+                    return Err(BrokerError::Lost("a side consumer failed".into()));
+                }
             }
         }
     }
@@ -248,21 +293,70 @@ impl Worker {
         std::future::pending().await
     }
 
-    /// Waits while the gate is closed, reporting the worker drained. False
-    /// when shutdown came first.
+    /// Reports jobs the broker dead-lettered at their delivery limit, until
+    /// the session fails.
+    async fn report_dead_letters(&self, session: &BrokerSession) -> BrokerError {
+        let mut consumer = match session.consume_dead_letter_notices().await {
+            Ok(consumer) => consumer,
+            Err(error) => return error,
+        };
+        while let Some(next) = consumer.next().await {
+            match next {
+                Ok(delivery) => {
+                    let disposition =
+                        dead_letters::report(&delivery, session.events(), &self.metrics).await;
+                    if let Err(error) = disposition.apply(&delivery.acker).await {
+                        return BrokerError::Lost(error.to_string());
+                    }
+                }
+                Err(error) => return BrokerError::Lost(error.to_string()),
+            }
+        }
+        warn!("dead-letter notice consumer cancelled by the broker");
+        std::future::pending().await
+    }
+
+    /// Waits while the gate is closed, reporting why. A quarantined worker
+    /// runs its self-test once the cool-down is over. False when shutdown
+    /// came first.
     async fn wait_for_open_gate(&self, shutdown: &CancellationToken) -> bool {
         while let Some(reason) = self.gate.closed(false).await {
             let state = match reason {
                 Closed::DrainLock(_) => WorkerState::Drained,
+                Closed::Quarantined(_) => WorkerState::Quarantined,
                 Closed::Storage(_) => WorkerState::StorageUnhealthy,
             };
             self.state.set(state, &reason.to_string());
+            if matches!(reason, Closed::Quarantined(_)) && self.quarantine.self_test_due() {
+                self.self_test(shutdown).await;
+                continue;
+            }
             tokio::select! {
                 () = tokio::time::sleep(GATE_POLL) => {}
                 () = shutdown.cancelled() => return false,
             }
         }
         !shutdown.is_cancelled()
+    }
+
+    /// Runs the quarantine self-test: a storage probe and a small encode
+    /// through the real pipeline. Passing lifts the quarantine.
+    async fn self_test(&self, shutdown: &CancellationToken) {
+        info!("quarantine cool-down over: running the self-test");
+        let outcome = match self.storage.health(true).await {
+            crate::storage::StorageHealth::Unhealthy(reason) => Err(format!("storage: {reason}")),
+            crate::storage::StorageHealth::Healthy => selftest::run(&self.runner, shutdown).await,
+        };
+        match outcome {
+            Ok(()) => {
+                info!("self-test passed: taking jobs again");
+                self.quarantine.lift();
+            }
+            Err(why) => {
+                error!(%why, "self-test failed: staying quarantined for another cool-down");
+                self.quarantine.extend(&why);
+            }
+        }
     }
 
     /// Takes jobs one at a time until shutdown, the gate closing, or a broker
@@ -272,10 +366,12 @@ impl Worker {
         session: &BrokerSession,
         mut consumer: Consumer,
         shutdown: &CancellationToken,
+        lost: &CancellationToken,
     ) -> (Option<Consumer>, Result<Stop, BrokerError>) {
         loop {
             let next = tokio::select! {
                 next = consumer.next() => next,
+                () = lost.cancelled() => return (None, Ok(Stop::SessionLost)),
                 () = tokio::time::sleep(GATE_POLL) => {
                     if self.gate.closed(false).await.is_some() {
                         return (Some(consumer), Ok(Stop::GateClosed));
@@ -299,9 +395,16 @@ impl Worker {
                 return (Some(consumer), Ok(Stop::GateClosed));
             }
             self.state.set(WorkerState::Busy, "job received");
-            let disposition = self.run_job(&delivery, session, shutdown).await;
+            let Settled {
+                disposition,
+                evidence,
+            } = self.run_job(&delivery, session, shutdown).await;
             if let Err(error) = disposition.apply(&delivery.acker).await {
                 warn!(%error, ?disposition, "could not settle the job; the broker will redeliver it");
+            }
+            if let Some(reasons) = self.quarantine.record(&evidence) {
+                error!(%reasons, cooldown = ?self.settings.quarantine_cooldown, "quarantining this worker: it takes no jobs until a self-test passes");
+                self.metrics.quarantines.inc();
             }
             if self.gate.closed(false).await.is_some() {
                 return (Some(consumer), Ok(Stop::GateClosed));
@@ -311,21 +414,35 @@ impl Worker {
     }
 
     /// Runs one job, noticing meanwhile if the worker is asked to drain.
+    /// On shutdown the job has the grace period to finish; then it is
+    /// interrupted (and requeued).
     async fn run_job(
         &self,
         delivery: &Delivery,
         session: &BrokerSession,
         shutdown: &CancellationToken,
-    ) -> Disposition {
-        let job = self.runner.handle(delivery, session.events(), shutdown);
+    ) -> Settled {
+        let interrupt = CancellationToken::new();
+        let job = self.runner.handle(delivery, session.events(), &interrupt);
         tokio::pin!(job);
+        let mut grace_ends: Option<tokio::time::Instant> = None;
         loop {
             tokio::select! {
-                disposition = &mut job => return disposition,
+                settled = &mut job => return settled,
                 () = tokio::time::sleep(GATE_POLL) => {
                     if let Some(reason) = self.gate.drain_requested().await {
                         self.state.set(WorkerState::Draining, &reason.to_string());
                     }
+                }
+                () = shutdown.cancelled(), if grace_ends.is_none() => {
+                    let grace = self.settings.shutdown_grace;
+                    info!(?grace, "stopping: the job in hand may finish within the grace period");
+                    self.state.set(WorkerState::Draining, "shutting down");
+                    grace_ends = Some(tokio::time::Instant::now() + grace);
+                }
+                () = sleep_until_some(grace_ends), if !interrupt.is_cancelled() => {
+                    info!("grace period over: interrupting the job");
+                    interrupt.cancel();
                 }
             }
         }
@@ -336,6 +453,16 @@ impl Worker {
 enum Stop {
     Shutdown,
     GateClosed,
+    /// Another channel of the session failed; reconnect.
+    SessionLost,
+}
+
+/// Sleeps until `deadline`, or forever when there is none.
+async fn sleep_until_some(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// What the storage monitor watches: the named mount points, or else the

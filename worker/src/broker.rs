@@ -41,6 +41,8 @@ pub struct BrokerSession {
     jobs: Channel,
     tidy: Channel,
     tidy_queue: String,
+    notices: Channel,
+    notices_queue: String,
     events: Publisher,
     queue: String,
     consumer_tag: String,
@@ -86,6 +88,12 @@ impl BrokerSession {
             .await
             .map_err(topology_error)?;
 
+        let notices = connection.create_channel().await.map_err(topology_error)?;
+        notices
+            .basic_qos(PREFETCH, BasicQosOptions::default())
+            .await
+            .map_err(topology_error)?;
+
         let events_channel = connection.create_channel().await.map_err(topology_error)?;
         events_channel
             .confirm_select(ConfirmSelectOptions::default())
@@ -104,6 +112,8 @@ impl BrokerSession {
             queue: topology.muxer_queue(settings.muxer_id),
             tidy,
             tidy_queue: topology.tidy_queue(settings.muxer_id),
+            notices,
+            notices_queue: topology.dead_letter_notices_queue(),
             consumer_tag: format!("hlsmux-worker-{worker_name}-{}", std::process::id()),
         })
     }
@@ -126,6 +136,19 @@ impl BrokerSession {
             .basic_consume(
                 self.tidy_queue.as_str().into(),
                 format!("{}-tidy", self.consumer_tag).into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .map_err(|error| BrokerError::Lost(error.to_string()))
+    }
+
+    /// Consumes the pool's dead-letter notices (shared by all workers).
+    pub async fn consume_dead_letter_notices(&self) -> Result<Consumer, BrokerError> {
+        self.notices
+            .basic_consume(
+                self.notices_queue.as_str().into(),
+                format!("{}-dead-letters", self.consumer_tag).into(),
                 BasicConsumeOptions::default(),
                 FieldTable::default(),
             )

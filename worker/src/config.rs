@@ -61,6 +61,22 @@ pub struct Settings {
     pub tidy_originals: bool,
     /// ...this long after.
     pub tidy_delay: Duration,
+    /// The demuxers an input may be opened with (ffmpeg's format names).
+    pub input_formats: String,
+    /// An encode whose output time does not advance this long is killed
+    /// and its job requeued.
+    pub stall_timeout: Duration,
+    /// On SIGTERM, how long a job in hand may run on before it is stopped
+    /// and requeued.
+    pub shutdown_grace: Duration,
+    /// After this many jobs in a row fail for the worker's own reasons, it
+    /// stops taking jobs; 0 never.
+    pub quarantine_after: u32,
+    /// How long a quarantined worker waits before its self-test.
+    pub quarantine_cooldown: Duration,
+    /// Another machine's staging directory for the same job that has not
+    /// changed this long is taken as abandoned and removed.
+    pub stale_staging: Duration,
 }
 
 /// The settings as read, before checking. Field names are the config keys
@@ -96,6 +112,12 @@ struct RawSettings {
     tidy_originals: bool,
     tidy_delay_seconds: u64,
     metrics_addr: String,
+    input_formats: String,
+    stall_timeout_seconds: u64,
+    shutdown_grace_seconds: u64,
+    quarantine_after: u32,
+    quarantine_cooldown_seconds: u64,
+    stale_staging_seconds: u64,
 }
 
 /// A list of paths: a TOML array, or comma-separated in an environment
@@ -152,6 +174,12 @@ storage_check_interval_seconds = 30
 tidy_originals = true
 tidy_delay_seconds = 86400
 metrics_addr = "0.0.0.0:9797"
+input_formats = "mov,matroska,mpegts,mpeg,avi,flv,asf,ogg,mxf,dv,nut,h264,hevc,m4v,mpegvideo,yuv4mpegpipe"
+stall_timeout_seconds = 120
+shutdown_grace_seconds = 30
+quarantine_after = 3
+quarantine_cooldown_seconds = 600
+stale_staging_seconds = 600
 "#;
 
 #[derive(Debug, thiserror::Error)]
@@ -268,6 +296,16 @@ impl RawSettings {
         if self.segment_seconds == 0 {
             return Err(invalid("segment_seconds")("must be at least 1".into()));
         }
+        if self.stall_timeout_seconds == 0 {
+            return Err(invalid("stall_timeout_seconds")(
+                "must be at least 1".into(),
+            ));
+        }
+        if self.input_formats.trim().is_empty() {
+            return Err(invalid("input_formats")(
+                "must name at least one demuxer, e.g. mov,matroska".into(),
+            ));
+        }
         Ok(Settings {
             amqp_url: AmqpUrl::parse(&self.amqp_url)
                 .map_err(|e| invalid("amqp_url")(e.to_string()))?,
@@ -313,6 +351,12 @@ impl RawSettings {
                 })?,
             tidy_originals: self.tidy_originals,
             tidy_delay: Duration::from_secs(self.tidy_delay_seconds),
+            input_formats: self.input_formats.split_whitespace().collect(),
+            stall_timeout: Duration::from_secs(self.stall_timeout_seconds),
+            shutdown_grace: Duration::from_secs(self.shutdown_grace_seconds),
+            quarantine_after: self.quarantine_after,
+            quarantine_cooldown: Duration::from_secs(self.quarantine_cooldown_seconds),
+            stale_staging: Duration::from_secs(self.stale_staging_seconds),
         })
     }
 }

@@ -1,18 +1,21 @@
 //! Decides whether the worker should take jobs right now. It does not while
 //! an operator's drain lock file exists (the job in hand finishes first), or
-//! while its shared storage is unhealthy (jobs then wait in the queue for a
-//! healthy worker instead of failing here).
+//! while it has quarantined itself after failing jobs for its own reasons,
+//! or while its shared storage is unhealthy (jobs then wait in the queue for
+//! a healthy worker instead of failing here).
 
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use crate::quarantine::Quarantine;
 use crate::storage::{StorageHealth, StorageMonitor};
 
 /// Why the worker is not taking jobs.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Closed {
     DrainLock(PathBuf),
+    Quarantined(String),
     Storage(String),
 }
 
@@ -20,6 +23,7 @@ impl fmt::Display for Closed {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Closed::DrainLock(path) => write!(f, "drain lock {} is present", path.display()),
+            Closed::Quarantined(reasons) => write!(f, "quarantined: {reasons}"),
             Closed::Storage(reason) => write!(f, "storage unhealthy: {reason}"),
         }
     }
@@ -27,13 +31,19 @@ impl fmt::Display for Closed {
 
 pub struct ServiceGate {
     drain_lock: PathBuf,
+    quarantine: Arc<Quarantine>,
     storage: Arc<StorageMonitor>,
 }
 
 impl ServiceGate {
-    pub fn new(drain_lock: PathBuf, storage: Arc<StorageMonitor>) -> Self {
+    pub fn new(
+        drain_lock: PathBuf,
+        quarantine: Arc<Quarantine>,
+        storage: Arc<StorageMonitor>,
+    ) -> Self {
         Self {
             drain_lock,
+            quarantine,
             storage,
         }
     }
@@ -53,6 +63,9 @@ impl ServiceGate {
     pub async fn closed(&self, fresh: bool) -> Option<Closed> {
         if let Some(drain) = self.drain_requested().await {
             return Some(drain);
+        }
+        if let Some(reasons) = self.quarantine.reasons() {
+            return Some(Closed::Quarantined(reasons));
         }
         match self.storage.health(fresh).await {
             StorageHealth::Healthy => None,

@@ -1,10 +1,14 @@
 //! Runs one delivered job message through the pipeline, reports every step
 //! as a status event, and returns what to tell the broker.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hlsmux_protocol::{FailureReason, JobId, JobRequest, JobState, PublishError, TidyRequest};
+use hlsmux_protocol::{
+    FailureReason, JobId, JobRequest, JobState, LadderName, PublishError, RequeueReason,
+    TidyRequest,
+};
 use lapin::message::Delivery;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -18,8 +22,10 @@ use crate::hardware::{MachineCodecs, soc};
 use crate::metrics::{Outcome, WorkerMetrics};
 use crate::pipeline::encode::{self, EncodePlan, EncodeProgress, MASTER_PLAYLIST};
 use crate::pipeline::ladder::{self, SourceVideo};
-use crate::pipeline::publish::{ExistingOutput, OutputLocation, OutputRecord};
+use crate::pipeline::probe::SourceMedia;
+use crate::pipeline::publish::{ExistingOutput, OutputLocation, OutputRecord, StagingOwner};
 use crate::pipeline::{JobError, Retry, probe, validate, verify};
+use crate::quarantine::Evidence;
 use crate::storage::{StorageHealth, StorageMonitor};
 
 /// At most one progress event a second per job.
@@ -48,6 +54,34 @@ impl From<PublishError> for Failure {
     }
 }
 
+/// What producing a job's output came to.
+enum Produced {
+    /// The output is published (now, or by an earlier delivery whose
+    /// `done` event did not go out): report it.
+    Done {
+        state: Box<JobState>,
+        location: OutputLocation,
+    },
+    /// An earlier delivery published the output and reported it.
+    AlreadyReported,
+}
+
+/// How a delivery is to be settled, and what it says about the worker.
+#[derive(Debug)]
+pub struct Settled {
+    pub disposition: Disposition,
+    pub evidence: Evidence,
+}
+
+impl Settled {
+    fn new(disposition: Disposition, evidence: Evidence) -> Self {
+        Self {
+            disposition,
+            evidence,
+        }
+    }
+}
+
 /// Runs jobs with one worker's settings, codecs and storage.
 #[derive(Clone)]
 pub struct JobRunner {
@@ -55,6 +89,7 @@ pub struct JobRunner {
     codecs: Arc<MachineCodecs>,
     storage: Arc<StorageMonitor>,
     metrics: Arc<WorkerMetrics>,
+    owner: StagingOwner,
 }
 
 impl JobRunner {
@@ -63,22 +98,25 @@ impl JobRunner {
         codecs: MachineCodecs,
         storage: Arc<StorageMonitor>,
         metrics: Arc<WorkerMetrics>,
+        worker_name: &str,
     ) -> Self {
         Self {
             settings,
             codecs: Arc::new(codecs),
             storage,
             metrics,
+            owner: StagingOwner::this_process(worker_name),
         }
     }
 
     /// Handles one delivery from start to finish and says how to settle it.
+    /// `cancel` interrupts the job (ffmpeg is stopped and the job requeued).
     pub async fn handle(
         &self,
         delivery: &Delivery,
         events: &Publisher,
         cancel: &CancellationToken,
-    ) -> Disposition {
+    ) -> Settled {
         let request = match JobRequest::from_json(&delivery.data) {
             Ok(request) => request,
             Err(bad) => {
@@ -90,7 +128,7 @@ impl JobRunner {
                 let job_id = JobRequest::salvage_job_id(message_id, &delivery.data);
                 warn!(?job_id, error = %bad, "dead-lettering a message that is not a job");
                 let Some(job_id) = job_id else {
-                    return Disposition::DeadLetter;
+                    return Settled::new(Disposition::DeadLetter, Evidence::Neutral);
                 };
                 let failed = JobState::Failed {
                     reason: FailureReason::BadMessage,
@@ -100,11 +138,11 @@ impl JobRunner {
                     Ok(()) => {
                         self.metrics
                             .job_finished(Outcome::Failed, FailureReason::BadMessage.as_str());
-                        Disposition::DeadLetter
+                        Settled::new(Disposition::DeadLetter, Evidence::Neutral)
                     }
                     Err(error) => {
                         warn!(%error, "could not report the bad message; requeueing it");
-                        Disposition::Requeue
+                        Settled::new(Disposition::Requeue, Evidence::Neutral)
                     }
                 };
             }
@@ -126,12 +164,16 @@ impl JobRunner {
         redelivered: bool,
         events: &Publisher,
         cancel: &CancellationToken,
-    ) -> Disposition {
+    ) -> Settled {
         let job_id = request.job_id;
         let failure = match self.produce(request, redelivered, events, cancel).await {
-            Ok(done) => {
+            Ok(Produced::AlreadyReported) => {
+                info!("output already published and reported by an earlier delivery");
+                return Settled::new(Disposition::Ack, Evidence::Neutral);
+            }
+            Ok(Produced::Done { state, location }) => {
                 self.schedule_tidy(request, events).await;
-                let finished = match &done {
+                let finished = match state.as_ref() {
                     JobState::Done {
                         wall_seconds,
                         media_seconds,
@@ -140,13 +182,16 @@ impl JobRunner {
                     } => Some((*wall_seconds, *media_seconds)),
                     _ => None,
                 };
-                match events.publish(job_id, done).await {
+                match events.publish(job_id, *state).await {
                     Ok(()) => {
+                        if let Err(error) = blocking(move || location.mark_reported()).await {
+                            warn!(%error, "could not record that the job was reported; a redelivery would report it again");
+                        }
                         match finished {
                             Some((wall, media)) => self.metrics.job_done(wall, media),
                             None => self.metrics.job_finished(Outcome::Done, ""),
                         }
-                        return Disposition::Ack;
+                        return Settled::new(Disposition::Ack, Evidence::WorkerWell);
                     }
                     Err(error) => Failure::Broker(error),
                 }
@@ -167,43 +212,81 @@ impl JobRunner {
             }
             other => other,
         };
-        match failure {
+        let error = match failure {
             Failure::Broker(error) => {
+                // The output, if published, is recognised by the redelivery.
                 warn!(%error, "could not publish the job's event; requeueing it");
-                self.metrics.job_finished(Outcome::Requeued, "");
-                Disposition::Requeue
+                self.metrics.job_finished(Outcome::Requeued, "broker");
+                return Settled::new(Disposition::Requeue, Evidence::Neutral);
             }
-            Failure::Job(error) if error.retry() == Retry::Transient => {
-                warn!(%error, "giving the job back to the queue");
-                if !matches!(error, JobError::Interrupted) {
-                    // Give another worker (or this one, later) a chance,
-                    // instead of taking the same job straight back.
-                    tokio::select! {
-                        () = tokio::time::sleep(self.settings.requeue_delay) => {}
-                        () = cancel.cancelled() => {}
-                    }
-                }
-                self.metrics.job_finished(Outcome::Requeued, "");
-                Disposition::Requeue
+            Failure::Job(error) => error,
+        };
+        match error.requeue_reason() {
+            Some(reason) => self.requeue(job_id, reason, &error, events, cancel).await,
+            None => self.fail(job_id, &error, events).await,
+        }
+    }
+
+    /// Gives the job back to its queue for the worker's own `reason`,
+    /// saying so in a `requeued` event.
+    async fn requeue(
+        &self,
+        job_id: JobId,
+        reason: RequeueReason,
+        error: &JobError,
+        events: &Publisher,
+        cancel: &CancellationToken,
+    ) -> Settled {
+        warn!(%reason, %error, "giving the job back to the queue");
+        let requeued = JobState::Requeued {
+            reason,
+            message: error.to_string(),
+        };
+        if let Err(error) = events.publish(job_id, requeued).await {
+            warn!(%error, "could not report the requeue");
+        }
+        if reason == RequeueReason::Stalled {
+            self.metrics.encode_stalls.inc();
+        }
+        if reason != RequeueReason::WorkerStopping {
+            // Give another worker (or this one, later) a chance, instead of
+            // taking the same job straight back.
+            tokio::select! {
+                () = tokio::time::sleep(self.settings.requeue_delay) => {}
+                () = cancel.cancelled() => {}
             }
-            Failure::Job(error) => {
-                let reason = error.reason();
-                info!(%reason, %error, "job failed");
-                let failed = JobState::Failed {
-                    reason,
-                    message: error.to_string(),
-                };
-                match events.publish(job_id, failed).await {
-                    Ok(()) => {
-                        self.metrics.job_finished(Outcome::Failed, reason.as_str());
-                        Disposition::for_error(&error)
-                    }
-                    Err(error) => {
-                        warn!(%error, "could not report the failure; requeueing the job");
-                        self.metrics.job_finished(Outcome::Requeued, "");
-                        Disposition::Requeue
-                    }
-                }
+        }
+        self.metrics
+            .job_finished(Outcome::Requeued, reason.as_str());
+        let evidence = if reason.is_worker_fault() {
+            Evidence::WorkerFault {
+                reason,
+                detail: error.to_string(),
+            }
+        } else {
+            Evidence::Neutral
+        };
+        Settled::new(Disposition::Requeue, evidence)
+    }
+
+    /// Fails the job for good with a `failed` event and dead-letters it.
+    async fn fail(&self, job_id: JobId, error: &JobError, events: &Publisher) -> Settled {
+        let reason = error.reason();
+        info!(%reason, %error, "job failed");
+        let failed = JobState::Failed {
+            reason,
+            message: error.to_string(),
+        };
+        match events.publish(job_id, failed).await {
+            Ok(()) => {
+                self.metrics.job_finished(Outcome::Failed, reason.as_str());
+                // The job's fault, which the worker handled as it should.
+                Settled::new(Disposition::for_error(error), Evidence::WorkerWell)
+            }
+            Err(publish_error) => {
+                warn!(error = %publish_error, "could not report the failure; requeueing the job");
+                self.metrics.job_finished(Outcome::Requeued, "broker");
+                Settled::new(Disposition::Requeue, Evidence::Neutral)
             }
         }
     }
@@ -233,17 +316,27 @@ impl JobRunner {
         redelivered: bool,
         events: &Publisher,
         cancel: &CancellationToken,
-    ) -> Result<JobState, Failure> {
+    ) -> Result<Produced, Failure> {
         let settings = &self.settings;
-        let location = OutputLocation::new(&settings.output_root, &request.output, request.job_id);
+        let location = OutputLocation::new(
+            &settings.output_root,
+            &request.output,
+            request.job_id,
+            self.owner.clone(),
+        );
         let existing = {
             let location = location.clone();
             blocking(move || location.existing()).await?
         };
         match existing {
-            ExistingOutput::ThisJob(record) => {
-                info!("output already published by an earlier delivery; reporting it again");
-                return Ok(done_state(&location, record, true));
+            ExistingOutput::ThisJob { reported: true, .. } => return Ok(Produced::AlreadyReported),
+            ExistingOutput::ThisJob {
+                record,
+                reported: false,
+            } => {
+                info!("output already published by an earlier delivery; reporting it");
+                let state = Box::new(done_state(&location, record, true));
+                return Ok(Produced::Done { state, location });
             }
             ExistingOutput::Other { owner } => {
                 return Err(JobError::OutputExists {
@@ -295,49 +388,23 @@ impl JobRunner {
         let source = probe::probe(
             &settings.ffprobe,
             &input.path,
+            &settings.input_formats,
             Duration::from_secs(settings.probe_timeout_seconds),
         )
         .instrument(info_span!("probe"))
         .await?;
-        let encoder = self.codecs.encoder;
-        let rungs = info_span!("plan").in_scope(|| {
-            ladder::plan_ladder(
+        let plan = info_span!("plan").in_scope(|| {
+            self.plan(
+                input.path.clone(),
+                &source,
                 request.ladder.unwrap_or(settings.ladder),
-                SourceVideo {
-                    width: source.video.width,
-                    height: source.video.height,
-                    bitrate: source.video_bitrate,
-                },
-                encoder.limits(),
+                segment_seconds,
             )
         });
-        let decoder = self.codecs.decoder_for(&source.video.codec);
-        if settings.hw_decode && decoder.is_none() {
-            info!(codec = %source.video.codec, %encoder, "no hardware decoder for this input: decoding in software");
-        }
-        info!(
-            duration = source.duration_seconds,
-            rungs = ?rungs.iter().map(|r| r.name()).collect::<Vec<_>>(),
-            "planned"
-        );
-        let plan = EncodePlan {
-            input: input.path.clone(),
-            video_stream_index: source.video.index,
-            audio_stream_index: source.audio_stream_index,
-            frame_rate: source.video.frame_rate,
-            rungs,
-            segment_seconds,
-            encoder,
-            decoder,
-            vaapi_device: settings.vaapi_device.clone(),
-            x264_preset: settings.x264_preset.clone(),
-            audio_kbps: settings.audio_bitrate_kbps,
-            threads: settings.ffmpeg_threads,
-        };
 
         {
-            let location = location.clone();
-            blocking(move || location.prepare_staging()).await?;
+            let (location, stale) = (location.clone(), settings.stale_staging);
+            blocking(move || location.prepare_staging(stale)).await?;
         }
         let produced = self
             .encode_verify_publish(
@@ -356,7 +423,58 @@ impl JobRunner {
         }
         let record = produced?;
         info!(wall_seconds = record.wall_seconds, "job done");
-        Ok(done_state(&location, record, false))
+        let state = Box::new(done_state(&location, record, false));
+        Ok(Produced::Done { state, location })
+    }
+
+    /// How this worker encodes `source`: the ladder trimmed to the source
+    /// and the encoder's limits, and a hardware decoder where one fits.
+    pub(crate) fn plan(
+        &self,
+        input: PathBuf,
+        source: &SourceMedia,
+        ladder: LadderName,
+        segment_seconds: u32,
+    ) -> EncodePlan {
+        let settings = &self.settings;
+        let encoder = self.codecs.encoder;
+        let rungs = ladder::plan_ladder(
+            ladder,
+            SourceVideo {
+                width: source.video.width,
+                height: source.video.height,
+                bitrate: source.video_bitrate,
+            },
+            encoder.limits(),
+        );
+        let decoder = self.codecs.decoder_for(&source.video.codec);
+        if settings.hw_decode && decoder.is_none() {
+            info!(codec = %source.video.codec, %encoder, "no hardware decoder for this input: decoding in software");
+        }
+        info!(
+            duration = source.duration_seconds,
+            rungs = ?rungs.iter().map(|r| r.name()).collect::<Vec<_>>(),
+            "planned"
+        );
+        EncodePlan {
+            input,
+            video_stream_index: source.video.index,
+            audio_stream_index: source.audio_stream_index,
+            frame_rate: source.video.frame_rate,
+            rungs,
+            segment_seconds,
+            encoder,
+            decoder,
+            vaapi_device: settings.vaapi_device.clone(),
+            x264_preset: settings.x264_preset.clone(),
+            audio_kbps: settings.audio_bitrate_kbps,
+            threads: settings.ffmpeg_threads,
+            input_formats: settings.input_formats.clone(),
+        }
+    }
+
+    pub(crate) fn settings(&self) -> &Settings {
+        &self.settings
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -378,6 +496,7 @@ impl JobRunner {
             &args,
             &log_path,
             &progress_tx,
+            self.settings.stall_timeout,
             cancel,
         );
         tokio::pin!(encoding);
@@ -451,7 +570,7 @@ fn done_state(location: &OutputLocation, record: OutputRecord, reused: bool) -> 
 
 /// Runs filesystem work off the async threads: the media and output roots
 /// may be network mounts that stall.
-async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
+pub(crate) async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
     match tokio::task::spawn_blocking(work).await {
         Ok(value) => value,
         Err(error) => std::panic::resume_unwind(error.into_panic()),

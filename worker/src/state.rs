@@ -20,6 +20,8 @@ pub enum WorkerState {
     Drained,
     /// Not consuming until its shared storage answers again.
     StorageUnhealthy,
+    /// Not consuming: its last jobs failed for its own reasons.
+    Quarantined,
 }
 
 impl WorkerState {
@@ -30,6 +32,7 @@ impl WorkerState {
             WorkerState::Draining => "draining",
             WorkerState::Drained => "drained",
             WorkerState::StorageUnhealthy => "storage-unhealthy",
+            WorkerState::Quarantined => "quarantined",
         }
     }
 }

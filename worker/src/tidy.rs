@@ -14,7 +14,7 @@ use tracing::{info, warn};
 
 use crate::config::Settings;
 use crate::disposition::Disposition;
-use crate::pipeline::publish::{ExistingOutput, OutputLocation};
+use crate::pipeline::publish::{ExistingOutput, existing_output};
 
 /// Folder under the media root that receives tidied originals.
 pub const ORIGINALS: &str = "originals";
@@ -83,8 +83,10 @@ pub fn tidy(
     output_root: &Path,
     request: &TidyRequest,
 ) -> std::io::Result<TidyOutcome> {
-    let location = OutputLocation::new(output_root, &request.output, request.job_id);
-    if !matches!(location.existing(), Ok(ExistingOutput::ThisJob(_))) {
+    if !matches!(
+        existing_output(output_root, &request.output, request.job_id),
+        Ok(ExistingOutput::ThisJob { .. })
+    ) {
         return Ok(TidyOutcome::OutputIncomplete);
     }
     let source = request.input.under(media_root);
@@ -111,7 +113,7 @@ pub fn tidy(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pipeline::publish::OutputRecord;
+    use crate::pipeline::publish::{OutputLocation, OutputRecord, StagingOwner};
     use hlsmux_protocol::{JobId, RelativePath};
 
     fn request(job: JobId) -> TidyRequest {
@@ -123,8 +125,15 @@ mod tests {
     }
 
     fn publish_output(output_root: &Path, request: &TidyRequest) {
-        let location = OutputLocation::new(output_root, &request.output, request.job_id);
-        location.prepare_staging().expect("staging");
+        let location = OutputLocation::new(
+            output_root,
+            &request.output,
+            request.job_id,
+            StagingOwner::this_process("test"),
+        );
+        location
+            .prepare_staging(std::time::Duration::from_secs(600))
+            .expect("staging");
         let record = OutputRecord::new(
             request.job_id,
             "m".into(),

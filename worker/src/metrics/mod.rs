@@ -22,12 +22,13 @@ const JOB_SECONDS_BUCKETS: [f64; 12] = [
     1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0, 7200.0,
 ];
 const PROBE_SECONDS_BUCKETS: [f64; 9] = [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0];
-const ALL_STATES: [WorkerState; 5] = [
+const ALL_STATES: [WorkerState; 6] = [
     WorkerState::Idle,
     WorkerState::Busy,
     WorkerState::Draining,
     WorkerState::Drained,
     WorkerState::StorageUnhealthy,
+    WorkerState::Quarantined,
 ];
 
 /// How a job's delivery ended, for `hlsmux_jobs_finished_total`.
@@ -66,6 +67,8 @@ pub struct WorkerMetrics {
     remount_attempts: IntCounterVec,
     pub broker_connected: IntGauge,
     pub broker_reconnects: IntCounter,
+    pub encode_stalls: IntCounter,
+    pub quarantines: IntCounter,
 }
 
 impl WorkerMetrics {
@@ -132,6 +135,11 @@ impl WorkerMetrics {
         )
         .expect("valid metric");
         register(Box::new(broker_reconnects.clone()));
+        let counter = |name: &str, help: &str| {
+            let counter = IntCounter::new(name, help).expect("valid metric");
+            register(Box::new(counter.clone()));
+            counter
+        };
 
         let metrics = Self {
             encode_fps: gauge(
@@ -196,6 +204,14 @@ impl WorkerMetrics {
             ),
             broker_connected,
             broker_reconnects,
+            encode_stalls: counter(
+                names::ENCODE_STALLS,
+                "Encodes killed because ffmpeg made no progress.",
+            ),
+            quarantines: counter(
+                names::QUARANTINES,
+                "Times the worker quarantined itself after failing jobs for its own reasons.",
+            ),
             registry,
         };
         metrics.set_state(WorkerState::Idle);

@@ -4,8 +4,14 @@
 
 use std::collections::VecDeque;
 use std::ffi::OsString;
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::time::Duration;
+
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use tokio::time::Instant;
 
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader};
 use tokio::process::Command;
@@ -38,6 +44,8 @@ pub struct EncodePlan {
     pub x264_preset: String,
     pub audio_kbps: u32,
     pub threads: u32,
+    /// The demuxers the input may be opened with.
+    pub input_formats: String,
 }
 
 /// The ffmpeg arguments for `plan`, writing into `out_dir`.
@@ -61,6 +69,7 @@ pub fn ffmpeg_args(plan: &EncodePlan, out_dir: &Path) -> Vec<OsString> {
     if let Some(decoder) = plan.decoder {
         args.extend(decoder.input_args(&plan.vaapi_device));
     }
+    args.extend(super::validate::confinement_args(&plan.input_formats));
     let mut args: Vec<OsString> = args.into_iter().map(OsString::from).collect();
     args.push("-i".into());
     args.push(plan.input.clone().into());
@@ -207,12 +216,14 @@ impl ProgressParser {
 const STDERR_TAIL_LINES: usize = 5;
 
 /// Runs ffmpeg with `args`, publishing progress on `progress` and writing its
-/// error output to `log_path`. On cancellation ffmpeg is killed and awaited.
+/// error output to `log_path`. ffmpeg is killed and awaited when `cancel`
+/// fires, or when its output time has not advanced for `stall_timeout`.
 pub async fn run_ffmpeg(
     ffmpeg: &Path,
     args: &[OsString],
     log_path: &Path,
     progress: &watch::Sender<Option<EncodeProgress>>,
+    stall_timeout: Duration,
     cancel: &CancellationToken,
 ) -> Result<(), JobError> {
     let mut child = Command::new(ffmpeg)
@@ -220,6 +231,9 @@ pub async fn run_ffmpeg(
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
+        // Its own process group, so that stopping it also stops anything it
+        // (or a wrapper script around it) started.
+        .process_group(0)
         .kill_on_drop(true)
         .spawn()
         .map_err(|error| JobError::ToolUnavailable {
@@ -229,6 +243,10 @@ pub async fn run_ffmpeg(
     let stdout = child.stdout.take();
     let stderr = child.stderr.take();
 
+    enum Cut {
+        Cancelled,
+        Stalled,
+    }
     let finished = tokio::select! {
         outcome = async {
             tokio::join!(
@@ -236,13 +254,25 @@ pub async fn run_ffmpeg(
                 keep_stderr(stderr, log_path),
                 child.wait(),
             )
-        } => Some(outcome),
-        () = cancel.cancelled() => None,
+        } => Ok(outcome),
+        () = cancel.cancelled() => Err(Cut::Cancelled),
+        () = stalled(progress.subscribe(), stall_timeout) => Err(Cut::Stalled),
     };
-    let Some(((), stderr_text, status)) = finished else {
-        // Never leave an orphan ffmpeg writing into a directory we delete.
-        let _ = child.kill().await;
-        return Err(JobError::Interrupted);
+    let ((), stderr_text, status) = match finished {
+        Ok(outcome) => outcome,
+        Err(cut) => {
+            // Never leave an orphan ffmpeg writing into a directory we delete.
+            if let Some(pid) = child.id().and_then(|id| i32::try_from(id).ok()) {
+                let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
+            }
+            let _ = child.kill().await;
+            return Err(match cut {
+                Cut::Cancelled => JobError::Interrupted,
+                Cut::Stalled => JobError::Stalled {
+                    seconds: stall_timeout.as_secs(),
+                },
+            });
+        }
     };
     let status = status.map_err(|error| JobError::ToolUnavailable {
         program: ffmpeg.to_owned(),
@@ -251,10 +281,41 @@ pub async fn run_ffmpeg(
     if status.success() {
         return Ok(());
     }
+    let stderr_tail = last_lines(&stderr_text, STDERR_TAIL_LINES);
+    if let Some(signal) = status.signal() {
+        // Killed from outside (a crash, the kernel's OOM killer): the
+        // machine's trouble, not necessarily the input's.
+        let signal =
+            Signal::try_from(signal).map_or_else(|_| format!("signal {signal}"), |s| s.to_string());
+        return Err(JobError::EncoderCrashed {
+            signal,
+            stderr_tail,
+        });
+    }
     Err(JobError::EncodeFailed {
         status: status.to_string(),
-        stderr_tail: last_lines(&stderr_text, STDERR_TAIL_LINES),
+        stderr_tail,
     })
+}
+
+/// Resolves once ffmpeg's output time has not advanced for `limit` (from
+/// the start, or from its last advance). Never resolves after ffmpeg ends.
+async fn stalled(mut progress: watch::Receiver<Option<EncodeProgress>>, limit: Duration) {
+    let mut reached = progress.borrow_and_update().map(|p| p.out_seconds);
+    let mut deadline = Instant::now() + limit;
+    loop {
+        match tokio::time::timeout_at(deadline, progress.changed()).await {
+            Err(_) => return,
+            Ok(Err(_)) => std::future::pending().await,
+            Ok(Ok(())) => {
+                let now = progress.borrow_and_update().map(|p| p.out_seconds);
+                if now > reached {
+                    reached = now;
+                    deadline = Instant::now() + limit;
+                }
+            }
+        }
+    }
 }
 
 async fn read_progress(
@@ -326,6 +387,7 @@ mod tests {
             x264_preset: "veryfast".into(),
             audio_kbps: 128,
             threads: 2,
+            input_formats: "mov,matroska".into(),
         }
     }
 
@@ -341,6 +403,21 @@ mod tests {
             .filter(|pair| pair[0] == flag)
             .filter_map(|pair| pair[1].to_str())
             .collect()
+    }
+
+    #[test]
+    fn the_input_is_confined_to_local_files_and_allowed_formats() {
+        let args = ffmpeg_args(&plan(None), Path::new("/out"));
+        let input_at = args.iter().position(|a| a == "-i").expect("an input");
+        let before_input = text(&args[..input_at]);
+        assert!(
+            before_input.contains("-protocol_whitelist file"),
+            "{before_input}"
+        );
+        assert!(
+            before_input.contains("-format_whitelist mov,matroska"),
+            "{before_input}"
+        );
     }
 
     #[test]

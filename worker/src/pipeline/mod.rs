@@ -15,7 +15,7 @@ pub mod verify;
 
 use std::path::PathBuf;
 
-use hlsmux_protocol::FailureReason;
+use hlsmux_protocol::{FailureReason, RequeueReason};
 
 /// Whether a failed job could succeed if tried again.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,8 +40,16 @@ pub enum JobError {
     ProbeFailed { path: PathBuf, detail: String },
     #[error("input {0} has no video stream")]
     NoVideoStream(PathBuf),
+    #[error(
+        "input {path} is read as `{format}`, which is not among the input formats this worker opens (setting input_formats)"
+    )]
+    InputFormatRefused { path: PathBuf, format: String },
     #[error("ffmpeg failed ({status}): {stderr_tail}")]
     EncodeFailed { status: String, stderr_tail: String },
+    #[error("ffmpeg was killed by {signal}: {stderr_tail}")]
+    EncoderCrashed { signal: String, stderr_tail: String },
+    #[error("ffmpeg made no progress for {seconds} s (setting stall_timeout_seconds)")]
+    Stalled { seconds: u64 },
     #[error("the encoded output did not verify: {0}")]
     VerifyFailed(String),
     #[error("output {path} already exists ({owner}); remove it or submit with another --name")]
@@ -67,14 +75,32 @@ impl JobError {
             JobError::InputUnreadable { .. } => FailureReason::InputUnreadable,
             JobError::ProbeFailed { .. } => FailureReason::ProbeFailed,
             JobError::NoVideoStream(_) => FailureReason::NoVideoStream,
+            JobError::InputFormatRefused { .. } => FailureReason::InputFormatRefused,
             JobError::EncodeFailed { .. } => FailureReason::EncodeFailed,
             JobError::VerifyFailed(_) => FailureReason::VerifyFailed,
             JobError::OutputExists { .. } => FailureReason::OutputExists,
             JobError::OutputUnwritable { .. } => FailureReason::OutputUnwritable,
             JobError::MediaRootUnavailable { .. }
             | JobError::ToolUnavailable { .. }
+            | JobError::EncoderCrashed { .. }
+            | JobError::Stalled { .. }
             | JobError::Interrupted
             | JobError::StorageFailed(_) => FailureReason::EncodeFailed,
+        }
+    }
+
+    /// Why the job goes back to its queue, for errors that are the worker's
+    /// trouble rather than the job's; `None` when the job itself failed.
+    pub fn requeue_reason(&self) -> Option<RequeueReason> {
+        match self {
+            JobError::MediaRootUnavailable { .. } | JobError::StorageFailed(_) => {
+                Some(RequeueReason::StorageUnhealthy)
+            }
+            JobError::ToolUnavailable { .. } => Some(RequeueReason::ToolUnavailable),
+            JobError::EncoderCrashed { .. } => Some(RequeueReason::EncoderCrashed),
+            JobError::Stalled { .. } => Some(RequeueReason::Stalled),
+            JobError::Interrupted => Some(RequeueReason::WorkerStopping),
+            _ => None,
         }
     }
 
@@ -94,12 +120,9 @@ impl JobError {
     }
 
     pub fn retry(&self) -> Retry {
-        match self {
-            JobError::MediaRootUnavailable { .. }
-            | JobError::ToolUnavailable { .. }
-            | JobError::Interrupted
-            | JobError::StorageFailed(_) => Retry::Transient,
-            _ => Retry::Permanent,
+        match self.requeue_reason() {
+            Some(_) => Retry::Transient,
+            None => Retry::Permanent,
         }
     }
 }

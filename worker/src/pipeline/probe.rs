@@ -40,6 +40,7 @@ const FALLBACK_FRAME_RATE: f64 = 25.0;
 pub async fn probe(
     ffprobe: &Path,
     input: &Path,
+    input_formats: &str,
     timeout: Duration,
 ) -> Result<SourceMedia, JobError> {
     let run = Command::new(ffprobe)
@@ -51,6 +52,7 @@ pub async fn probe(
             "-show_format",
             "-show_streams",
         ])
+        .args(super::validate::confinement_args(input_formats))
         .arg(input)
         .stdin(Stdio::null())
         .kill_on_drop(true)
@@ -67,6 +69,12 @@ pub async fn probe(
         })?;
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
+        if let Some(format) = super::validate::refused_format(&stderr) {
+            return Err(JobError::InputFormatRefused {
+                path: input.to_owned(),
+                format,
+            });
+        }
         return Err(JobError::ProbeFailed {
             path: input.to_owned(),
             detail: last_lines(&stderr, 3),

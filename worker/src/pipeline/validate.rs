@@ -9,6 +9,36 @@ use hlsmux_protocol::RelativePath;
 
 use super::JobError;
 
+/// The demuxers a worker opens unless configured otherwise: containers that
+/// hold their media themselves. Playlists (hls, dash), lists (concat) and
+/// image sequences name other files or URLs, so a crafted input of that
+/// kind could make ffmpeg read outside the media root or fetch from the
+/// network.
+pub const DEFAULT_INPUT_FORMATS: &str =
+    "mov,matroska,mpegts,mpeg,avi,flv,asf,ogg,mxf,dv,nut,h264,hevc,m4v,mpegvideo,yuv4mpegpipe";
+
+/// ffmpeg/ffprobe input options that confine what an input may make them
+/// open: local files only, and only the allowed demuxers. They go before
+/// `-i` and apply to everything the demuxer opens in turn.
+pub fn confinement_args(input_formats: &str) -> [String; 4] {
+    [
+        "-protocol_whitelist".into(),
+        "file".into(),
+        "-format_whitelist".into(),
+        input_formats.into(),
+    ]
+}
+
+/// The demuxer ffmpeg refused, if its error output says it refused one
+/// (`[hls @ 0x...] Format not on whitelist '...'`).
+pub fn refused_format(stderr: &str) -> Option<String> {
+    let line = stderr
+        .lines()
+        .find(|line| line.contains("Format not on whitelist"))?;
+    let name = line.strip_prefix('[')?.split(" @ ").next()?;
+    Some(name.to_owned())
+}
+
 /// An input file that exists inside the media root and can be read.
 #[derive(Debug, Clone)]
 pub struct ValidInput {
@@ -65,6 +95,13 @@ pub fn resolve_input(media_root: &Path, input: &RelativePath) -> Result<ValidInp
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refused_demuxer_is_named_from_ffmpeg_output() {
+        let stderr = "[hls @ 0x556b421234c0] Format not on whitelist 'mov,matroska'\nin.m3u8: Invalid argument";
+        assert_eq!(refused_format(stderr).as_deref(), Some("hls"));
+        assert_eq!(refused_format("in.mp4: Invalid data found"), None);
+    }
 
     fn input(path: &str) -> RelativePath {
         RelativePath::parse(path).expect("valid relative path")

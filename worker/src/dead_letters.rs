@@ -1,0 +1,55 @@
+//! Reports jobs that the broker dead-lettered by itself. A job whose every
+//! delivery ended with its worker crashing or giving it back reaches the
+//! muxer queue's delivery limit and is dead-lettered with no worker left to
+//! say so; whichever worker reads its notice publishes the `failed` event.
+//! Jobs a worker rejected were reported by that worker already.
+
+use hlsmux_protocol::{
+    DELIVERY_LIMIT, FailureReason, JobRequest, JobState, died_of_delivery_limit,
+};
+use lapin::message::Delivery;
+use tracing::{info, warn};
+
+use crate::broker::Publisher;
+use crate::disposition::Disposition;
+use crate::metrics::{Outcome, WorkerMetrics};
+
+/// Handles one dead-letter notice and says how to settle it.
+pub async fn report(
+    delivery: &Delivery,
+    events: &Publisher,
+    metrics: &WorkerMetrics,
+) -> Disposition {
+    if !died_of_delivery_limit(&delivery.properties) {
+        return Disposition::Ack;
+    }
+    let message_id = delivery
+        .properties
+        .message_id()
+        .as_ref()
+        .map(|id| id.as_str());
+    let Some(job_id) = JobRequest::salvage_job_id(message_id, &delivery.data) else {
+        warn!(
+            "a message with no job ID reached the delivery limit; it stays in the dead-letter queue"
+        );
+        return Disposition::Ack;
+    };
+    let failed = JobState::Failed {
+        reason: FailureReason::RetriesExhausted,
+        message: format!(
+            "the job was delivered {DELIVERY_LIMIT} times and each attempt ended with its worker crashing or giving it back; \
+             see `hlsmux dlq list`, and `hlsmux dlq retry {job_id}` once the cause is fixed"
+        ),
+    };
+    match events.publish(job_id, failed).await {
+        Ok(()) => {
+            info!(%job_id, "reported a job that reached its delivery limit");
+            metrics.job_finished(Outcome::Failed, FailureReason::RetriesExhausted.as_str());
+            Disposition::Ack
+        }
+        Err(error) => {
+            warn!(%job_id, %error, "could not report a dead-lettered job; keeping its notice");
+            Disposition::Requeue
+        }
+    }
+}

@@ -1,0 +1,88 @@
+//! The self-test a quarantined worker must pass before it takes jobs again:
+//! a short generated clip through the real pipeline (probe, plan, the same
+//! ffmpeg command a job gets, verify), on this machine's own scratch space.
+
+use std::ffi::OsString;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::process::Command;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::job::{JobRunner, blocking};
+use crate::pipeline::{encode, probe, verify};
+
+/// Seconds of test picture: long enough for two segments of one second.
+const CLIP_SECONDS: &str = "2";
+const SEGMENT_SECONDS: u32 = 1;
+
+/// Runs the self-test in `work_dir/self-test`; `Err` says what failed.
+pub async fn run(runner: &JobRunner, cancel: &CancellationToken) -> Result<(), String> {
+    let settings = runner.settings();
+    let dir = settings.work_dir.join("self-test");
+    let _ = tokio::fs::remove_dir_all(&dir).await;
+    let out_dir = dir.join("out");
+    tokio::fs::create_dir_all(&out_dir)
+        .await
+        .map_err(|e| format!("cannot create {}: {e}", out_dir.display()))?;
+    let result = encode_test_clip(runner, &dir, &out_dir, cancel).await;
+    let _ = tokio::fs::remove_dir_all(&dir).await;
+    result
+}
+
+async fn encode_test_clip(
+    runner: &JobRunner,
+    dir: &Path,
+    out_dir: &Path,
+    cancel: &CancellationToken,
+) -> Result<(), String> {
+    let settings = runner.settings();
+    let source = dir.join("source.mkv");
+    // mpeg4 is built into every ffmpeg, so making the clip tests nothing
+    // but ffmpeg starting; the encode below is the real test.
+    let made = Command::new(&settings.ffmpeg)
+        .args(["-hide_banner", "-nostdin", "-loglevel", "error", "-y"])
+        .args(["-f", "lavfi", "-i", "testsrc=size=320x180:rate=25"])
+        .args(["-t", CLIP_SECONDS, "-c:v", "mpeg4", "-an"])
+        .arg(&source)
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output()
+        .await
+        .map_err(|e| format!("cannot run {}: {e}", settings.ffmpeg.display()))?;
+    if !made.status.success() {
+        return Err(format!(
+            "making the test clip failed ({}): {}",
+            made.status,
+            probe::last_lines(&String::from_utf8_lossy(&made.stderr), 3)
+        ));
+    }
+    let media = probe::probe(
+        &settings.ffprobe,
+        &source,
+        &settings.input_formats,
+        Duration::from_secs(settings.probe_timeout_seconds),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    let plan = runner.plan(source, &media, settings.ladder, SEGMENT_SECONDS);
+    let args: Vec<OsString> = encode::ffmpeg_args(&plan, out_dir);
+    let (progress, _) = watch::channel(None);
+    encode::run_ffmpeg(
+        &settings.ffmpeg,
+        &args,
+        &dir.join("ffmpeg.log"),
+        &progress,
+        settings.stall_timeout,
+        cancel,
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    let (out_dir, rungs, seconds) = (out_dir.to_owned(), plan.rungs, media.duration_seconds);
+    blocking(move || verify::verify_output(&out_dir, &rungs, seconds))
+        .await
+        .map(drop)
+        .map_err(|e| e.to_string())
+}
