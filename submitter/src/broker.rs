@@ -38,9 +38,14 @@ impl Broker {
             url: args.amqp_url.to_string(),
             detail,
         };
+        let name = format!(
+            "hlsmux submit {} pid {}",
+            args.namespace,
+            std::process::id()
+        );
         let pool = config
             .create_pool(
-                || ConnectionProperties::default().with_connection_name("hlsmux submit".into()),
+                move || ConnectionProperties::default().with_connection_name(name.clone().into()),
                 Runtime::Tokio1,
             )
             .map_err(|e| unreachable(e.to_string()))?;

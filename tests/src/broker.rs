@@ -229,6 +229,47 @@ impl TestPool {
         }
     }
 
+    /// Closes, through `rabbitmqctl close_connection`, every broker
+    /// connection whose client-provided name contains `name_contains` (as a
+    /// broker restart or a network cut would end it). Returns how many.
+    pub async fn close_connections(&self, name_contains: &str) -> usize {
+        // The table format, not JSON: JSON shows pids as `#PID<...>`, which
+        // close_connection does not take.
+        let output = tokio::process::Command::new("rabbitmqctl")
+            .args(["list_connections", "-s", "pid", "client_properties"])
+            .output()
+            .await
+            .expect("rabbitmqctl runs");
+        let listing = String::from_utf8_lossy(&output.stdout).into_owned();
+        let mut closed = 0;
+        for row in listing.lines() {
+            let Some((pid, properties)) = row.split_once('\t') else {
+                continue;
+            };
+            if !properties.contains(name_contains) {
+                continue;
+            }
+            let status = tokio::process::Command::new("rabbitmqctl")
+                .args(["close_connection", pid, "closed by a hlsmux fault test"])
+                .output()
+                .await
+                .expect("rabbitmqctl runs");
+            assert!(status.status.success(), "close_connection {pid}");
+            closed += 1;
+        }
+        closed
+    }
+
+    /// The name prefix of the connections of this pool's workers.
+    pub fn worker_connection_name(&self) -> String {
+        format!("hlsmux-worker {} ", self.topology.namespace())
+    }
+
+    /// The name prefix of the connections of this pool's `hlsmux` runs.
+    pub fn cli_connection_name(&self) -> String {
+        format!("hlsmux submit {} ", self.topology.namespace())
+    }
+
     /// All three counts, as `rabbitmqctl` reports them (the only place that
     /// shows unacknowledged messages without the management plugin).
     pub async fn queue_counts(&self, muxer: MuxerId) -> QueueCounts {

@@ -14,13 +14,40 @@ pub struct CliRun {
     pub stderr: String,
 }
 
+/// An `hlsmux` run still going (a `--wait` a test disturbs meanwhile).
+pub struct RunningCli {
+    child: tokio::process::Child,
+}
+
+impl RunningCli {
+    /// Waits for the run to end and returns what it printed.
+    pub async fn finish(self, timeout: std::time::Duration) -> CliRun {
+        let output = tokio::time::timeout(timeout, self.child.wait_with_output())
+            .await
+            .expect("hlsmux finishes in time")
+            .expect("hlsmux output");
+        CliRun {
+            code: output.status.code(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+}
+
 impl CliRun {
-    pub(crate) async fn run(test: &TestEnv, args: &[&str]) -> Self {
-        let output = Command::new(binaries::cli())
+    fn command(test: &TestEnv, args: &[&str]) -> Command {
+        let mut command = Command::new(binaries::cli());
+        command
             .args(args)
             .envs(test.hlsmux_env())
             .env_remove("RUST_LOG")
             .stdin(Stdio::null())
+            .kill_on_drop(true);
+        command
+    }
+
+    pub(crate) async fn run(test: &TestEnv, args: &[&str]) -> Self {
+        let output = Self::command(test, args)
             .output()
             .await
             .expect("hlsmux runs");
@@ -29,6 +56,15 @@ impl CliRun {
             stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
         }
+    }
+
+    pub(crate) fn spawn(test: &TestEnv, args: &[&str]) -> RunningCli {
+        let child = Self::command(test, args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("hlsmux starts");
+        RunningCli { child }
     }
 
     /// The ID of the first job a `submit --json` run queued.

@@ -94,6 +94,11 @@ impl TestEnv {
     }
 
     /// Runs `hlsmux` with `args` against this test's pool.
+    /// Starts `hlsmux` with `args` without waiting for it.
+    pub fn cli_spawn(&self, args: &[&str]) -> crate::cli::RunningCli {
+        CliRun::spawn(self, args)
+    }
+
     pub async fn cli(&self, args: &[&str]) -> CliRun {
         CliRun::run(self, args).await
     }

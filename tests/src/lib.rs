@@ -16,7 +16,7 @@ pub mod media;
 mod worker;
 
 pub use broker::{EventLog, QueueCounts, TestPool};
-pub use cli::CliRun;
+pub use cli::{CliRun, RunningCli};
 pub use env::TestEnv;
 pub use worker::{StartupFailure, TestWorker, WorkerOptions};
 

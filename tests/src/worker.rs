@@ -158,6 +158,24 @@ impl TestWorker {
             .expect("worker exit status")
     }
 
+    /// SIGKILL, as a crash or power loss would end it; waits for it to go.
+    pub async fn kill(mut self) {
+        self.signal(Signal::SIGKILL);
+        let _ = self.child.wait().await;
+    }
+
+    /// Waits up to `timeout` for the process to end by itself; true if it did.
+    pub async fn exited_within(&mut self, timeout: Duration) -> bool {
+        tokio::time::timeout(timeout, self.child.wait())
+            .await
+            .is_ok()
+    }
+
+    /// Its `/metrics` text.
+    pub async fn metrics(&self) -> String {
+        crate::http::get(self.metrics_addr, "/metrics").await.1
+    }
+
     /// Whether the process is still running.
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))

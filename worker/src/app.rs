@@ -81,6 +81,7 @@ impl Worker {
             path: settings.work_dir.display().to_string(),
             detail: error.to_string(),
         })?;
+        crate::pipeline::encode::stop_orphaned_encoders(&settings.work_dir);
         require_tool(&settings.ffmpeg, "FFMPEG").await?;
         require_tool(&settings.ffprobe, "FFPROBE").await?;
         let selection = encoder_probe::select_encoder(

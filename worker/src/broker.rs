@@ -54,7 +54,13 @@ impl BrokerSession {
     pub async fn open(settings: &Settings, worker_name: &str) -> Result<Self, BrokerError> {
         let url = &settings.amqp_url;
         let properties = ConnectionProperties::default().with_connection_name(
-            format!("hlsmux-worker muxer {} on {worker_name}", settings.muxer_id).into(),
+            format!(
+                "hlsmux-worker {} muxer {} on {worker_name} pid {}",
+                settings.namespace,
+                settings.muxer_id,
+                std::process::id()
+            )
+            .into(),
         );
         let connection = Connection::connect_uri(url.uri().clone(), properties)
             .await

@@ -494,6 +494,7 @@ impl JobRunner {
         let encoding = encode::run_ffmpeg(
             &self.settings.ffmpeg,
             &args,
+            &self.settings.work_dir,
             &log_path,
             &progress_tx,
             self.settings.stall_timeout,

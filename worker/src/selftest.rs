@@ -73,6 +73,7 @@ async fn encode_test_clip(
     encode::run_ffmpeg(
         &settings.ffmpeg,
         &args,
+        dir,
         &dir.join("ffmpeg.log"),
         &progress,
         settings.stall_timeout,

@@ -215,18 +215,66 @@ impl ProgressParser {
 /// How many of ffmpeg's last error lines a failure message quotes.
 const STDERR_TAIL_LINES: usize = 5;
 
+/// The running encode's process group is recorded in the work dir, in a
+/// file named after the worker's process: a worker killed outright
+/// (SIGKILL, OOM) leaves its ffmpeg running, and the next worker to start
+/// there stops it.
+fn encoder_record(work_dir: &Path) -> PathBuf {
+    work_dir.join(format!("encoder.{}.pgid", std::process::id()))
+}
+
+/// Blocking. Stops encoders that workers which no longer run left behind
+/// in `work_dir`, where the recorded process group still runs ffmpeg (so a
+/// reused ID is left alone).
+pub fn stop_orphaned_encoders(work_dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(work_dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(worker_pid) = name
+            .strip_prefix("encoder.")
+            .and_then(|rest| rest.strip_suffix(".pgid"))
+            .and_then(|pid| pid.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let worker_alive = nix::sys::signal::kill(Pid::from_raw(worker_pid), None).is_ok();
+        if worker_alive {
+            continue;
+        }
+        let pgid = std::fs::read_to_string(entry.path())
+            .ok()
+            .and_then(|text| text.trim().parse::<i32>().ok());
+        let _ = std::fs::remove_file(entry.path());
+        let Some(pgid) = pgid else { continue };
+        let runs_ffmpeg = std::fs::read(format!("/proc/{pgid}/cmdline"))
+            .is_ok_and(|cmdline| String::from_utf8_lossy(&cmdline).contains("ffmpeg"));
+        if runs_ffmpeg {
+            tracing::warn!(
+                pgid,
+                worker_pid,
+                "stopping an encoder left running by a killed worker"
+            );
+            let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
+        }
+    }
+}
+
 /// Runs ffmpeg with `args`, publishing progress on `progress` and writing its
 /// error output to `log_path`. ffmpeg is killed and awaited when `cancel`
 /// fires, or when its output time has not advanced for `stall_timeout`.
+/// While it runs, its process group is recorded in `work_dir`.
 pub async fn run_ffmpeg(
     ffmpeg: &Path,
     args: &[OsString],
+    work_dir: &Path,
     log_path: &Path,
     progress: &watch::Sender<Option<EncodeProgress>>,
     stall_timeout: Duration,
     cancel: &CancellationToken,
 ) -> Result<(), JobError> {
-    let mut child = Command::new(ffmpeg)
+    let child = Command::new(ffmpeg)
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -240,6 +288,23 @@ pub async fn run_ffmpeg(
             program: ffmpeg.to_owned(),
             detail: error.to_string(),
         })?;
+    let pgid_record = encoder_record(work_dir);
+    if let Some(pid) = child.id() {
+        let _ = tokio::fs::write(&pgid_record, pid.to_string()).await;
+    }
+    let result = supervise(child, ffmpeg, log_path, progress, stall_timeout, cancel).await;
+    let _ = tokio::fs::remove_file(&pgid_record).await;
+    result
+}
+
+async fn supervise(
+    mut child: tokio::process::Child,
+    ffmpeg: &Path,
+    log_path: &Path,
+    progress: &watch::Sender<Option<EncodeProgress>>,
+    stall_timeout: Duration,
+    cancel: &CancellationToken,
+) -> Result<(), JobError> {
     let stdout = child.stdout.take();
     let stderr = child.stderr.take();
 

@@ -1,0 +1,113 @@
+//! A worker and the submit tool survive losing their broker connection
+//! (closed by the broker, as a restart or a network cut would): the worker
+//! reconnects and serves again, a job encoding meanwhile completes exactly
+//! once, and `hlsmux submit --wait` reconnects and still reports the end.
+
+use std::time::Duration;
+
+use hlsmux_protocol::{EventState, JobState};
+use hlsmux_tests::media::{Clip, realtime_ffmpeg};
+use hlsmux_tests::{PATIENCE, TestEnv, WorkerOptions, hls};
+use hlsmux_worker::metrics::{names, sample};
+
+#[tokio::test]
+async fn an_idle_worker_reconnects_and_takes_the_next_job() {
+    let test = TestEnv::new("conn-idle").await;
+    let worker = test.worker(1).await;
+    let closed = test
+        .pool
+        .close_connections(&test.pool.worker_connection_name())
+        .await;
+    assert_eq!(closed, 1);
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let metrics = worker.metrics().await;
+        let reconnects = sample(&metrics, names::BROKER_RECONNECTS, &[]);
+        let connected = sample(&metrics, names::BROKER_CONNECTED, &[]);
+        if reconnects == Some(1.0) && connected == Some(1.0) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the worker did not reconnect: {reconnects:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    let clip = Clip::default()
+        .write(&test.media_root().join("after.mp4"))
+        .await;
+    let run = test.submit_ok(&clip, &["--muxer", "1", "--wait"]).await;
+    assert!(run.stdout.contains("master.m3u8"), "{run:#?}");
+}
+
+#[tokio::test]
+async fn a_job_encoding_through_a_lost_connection_completes_once_and_wait_follows_it() {
+    let test = TestEnv::new("conn-busy").await;
+    let _worker = test
+        .worker_with(
+            1,
+            WorkerOptions {
+                ffmpeg: Some(realtime_ffmpeg(test.path())),
+                ..WorkerOptions::default()
+            },
+        )
+        .await;
+    let clip = Clip {
+        seconds: 6,
+        ..Clip::default()
+    }
+    .write(&test.media_root().join("long.mp4"))
+    .await;
+    let mut events = test.pool.events().await;
+    let clip_arg = clip.display().to_string();
+    let waiting = test.cli_spawn(&["submit", &clip_arg, "--muxer", "1", "--wait", "--json"]);
+    let started = events
+        .wait_for(
+            "encoding under way",
+            |e| matches!(e.state, JobState::Progress { .. }),
+            PATIENCE,
+        )
+        .await;
+    let job_id = started.job_id;
+
+    let closed_workers = test
+        .pool
+        .close_connections(&test.pool.worker_connection_name())
+        .await;
+    let closed_clis = test
+        .pool
+        .close_connections(&test.pool.cli_connection_name())
+        .await;
+    assert_eq!((closed_workers, closed_clis), (1, 1));
+
+    let run = waiting.finish(PATIENCE * 2).await;
+    assert_eq!(run.code, Some(0), "{run:#?}");
+    assert!(run.stderr.contains("reconnect"), "{run:#?}");
+    let lines = run.json_lines();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["state"] == "done" && l["job_id"] == job_id.to_string()),
+        "--wait saw the job end: {lines:#?}"
+    );
+
+    events.final_event(job_id, PATIENCE).await;
+    events.drain(Duration::from_secs(3)).await;
+    let dones = events
+        .seen()
+        .iter()
+        .filter(|e| e.job_id == job_id && e.state.event_state() == EventState::Done)
+        .count();
+    assert_eq!(dones, 1, "exactly one done");
+    let muxer = hlsmux_protocol::MuxerId::new(1).expect("valid");
+    let counts = test
+        .pool
+        .settled_queue_counts(muxer, |c| c.ready == 0 && c.unacked == 0, PATIENCE)
+        .await;
+    assert_eq!((counts.ready, counts.unacked), (0, 0), "{counts:?}");
+    assert!(hls::staging_leftovers(&test.output_root()).is_empty());
+    hls::decode(&test.output_root().join("long.mp4.hls/master.m3u8"))
+        .await
+        .expect("the output decodes");
+}
