@@ -81,3 +81,69 @@ async fn sigterm_mid_encode_requeues_the_job_and_another_worker_finishes_it() {
         .await
         .expect("decodes");
 }
+
+#[tokio::test]
+async fn sigterm_lets_a_job_finish_within_the_grace_period_and_takes_no_other() {
+    let test = TestEnv::new("sigterm-grace").await;
+    let stopping = test
+        .worker_with(
+            1,
+            WorkerOptions {
+                ffmpeg: Some(realtime_ffmpeg(test.path())),
+                env: vec![("HLSMUX_SHUTDOWN_GRACE_SECONDS".into(), "30".into())],
+                ..WorkerOptions::default()
+            },
+        )
+        .await;
+    let clip = Clip {
+        seconds: 4,
+        ..Clip::default()
+    }
+    .write(&test.media_root().join("short.mp4"))
+    .await;
+    let mut events = test.pool.events().await;
+    let first = test
+        .submit_ok(&clip, &["--muxer", "1", "--json", "--name", "first.hls"])
+        .await
+        .submitted_job_id();
+    let second = test
+        .submit_ok(&clip, &["--muxer", "1", "--json", "--name", "second.hls"])
+        .await
+        .submitted_job_id();
+    events
+        .wait_for(
+            "the first job encoding",
+            |e| e.job_id == first && matches!(e.state, JobState::Progress { .. }),
+            PATIENCE,
+        )
+        .await;
+
+    let status = stopping.stop(Duration::from_secs(30)).await;
+    assert!(status.success(), "clean exit on SIGTERM: {status:?}");
+    events.drain(Duration::from_secs(1)).await;
+    let ends: Vec<_> = events
+        .seen()
+        .iter()
+        .filter(|e| e.state.is_final())
+        .collect();
+    assert_eq!(ends.len(), 1, "{ends:#?}");
+    assert_eq!(ends[0].job_id, first);
+    assert!(
+        matches!(ends[0].state, JobState::Done { .. }),
+        "the job in hand finished within the grace period: {:#?}",
+        ends[0]
+    );
+    assert!(
+        events.seen().iter().all(|e| e.job_id != second),
+        "the queued job was not started"
+    );
+    let muxer = MuxerId::new(1).expect("valid");
+    assert_eq!(
+        test.pool.ready_and_consumers(muxer).await,
+        (1, 0),
+        "the second job waits in the queue"
+    );
+    hls::decode(&test.output_root().join("first.hls/master.m3u8"))
+        .await
+        .expect("decodes");
+}

@@ -370,16 +370,22 @@ impl Worker {
         lost: &CancellationToken,
     ) -> (Option<Consumer>, Result<Stop, BrokerError>) {
         loop {
+            // Shutdown first: a job the broker pushed as the last one was
+            // acked must not start once the worker is stopping.
+            if shutdown.is_cancelled() {
+                return (Some(consumer), Ok(Stop::Shutdown));
+            }
             let next = tokio::select! {
-                next = consumer.next() => next,
+                biased;
+                () = shutdown.cancelled() => return (Some(consumer), Ok(Stop::Shutdown)),
                 () = lost.cancelled() => return (None, Ok(Stop::SessionLost)),
+                next = consumer.next() => next,
                 () = tokio::time::sleep(GATE_POLL) => {
                     if self.gate.closed(false).await.is_some() {
                         return (Some(consumer), Ok(Stop::GateClosed));
                     }
                     continue;
                 }
-                () = shutdown.cancelled() => return (Some(consumer), Ok(Stop::Shutdown)),
             };
             let delivery = match next {
                 Some(Ok(delivery)) => delivery,

@@ -1,0 +1,122 @@
+//! Job messages are untrusted. Inputs that try to make a worker read outside
+//! its media root (playlists and concat lists naming other files, links out
+//! of the root, `..` and absolute paths), oversized messages and absurd
+//! names are each refused with a specific reason; a name that looks like an
+//! ffmpeg option is just a name. A canary outside the root proves nothing
+//! there was opened, and the worker stays up throughout.
+
+use std::path::Path;
+
+use hlsmux_protocol::{FailureReason, JobId, JobRequest, JobState, MuxerId, RelativePath};
+use hlsmux_tests::media::Clip;
+use hlsmux_tests::{EventLog, PATIENCE, TestEnv};
+use nix::errno::Errno;
+use nix::fcntl::{OFlag, open};
+use nix::sys::stat::Mode;
+
+fn job(input: &str) -> JobRequest {
+    JobRequest::new(
+        MuxerId::new(1).expect("valid"),
+        RelativePath::parse(input).expect("valid"),
+        RelativePath::parse(&format!("out/{}.hls", input.replace('/', "_"))).expect("valid"),
+    )
+}
+
+async fn failure_of(events: &mut EventLog, job_id: JobId) -> (FailureReason, String) {
+    let end = events.final_event(job_id, PATIENCE).await;
+    match end.state {
+        JobState::Failed { reason, message } => (reason, message),
+        other => panic!("{job_id} should fail, got {other:#?}"),
+    }
+}
+
+/// Whether any process holds the FIFO open for reading right now (opening
+/// it for writing without blocking only succeeds then).
+fn someone_reads(fifo: &Path) -> bool {
+    match open(fifo, OFlag::O_WRONLY | OFlag::O_NONBLOCK, Mode::empty()) {
+        Ok(_) => true,
+        Err(Errno::ENXIO) => false,
+        Err(error) => panic!("canary: {error}"),
+    }
+}
+
+#[tokio::test]
+async fn hostile_job_messages_are_refused_and_nothing_outside_the_root_is_read() {
+    let test = TestEnv::new("hostile").await;
+    let mut worker = test.worker(1).await;
+    let mut events = test.pool.events().await;
+    let media = test.media_root();
+    // The canary: a FIFO outside the media root. Anything that opened it
+    // would block there (a probe would time out instead of being refused).
+    let canary = test.elsewhere().join("canary.ts");
+    nix::unistd::mkfifo(&canary, Mode::S_IRUSR | Mode::S_IWUSR).expect("canary FIFO");
+    let canary_text = canary.display().to_string();
+
+    std::fs::write(
+        media.join("evil.m3u8"),
+        format!(
+            "#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXTINF:1,\nfile://{canary_text}\n#EXTINF:1,\n../elsewhere/canary.ts\n#EXT-X-ENDLIST\n"
+        ),
+    )
+    .expect("playlist");
+    std::fs::write(
+        media.join("evil.mp4"),
+        format!("ffconcat version 1.0\nfile '{canary_text}'\nfile ../elsewhere/canary.ts\n"),
+    )
+    .expect("concat list named like a video");
+    std::os::unix::fs::symlink(&canary, media.join("link.mp4")).expect("link out of the root");
+
+    for (input, reason) in [
+        ("evil.m3u8", FailureReason::InputFormatRefused),
+        ("evil.mp4", FailureReason::InputFormatRefused),
+        ("link.mp4", FailureReason::InputOutsideRoot),
+    ] {
+        let job = job(input);
+        test.pool.publish_job(&job).await;
+        let (got, message) = failure_of(&mut events, job.job_id).await;
+        assert_eq!(got, reason, "{input}: {message}");
+    }
+
+    // Messages no honest submitter sends: paths out of the root, a huge
+    // message, a name no filesystem takes.
+    let valid = serde_json::to_value(job("clip.mp4")).expect("serialises");
+    let mut escaping = valid.clone();
+    escaping["input"] = "../elsewhere/canary.ts".into();
+    let mut absolute = valid.clone();
+    absolute["input"] = canary_text.clone().into();
+    let mut huge = valid.clone();
+    huge["output"] = "x/".repeat(50_000).into();
+    let mut long_name = valid.clone();
+    long_name["output"] = "n".repeat(300).into();
+    for (what, body) in [
+        ("escaping path", escaping),
+        ("absolute path", absolute),
+        ("huge message", huge),
+        ("over-long name", long_name),
+    ] {
+        let job_id = JobId::generate();
+        let mut body = body;
+        body["job_id"] = job_id.to_string().into();
+        let bytes = serde_json::to_vec(&body).expect("serialises");
+        test.pool
+            .publish_raw(MuxerId::new(1).expect("valid"), &bytes, Some(job_id))
+            .await;
+        let (got, message) = failure_of(&mut events, job_id).await;
+        assert_eq!(got, FailureReason::BadMessage, "{what}: {message}");
+    }
+
+    // A name that looks like an option is only a name.
+    Clip {
+        seconds: 2,
+        ..Clip::default()
+    }
+    .write(&media.join("-i.mp4"))
+    .await;
+    let dashed = job("-i.mp4");
+    test.pool.publish_job(&dashed).await;
+    let end = events.final_event(dashed.job_id, PATIENCE).await;
+    assert!(matches!(end.state, JobState::Done { .. }), "{end:#?}");
+
+    assert!(!someone_reads(&canary), "nothing holds the canary open");
+    assert!(worker.is_running(), "the worker is still up");
+}
