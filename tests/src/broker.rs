@@ -260,6 +260,36 @@ impl TestPool {
         closed
     }
 
+    /// Every event in the pool's history stream (which survives broker
+    /// restarts, unlike a subscription), read on a fresh connection until
+    /// nothing new arrives for `quiet`.
+    pub async fn history(&self, quiet: Duration) -> Vec<StatusEvent> {
+        let connection = Connection::connect(&amqp_url(), ConnectionProperties::default())
+            .await
+            .expect("connect for history");
+        let channel = connection.create_channel().await.expect("channel");
+        let mut consumer = self
+            .topology
+            .read_event_history(
+                &channel,
+                hlsmux_protocol::HistoryStart::First,
+                "test-history",
+            )
+            .await
+            .expect("read the history stream");
+        let mut events = Vec::new();
+        while let Ok(Some(Ok(delivery))) = tokio::time::timeout(quiet, consumer.next()).await {
+            events.push(serde_json::from_slice(&delivery.data).expect("events parse"));
+            delivery
+                .acker
+                .ack(lapin::options::BasicAckOptions::default())
+                .await
+                .expect("ack");
+        }
+        let _ = connection.close(200, "history read".into()).await;
+        events
+    }
+
     /// The name prefix of the connections of this pool's workers.
     pub fn worker_connection_name(&self) -> String {
         format!("hlsmux-worker {} ", self.topology.namespace())
