@@ -46,8 +46,9 @@ impl CliRun {
         command
     }
 
-    pub(crate) async fn run(test: &TestEnv, args: &[&str]) -> Self {
+    pub(crate) async fn run(test: &TestEnv, args: &[&str], env: &[(&str, &str)]) -> Self {
         let output = Self::command(test, args)
+            .envs(env.iter().copied())
             .output()
             .await
             .expect("hlsmux runs");

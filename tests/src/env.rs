@@ -100,6 +100,11 @@ impl TestEnv {
     }
 
     pub async fn cli(&self, args: &[&str]) -> CliRun {
-        CliRun::run(self, args).await
+        CliRun::run(self, args, &[]).await
+    }
+
+    /// As [`cli`](Self::cli), with extra environment variables.
+    pub async fn cli_with_env(&self, args: &[&str], env: &[(&str, &str)]) -> CliRun {
+        CliRun::run(self, args, env).await
     }
 }

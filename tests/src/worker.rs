@@ -30,6 +30,8 @@ pub struct WorkerOptions {
     pub kernel_cmdline: Option<String>,
     /// Leave `HLSMUX_MUXER_ID` unset, so the file or command line decide.
     pub omit_muxer_env: bool,
+    /// Write the worker's logs, at debug level, into this file.
+    pub log_file: Option<PathBuf>,
 }
 
 /// A worker that refused to start.
@@ -51,6 +53,11 @@ impl TestWorker {
         let metrics_addr = free_local_address();
         let mut command = Self::command(test, muxer, &options, metrics_addr);
         match std::env::var("TEST_LOG") {
+            _ if options.log_file.is_some() => {
+                let path = options.log_file.as_ref().expect("checked");
+                let file = std::fs::File::create(path).expect("log file");
+                command.env("RUST_LOG", "debug").stderr(file)
+            }
             Ok(level) if !level.is_empty() => {
                 let level = if level == "1" {
                     "info".to_owned()
