@@ -78,3 +78,52 @@ fn the_worker_unit_says_what_a_pi_worker_needs() {
         "would hide the hardware encoder"
     );
 }
+
+fn deploy_file(relative: &str) -> String {
+    std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../deploy")
+            .join(relative),
+    )
+    .unwrap_or_else(|e| panic!("deploy/{relative}: {e}"))
+}
+
+/// The value of `key = value` (TOML, rabbitmq.conf) or `Key=value` (systemd)
+/// in `text`.
+fn setting(text: &str, key: &str) -> Option<String> {
+    text.lines()
+        .filter(|line| !line.trim_start().starts_with('#'))
+        .find_map(|line| {
+            let (name, value) = line.split_once('=')?;
+            (name.trim() == key).then(|| value.trim().trim_matches('"').to_owned())
+        })
+}
+
+#[test]
+fn systemd_waits_longer_than_the_workers_grace_period_before_killing_it() {
+    let unit = deploy_file("systemd/hlsmux-worker.service");
+    let config = deploy_file("worker.example.toml");
+    let stop_timeout: u64 = setting(&unit, "TimeoutStopSec")
+        .and_then(|v| v.parse().ok())
+        .expect("TimeoutStopSec in seconds");
+    let grace: u64 = setting(&config, "shutdown_grace_seconds")
+        .and_then(|v| v.parse().ok())
+        .expect("shutdown_grace_seconds");
+    // The grace period, then requeueing and closing the connection.
+    assert!(
+        stop_timeout >= grace + 30,
+        "TimeoutStopSec={stop_timeout} leaves too little after a {grace} s grace period"
+    );
+}
+
+#[test]
+fn the_broker_config_lets_a_long_encode_hold_its_job() {
+    let conf = deploy_file("rabbitmq/rabbitmq.conf");
+    let timeout_ms: u64 = setting(&conf, "consumer_timeout")
+        .and_then(|v| v.parse().ok())
+        .expect("consumer_timeout in milliseconds");
+    assert!(
+        timeout_ms >= 12 * 3600 * 1000,
+        "consumer_timeout {timeout_ms} ms is shorter than a long Pi encode"
+    );
+}
