@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use hlsmux_protocol::{
-    JobId, JobRequest, MuxerId, StatusEvent, TidyRequest, Topology, publish_json,
+    EventState, JobId, JobRequest, MuxerId, StatusEvent, TidyRequest, Topology, publish_json,
     publish_json_with_expiration,
 };
 use lapin::options::{
@@ -300,6 +300,19 @@ impl TestPool {
         format!("hlsmux submit {} ", self.topology.namespace())
     }
 
+    /// Waits until `muxer`'s queue holds no job, ready or unacknowledged,
+    /// and fails the test if it does not within the patience.
+    pub async fn assert_queue_empties(&self, muxer: MuxerId) {
+        let counts = self
+            .settled_queue_counts(muxer, |c| c.ready == 0 && c.unacked == 0, crate::PATIENCE)
+            .await;
+        assert_eq!(
+            (counts.ready, counts.unacked),
+            (0, 0),
+            "muxer {muxer}'s queue: {counts:?}"
+        );
+    }
+
     /// All three counts, as `rabbitmqctl` reports them (the only place that
     /// shows unacknowledged messages without the management plugin).
     pub async fn queue_counts(&self, muxer: MuxerId) -> QueueCounts {
@@ -417,6 +430,14 @@ async fn delete_everything(topology: Topology, muxers: Vec<MuxerId>) {
     let _ = connection.close(200, "test done".into()).await;
 }
 
+/// How many of `events` are of `job` in `state`.
+pub fn count_events(events: &[StatusEvent], job: JobId, state: EventState) -> usize {
+    events
+        .iter()
+        .filter(|e| e.job_id == job && e.state.event_state() == state)
+        .count()
+}
+
 /// Every status event of a test's pool, in arrival order.
 pub struct EventLog {
     _channel: Channel,
@@ -472,5 +493,10 @@ impl EventLog {
 
     pub fn seen(&self) -> &[StatusEvent] {
         &self.seen
+    }
+
+    /// How many events seen so far are of `job` in `state`.
+    pub fn count(&self, job: JobId, state: EventState) -> usize {
+        count_events(&self.seen, job, state)
     }
 }

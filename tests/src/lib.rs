@@ -15,7 +15,7 @@ pub mod http;
 pub mod media;
 mod worker;
 
-pub use broker::{EventLog, QueueCounts, TestPool};
+pub use broker::{EventLog, QueueCounts, TestPool, count_events};
 pub use cli::{CliRun, RunningCli};
 pub use env::TestEnv;
 pub use worker::{StartupFailure, TestWorker, WorkerOptions};

@@ -34,6 +34,18 @@ pub struct WorkerOptions {
     pub log_file: Option<PathBuf>,
 }
 
+impl WorkerOptions {
+    /// A worker whose ffmpeg reads at real-time speed (see
+    /// [`realtime_ffmpeg`](crate::media::realtime_ffmpeg)): an N-second clip
+    /// takes about N seconds, time for a test to act mid-job.
+    pub fn realtime(test: &TestEnv) -> Self {
+        Self {
+            ffmpeg: Some(crate::media::realtime_ffmpeg(test.path())),
+            ..Self::default()
+        }
+    }
+}
+
 /// A worker that refused to start.
 #[derive(Debug)]
 pub struct StartupFailure {

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use hlsmux_protocol::{EventState, JobState};
-use hlsmux_tests::media::{Clip, realtime_ffmpeg};
+use hlsmux_tests::media::Clip;
 use hlsmux_tests::{PATIENCE, TestEnv, WorkerOptions, hls};
 use hlsmux_worker::metrics::{names, sample};
 
@@ -44,15 +44,7 @@ async fn an_idle_worker_reconnects_and_takes_the_next_job() {
 #[tokio::test]
 async fn a_job_encoding_through_a_lost_connection_completes_once_and_wait_follows_it() {
     let test = TestEnv::new("conn-busy").await;
-    let _worker = test
-        .worker_with(
-            1,
-            WorkerOptions {
-                ffmpeg: Some(realtime_ffmpeg(test.path())),
-                ..WorkerOptions::default()
-            },
-        )
-        .await;
+    let _worker = test.worker_with(1, WorkerOptions::realtime(&test)).await;
     let clip = Clip {
         seconds: 6,
         ..Clip::default()
@@ -94,18 +86,14 @@ async fn a_job_encoding_through_a_lost_connection_completes_once_and_wait_follow
 
     events.final_event(job_id, PATIENCE).await;
     events.drain(Duration::from_secs(3)).await;
-    let dones = events
-        .seen()
-        .iter()
-        .filter(|e| e.job_id == job_id && e.state.event_state() == EventState::Done)
-        .count();
-    assert_eq!(dones, 1, "exactly one done");
-    let muxer = hlsmux_protocol::MuxerId::new(1).expect("valid");
-    let counts = test
-        .pool
-        .settled_queue_counts(muxer, |c| c.ready == 0 && c.unacked == 0, PATIENCE)
+    assert_eq!(
+        events.count(job_id, EventState::Done),
+        1,
+        "exactly one done"
+    );
+    test.pool
+        .assert_queue_empties(hlsmux_protocol::MuxerId::new(1).expect("valid"))
         .await;
-    assert_eq!((counts.ready, counts.unacked), (0, 0), "{counts:?}");
     assert!(hls::staging_leftovers(&test.output_root()).is_empty());
     hls::decode(&test.output_root().join("long.mp4.hls/master.m3u8"))
         .await

@@ -6,8 +6,9 @@
 use std::process::Command;
 use std::time::Duration;
 
-use hlsmux_protocol::{EventState, JobId, MuxerId, StatusEvent};
-use hlsmux_tests::media::{Clip, realtime_ffmpeg};
+use hlsmux_protocol::{EventState, MuxerId};
+use hlsmux_tests::count_events;
+use hlsmux_tests::media::Clip;
 use hlsmux_tests::{PATIENCE, TestEnv, WorkerOptions, hls};
 use hlsmux_worker::metrics::{names, sample};
 
@@ -22,13 +23,6 @@ fn rabbitmqctl(args: &[&str]) -> String {
         String::from_utf8_lossy(&output.stderr)
     );
     String::from_utf8_lossy(&output.stdout).trim().to_owned()
-}
-
-fn count(history: &[StatusEvent], job: JobId, state: EventState) -> usize {
-    history
-        .iter()
-        .filter(|e| e.job_id == job && e.state.event_state() == state)
-        .count()
 }
 
 /// Sets broker application settings for one test and puts the old values
@@ -80,15 +74,7 @@ async fn slow_worker_and_clip(test: &TestEnv, seconds: u32) -> std::path::PathBu
 #[ignore = "restarts the shared broker: run alone (scripts/test does)"]
 async fn a_broker_restart_mid_encode_and_while_idle_loses_nothing() {
     let test = TestEnv::new("broker-restart").await;
-    let worker = test
-        .worker_with(
-            1,
-            WorkerOptions {
-                ffmpeg: Some(realtime_ffmpeg(test.path())),
-                ..WorkerOptions::default()
-            },
-        )
-        .await;
+    let worker = test.worker_with(1, WorkerOptions::realtime(&test)).await;
     let clip = slow_worker_and_clip(&test, 8).await;
     let mut events = test.pool.events().await;
     let clip_arg = clip.display().to_string();
@@ -111,7 +97,7 @@ async fn a_broker_restart_mid_encode_and_while_idle_loses_nothing() {
     assert_eq!(run.code, Some(0), "--wait survives the restart: {run:#?}");
     let history = test.pool.history(Duration::from_secs(3)).await;
     assert_eq!(
-        count(&history, job_id, EventState::Done),
+        count_events(&history, job_id, EventState::Done),
         1,
         "exactly one done"
     );
@@ -132,15 +118,9 @@ async fn a_broker_restart_mid_encode_and_while_idle_loses_nothing() {
     assert!(after.stdout.contains("master.m3u8"), "{after:#?}");
     let reconnects = sample(&worker.metrics().await, names::BROKER_RECONNECTS, &[]);
     assert!(reconnects >= Some(2.0), "{reconnects:?}");
-    let counts = test
-        .pool
-        .settled_queue_counts(
-            MuxerId::new(1).expect("valid"),
-            |c| c.ready == 0 && c.unacked == 0,
-            PATIENCE,
-        )
+    test.pool
+        .assert_queue_empties(MuxerId::new(1).expect("valid"))
         .await;
-    assert_eq!((counts.ready, counts.unacked), (0, 0), "{counts:?}");
 }
 
 #[tokio::test]
@@ -152,15 +132,7 @@ async fn a_consumer_timeout_shorter_than_the_encode_still_ends_in_one_done() {
     let _settings =
         BrokerSettings::set(&[("consumer_timeout", 3000), ("channel_tick_interval", 1000)]);
     let test = TestEnv::new("consumer-timeout").await;
-    let worker = test
-        .worker_with(
-            1,
-            WorkerOptions {
-                ffmpeg: Some(realtime_ffmpeg(test.path())),
-                ..WorkerOptions::default()
-            },
-        )
-        .await;
+    let worker = test.worker_with(1, WorkerOptions::realtime(&test)).await;
     let clip = slow_worker_and_clip(&test, 10).await;
     let run = test.submit_ok(&clip, &["--muxer", "1", "--json"]).await;
     let job_id = run.submitted_job_id();
@@ -168,7 +140,7 @@ async fn a_consumer_timeout_shorter_than_the_encode_still_ends_in_one_done() {
     let deadline = tokio::time::Instant::now() + PATIENCE * 2;
     loop {
         let history = test.pool.history(Duration::from_millis(500)).await;
-        if count(&history, job_id, EventState::Done) > 0 {
+        if count_events(&history, job_id, EventState::Done) > 0 {
             break;
         }
         assert!(
@@ -177,22 +149,16 @@ async fn a_consumer_timeout_shorter_than_the_encode_still_ends_in_one_done() {
         );
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
-    let counts = test
-        .pool
-        .settled_queue_counts(
-            MuxerId::new(1).expect("valid"),
-            |c| c.ready == 0 && c.unacked == 0,
-            PATIENCE,
-        )
+    test.pool
+        .assert_queue_empties(MuxerId::new(1).expect("valid"))
         .await;
-    assert_eq!((counts.ready, counts.unacked), (0, 0), "{counts:?}");
     let history = test.pool.history(Duration::from_secs(2)).await;
     assert_eq!(
-        count(&history, job_id, EventState::Done),
+        count_events(&history, job_id, EventState::Done),
         1,
         "exactly one done"
     );
-    assert_eq!(count(&history, job_id, EventState::Failed), 0);
+    assert_eq!(count_events(&history, job_id, EventState::Failed), 0);
     let reconnects = sample(&worker.metrics().await, names::BROKER_RECONNECTS, &[]);
     assert!(
         reconnects >= Some(1.0),

@@ -1,9 +1,9 @@
 //! Job messages are untrusted. Inputs that try to make a worker read outside
 //! its media root (playlists and concat lists naming other files, links out
 //! of the root, `..` and absolute paths), oversized messages and absurd
-//! names are each refused with a specific reason; a name that looks like an
-//! ffmpeg option is just a name. A canary outside the root proves nothing
-//! there was opened, and the worker stays up throughout.
+//! names or values are each refused with a specific reason; a name that
+//! looks like an ffmpeg option is just a name. A canary outside the root
+//! proves nothing there was opened, and the worker stays up throughout.
 
 use std::path::Path;
 
@@ -88,11 +88,17 @@ async fn hostile_job_messages_are_refused_and_nothing_outside_the_root_is_read()
     huge["output"] = "x/".repeat(50_000).into();
     let mut long_name = valid.clone();
     long_name["output"] = "n".repeat(300).into();
+    let mut negative_segments = valid.clone();
+    negative_segments["segment_seconds"] = (-5).into();
+    let mut absurd_segments = valid.clone();
+    absurd_segments["segment_seconds"] = 100_000.into();
     for (what, body) in [
         ("escaping path", escaping),
         ("absolute path", absolute),
         ("huge message", huge),
         ("over-long name", long_name),
+        ("negative segment length", negative_segments),
+        ("absurd segment length", absurd_segments),
     ] {
         let job_id = JobId::generate();
         let mut body = body;

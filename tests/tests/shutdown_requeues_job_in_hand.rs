@@ -5,16 +5,13 @@
 use std::time::Duration;
 
 use hlsmux_protocol::{JobState, MuxerId};
-use hlsmux_tests::media::{Clip, realtime_ffmpeg};
+use hlsmux_tests::media::Clip;
 use hlsmux_tests::{PATIENCE, TestEnv, WorkerOptions, hls};
 
 #[tokio::test]
 async fn sigterm_mid_encode_requeues_the_job_and_another_worker_finishes_it() {
     let test = TestEnv::new("sigterm").await;
-    let slow = WorkerOptions {
-        ffmpeg: Some(realtime_ffmpeg(test.path())),
-        ..WorkerOptions::default()
-    };
+    let slow = WorkerOptions::realtime(&test);
     let stopping = test.worker_with(1, slow).await;
     let clip = Clip {
         seconds: 8,
@@ -89,9 +86,8 @@ async fn sigterm_lets_a_job_finish_within_the_grace_period_and_takes_no_other() 
         .worker_with(
             1,
             WorkerOptions {
-                ffmpeg: Some(realtime_ffmpeg(test.path())),
                 env: vec![("HLSMUX_SHUTDOWN_GRACE_SECONDS".into(), "30".into())],
-                ..WorkerOptions::default()
+                ..WorkerOptions::realtime(&test)
             },
         )
         .await;

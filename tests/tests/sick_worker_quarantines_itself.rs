@@ -100,6 +100,12 @@ exec ffmpeg "$@""#,
         Some(1.0)
     );
     assert_eq!(sample(&metrics, names::QUARANTINES, &[]), Some(1.0));
+    let (status, body) = hlsmux_tests::http::get(sick.metrics_addr, "/readyz").await;
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body.contains("quarantined") && body.contains("self-test failed"),
+        "/readyz says why: {body}"
+    );
 
     let _healthy = test
         .worker_with(

@@ -96,11 +96,7 @@ async fn a_hundred_jobs_survive_a_worker_killed_again_and_again() {
         .count();
     assert_eq!(outputs, JOBS, "one output per job");
     assert!(hls::staging_leftovers(&test.output_root()).is_empty());
-    let counts = test
-        .pool
-        .settled_queue_counts(muxer, |c| c.ready == 0 && c.unacked == 0, PATIENCE)
-        .await;
-    assert_eq!((counts.ready, counts.unacked), (0, 0), "{counts:?}");
+    test.pool.assert_queue_empties(muxer).await;
     assert_eq!(test.pool.dead_letters().await, 0);
     drop(steady);
 }

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use hlsmux_protocol::{EventState, JobId, JobRequest, JobState, MuxerId, RelativePath};
+use hlsmux_protocol::{EventState, JobRequest, JobState, MuxerId, RelativePath};
 
 use hlsmux_tests::media::Clip;
 use hlsmux_tests::{EventLog, PATIENCE, TestEnv, hls};
@@ -103,14 +103,6 @@ fn talk_job() -> JobRequest {
     )
 }
 
-fn count(events: &EventLog, job: JobId, state: EventState) -> usize {
-    events
-        .seen()
-        .iter()
-        .filter(|e| e.job_id == job && e.state.event_state() == state)
-        .count()
-}
-
 #[tokio::test]
 async fn a_redelivered_job_whose_done_went_out_is_acknowledged_silently() {
     let test = TestEnv::new("redelivered-reported").await;
@@ -125,19 +117,15 @@ async fn a_redelivered_job_whose_done_went_out_is_acknowledged_silently() {
     // The same message again, as the broker redelivers it after a crash
     // between reporting the job done and acknowledging it.
     test.pool.publish_job(&job).await;
-    let counts = test
-        .pool
-        .settled_queue_counts(job.muxer_id, |c| c.ready == 0 && c.unacked == 0, PATIENCE)
-        .await;
-    assert_eq!((counts.ready, counts.unacked), (0, 0), "{counts:?}");
+    test.pool.assert_queue_empties(job.muxer_id).await;
     events.drain(Duration::from_secs(2)).await;
     assert_eq!(
-        count(&events, job.job_id, EventState::Done),
+        events.count(job.job_id, EventState::Done),
         1,
         "exactly one done"
     );
     assert_eq!(
-        count(&events, job.job_id, EventState::Started),
+        events.count(job.job_id, EventState::Started),
         1,
         "not encoded again"
     );
@@ -159,13 +147,21 @@ async fn a_redelivered_job_whose_done_was_lost_is_reported_without_redoing_it() 
     let job = talk_job();
     let before = run_to_done(&test, &mut events, &job).await;
     // As if the worker died after publishing the output and before its
-    // `done` event was confirmed.
-    std::fs::remove_file(
-        job.output
-            .under(&test.output_root())
-            .join(".hlsmux-done-reported"),
-    )
-    .expect("the worker records reported jobs");
+    // `done` event was confirmed. (The worker records the report just
+    // after the broker confirms the event: wait for the record.)
+    let reported = job
+        .output
+        .under(&test.output_root())
+        .join(".hlsmux-done-reported");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !reported.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the worker records reported jobs"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    std::fs::remove_file(&reported).expect("remove the record");
 
     test.pool.publish_job(&job).await;
     let second = events
@@ -185,7 +181,7 @@ async fn a_redelivered_job_whose_done_was_lost_is_reported_without_redoing_it() 
         "the output was not rewritten"
     );
     assert_eq!(
-        count(&events, job.job_id, EventState::Started),
+        events.count(job.job_id, EventState::Started),
         1,
         "not encoded again"
     );

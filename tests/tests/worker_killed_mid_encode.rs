@@ -6,16 +6,13 @@
 use std::time::Duration;
 
 use hlsmux_protocol::{EventState, JobState};
-use hlsmux_tests::media::{Clip, realtime_ffmpeg};
+use hlsmux_tests::media::Clip;
 use hlsmux_tests::{PATIENCE, TestEnv, WorkerOptions, hls};
 
 #[tokio::test]
 async fn kill_9_mid_encode_then_restart_completes_the_job_once() {
     let test = TestEnv::new("kill-9").await;
-    let slow = WorkerOptions {
-        ffmpeg: Some(realtime_ffmpeg(test.path())),
-        ..WorkerOptions::default()
-    };
+    let slow = WorkerOptions::realtime(&test);
     let doomed = test.worker_with(1, slow.clone()).await;
     let clip = Clip {
         seconds: 6,
@@ -55,15 +52,12 @@ async fn kill_9_mid_encode_then_restart_completes_the_job_once() {
         "{done:#?}"
     );
     events.drain(Duration::from_secs(2)).await;
-    let count = |state: EventState| {
-        events
-            .seen()
-            .iter()
-            .filter(|e| e.job_id == job_id && e.state.event_state() == state)
-            .count()
-    };
-    assert_eq!(count(EventState::Done), 1, "exactly one done");
-    assert_eq!(count(EventState::Started), 2, "two attempts");
+    assert_eq!(
+        events.count(job_id, EventState::Done),
+        1,
+        "exactly one done"
+    );
+    assert_eq!(events.count(job_id, EventState::Started), 2, "two attempts");
     assert!(
         hls::staging_leftovers(&test.output_root()).is_empty(),
         "the dead attempt's staging is gone"

@@ -147,6 +147,7 @@ impl Worker {
             metrics: Arc::clone(&self.metrics),
             state: self.state.subscribe(),
             storage: Arc::clone(&self.storage),
+            quarantine: Arc::clone(&self.quarantine),
             thermal_zone: self.settings.thermal_zone.clone(),
             throttling_command: self.settings.throttling_command.clone(),
         });

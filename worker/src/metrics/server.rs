@@ -27,6 +27,7 @@ pub struct Endpoints {
     pub metrics: Arc<WorkerMetrics>,
     pub state: watch::Receiver<WorkerState>,
     pub storage: Arc<StorageMonitor>,
+    pub quarantine: Arc<crate::quarantine::Quarantine>,
     pub thermal_zone: PathBuf,
     pub throttling_command: String,
 }
@@ -70,6 +71,9 @@ impl Endpoints {
     fn not_ready_because(&self) -> Option<String> {
         if self.metrics.broker_connected.get() != 1 {
             return Some("not connected to RabbitMQ".into());
+        }
+        if let Some(reasons) = self.quarantine.reasons() {
+            return Some(format!("quarantined: {reasons}"));
         }
         let state = *self.state.borrow();
         if !matches!(state, WorkerState::Idle | WorkerState::Busy) {
