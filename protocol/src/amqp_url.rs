@@ -42,6 +42,11 @@ impl AmqpUrl {
         &self.uri
     }
 
+    /// Whether the URL carries a password (a secret to keep from others).
+    pub fn has_password(&self) -> bool {
+        !self.uri.authority.userinfo.password.is_empty()
+    }
+
     /// The full URL with its password, for libraries that take a string.
     pub fn expose(&self) -> String {
         self.uri.to_string()

@@ -291,6 +291,29 @@ impl Settings {
     }
 }
 
+/// Blocking. Says so when the config `file` holds a broker password and
+/// other users may read it (it should be mode 0600, owned by the worker).
+pub fn exposed_secret(file: &Path) -> Option<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(file).ok()?.permissions().mode();
+    if mode & 0o077 == 0 {
+        return None;
+    }
+    let url = Config::builder()
+        .add_source(File::from(file).format(FileFormat::Toml))
+        .build()
+        .and_then(|read| read.get_string("amqp_url"))
+        .ok()?;
+    let url = AmqpUrl::parse(&url).ok()?;
+    url.has_password().then(|| {
+        format!(
+            "{} holds the broker password and other users can read it (mode {:o}): chmod 600 it",
+            file.display(),
+            mode & 0o777
+        )
+    })
+}
+
 impl RawSettings {
     fn parse(self) -> Result<Settings, ConfigError> {
         if self.segment_seconds == 0 {
@@ -364,6 +387,25 @@ impl RawSettings {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_readable_config_file_with_a_password_is_called_out() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("worker.toml");
+        std::fs::write(&file, "amqp_url = \"amqp://hlsmux:secret@nas:5672/%2f\"\n").expect("write");
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        let warning = exposed_secret(&file).expect("called out");
+        assert!(
+            warning.contains("chmod 600") && !warning.contains("secret@"),
+            "{warning}"
+        );
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        assert_eq!(exposed_secret(&file), None);
+        std::fs::write(&file, "amqp_url = \"amqp://nas:5672/%2f\"\n").expect("write");
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        assert_eq!(exposed_secret(&file), None, "no password, nothing to hide");
+    }
 
     fn raw() -> RawSettings {
         Config::builder()

@@ -5,7 +5,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use hlsmux_telemetry::{LogFormat, TelemetryConfig};
-use hlsmux_worker::{app::Worker, config::Settings, shutdown};
+use hlsmux_worker::config::{self, Settings};
+use hlsmux_worker::{app::Worker, shutdown};
 use tokio_util::sync::CancellationToken;
 
 /// Consumes one muxer's hlsmux jobs and writes multi-bitrate HLS.
@@ -47,6 +48,9 @@ async fn main() -> ExitCode {
         Ok((settings, origins)) => {
             for origin in origins {
                 tracing::info!(source = %origin.source, "setting {} = {}", origin.key, origin.value);
+            }
+            if let Some(warning) = args.config.as_deref().and_then(config::exposed_secret) {
+                tracing::warn!("{warning}");
             }
             settings
         }
