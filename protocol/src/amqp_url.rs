@@ -15,6 +15,8 @@ const DEFAULT_CONNECTION_TIMEOUT_MS: u64 = 5_000;
 #[derive(Clone, PartialEq, Eq)]
 pub struct AmqpUrl {
     uri: AMQPUri,
+    /// Whether the text named a password (lapin fills in guest's otherwise).
+    names_password: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -34,7 +36,14 @@ impl AmqpUrl {
         uri.query
             .connection_timeout
             .get_or_insert(DEFAULT_CONNECTION_TIMEOUT_MS);
-        Ok(Self { uri })
+        let names_password = text
+            .split_once("://")
+            .and_then(|(_, rest)| rest.split_once('@'))
+            .is_some_and(|(userinfo, _)| userinfo.contains(':'));
+        Ok(Self {
+            uri,
+            names_password,
+        })
     }
 
     /// The parsed URI, for connecting. Contains the password.
@@ -42,9 +51,9 @@ impl AmqpUrl {
         &self.uri
     }
 
-    /// Whether the URL carries a password (a secret to keep from others).
+    /// Whether the URL names a password (a secret to keep from others).
     pub fn has_password(&self) -> bool {
-        !self.uri.authority.userinfo.password.is_empty()
+        self.names_password
     }
 
     /// The full URL with its password, for libraries that take a string.
