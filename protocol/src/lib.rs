@@ -5,6 +5,7 @@
 //! programs (and the tests, dashboards and deploy files) cannot drift apart.
 
 mod amqp_url;
+mod control;
 mod event;
 mod ids;
 mod job;
@@ -14,6 +15,7 @@ mod tidy;
 mod topology;
 
 pub use amqp_url::{AmqpUrl, AmqpUrlError};
+pub use control::ControlCommand;
 pub use event::{EventState, FailureReason, JobState, RequeueReason, RungSummary, StatusEvent};
 pub use ids::{JobId, JobIdError, MuxerId, MuxerIdError};
 pub use job::{BadMessage, JobRequest, LadderName, MAX_JOB_MESSAGE_BYTES};

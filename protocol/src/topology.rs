@@ -179,6 +179,31 @@ impl Topology {
         format!("{}.muxer.{muxer}", self.namespace)
     }
 
+    /// Holds the latest drain/resume command for a muxer (see
+    /// [`ControlCommand`](crate::ControlCommand)).
+    pub fn control_queue(&self, muxer: MuxerId) -> String {
+        format!("{}.control.{muxer}", self.namespace)
+    }
+
+    /// Declares a muxer's control queue: durable, classic, holding only the
+    /// latest command. Both the CLI and the muxer's workers declare it.
+    pub async fn declare_control_queue(
+        &self,
+        channel: &Channel,
+        muxer: MuxerId,
+    ) -> lapin::Result<Queue> {
+        let mut arguments = FieldTable::default();
+        arguments.insert("x-max-length".into(), AMQPValue::LongLongInt(1));
+        arguments.insert("x-overflow".into(), long_string("drop-head"));
+        channel
+            .queue_declare(
+                self.control_queue(muxer).into(),
+                QueueDeclareOptions::durable(),
+                arguments,
+            )
+            .await
+    }
+
     /// Direct exchange into which the tidy wait queues dead-letter expired
     /// requests, keyed by muxer ID.
     pub fn tidy_exchange(&self) -> String {

@@ -62,6 +62,22 @@ pub struct PoolArgs {
 pub enum Command {
     /// Queue videos for muxing into HLS.
     Submit(SubmitArgs),
+    /// List recent jobs with their latest state, from the pool's history.
+    #[command(
+        after_help = "Examples:\n  hlsmux jobs\n  hlsmux jobs --since 1day --state failed\n  hlsmux jobs --muxer 2 --json"
+    )]
+    Jobs(JobsArgs),
+    /// Show one job's whole event timeline.
+    #[command(after_help = "Example:\n  hlsmux status 0b9c6c1e-...")]
+    Status(StatusArgs),
+    /// Take a muxer's workers out of service: each finishes its job in hand
+    /// and then takes no more, as with its drain lock file.
+    #[command(after_help = "Example:\n  hlsmux drain 2")]
+    Drain(MuxerArg),
+    /// Put a drained muxer's workers back in service (a worker's own lock
+    /// file still wins).
+    #[command(after_help = "Example:\n  hlsmux resume 2")]
+    Resume(MuxerArg),
     /// Look at and retry dead-lettered jobs (failed for good, or tried as
     /// often as the delivery limit allows).
     #[command(subcommand)]
@@ -87,6 +103,59 @@ pub enum DlqCommand {
         #[arg(long)]
         all: bool,
     },
+}
+
+#[derive(Args, Debug)]
+pub struct JobsArgs {
+    /// How far back to look (`30m`, `1h`, `2days`; the history keeps 7 days).
+    #[arg(long, default_value = "1h")]
+    pub since: humantime::Duration,
+    /// Only jobs in this state.
+    #[arg(long, value_enum)]
+    pub state: Option<JobStateFilter>,
+    /// Only jobs of this muxer.
+    #[arg(long)]
+    pub muxer: Option<MuxerId>,
+    /// One JSON object per job and line instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum JobStateFilter {
+    Running,
+    Requeued,
+    Done,
+    Failed,
+}
+
+impl JobStateFilter {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobStateFilter::Running => "running",
+            JobStateFilter::Requeued => "requeued",
+            JobStateFilter::Done => "done",
+            JobStateFilter::Failed => "failed",
+        }
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct StatusArgs {
+    /// The job ID (`hlsmux submit` prints it).
+    pub job: hlsmux_protocol::JobId,
+    /// Show every progress event too.
+    #[arg(long)]
+    pub progress: bool,
+    /// The events as JSON lines.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct MuxerArg {
+    /// The muxer ID.
+    pub muxer: MuxerId,
 }
 
 #[derive(Args, Debug)]

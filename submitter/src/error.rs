@@ -48,6 +48,10 @@ pub enum CliError {
     Broker(String),
     #[error("not in the dead-letter queue: {0} (see `hlsmux dlq list`)")]
     NotDeadLettered(String),
+    #[error(
+        "no event of job {0} in the pool's history (it keeps 7 days; a job not yet started has none)"
+    )]
+    UnknownJob(hlsmux_protocol::JobId),
     #[error("{failed} of {total} jobs failed")]
     JobsFailed { failed: usize, total: usize },
 }

@@ -3,9 +3,11 @@
 
 pub mod broker;
 pub mod cli;
+pub mod control;
 pub mod dlq;
 pub mod error;
 pub mod follow;
+pub mod history;
 pub mod input;
 pub mod submit;
 
@@ -17,5 +19,9 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Submit(args) => submit::run(&cli.pool, args).await,
         Command::Dlq(command) => dlq::run(&cli.pool, command).await,
+        Command::Jobs(args) => history::jobs(&cli.pool, args).await,
+        Command::Status(args) => history::status(&cli.pool, args).await,
+        Command::Drain(args) => control::set_drained(&cli.pool, args.muxer, true).await,
+        Command::Resume(args) => control::set_drained(&cli.pool, args.muxer, false).await,
     }
 }

@@ -408,6 +408,7 @@ async fn delete_everything(topology: Topology, muxers: Vec<MuxerId>) {
         queues.push(topology.muxer_queue(*muxer));
         queues.push(topology.tidy_wait_queue(*muxer));
         queues.push(topology.tidy_queue(*muxer));
+        queues.push(topology.control_queue(*muxer));
     }
     queues.push(topology.dead_letter_queue());
     queues.push(topology.dead_letter_notices_queue());

@@ -18,7 +18,7 @@ use lapin::message::Delivery;
 use crate::broker::{BrokerError, BrokerSession};
 use crate::config::Settings;
 use crate::disposition::Disposition;
-use crate::gate::{Closed, ServiceGate};
+use crate::gate::{Closed, RemoteDrain, ServiceGate};
 use crate::hardware::{MachineCodecs, encoder_probe, soc};
 use crate::job::{JobRunner, Settled};
 use crate::metrics::server::Endpoints;
@@ -68,6 +68,7 @@ pub struct Worker {
     state: StateTracker,
     tidier: Tidier,
     quarantine: Arc<Quarantine>,
+    remote_drain: Arc<RemoteDrain>,
     storage: Arc<StorageMonitor>,
     metrics: Arc<WorkerMetrics>,
 }
@@ -115,13 +116,16 @@ impl Worker {
             settings.quarantine_after,
             settings.quarantine_cooldown,
         ));
+        let remote_drain = Arc::new(RemoteDrain::default());
         Ok(Self {
             gate: ServiceGate::new(
                 settings.drain_lock.clone(),
+                Arc::clone(&remote_drain),
                 Arc::clone(&quarantine),
                 Arc::clone(&storage),
             ),
             quarantine,
+            remote_drain,
             state: StateTracker::new(Arc::clone(&metrics)),
             tidier: Tidier::new(Arc::clone(&settings)),
             runner: JobRunner::new(
@@ -218,6 +222,7 @@ impl Worker {
             tokio::select! {
                 lost = self.tidy_originals(session, shutdown) => lost,
                 lost = self.report_dead_letters(session) => lost,
+                lost = self.follow_control(session) => lost,
             }
         };
         tokio::select! {
@@ -318,13 +323,37 @@ impl Worker {
         std::future::pending().await
     }
 
+    /// Keeps the remote drain setting up to date with the muxer's control
+    /// queue, until the session fails.
+    async fn follow_control(&self, session: &BrokerSession) -> BrokerError {
+        loop {
+            match session.peek_control().await {
+                // No command (or a peer is peeking at it): unchanged.
+                Ok(None) => {}
+                Ok(Some(command)) => {
+                    let next = command.drain.then(|| command.by.clone());
+                    let mut current = self
+                        .remote_drain
+                        .lock()
+                        .unwrap_or_else(|poisoned| poisoned.into_inner());
+                    if *current != next {
+                        info!(drain = command.drain, by = %command.by, "remote command for this muxer");
+                        *current = next;
+                    }
+                }
+                Err(error) => return error,
+            }
+            tokio::time::sleep(GATE_POLL).await;
+        }
+    }
+
     /// Waits while the gate is closed, reporting why. A quarantined worker
     /// runs its self-test once the cool-down is over. False when shutdown
     /// came first.
     async fn wait_for_open_gate(&self, shutdown: &CancellationToken) -> bool {
         while let Some(reason) = self.gate.closed(false).await {
             let state = match reason {
-                Closed::DrainLock(_) => WorkerState::Drained,
+                Closed::DrainLock(_) | Closed::RemoteDrain(_) => WorkerState::Drained,
                 Closed::Quarantined(_) => WorkerState::Quarantined,
                 Closed::Storage(_) => WorkerState::StorageUnhealthy,
             };

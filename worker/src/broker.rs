@@ -4,11 +4,12 @@
 use std::time::Duration;
 
 use hlsmux_protocol::{
-    AmqpUrl, JobId, JobState, MuxerId, PublishError, StatusEvent, TidyRequest, Topology,
-    publish_json, publish_json_with_expiration,
+    AmqpUrl, ControlCommand, JobId, JobState, MuxerId, PublishError, StatusEvent, TidyRequest,
+    Topology, publish_json, publish_json_with_expiration,
 };
 use lapin::options::{
-    BasicCancelOptions, BasicConsumeOptions, BasicQosOptions, ConfirmSelectOptions,
+    BasicCancelOptions, BasicConsumeOptions, BasicGetOptions, BasicNackOptions, BasicQosOptions,
+    ConfirmSelectOptions,
 };
 use lapin::types::FieldTable;
 use lapin::{Channel, Connection, ConnectionProperties, Consumer};
@@ -43,6 +44,8 @@ pub struct BrokerSession {
     tidy_queue: String,
     notices: Channel,
     notices_queue: String,
+    control: Channel,
+    control_queue: String,
     events: Publisher,
     queue: String,
     consumer_tag: String,
@@ -94,6 +97,11 @@ impl BrokerSession {
             .await
             .map_err(topology_error)?;
 
+        let control = connection.create_channel().await.map_err(topology_error)?;
+        topology
+            .declare_control_queue(&control, settings.muxer_id)
+            .await
+            .map_err(topology_error)?;
         let notices = connection.create_channel().await.map_err(topology_error)?;
         notices
             .basic_qos(PREFETCH, BasicQosOptions::default())
@@ -120,6 +128,8 @@ impl BrokerSession {
             tidy_queue: topology.tidy_queue(settings.muxer_id),
             notices,
             notices_queue: topology.dead_letter_notices_queue(),
+            control,
+            control_queue: topology.control_queue(settings.muxer_id),
             consumer_tag: format!("hlsmux-worker-{worker_name}-{}", std::process::id()),
         })
     }
@@ -160,6 +170,35 @@ impl BrokerSession {
             )
             .await
             .map_err(|error| BrokerError::Lost(error.to_string()))
+    }
+
+    /// The latest drain/resume command for this muxer, if any was given.
+    /// It is looked at and put back, never consumed: every worker of the
+    /// muxer, now and later, reads the same command.
+    pub async fn peek_control(&self) -> Result<Option<ControlCommand>, BrokerError> {
+        let lost = |error: lapin::Error| BrokerError::Lost(error.to_string());
+        let Some(message) = self
+            .control
+            .basic_get(
+                self.control_queue.as_str().into(),
+                BasicGetOptions { no_ack: false },
+            )
+            .await
+            .map_err(lost)?
+        else {
+            return Ok(None);
+        };
+        let command = serde_json::from_slice::<ControlCommand>(&message.delivery.data).ok();
+        message
+            .delivery
+            .acker
+            .nack(BasicNackOptions {
+                requeue: true,
+                ..BasicNackOptions::default()
+            })
+            .await
+            .map_err(lost)?;
+        Ok(command)
     }
 
     /// Cancels the consumer so the broker hands this worker no more jobs. A

@@ -1,5 +1,7 @@
 //! Decides whether the worker should take jobs right now. It does not while
-//! an operator's drain lock file exists (the job in hand finishes first), or
+//! an operator's drain lock file exists or `hlsmux drain` was given for its
+//! muxer (the job in hand finishes first; the lock file wins over a remote
+//! resume), or
 //! while it has quarantined itself after failing jobs for its own reasons,
 //! or while its shared storage is unhealthy (jobs then wait in the queue for
 //! a healthy worker instead of failing here).
@@ -15,6 +17,8 @@ use crate::storage::{StorageHealth, StorageMonitor};
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Closed {
     DrainLock(PathBuf),
+    /// `hlsmux drain` (by whom).
+    RemoteDrain(String),
     Quarantined(String),
     Storage(String),
 }
@@ -23,14 +27,19 @@ impl fmt::Display for Closed {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Closed::DrainLock(path) => write!(f, "drain lock {} is present", path.display()),
+            Closed::RemoteDrain(by) => write!(f, "drained remotely by {by} (hlsmux drain)"),
             Closed::Quarantined(reasons) => write!(f, "quarantined: {reasons}"),
             Closed::Storage(reason) => write!(f, "storage unhealthy: {reason}"),
         }
     }
 }
 
+/// The latest remote command for this muxer: drained, and by whom.
+pub type RemoteDrain = std::sync::Mutex<Option<String>>;
+
 pub struct ServiceGate {
     drain_lock: PathBuf,
+    remote_drain: Arc<RemoteDrain>,
     quarantine: Arc<Quarantine>,
     storage: Arc<StorageMonitor>,
 }
@@ -38,11 +47,13 @@ pub struct ServiceGate {
 impl ServiceGate {
     pub fn new(
         drain_lock: PathBuf,
+        remote_drain: Arc<RemoteDrain>,
         quarantine: Arc<Quarantine>,
         storage: Arc<StorageMonitor>,
     ) -> Self {
         Self {
             drain_lock,
+            remote_drain,
             quarantine,
             storage,
         }
@@ -52,10 +63,15 @@ impl ServiceGate {
     pub async fn drain_requested(&self) -> Option<Closed> {
         // An unreadable lock directory counts as no lock: draining is an
         // operator's explicit act, never a side effect of an error.
-        match tokio::fs::try_exists(&self.drain_lock).await {
-            Ok(true) => Some(Closed::DrainLock(self.drain_lock.clone())),
-            _ => None,
+        if let Ok(true) = tokio::fs::try_exists(&self.drain_lock).await {
+            return Some(Closed::DrainLock(self.drain_lock.clone()));
         }
+        let remote = self
+            .remote_drain
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone();
+        remote.map(Closed::RemoteDrain)
     }
 
     /// `None` when the worker may take jobs, else why not. `fresh` probes

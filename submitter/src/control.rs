@@ -1,0 +1,42 @@
+//! `hlsmux drain` / `hlsmux resume`: set a muxer's workers out of or back
+//! in service, through the muxer's control queue.
+
+use hlsmux_protocol::{ControlCommand, MuxerId, publish_json};
+
+use crate::broker::Broker;
+use crate::cli::PoolArgs;
+use crate::error::CliError;
+
+pub async fn set_drained(pool: &PoolArgs, muxer: MuxerId, drain: bool) -> Result<(), CliError> {
+    let broker = Broker::connect(pool).await?;
+    let channel = broker.publisher().await?;
+    let topology = broker.topology();
+    topology.declare_control_queue(&channel, muxer).await?;
+    let by = format!(
+        "{}@{}",
+        std::env::var("USER").unwrap_or_else(|_| "someone".into()),
+        gethostname::gethostname().to_string_lossy()
+    );
+    let command = ControlCommand::new(muxer, drain, by);
+    publish_json(
+        &channel,
+        "",
+        &topology.control_queue(muxer),
+        &format!("control-{muxer}"),
+        &command,
+        true,
+        lapin::types::FieldTable::default(),
+    )
+    .await
+    .map_err(|error| CliError::Broker(error.to_string()))?;
+    if drain {
+        eprintln!(
+            "muxer {muxer}: drain requested; its workers finish the job in hand and then take no more (`hlsmux resume {muxer}` undoes it)"
+        );
+    } else {
+        eprintln!(
+            "muxer {muxer}: resume requested; its workers take jobs again (a worker's own drain lock file still holds it)"
+        );
+    }
+    Ok(())
+}

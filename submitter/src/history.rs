@@ -1,0 +1,274 @@
+//! `hlsmux jobs` and `hlsmux status`: the pool's job history, read from the
+//! event history stream (no database: RabbitMQ keeps the events).
+
+use std::collections::HashMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use futures_util::StreamExt;
+use hlsmux_protocol::{HistoryStart, JobId, JobState, MuxerId, StatusEvent};
+use lapin::options::BasicAckOptions;
+use serde::Serialize;
+
+use crate::broker::Broker;
+use crate::cli::{JobsArgs, PoolArgs, StatusArgs};
+use crate::error::CliError;
+
+/// The stream has no end marker: reading stops once it has been quiet
+/// this long.
+const CAUGHT_UP_AFTER: Duration = Duration::from_millis(800);
+
+/// One job as its events tell it. The `--json` line of `hlsmux jobs`.
+#[derive(Debug, Serialize)]
+pub struct JobSummary {
+    pub job_id: JobId,
+    /// `running`, `requeued`, `done` or `failed`.
+    pub state: &'static str,
+    pub muxer_id: MuxerId,
+    /// The worker that sent the latest event.
+    pub worker: String,
+    pub input: Option<String>,
+    pub started_at: String,
+    pub updated_at: String,
+    /// Of the input, when done.
+    pub media_seconds: Option<f64>,
+    pub wall_seconds: Option<f64>,
+    /// Media seconds per wall second, when done.
+    pub realtime_factor: Option<f64>,
+    /// The failure or requeue reason code, and its message.
+    pub reason: Option<String>,
+    pub message: Option<String>,
+    /// Of the running encode.
+    pub percent: Option<f64>,
+}
+
+impl JobSummary {
+    fn new(event: &StatusEvent) -> Self {
+        let at = rfc3339(event);
+        Self {
+            job_id: event.job_id,
+            state: "running",
+            muxer_id: event.muxer_id,
+            worker: event.worker.clone(),
+            input: None,
+            started_at: at.clone(),
+            updated_at: at,
+            media_seconds: None,
+            wall_seconds: None,
+            realtime_factor: None,
+            reason: None,
+            message: None,
+            percent: None,
+        }
+    }
+
+    fn apply(&mut self, event: &StatusEvent) {
+        self.worker = event.worker.clone();
+        self.muxer_id = event.muxer_id;
+        self.updated_at = rfc3339(event);
+        match &event.state {
+            JobState::Started { input, .. } => {
+                self.state = "running";
+                self.input = Some(input.clone());
+                self.percent = Some(0.0);
+            }
+            JobState::Progress { percent, .. } => {
+                self.state = "running";
+                self.percent = Some(*percent);
+            }
+            JobState::Requeued { reason, message } => {
+                self.state = "requeued";
+                self.reason = Some(reason.to_string());
+                self.message = Some(message.clone());
+                self.percent = None;
+            }
+            JobState::Done {
+                media_seconds,
+                wall_seconds,
+                reused,
+                ..
+            } => {
+                self.state = "done";
+                self.reason = None;
+                self.message = None;
+                self.percent = None;
+                // A reused output's times are the first encode's.
+                if !*reused || self.wall_seconds.is_none() {
+                    self.media_seconds = Some(*media_seconds);
+                    self.wall_seconds = Some(*wall_seconds);
+                    self.realtime_factor =
+                        (*wall_seconds > 0.0).then(|| media_seconds / wall_seconds);
+                }
+            }
+            JobState::Failed { reason, message } => {
+                self.state = "failed";
+                self.reason = Some(reason.to_string());
+                self.message = Some(message.clone());
+                self.percent = None;
+            }
+        }
+    }
+}
+
+fn rfc3339(event: &StatusEvent) -> String {
+    event
+        .at
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+/// Every event in the history from `from`, read until the stream is quiet.
+pub async fn read(broker: &Broker, from: HistoryStart) -> Result<Vec<StatusEvent>, CliError> {
+    let mut consumer = broker.event_history(from).await?;
+    let mut events = Vec::new();
+    while let Ok(Some(next)) = tokio::time::timeout(CAUGHT_UP_AFTER, consumer.next()).await {
+        let delivery = next?;
+        delivery.acker.ack(BasicAckOptions::default()).await?;
+        match serde_json::from_slice::<StatusEvent>(&delivery.data) {
+            Ok(event) => events.push(event),
+            Err(error) => tracing::debug!(%error, "skipping an event that does not parse"),
+        }
+    }
+    Ok(events)
+}
+
+/// One summary per job, in the order the jobs first appear.
+pub fn summarise(events: &[StatusEvent]) -> Vec<JobSummary> {
+    let mut order: Vec<JobId> = Vec::new();
+    let mut jobs: HashMap<JobId, JobSummary> = HashMap::new();
+    for event in events {
+        let summary = jobs.entry(event.job_id).or_insert_with(|| {
+            order.push(event.job_id);
+            JobSummary::new(event)
+        });
+        summary.apply(event);
+    }
+    order
+        .into_iter()
+        .filter_map(|job| jobs.remove(&job))
+        .collect()
+}
+
+fn since(duration: Duration) -> HistoryStart {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    HistoryStart::Since(now.saturating_sub(duration.as_secs()))
+}
+
+pub async fn jobs(pool: &PoolArgs, args: JobsArgs) -> Result<(), CliError> {
+    let broker = Broker::connect(pool).await?;
+    let events = read(&broker, since(args.since.into())).await?;
+    let summaries: Vec<JobSummary> = summarise(&events)
+        .into_iter()
+        .filter(|job| args.state.is_none_or(|state| state.as_str() == job.state))
+        .filter(|job| args.muxer.is_none_or(|muxer| muxer == job.muxer_id))
+        .collect();
+    if args.json {
+        for job in &summaries {
+            println!("{}", serde_json::to_string(job).unwrap_or_default());
+        }
+        return Ok(());
+    }
+    if summaries.is_empty() {
+        eprintln!("no jobs in the last {}", args.since);
+        return Ok(());
+    }
+    println!(
+        "{:<36}  {:<8}  {:>5}  {:<24}  {:>7}  {:>7}  {:>6}  REASON",
+        "JOB", "STATE", "MUXER", "INPUT", "MEDIA", "WALL", "SPEED"
+    );
+    for job in &summaries {
+        let seconds = |s: Option<f64>| s.map_or_else(|| "-".into(), |s| format!("{s:.1}s"));
+        let state = match (job.state, job.percent) {
+            ("running", Some(percent)) => format!("{percent:.0}%"),
+            (state, _) => state.to_owned(),
+        };
+        println!(
+            "{:<36}  {:<8}  {:>5}  {:<24}  {:>7}  {:>7}  {:>6}  {}",
+            job.job_id,
+            state,
+            job.muxer_id,
+            truncate(job.input.as_deref().unwrap_or("-"), 24),
+            seconds(job.media_seconds),
+            seconds(job.wall_seconds),
+            job.realtime_factor
+                .map_or_else(|| "-".into(), |f| format!("{f:.2}x")),
+            job.reason.as_deref().unwrap_or(""),
+        );
+    }
+    Ok(())
+}
+
+pub async fn status(pool: &PoolArgs, args: StatusArgs) -> Result<(), CliError> {
+    let broker = Broker::connect(pool).await?;
+    let events: Vec<StatusEvent> = read(&broker, HistoryStart::First)
+        .await?
+        .into_iter()
+        .filter(|event| event.job_id == args.job)
+        .collect();
+    if events.is_empty() {
+        return Err(CliError::UnknownJob(args.job));
+    }
+    for event in &events {
+        if args.json {
+            println!("{}", serde_json::to_string(event).unwrap_or_default());
+            continue;
+        }
+        if matches!(event.state, JobState::Progress { .. }) && !args.progress {
+            continue;
+        }
+        println!(
+            "{}  {:<9} muxer {} on {}  {}",
+            rfc3339(event),
+            event.state.event_state().as_str(),
+            event.muxer_id,
+            event.worker,
+            describe(&event.state)
+        );
+    }
+    Ok(())
+}
+
+fn describe(state: &JobState) -> String {
+    match state {
+        JobState::Started { input, redelivered } => {
+            format!(
+                "{input}{}",
+                if *redelivered { " (redelivered)" } else { "" }
+            )
+        }
+        JobState::Progress {
+            percent,
+            fps,
+            speed,
+        } => format!("{percent:.0}% {fps:.0} fps {speed:.2}x"),
+        JobState::Done {
+            master_playlist,
+            media_seconds,
+            wall_seconds,
+            reused,
+            encoder,
+            ..
+        } => format!(
+            "{master_playlist}: {media_seconds:.1} s in {wall_seconds:.1} s with {encoder}{}",
+            if *reused { " (earlier output)" } else { "" }
+        ),
+        JobState::Requeued { reason, message } => format!("{reason}: {message}"),
+        JobState::Failed { reason, message } => format!("{reason}: {message}"),
+    }
+}
+
+fn truncate(text: &str, width: usize) -> String {
+    if text.chars().count() <= width {
+        return text.to_owned();
+    }
+    let tail: String = text
+        .chars()
+        .rev()
+        .take(width - 1)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    format!("…{tail}")
+}

@@ -1,0 +1,128 @@
+//! The CLI as the pool's front door: the job history read back from the
+//! broker's event stream (`hlsmux jobs`, `hlsmux status`), and taking a
+//! muxer out of service and back without logging into a Pi (`hlsmux drain`,
+//! `hlsmux resume`), with a worker's own lock file winning.
+
+use std::time::Duration;
+
+use hlsmux_protocol::MuxerId;
+use hlsmux_tests::media::Clip;
+use hlsmux_tests::{PATIENCE, TestEnv, TestWorker};
+use hlsmux_worker::metrics::{names, sample};
+
+async fn wait_for_state(worker: &TestWorker, state: &str) {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while sample(
+        &worker.metrics().await,
+        names::WORKER_STATE,
+        &[("state", state)],
+    ) != Some(1.0)
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the worker never became {state}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn jobs_and_status_read_the_history_back_from_the_broker() {
+    let test = TestEnv::new("history").await;
+    let _worker = test.worker(1).await;
+    let media = test.media_root();
+    for name in ["one.mp4", "two.mp4"] {
+        Clip {
+            seconds: 2,
+            ..Clip::default()
+        }
+        .write(&media.join(name))
+        .await;
+    }
+    std::fs::write(media.join("empty.mp4"), b"").expect("empty input");
+    let mut ids = Vec::new();
+    for (name, code) in [("one.mp4", 0), ("two.mp4", 0), ("empty.mp4", 1)] {
+        let path = media.join(name).display().to_string();
+        let run = test
+            .cli(&["submit", &path, "--muxer", "1", "--wait", "--json"])
+            .await;
+        assert_eq!(run.code, Some(code), "{run:#?}");
+        ids.push(run.submitted_job_id().to_string());
+    }
+
+    // Nobody was listening when these events were published except the
+    // submitting CLIs, long gone: the history has them.
+    let listed = test.cli(&["jobs", "--json"]).await;
+    assert_eq!(listed.code, Some(0), "{listed:#?}");
+    let jobs = listed.json_lines();
+    assert_eq!(jobs.len(), 3, "{jobs:#?}");
+    for (job, (id, state)) in jobs.iter().zip(ids.iter().zip(["done", "done", "failed"])) {
+        assert_eq!(job["job_id"], id.as_str());
+        assert_eq!(job["state"], state, "{job:#?}");
+        assert_eq!(job["muxer_id"], 1);
+    }
+    assert_eq!(jobs[0]["input"], "one.mp4");
+    assert!(jobs[0]["realtime_factor"].as_f64().is_some_and(|f| f > 0.0));
+    assert_eq!(jobs[2]["reason"], "input_unreadable");
+
+    let failed = test.cli(&["jobs", "--state", "failed", "--json"]).await;
+    assert_eq!(failed.json_lines().len(), 1, "{failed:#?}");
+    let table = test.cli(&["jobs"]).await;
+    assert!(table.stdout.contains("input_unreadable"), "{table:#?}");
+    let other_muxer = test.cli(&["jobs", "--muxer", "2", "--json"]).await;
+    assert!(other_muxer.json_lines().is_empty(), "{other_muxer:#?}");
+
+    let timeline = test.cli(&["status", &ids[0]]).await;
+    assert_eq!(timeline.code, Some(0), "{timeline:#?}");
+    let states: Vec<&str> = timeline
+        .stdout
+        .lines()
+        .filter_map(|line| line.split_whitespace().nth(1))
+        .collect();
+    assert_eq!(states, ["started", "done"], "{timeline:#?}");
+    let unknown = test
+        .cli(&["status", "00000000-0000-4000-8000-000000000000"])
+        .await;
+    assert_eq!(unknown.code, Some(2), "{unknown:#?}");
+}
+
+#[tokio::test]
+async fn drain_and_resume_take_a_muxer_out_of_service_and_back() {
+    let test = TestEnv::new("remote-drain").await;
+    let muxer = MuxerId::new(2).expect("valid");
+    let worker = test.worker(2).await;
+    let drained = test.cli(&["drain", "2"]).await;
+    assert_eq!(drained.code, Some(0), "{drained:#?}");
+    wait_for_state(&worker, "drained").await;
+
+    let clip = Clip {
+        seconds: 2,
+        ..Clip::default()
+    }
+    .write(&test.media_root().join("held.mp4"))
+    .await;
+    test.submit_ok(&clip, &["--muxer", "2"]).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        test.pool.ready_and_consumers(muxer).await,
+        (1, 0),
+        "the job waits while the muxer is drained"
+    );
+
+    // The worker's own lock file wins over a remote resume.
+    let lock = test.work_dir().join("hlsmux.lock");
+    std::fs::write(&lock, b"").expect("lock");
+    assert_eq!(test.cli(&["resume", "2"]).await.code, Some(0));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(test.pool.ready_and_consumers(muxer).await, (1, 0));
+    std::fs::remove_file(&lock).expect("unlock");
+
+    wait_for_state(&worker, "idle").await;
+    test.pool.assert_queue_empties(muxer).await;
+    assert!(
+        test.output_root()
+            .join("held.mp4.hls/master.m3u8")
+            .is_file(),
+        "the held job ran after resume"
+    );
+}
