@@ -7,6 +7,7 @@
 mod amqp_url;
 mod control;
 mod event;
+mod heartbeat;
 mod ids;
 mod job;
 mod paths;
@@ -17,6 +18,7 @@ mod topology;
 pub use amqp_url::{AmqpUrl, AmqpUrlError};
 pub use control::ControlCommand;
 pub use event::{EventState, FailureReason, JobState, RequeueReason, RungSummary, StatusEvent};
+pub use heartbeat::Heartbeat;
 pub use ids::{JobId, JobIdError, MuxerId, MuxerIdError};
 pub use job::{BadMessage, JobRequest, LadderName, MAX_JOB_MESSAGE_BYTES};
 pub use paths::{RelativePath, RelativePathError};

@@ -85,6 +85,10 @@ pub const EVENT_HISTORY_MAX_AGE: &str = "7D";
 /// The most the event history stream keeps on disk, whatever its age.
 pub const EVENT_HISTORY_MAX_BYTES: i64 = 1 << 30;
 
+/// How long the heartbeat stream keeps heartbeats, and its segment size.
+pub const HEARTBEAT_MAX_AGE: &str = "1h";
+pub const HEARTBEAT_SEGMENT_BYTES: i64 = 1 << 20;
+
 /// The reason RabbitMQ records in `x-death` for a message dead-lettered
 /// because it reached the queue's delivery limit.
 pub const DELIVERY_LIMIT_DEATH: &str = "delivery_limit";
@@ -166,6 +170,11 @@ impl Topology {
     /// failed; the dead-letter queue keeps its copy for `hlsmux dlq`.
     pub fn dead_letter_notices_queue(&self) -> String {
         format!("{}.dead-letter-notices", self.namespace)
+    }
+
+    /// A RabbitMQ stream of worker heartbeats, kept an hour.
+    pub fn heartbeat_stream(&self) -> String {
+        format!("{}.heartbeats", self.namespace)
     }
 
     /// A RabbitMQ stream holding every status event for a while, so that a
@@ -339,6 +348,21 @@ impl Topology {
                 stream_arguments,
             )
             .await?;
+        let mut heartbeat_arguments = FieldTable::default();
+        heartbeat_arguments.insert("x-queue-type".into(), long_string("stream"));
+        heartbeat_arguments.insert("x-max-age".into(), long_string(HEARTBEAT_MAX_AGE));
+        // Retention drops whole segments: small ones, so old heartbeats go.
+        heartbeat_arguments.insert(
+            "x-stream-max-segment-size-bytes".into(),
+            AMQPValue::LongLongInt(HEARTBEAT_SEGMENT_BYTES),
+        );
+        channel
+            .queue_declare(
+                self.heartbeat_stream().into(),
+                QueueDeclareOptions::durable(),
+                heartbeat_arguments,
+            )
+            .await?;
         channel
             .queue_bind(
                 self.event_history_stream().into(),
@@ -360,6 +384,18 @@ impl Topology {
         from: HistoryStart,
         consumer_tag: &str,
     ) -> lapin::Result<Consumer> {
+        self.read_stream(channel, &self.event_history_stream(), from, consumer_tag)
+            .await
+    }
+
+    /// Reads a stream of the pool (events or heartbeats) from `from`.
+    pub async fn read_stream(
+        &self,
+        channel: &Channel,
+        stream: &str,
+        from: HistoryStart,
+        consumer_tag: &str,
+    ) -> lapin::Result<Consumer> {
         channel
             .basic_qos(HISTORY_PREFETCH, BasicQosOptions::default())
             .await?;
@@ -374,7 +410,7 @@ impl Topology {
         arguments.insert("x-stream-offset".into(), offset);
         channel
             .basic_consume(
-                self.event_history_stream().into(),
+                stream.into(),
                 consumer_tag.into(),
                 BasicConsumeOptions::default(),
                 arguments,

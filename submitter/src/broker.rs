@@ -154,10 +154,20 @@ impl Broker {
     /// rather than a private queue, means a follower that lost its
     /// connection resumes where it was and misses nothing.
     pub async fn event_history(&self, from: HistoryStart) -> Result<Consumer, CliError> {
+        self.read_stream(&self.topology.event_history_stream(), from)
+            .await
+    }
+
+    /// Reads one of the pool's streams from `from`.
+    pub async fn read_stream(
+        &self,
+        stream: &str,
+        from: HistoryStart,
+    ) -> Result<Consumer, CliError> {
         let channel = self.channel().await?;
         Ok(self
             .topology
-            .read_event_history(&channel, from, "hlsmux-follow")
+            .read_stream(&channel, stream, from, "hlsmux-read")
             .await?)
     }
 }

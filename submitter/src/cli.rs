@@ -67,6 +67,12 @@ pub enum Command {
         after_help = "Examples:\n  hlsmux jobs\n  hlsmux jobs --since 1day --state failed\n  hlsmux jobs --muxer 2 --json"
     )]
     Jobs(JobsArgs),
+    /// Show the pool: each worker's state, job in hand and health from its
+    /// heartbeats (`lost` after three missed), and each muxer queue's counts.
+    #[command(
+        after_help = "Examples:\n  hlsmux workers\n  hlsmux workers --json | jq '.workers[] | select(.lost)'"
+    )]
+    Workers(WorkersArgs),
     /// Show one job's whole event timeline.
     #[command(after_help = "Example:\n  hlsmux status 0b9c6c1e-...")]
     Status(StatusArgs),
@@ -148,6 +154,13 @@ pub struct StatusArgs {
     #[arg(long)]
     pub progress: bool,
     /// The events as JSON lines.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct WorkersArgs {
+    /// One JSON document (`workers`, `queues`) instead of tables.
     #[arg(long)]
     pub json: bool,
 }

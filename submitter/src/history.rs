@@ -8,14 +8,18 @@ use futures_util::StreamExt;
 use hlsmux_protocol::{HistoryStart, JobId, JobState, MuxerId, StatusEvent};
 use lapin::options::BasicAckOptions;
 use serde::Serialize;
+use time::OffsetDateTime;
 
 use crate::broker::Broker;
 use crate::cli::{JobsArgs, PoolArgs, StatusArgs};
 use crate::error::CliError;
 
 /// The stream has no end marker: reading stops once it has been quiet
-/// this long.
+/// this long...
 const CAUGHT_UP_AFTER: Duration = Duration::from_millis(800);
+/// ...or at a message stamped this long after the read began (workers'
+/// clocks may run a little ahead of this machine's).
+const CLOCK_SKEW: time::Duration = time::Duration::seconds(2);
 
 /// One job as its events tell it. The `--json` line of `hlsmux jobs`.
 #[derive(Debug, Serialize)]
@@ -116,19 +120,40 @@ fn rfc3339(event: &StatusEvent) -> String {
         .unwrap_or_default()
 }
 
-/// Every event in the history from `from`, read until the stream is quiet.
+/// Every event in the history from `from`, up to now.
 pub async fn read(broker: &Broker, from: HistoryStart) -> Result<Vec<StatusEvent>, CliError> {
-    let mut consumer = broker.event_history(from).await?;
-    let mut events = Vec::new();
+    read_stream(
+        broker,
+        &broker.topology().event_history_stream(),
+        from,
+        |e: &StatusEvent| e.at,
+    )
+    .await
+}
+
+/// Every message of one of the pool's streams from `from`, up to now:
+/// until one stamped (by `stamp`) after the read began, or until the
+/// stream is quiet. A stream has no end to reach, and a busy one is never
+/// quiet. Messages that do not parse are skipped.
+pub async fn read_stream<T: serde::de::DeserializeOwned>(
+    broker: &Broker,
+    stream: &str,
+    from: HistoryStart,
+    stamp: impl Fn(&T) -> OffsetDateTime,
+) -> Result<Vec<T>, CliError> {
+    let live_after = OffsetDateTime::now_utc() + CLOCK_SKEW;
+    let mut consumer = broker.read_stream(stream, from).await?;
+    let mut messages = Vec::new();
     while let Ok(Some(next)) = tokio::time::timeout(CAUGHT_UP_AFTER, consumer.next()).await {
         let delivery = next?;
         delivery.acker.ack(BasicAckOptions::default()).await?;
-        match serde_json::from_slice::<StatusEvent>(&delivery.data) {
-            Ok(event) => events.push(event),
-            Err(error) => tracing::debug!(%error, "skipping an event that does not parse"),
+        match serde_json::from_slice::<T>(&delivery.data) {
+            Ok(message) if stamp(&message) > live_after => break,
+            Ok(message) => messages.push(message),
+            Err(error) => tracing::debug!(%error, "skipping a message that does not parse"),
         }
     }
-    Ok(events)
+    Ok(messages)
 }
 
 /// One summary per job, in the order the jobs first appear.
@@ -148,7 +173,7 @@ pub fn summarise(events: &[StatusEvent]) -> Vec<JobSummary> {
         .collect()
 }
 
-fn since(duration: Duration) -> HistoryStart {
+pub fn since(duration: Duration) -> HistoryStart {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());

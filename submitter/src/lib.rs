@@ -9,6 +9,7 @@ pub mod error;
 pub mod follow;
 pub mod history;
 pub mod input;
+pub mod pool;
 pub mod submit;
 
 use cli::{Cli, Command};
@@ -21,6 +22,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Dlq(command) => dlq::run(&cli.pool, command).await,
         Command::Jobs(args) => history::jobs(&cli.pool, args).await,
         Command::Status(args) => history::status(&cli.pool, args).await,
+        Command::Workers(args) => pool::workers(&cli.pool, args).await,
         Command::Drain(args) => control::set_drained(&cli.pool, args.muxer, true).await,
         Command::Resume(args) => control::set_drained(&cli.pool, args.muxer, false).await,
     }

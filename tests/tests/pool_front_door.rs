@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use hlsmux_protocol::MuxerId;
 use hlsmux_tests::media::Clip;
-use hlsmux_tests::{PATIENCE, TestEnv, TestWorker};
+use hlsmux_tests::{PATIENCE, TestEnv, TestWorker, WorkerOptions};
 use hlsmux_worker::metrics::{names, sample};
 
 async fn wait_for_state(worker: &TestWorker, state: &str) {
@@ -125,4 +125,75 @@ async fn drain_and_resume_take_a_muxer_out_of_service_and_back() {
             .is_file(),
         "the held job ran after resume"
     );
+}
+
+/// Polls `hlsmux workers --json` until `check` accepts the pool view.
+async fn wait_for_pool(
+    test: &TestEnv,
+    what: &str,
+    check: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let run = test.cli(&["workers", "--json"]).await;
+        assert_eq!(run.code, Some(0), "{run:#?}");
+        let view: serde_json::Value =
+            serde_json::from_str(run.stdout.trim()).expect("one JSON document");
+        if check(&view) {
+            return view;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{what}: {view:#}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+fn worker_of(view: &serde_json::Value, muxer: u64) -> Option<&serde_json::Value> {
+    view["workers"]
+        .as_array()?
+        .iter()
+        .find(|w| w["muxer_id"] == muxer)
+}
+
+#[tokio::test]
+async fn workers_shows_the_pool_and_marks_a_silent_worker_lost() {
+    let test = TestEnv::new("workers").await;
+    let options = WorkerOptions {
+        env: vec![("HLSMUX_HEARTBEAT_INTERVAL_SECONDS".into(), "1".into())],
+        ..WorkerOptions::default()
+    };
+    let _one = test.worker_with(1, options.clone()).await;
+    let two = test.worker_with(2, options).await;
+
+    let view = wait_for_pool(&test, "both workers idle", |view| {
+        [1, 2].iter().all(|muxer| {
+            worker_of(view, *muxer).is_some_and(|w| w["state"] == "idle" && w["lost"] == false)
+        })
+    })
+    .await;
+    let one = worker_of(&view, 1).expect("muxer 1");
+    assert_eq!(one["encoder"], "libx264");
+    assert_eq!(one["interval_seconds"], 1);
+    let queues = view["queues"].as_array().expect("queues");
+    assert_eq!(queues.len(), 2, "{view:#}");
+    assert!(
+        queues
+            .iter()
+            .all(|q| q["consumers"] == 1 && q["ready"] == 0),
+        "{view:#}"
+    );
+
+    two.kill().await;
+    let started = tokio::time::Instant::now();
+    let view = wait_for_pool(&test, "muxer 2's worker lost", |view| {
+        worker_of(view, 2).is_some_and(|w| w["lost"] == true)
+    })
+    .await;
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "lost after three missed heartbeats, not much later: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(worker_of(&view, 1).expect("muxer 1")["lost"], false);
+    let table = test.cli(&["workers"]).await;
+    assert!(table.stdout.contains("lost"), "{table:#?}");
 }

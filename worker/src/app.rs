@@ -28,6 +28,7 @@ use crate::state::{StateTracker, WorkerState};
 use crate::storage::{StorageConfig, StorageMonitor};
 use crate::tidy::Tidier;
 use crate::{dead_letters, selftest};
+use hlsmux_protocol::Heartbeat;
 
 /// How often the gate (drain lock) is looked at.
 const GATE_POLL: Duration = Duration::from_secs(1);
@@ -65,7 +66,9 @@ pub struct Worker {
     name: String,
     runner: JobRunner,
     gate: ServiceGate,
-    state: StateTracker,
+    state: Arc<StateTracker>,
+    /// The video encoder chosen at start-up, for heartbeats.
+    encoder: String,
     tidier: Tidier,
     quarantine: Arc<Quarantine>,
     remote_drain: Arc<RemoteDrain>,
@@ -117,6 +120,7 @@ impl Worker {
             settings.quarantine_cooldown,
         ));
         let remote_drain = Arc::new(RemoteDrain::default());
+        let state = Arc::new(StateTracker::new(Arc::clone(&metrics)));
         Ok(Self {
             gate: ServiceGate::new(
                 settings.drain_lock.clone(),
@@ -126,13 +130,15 @@ impl Worker {
             ),
             quarantine,
             remote_drain,
-            state: StateTracker::new(Arc::clone(&metrics)),
+            state: Arc::clone(&state),
+            encoder: selection.encoder.to_string(),
             tidier: Tidier::new(Arc::clone(&settings)),
             runner: JobRunner::new(
                 Arc::clone(&settings),
                 codecs,
                 Arc::clone(&storage),
                 Arc::clone(&metrics),
+                state,
                 &name,
             ),
             name,
@@ -223,6 +229,7 @@ impl Worker {
                 lost = self.tidy_originals(session, shutdown) => lost,
                 lost = self.report_dead_letters(session) => lost,
                 lost = self.follow_control(session) => lost,
+                lost = self.send_heartbeats(session) => lost,
             }
         };
         tokio::select! {
@@ -321,6 +328,45 @@ impl Worker {
         }
         warn!("dead-letter notice consumer cancelled by the broker");
         std::future::pending().await
+    }
+
+    /// Publishes a heartbeat every interval until the session fails.
+    async fn send_heartbeats(&self, session: &BrokerSession) -> BrokerError {
+        loop {
+            let heartbeat = self.heartbeat().await;
+            if let Err(error) = session.events().publish_heartbeat(&heartbeat).await {
+                return BrokerError::Lost(error.to_string());
+            }
+            tokio::time::sleep(self.settings.heartbeat_interval).await;
+        }
+    }
+
+    async fn heartbeat(&self) -> Heartbeat {
+        let throttled = soc::read_throttling(&self.settings.throttling_command)
+            .await
+            .map(|t| {
+                t.flags()
+                    .filter(|(_, on)| *on)
+                    .map(|(name, _)| name.to_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let job = self.state.job();
+        Heartbeat {
+            schema: hlsmux_protocol::SCHEMA_VERSION,
+            muxer_id: self.settings.muxer_id,
+            worker: self.name.clone(),
+            pid: std::process::id(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            state: self.state.get().to_string(),
+            job: job.map(|(job, _)| job),
+            percent: job.map(|(_, percent)| percent),
+            encoder: self.encoder.clone(),
+            temperature_celsius: soc::read_temperature(&self.settings.thermal_zone).await,
+            throttled,
+            interval_seconds: self.settings.heartbeat_interval.as_secs(),
+            at: time::OffsetDateTime::now_utc(),
+        }
     }
 
     /// Keeps the remote drain setting up to date with the muxer's control

@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use hlsmux_protocol::{
-    AmqpUrl, ControlCommand, JobId, JobState, MuxerId, PublishError, StatusEvent, TidyRequest,
-    Topology, publish_json, publish_json_with_expiration,
+    AmqpUrl, ControlCommand, Heartbeat, JobId, JobState, MuxerId, PublishError, StatusEvent,
+    TidyRequest, Topology, publish_json, publish_json_with_expiration,
 };
 use lapin::options::{
     BasicCancelOptions, BasicConsumeOptions, BasicGetOptions, BasicNackOptions, BasicQosOptions,
@@ -119,6 +119,7 @@ impl BrokerSession {
             events: Publisher {
                 channel: events_channel,
                 exchange: topology.events_exchange(),
+                heartbeat_stream: topology.heartbeat_stream(),
                 tidy_wait_queue: topology.tidy_wait_queue(settings.muxer_id),
                 muxer_id: settings.muxer_id,
                 worker_name: worker_name.to_owned(),
@@ -249,6 +250,7 @@ impl BrokerSession {
 pub struct Publisher {
     channel: Channel,
     exchange: String,
+    heartbeat_stream: String,
     tidy_wait_queue: String,
     muxer_id: MuxerId,
     worker_name: String,
@@ -268,6 +270,19 @@ impl Publisher {
             &request.job_id.to_string(),
             request,
             delay,
+        )
+        .await
+    }
+
+    pub async fn publish_heartbeat(&self, heartbeat: &Heartbeat) -> Result<(), PublishError> {
+        publish_json(
+            &self.channel,
+            "",
+            &self.heartbeat_stream,
+            &format!("heartbeat-{}-{}", heartbeat.worker, heartbeat.pid),
+            heartbeat,
+            false,
+            FieldTable::default(),
         )
         .await
     }

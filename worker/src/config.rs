@@ -77,6 +77,8 @@ pub struct Settings {
     /// Another machine's staging directory for the same job that has not
     /// changed this long is taken as abandoned and removed.
     pub stale_staging: Duration,
+    /// How often the worker publishes its heartbeat.
+    pub heartbeat_interval: Duration,
 }
 
 /// The settings as read, before checking. Field names are the config keys
@@ -118,6 +120,7 @@ struct RawSettings {
     quarantine_after: u32,
     quarantine_cooldown_seconds: u64,
     stale_staging_seconds: u64,
+    heartbeat_interval_seconds: u64,
 }
 
 /// A list of paths: a TOML array, or comma-separated in an environment
@@ -180,6 +183,7 @@ shutdown_grace_seconds = 30
 quarantine_after = 3
 quarantine_cooldown_seconds = 600
 stale_staging_seconds = 600
+heartbeat_interval_seconds = 5
 "#;
 
 #[derive(Debug, thiserror::Error)]
@@ -380,6 +384,7 @@ impl RawSettings {
             quarantine_after: self.quarantine_after,
             quarantine_cooldown: Duration::from_secs(self.quarantine_cooldown_seconds),
             stale_staging: Duration::from_secs(self.stale_staging_seconds),
+            heartbeat_interval: Duration::from_secs(self.heartbeat_interval_seconds.max(1)),
         })
     }
 }

@@ -26,6 +26,7 @@ use crate::pipeline::probe::SourceMedia;
 use crate::pipeline::publish::{ExistingOutput, OutputLocation, OutputRecord, StagingOwner};
 use crate::pipeline::{JobError, Retry, probe, validate, verify};
 use crate::quarantine::Evidence;
+use crate::state::StateTracker;
 use crate::storage::{StorageHealth, StorageMonitor};
 
 /// At most one progress event a second per job.
@@ -89,6 +90,7 @@ pub struct JobRunner {
     codecs: Arc<MachineCodecs>,
     storage: Arc<StorageMonitor>,
     metrics: Arc<WorkerMetrics>,
+    state: Arc<StateTracker>,
     owner: StagingOwner,
 }
 
@@ -98,6 +100,7 @@ impl JobRunner {
         codecs: MachineCodecs,
         storage: Arc<StorageMonitor>,
         metrics: Arc<WorkerMetrics>,
+        state: Arc<StateTracker>,
         worker_name: &str,
     ) -> Self {
         Self {
@@ -105,6 +108,7 @@ impl JobRunner {
             codecs: Arc::new(codecs),
             storage,
             metrics,
+            state,
             owner: StagingOwner::this_process(worker_name),
         }
     }
@@ -153,9 +157,13 @@ impl JobRunner {
         let parent =
             hlsmux_telemetry::extract_trace_context(delivery.properties.headers().as_ref());
         let _ = span.set_parent(parent);
-        self.run(&request, delivery.redelivered, events, cancel)
+        self.state.set_job(Some(request.job_id));
+        let settled = self
+            .run(&request, delivery.redelivered, events, cancel)
             .instrument(span)
-            .await
+            .await;
+        self.state.set_job(None);
+        settled
     }
 
     async fn run(
@@ -512,6 +520,7 @@ impl JobRunner {
                         if let Some(progress) = latest {
                             self.metrics.encode_fps.set(progress.fps);
                             self.metrics.encode_speed.set(progress.speed);
+                            self.state.set_progress(progress.percent_of(duration_seconds));
                         }
                         if let (true, Some(progress)) = (due, latest) {
                             last_report = Some(Instant::now());

@@ -2,8 +2,9 @@
 
 use std::fmt;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
+use hlsmux_protocol::JobId;
 use tokio::sync::watch;
 
 use crate::metrics::WorkerMetrics;
@@ -43,9 +44,11 @@ impl fmt::Display for WorkerState {
     }
 }
 
-/// Holds the current state, logs each change and exports it.
+/// Holds the current state, logs each change and exports it; and the job
+/// in hand with its progress, for heartbeats.
 pub struct StateTracker {
     current: watch::Sender<WorkerState>,
+    job: Mutex<Option<(JobId, f64)>>,
     metrics: Arc<WorkerMetrics>,
 }
 
@@ -53,6 +56,7 @@ impl StateTracker {
     pub fn new(metrics: Arc<WorkerMetrics>) -> Self {
         Self {
             current: watch::Sender::new(WorkerState::Idle),
+            job: Mutex::new(None),
             metrics,
         }
     }
@@ -67,6 +71,27 @@ impl StateTracker {
 
     pub fn get(&self) -> WorkerState {
         *self.current.borrow()
+    }
+
+    /// The job in hand (`None` when it ends), at 0 %.
+    pub fn set_job(&self, job: Option<JobId>) {
+        *self.lock_job() = job.map(|job| (job, 0.0));
+    }
+
+    pub fn set_progress(&self, percent: f64) {
+        if let Some((_, progress)) = self.lock_job().as_mut() {
+            *progress = percent;
+        }
+    }
+
+    pub fn job(&self) -> Option<(JobId, f64)> {
+        *self.lock_job()
+    }
+
+    fn lock_job(&self) -> std::sync::MutexGuard<'_, Option<(JobId, f64)>> {
+        self.job
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     pub fn subscribe(&self) -> watch::Receiver<WorkerState> {
