@@ -73,6 +73,10 @@ pub enum Command {
         after_help = "Examples:\n  hlsmux workers\n  hlsmux workers --json | jq '.workers[] | select(.lost)'"
     )]
     Workers(WorkersArgs),
+    /// Follow live events: every job of the pool (until Ctrl-C), or one job
+    /// to its end. A progress bar per running job on a terminal.
+    #[command(after_help = "Examples:\n  hlsmux watch\n  hlsmux watch 0b9c6c1e-... --json")]
+    Watch(WatchArgs),
     /// Show one job's whole event timeline.
     #[command(after_help = "Example:\n  hlsmux status 0b9c6c1e-...")]
     Status(StatusArgs),
@@ -154,6 +158,15 @@ pub struct StatusArgs {
     #[arg(long)]
     pub progress: bool,
     /// The events as JSON lines.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct WatchArgs {
+    /// Follow only this job, from its first event to its end.
+    pub job: Option<hlsmux_protocol::JobId>,
+    /// Each event as a JSON line.
     #[arg(long)]
     pub json: bool,
 }

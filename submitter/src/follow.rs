@@ -49,13 +49,25 @@ struct JobView {
     finished: bool,
 }
 
+/// Which jobs to follow.
+pub enum Followed {
+    /// These jobs, until each is done or failed.
+    Jobs(Vec<FollowedJob>),
+    /// Every job of the pool, until interrupted.
+    All,
+}
+
 pub async fn follow(
     broker: &Broker,
     from: HistoryStart,
-    jobs: Vec<FollowedJob>,
+    followed: Followed,
     json: bool,
     output_root: Option<&Path>,
 ) -> Result<FollowSummary, CliError> {
+    let (jobs, all) = match followed {
+        Followed::Jobs(jobs) => (jobs, false),
+        Followed::All => (Vec::new(), true),
+    };
     let display = if json {
         Display::Json
     } else if std::io::stderr().is_terminal() {
@@ -63,27 +75,22 @@ pub async fn follow(
     } else {
         Display::Lines
     };
+    let new_view = |label: String| JobView {
+        bar: match &display {
+            Display::Bars(bars) => Some(bars.add(new_bar(&label))),
+            _ => None,
+        },
+        label,
+        finished: false,
+    };
     let mut views: HashMap<JobId, JobView> = jobs
         .into_iter()
-        .map(|job| {
-            let bar = match &display {
-                Display::Bars(bars) => Some(bars.add(new_bar(&job.label))),
-                _ => None,
-            };
-            (
-                job.job_id,
-                JobView {
-                    label: job.label,
-                    bar,
-                    finished: false,
-                },
-            )
-        })
+        .map(|job| (job.job_id, new_view(job.label)))
         .collect();
     let mut summary = FollowSummary::default();
     let mut start = from;
     let mut events = broker.event_history(start).await?;
-    while views.values().any(|view| !view.finished) {
+    while all || views.values().any(|view| !view.finished) {
         let delivery = match events.next().await {
             Some(Ok(delivery)) => delivery,
             Some(Err(error)) => {
@@ -107,6 +114,13 @@ pub async fn follow(
             tracing::warn!("ignoring an event that does not parse");
             continue;
         };
+        if all && !views.contains_key(&event.job_id) {
+            let label = match &event.state {
+                JobState::Started { input, .. } => input.clone(),
+                _ => event.job_id.to_string(),
+            };
+            views.insert(event.job_id, new_view(label));
+        }
         let Some(view) = views.get_mut(&event.job_id) else {
             continue;
         };

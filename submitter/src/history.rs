@@ -11,8 +11,9 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::broker::Broker;
-use crate::cli::{JobsArgs, PoolArgs, StatusArgs};
+use crate::cli::{JobsArgs, PoolArgs, StatusArgs, WatchArgs};
 use crate::error::CliError;
+use crate::follow::{Followed, FollowedJob, follow};
 
 /// The stream has no end marker: reading stops once it has been quiet
 /// this long...
@@ -220,6 +221,38 @@ pub async fn jobs(pool: &PoolArgs, args: JobsArgs) -> Result<(), CliError> {
                 .map_or_else(|| "-".into(), |f| format!("{f:.2}x")),
             job.reason.as_deref().unwrap_or(""),
         );
+    }
+    Ok(())
+}
+
+/// How far back `hlsmux watch JOB` looks for the job's first events.
+const WATCH_LOOK_BACK: Duration = Duration::from_secs(24 * 3600);
+
+pub async fn watch(pool: &PoolArgs, args: WatchArgs) -> Result<(), CliError> {
+    let broker = Broker::connect(pool).await?;
+    let (from, followed) = match args.job {
+        Some(job) => (
+            since(WATCH_LOOK_BACK),
+            Followed::Jobs(vec![FollowedJob {
+                job_id: job,
+                label: job.to_string(),
+            }]),
+        ),
+        None => (since(Duration::ZERO), Followed::All),
+    };
+    let summary = follow(
+        &broker,
+        from,
+        followed,
+        args.json,
+        pool.output_root.as_deref(),
+    )
+    .await?;
+    if summary.failed > 0 {
+        return Err(CliError::JobsFailed {
+            failed: summary.failed,
+            total: summary.failed + summary.done,
+        });
     }
     Ok(())
 }

@@ -23,6 +23,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Jobs(args) => history::jobs(&cli.pool, args).await,
         Command::Status(args) => history::status(&cli.pool, args).await,
         Command::Workers(args) => pool::workers(&cli.pool, args).await,
+        Command::Watch(args) => history::watch(&cli.pool, args).await,
         Command::Drain(args) => control::set_drained(&cli.pool, args.muxer, true).await,
         Command::Resume(args) => control::set_drained(&cli.pool, args.muxer, false).await,
     }

@@ -10,7 +10,7 @@ use tracing::Instrument;
 use crate::broker::Broker;
 use crate::cli::{MuxerChoice, PoolArgs, SubmitArgs};
 use crate::error::CliError;
-use crate::follow::{FollowedJob, follow};
+use crate::follow::{Followed, FollowedJob, follow};
 use crate::input;
 
 /// Appended to an input's path to name its output by default, as the seed did.
@@ -108,7 +108,7 @@ pub async fn run(pool: &PoolArgs, args: SubmitArgs) -> Result<(), CliError> {
     let summary = follow(
         &broker,
         history_start,
-        followed,
+        Followed::Jobs(followed),
         args.json,
         pool.output_root.as_deref(),
     )

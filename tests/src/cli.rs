@@ -20,6 +20,17 @@ pub struct RunningCli {
 }
 
 impl RunningCli {
+    /// Interrupts the run (Ctrl-C) and returns what it printed.
+    pub async fn interrupt(self) -> CliRun {
+        if let Some(pid) = self.child.id().and_then(|id| i32::try_from(id).ok()) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGINT,
+            );
+        }
+        self.finish(crate::PATIENCE).await
+    }
+
     /// Waits for the run to end and returns what it printed.
     pub async fn finish(self, timeout: std::time::Duration) -> CliRun {
         let output = tokio::time::timeout(timeout, self.child.wait_with_output())

@@ -197,3 +197,59 @@ async fn workers_shows_the_pool_and_marks_a_silent_worker_lost() {
     let table = test.cli(&["workers"]).await;
     assert!(table.stdout.contains("lost"), "{table:#?}");
 }
+
+#[tokio::test]
+async fn watch_follows_every_job_live_or_one_job_to_its_end() {
+    let test = TestEnv::new("watch").await;
+    let _worker = test.worker(1).await;
+    let watching_all = test.cli_spawn(&["watch", "--json"]);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let media = test.media_root();
+    let mut ids = Vec::new();
+    for name in ["a.mp4", "b.mp4"] {
+        let clip = Clip {
+            seconds: 2,
+            ..Clip::default()
+        }
+        .write(&media.join(name))
+        .await;
+        ids.push(
+            test.submit_ok(&clip, &["--muxer", "1", "--json"])
+                .await
+                .submitted_job_id(),
+        );
+    }
+
+    // One job, from its first event to its end (it may be over already).
+    let one = test
+        .cli_spawn(&["watch", &ids[1].to_string(), "--json"])
+        .finish(PATIENCE)
+        .await;
+    assert_eq!(one.code, Some(0), "{one:#?}");
+    let states: Vec<String> = one
+        .json_lines()
+        .iter()
+        .map(|e| e["state"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(
+        states.first().map(String::as_str),
+        Some("started"),
+        "{states:?}"
+    );
+    assert_eq!(
+        states.last().map(String::as_str),
+        Some("done"),
+        "{states:?}"
+    );
+
+    let all = watching_all.interrupt().await;
+    for id in &ids {
+        let id = id.to_string();
+        assert!(
+            all.json_lines()
+                .iter()
+                .any(|e| e["job_id"] == id.as_str() && e["state"] == "done"),
+            "watch saw {id} done: {all:#?}"
+        );
+    }
+}
