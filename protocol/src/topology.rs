@@ -9,14 +9,15 @@
 use std::fmt;
 use std::str::FromStr;
 
+use futures_util::StreamExt;
 use lapin::options::{
-    BasicConsumeOptions, BasicQosOptions, ExchangeDeclareOptions, QueueBindOptions,
-    QueueDeclareOptions,
+    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicQosOptions,
+    ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
 };
 use lapin::types::{AMQPValue, FieldTable, LongString};
 use lapin::{Channel, Consumer, ExchangeKind, Queue};
 
-use crate::{EventState, JobId, MuxerId};
+use crate::{EventState, JobId, MuxerId, StatusEvent};
 
 /// Unacknowledged history events a reader may hold.
 const HISTORY_PREFETCH: u16 = 100;
@@ -386,6 +387,43 @@ impl Topology {
     ) -> lapin::Result<Consumer> {
         self.read_stream(channel, &self.event_history_stream(), from, consumer_tag)
             .await
+    }
+
+    /// Whether the event history, read from `since` (seconds since the
+    /// epoch) up to now, holds an event that `wanted` accepts. For the rare
+    /// question "did this job's `done` go out before its worker died?".
+    pub async fn history_contains(
+        &self,
+        channel: &Channel,
+        since: u64,
+        wanted: impl Fn(&StatusEvent) -> bool,
+    ) -> lapin::Result<bool> {
+        let live_after = time::OffsetDateTime::now_utc() + time::Duration::seconds(2);
+        let tag = format!("history-check-{}", JobId::generate());
+        let mut consumer = self
+            .read_event_history(channel, HistoryStart::Since(since), &tag)
+            .await?;
+        let mut found = false;
+        while let Ok(Some(next)) =
+            tokio::time::timeout(std::time::Duration::from_millis(800), consumer.next()).await
+        {
+            let delivery = next?;
+            delivery.acker.ack(BasicAckOptions::default()).await?;
+            let Ok(event) = serde_json::from_slice::<StatusEvent>(&delivery.data) else {
+                continue;
+            };
+            if wanted(&event) {
+                found = true;
+                break;
+            }
+            if event.at > live_after {
+                break;
+            }
+        }
+        channel
+            .basic_cancel(tag.as_str().into(), BasicCancelOptions::default())
+            .await?;
+        Ok(found)
     }
 
     /// Reads a stream of the pool (events or heartbeats) from `from`.

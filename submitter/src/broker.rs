@@ -103,23 +103,24 @@ impl Broker {
         }
     }
 
-    /// Among the muxers in `range` whose queue has a consumer, the one with
-    /// the fewest ready jobs (the lowest ID on a tie).
-    pub async fn least_busy_muxer(&self, range: MuxerRange) -> Result<MuxerId, CliError> {
-        let mut best: Option<(u32, MuxerId)> = None;
+    /// The muxers in `range` whose queue has a consumer, with their ready
+    /// jobs; an error when there is none.
+    pub async fn live_muxers(&self, range: MuxerRange) -> Result<Vec<(MuxerId, u32)>, CliError> {
+        let mut live = Vec::new();
         for muxer in range.ids() {
             if let Some(state) = self.queue_state(muxer).await?
                 && state.consumers > 0
-                && best.is_none_or(|(ready, _)| state.ready < ready)
             {
-                best = Some((state.ready, muxer));
+                live.push((muxer, state.ready));
             }
         }
-        best.map(|(_, muxer)| muxer)
-            .ok_or(CliError::NoMuxerAvailable {
+        if live.is_empty() {
+            return Err(CliError::NoMuxerAvailable {
                 first: range.first,
                 last: range.last,
-            })
+            });
+        }
+        Ok(live)
     }
 
     /// A channel in confirm mode for publishing jobs.

@@ -88,6 +88,14 @@ pub enum Command {
     /// file still wins).
     #[command(after_help = "Example:\n  hlsmux resume 2")]
     Resume(MuxerArg),
+    /// Print a shell completion script.
+    #[command(
+        after_help = "Examples:\n  hlsmux completions bash > /etc/bash_completion.d/hlsmux\n  hlsmux completions zsh > ~/.zfunc/_hlsmux"
+    )]
+    Completions {
+        /// The shell: bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
     /// Look at and retry dead-lettered jobs (failed for good, or tried as
     /// often as the delivery limit allows).
     #[command(subcommand)]
@@ -185,6 +193,10 @@ pub struct MuxerArg {
 }
 
 #[derive(Args, Debug)]
+#[command(after_help = "Examples:
+  hlsmux submit talk.mp4 --wait
+  hlsmux submit a.mp4 b.mkv --muxer 2
+  hlsmux submit talk.mp4 --name talks/day1.hls --ladder seed --segment-length 6 --wait --json")]
 pub struct SubmitArgs {
     /// Video files. Files outside the media root are copied into its
     /// `incoming/` folder first.

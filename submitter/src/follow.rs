@@ -29,6 +29,33 @@ const RECONNECT_GIVE_UP: Duration = Duration::from_secs(600);
 pub struct FollowSummary {
     pub done: usize,
     pub failed: usize,
+    /// Each followed job's end, in the order they ended.
+    pub ends: Vec<JobEnd>,
+}
+
+/// How one job ended, for the summary table.
+#[derive(Debug)]
+pub struct JobEnd {
+    pub job_id: JobId,
+    pub label: String,
+    pub state: &'static str,
+    /// Wall seconds when done; the reason code and message when failed.
+    pub detail: String,
+}
+
+impl FollowSummary {
+    /// The table `hlsmux submit --wait` prints after several jobs.
+    pub fn print_table(&self) {
+        eprintln!();
+        eprintln!("{:<36}  {:<30}  {:<6}  DETAIL", "JOB", "INPUT", "STATE");
+        for end in &self.ends {
+            eprintln!(
+                "{:<36}  {:<30}  {:<6}  {}",
+                end.job_id, end.label, end.state, end.detail
+            );
+        }
+        eprintln!("{} done, {} failed", self.done, self.failed);
+    }
 }
 
 /// A job being followed: its input, for messages.
@@ -132,11 +159,30 @@ pub async fn follow(
         } else {
             show(&display, view, &event, output_root);
         }
-        match event.state {
-            JobState::Done { .. } => summary.done += 1,
-            JobState::Failed { .. } => summary.failed += 1,
+        let (state, detail) = match &event.state {
+            JobState::Done {
+                wall_seconds,
+                media_seconds,
+                ..
+            } => {
+                summary.done += 1;
+                (
+                    "done",
+                    format!("{media_seconds:.1} s of video in {wall_seconds:.1} s"),
+                )
+            }
+            JobState::Failed { reason, message } => {
+                summary.failed += 1;
+                ("failed", format!("{reason}: {message}"))
+            }
             _ => continue,
-        }
+        };
+        summary.ends.push(JobEnd {
+            job_id: event.job_id,
+            label: view.label.clone(),
+            state,
+            detail,
+        });
         view.finished = true;
     }
     Ok(summary)

@@ -24,6 +24,11 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Status(args) => history::status(&cli.pool, args).await,
         Command::Workers(args) => pool::workers(&cli.pool, args).await,
         Command::Watch(args) => history::watch(&cli.pool, args).await,
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(shell, &mut Cli::command(), "hlsmux", &mut std::io::stdout());
+            Ok(())
+        }
         Command::Drain(args) => control::set_drained(&cli.pool, args.muxer, true).await,
         Command::Resume(args) => control::set_drained(&cli.pool, args.muxer, false).await,
     }

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use hlsmux_protocol::{HistoryStart, JobId, JobRequest, RelativePath};
+use hlsmux_protocol::{HistoryStart, JobId, JobRequest, MuxerId, RelativePath};
 use serde_json::json;
 use tracing::Instrument;
 
@@ -25,15 +25,15 @@ pub async fn run(pool: &PoolArgs, args: SubmitArgs) -> Result<(), CliError> {
         input::check_file(file)?;
     }
     let broker = Broker::connect(pool).await?;
-    let muxer_id = match args.muxer {
-        MuxerChoice::Auto => broker.least_busy_muxer(args.auto_muxers).await?,
+    let mut muxers = match args.muxer {
+        MuxerChoice::Auto => MuxerPicker::new(broker.live_muxers(args.auto_muxers).await?),
         MuxerChoice::Id(muxer) => {
             // Fail before copying anything; the mandatory publish below
             // still decides in the end.
             if broker.queue_state(muxer).await?.is_none() {
                 return Err(CliError::Unroutable(muxer));
             }
-            muxer
+            MuxerPicker::new(vec![(muxer, 0)])
         }
     };
 
@@ -52,7 +52,7 @@ pub async fn run(pool: &PoolArgs, args: SubmitArgs) -> Result<(), CliError> {
             Some(name) => name.clone(),
             None => default_output(&input)?,
         };
-        let mut job = JobRequest::new(muxer_id, input, output);
+        let mut job = JobRequest::new(muxers.next(), input, output);
         job.job_id = job_id;
         job.ladder = args.ladder;
         job.segment_seconds = args.segment_length;
@@ -113,6 +113,9 @@ pub async fn run(pool: &PoolArgs, args: SubmitArgs) -> Result<(), CliError> {
         pool.output_root.as_deref(),
     )
     .await?;
+    if jobs.len() > 1 && !args.json {
+        summary.print_table();
+    }
     if summary.failed > 0 {
         return Err(CliError::JobsFailed {
             failed: summary.failed,
@@ -120,6 +123,30 @@ pub async fn run(pool: &PoolArgs, args: SubmitArgs) -> Result<(), CliError> {
         });
     }
     Ok(())
+}
+
+/// Spreads a batch over muxers: each job goes to the muxer with the fewest
+/// jobs waiting, counting the ones this batch already gave it (the lowest
+/// ID on a tie).
+struct MuxerPicker {
+    backlog: Vec<(MuxerId, u32)>,
+}
+
+impl MuxerPicker {
+    /// `backlog` is never empty.
+    fn new(backlog: Vec<(MuxerId, u32)>) -> Self {
+        Self { backlog }
+    }
+
+    fn next(&mut self) -> MuxerId {
+        let least = self
+            .backlog
+            .iter_mut()
+            .min_by_key(|(muxer, ready)| (*ready, *muxer))
+            .expect("at least one muxer");
+        least.1 += 1;
+        least.0
+    }
 }
 
 fn parse_name(args: &SubmitArgs) -> Result<Option<RelativePath>, CliError> {
@@ -157,6 +184,14 @@ fn label(file: &std::path::Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_batch_is_spread_by_backlog() {
+        let id = |n| MuxerId::new(n).expect("valid");
+        let mut picker = MuxerPicker::new(vec![(id(1), 2), (id(2), 0), (id(3), 1)]);
+        let picked: Vec<u16> = (0..5).map(|_| picker.next().get()).collect();
+        assert_eq!(picked, [2, 2, 3, 1, 2]);
+    }
 
     #[test]
     fn the_default_output_is_the_input_path_plus_hls() {

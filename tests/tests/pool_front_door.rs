@@ -253,3 +253,53 @@ async fn watch_follows_every_job_live_or_one_job_to_its_end() {
         );
     }
 }
+
+#[tokio::test]
+async fn submit_spreads_a_batch_over_muxers_and_sums_it_up() {
+    let test = TestEnv::new("batch").await;
+    let _one = test.worker(1).await;
+    let _two = test.worker(2).await;
+    let media = test.media_root();
+    for name in ["a.mp4", "b.mp4"] {
+        Clip {
+            seconds: 2,
+            ..Clip::default()
+        }
+        .write(&media.join(name))
+        .await;
+    }
+    std::fs::write(media.join("empty.mp4"), b"").expect("empty input");
+    let files: Vec<String> = ["a.mp4", "b.mp4", "empty.mp4"]
+        .iter()
+        .map(|name| media.join(name).display().to_string())
+        .collect();
+    let mut args = vec![
+        "submit",
+        "--muxer",
+        "auto",
+        "--auto-muxers",
+        "1-2",
+        "--wait",
+    ];
+    args.extend(files.iter().map(String::as_str));
+    let run = test.cli(&args).await;
+    assert_eq!(run.code, Some(1), "one job failed: {run:#?}");
+    for muxer in ["queued for muxer 1", "queued for muxer 2"] {
+        assert!(run.stderr.contains(muxer), "the batch is spread: {run:#?}");
+    }
+    assert!(run.stderr.contains("DETAIL"), "a summary table: {run:#?}");
+    assert!(run.stderr.contains("2 done, 1 failed"), "{run:#?}");
+    assert!(run.stderr.contains("input_unreadable"), "{run:#?}");
+}
+
+#[tokio::test]
+async fn shell_completions_are_generated() {
+    let test = TestEnv::new("completions").await;
+    for shell in ["bash", "zsh", "fish"] {
+        let run = test.cli(&["completions", shell]).await;
+        assert_eq!(run.code, Some(0), "{run:#?}");
+        for word in ["submit", "workers", "drain", "dlq"] {
+            assert!(run.stdout.contains(word), "{shell} completes {word}");
+        }
+    }
+}

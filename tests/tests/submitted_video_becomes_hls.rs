@@ -103,6 +103,24 @@ fn talk_job() -> JobRequest {
     )
 }
 
+/// Waits for the worker's record that `job`'s `done` went out (written
+/// just after the broker confirms the event) and returns its path.
+async fn reported_record(test: &TestEnv, job: &JobRequest) -> std::path::PathBuf {
+    let reported = job
+        .output
+        .under(&test.output_root())
+        .join(".hlsmux-done-reported");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !reported.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the worker records reported jobs"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    reported
+}
+
 #[tokio::test]
 async fn a_redelivered_job_whose_done_went_out_is_acknowledged_silently() {
     let test = TestEnv::new("redelivered-reported").await;
@@ -113,9 +131,15 @@ async fn a_redelivered_job_whose_done_went_out_is_acknowledged_silently() {
     let mut events = test.pool.events().await;
     let job = talk_job();
     let before = run_to_done(&test, &mut events, &job).await;
+    let reported = reported_record(&test, &job).await;
 
     // The same message again, as the broker redelivers it after a crash
     // between reporting the job done and acknowledging it.
+    test.pool.publish_job(&job).await;
+    test.pool.assert_queue_empties(job.muxer_id).await;
+    // And again after a crash between the `done` and its record: the
+    // worker finds the `done` in the event history.
+    std::fs::remove_file(&reported).expect("remove the record");
     test.pool.publish_job(&job).await;
     test.pool.assert_queue_empties(job.muxer_id).await;
     events.drain(Duration::from_secs(2)).await;
@@ -129,6 +153,7 @@ async fn a_redelivered_job_whose_done_went_out_is_acknowledged_silently() {
         1,
         "not encoded again"
     );
+    assert!(reported.exists(), "the record is restored");
     assert_eq!(
         before,
         master_modified(&test, &job),
@@ -144,45 +169,46 @@ async fn a_redelivered_job_whose_done_was_lost_is_reported_without_redoing_it() 
         .write(&test.media_root().join("talk.mp4"))
         .await;
     let mut events = test.pool.events().await;
-    let job = talk_job();
-    let before = run_to_done(&test, &mut events, &job).await;
-    // As if the worker died after publishing the output and before its
-    // `done` event was confirmed. (The worker records the report just
-    // after the broker confirms the event: wait for the record.)
-    let reported = job
-        .output
-        .under(&test.output_root())
-        .join(".hlsmux-done-reported");
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while !reported.exists() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the worker records reported jobs"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    std::fs::remove_file(&reported).expect("remove the record");
+    let first = talk_job();
+    run_to_done(&test, &mut events, &first).await;
 
-    test.pool.publish_job(&job).await;
-    let second = events
-        .wait_for(
-            "second done",
-            |e| e.job_id == job.job_id && matches!(e.state, JobState::Done { reused: true, .. }),
-            PATIENCE,
-        )
-        .await;
-    let JobState::Done { rungs, .. } = &second.state else {
-        unreachable!("a done event");
+    // A job whose output was published but whose `done` never went out
+    // (its worker died in between): its output, with its record and
+    // without the reported mark, and nothing in the event history.
+    let mut lost = talk_job();
+    lost.output = RelativePath::parse("talks/lost.hls").expect("valid");
+    let from = first.output.under(&test.output_root());
+    let to = lost.output.under(&test.output_root());
+    let copied = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(&from)
+        .arg(&to)
+        .status()
+        .expect("cp runs");
+    assert!(copied.success());
+    std::fs::remove_file(to.join(".hlsmux-done-reported")).ok();
+    let record_path = to.join(".hlsmux-job.json");
+    let mut record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&record_path).expect("record")).expect("JSON");
+    record["job_id"] = lost.job_id.to_string().into();
+    std::fs::write(&record_path, serde_json::to_vec(&record).expect("JSON")).expect("record");
+    let before = master_modified(&test, &lost);
+
+    test.pool.publish_job(&lost).await;
+    let done = events.final_event(lost.job_id, PATIENCE).await;
+    let JobState::Done { rungs, reused, .. } = &done.state else {
+        panic!("the job is reported done: {done:#?}");
     };
+    assert!(*reused, "{done:#?}");
     assert!(!rungs.is_empty(), "the earlier output's rungs are reported");
     assert_eq!(
         before,
-        master_modified(&test, &job),
+        master_modified(&test, &lost),
         "the output was not rewritten"
     );
     assert_eq!(
-        events.count(job.job_id, EventState::Started),
-        1,
+        events.count(lost.job_id, EventState::Started),
+        0,
         "not encoded again"
     );
 }

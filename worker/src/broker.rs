@@ -15,6 +15,7 @@ use lapin::types::FieldTable;
 use lapin::{Channel, Connection, ConnectionProperties, Consumer};
 
 use futures_util::StreamExt;
+use time::OffsetDateTime;
 
 use crate::config::Settings;
 use crate::disposition::Disposition;
@@ -108,6 +109,7 @@ impl BrokerSession {
             .await
             .map_err(topology_error)?;
 
+        let history = connection.create_channel().await.map_err(topology_error)?;
         let events_channel = connection.create_channel().await.map_err(topology_error)?;
         events_channel
             .confirm_select(ConfirmSelectOptions::default())
@@ -118,6 +120,8 @@ impl BrokerSession {
             jobs,
             events: Publisher {
                 channel: events_channel,
+                history,
+                topology: topology.clone(),
                 exchange: topology.events_exchange(),
                 heartbeat_stream: topology.heartbeat_stream(),
                 tidy_wait_queue: topology.tidy_wait_queue(settings.muxer_id),
@@ -249,6 +253,9 @@ impl BrokerSession {
 #[derive(Clone)]
 pub struct Publisher {
     channel: Channel,
+    /// Reads the event history (see `done_already_published`).
+    history: Channel,
+    topology: Topology,
     exchange: String,
     heartbeat_stream: String,
     tidy_wait_queue: String,
@@ -272,6 +279,36 @@ impl Publisher {
             delay,
         )
         .await
+    }
+
+    /// Whether this job's `done` is already in the event history: an
+    /// attempt that died between its `done` and recording it leaves an
+    /// output without the record, and the redelivery must not say `done`
+    /// again. When the history cannot be read, `false` (better a second
+    /// `done` than none).
+    pub async fn done_already_published(
+        &self,
+        job_id: JobId,
+        submitted_at: OffsetDateTime,
+    ) -> bool {
+        // A minute's margin for clocks that disagree.
+        let since = u64::try_from(submitted_at.unix_timestamp())
+            .unwrap_or(0)
+            .saturating_sub(60);
+        let is_done = |event: &hlsmux_protocol::StatusEvent| {
+            event.job_id == job_id && matches!(event.state, JobState::Done { .. })
+        };
+        match self
+            .topology
+            .history_contains(&self.history, since, is_done)
+            .await
+        {
+            Ok(found) => found,
+            Err(error) => {
+                tracing::warn!(%error, "cannot read the event history; reporting the job done again");
+                false
+            }
+        }
     }
 
     pub async fn publish_heartbeat(&self, heartbeat: &Heartbeat) -> Result<(), PublishError> {

@@ -342,6 +342,19 @@ impl JobRunner {
                 record,
                 reported: false,
             } => {
+                if events
+                    .done_already_published(request.job_id, request.submitted_at)
+                    .await
+                {
+                    info!(
+                        "an earlier delivery published the output and reported it, then died; recording that"
+                    );
+                    let location = location.clone();
+                    if let Err(error) = blocking(move || location.mark_reported()).await {
+                        warn!(%error, "could not record that the job was reported");
+                    }
+                    return Ok(Produced::AlreadyReported);
+                }
                 info!("output already published by an earlier delivery; reporting it");
                 let state = Box::new(done_state(&location, record, true));
                 return Ok(Produced::Done { state, location });
