@@ -219,6 +219,10 @@ pub struct SubmitArgs {
     /// Segment length in seconds (the worker's default when not given).
     #[arg(long, value_name = "SECONDS")]
     pub segment_length: Option<u32>,
+    /// Do not check the files with this machine's ffprobe first (for paths
+    /// only the workers can read, or a machine without ffmpeg).
+    #[arg(long)]
+    pub no_probe: bool,
     /// Follow the jobs until they finish; exit 0 when all are done, 1 when
     /// any failed.
     #[arg(long)]

@@ -84,9 +84,13 @@ pub enum Followed {
     All,
 }
 
+/// Follows `followed` from `from` in the event history. `attached` is a
+/// reader already opened at `from`: open it before publishing the jobs, so
+/// that no event of theirs is written while the reader attaches.
 pub async fn follow(
     broker: &Broker,
     from: HistoryStart,
+    attached: Option<lapin::Consumer>,
     followed: Followed,
     json: bool,
     output_root: Option<&Path>,
@@ -116,7 +120,10 @@ pub async fn follow(
         .collect();
     let mut summary = FollowSummary::default();
     let mut start = from;
-    let mut events = broker.event_history(start).await?;
+    let mut events = match attached {
+        Some(events) => events,
+        None => broker.event_history(start).await?,
+    };
     while all || views.values().any(|view| !view.finished) {
         let delivery = match events.next().await {
             Some(Ok(delivery)) => delivery,

@@ -243,6 +243,7 @@ pub async fn watch(pool: &PoolArgs, args: WatchArgs) -> Result<(), CliError> {
     let summary = follow(
         &broker,
         from,
+        None,
         followed,
         args.json,
         pool.output_root.as_deref(),

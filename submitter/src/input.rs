@@ -36,6 +36,71 @@ pub fn check_file(file: &Path) -> Result<(), CliError> {
     }
 }
 
+/// How long the local probe of one input may take.
+const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Checks with this machine's ffprobe that `file` is media with a video
+/// stream, so a wrong file is refused here, before anything is queued.
+/// (`--no-probe` skips it: for paths only the workers can read, or a
+/// machine without ffprobe.) Local files only, as on the workers.
+pub async fn probe_locally(file: &Path) -> Result<(), CliError> {
+    let unusable = |detail: String| CliError::InputUnusable {
+        path: file.to_owned(),
+        detail,
+    };
+    let run = tokio::process::Command::new("ffprobe")
+        .args(["-v", "error", "-protocol_whitelist", "file"])
+        .args(["-show_entries", "stream=codec_type", "-of", "csv=p=0"])
+        .arg(file)
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let output = match tokio::time::timeout(PROBE_TIMEOUT, run).await {
+        Err(_) => {
+            return Err(unusable(format!(
+                "ffprobe did not finish within {} s; --no-probe submits it anyway",
+                PROBE_TIMEOUT.as_secs()
+            )));
+        }
+        Ok(Err(error)) if error.kind() == ErrorKind::NotFound => {
+            return Err(unusable(
+                "ffprobe is not installed on this machine: install ffmpeg, or pass --no-probe to let the workers check it".into(),
+            ));
+        }
+        Ok(Err(error)) => return Err(unusable(format!("cannot run ffprobe: {error}"))),
+        Ok(Ok(output)) => output,
+    };
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let why = stderr
+            .lines()
+            .last()
+            .unwrap_or("no output")
+            .trim()
+            .to_owned();
+        return Err(unusable(format!(
+            "ffprobe cannot read it as media ({why}); --no-probe submits it anyway"
+        )));
+    }
+    let streams = String::from_utf8_lossy(&output.stdout);
+    if !streams.lines().any(|kind| kind.trim() == "video") {
+        let kinds: Vec<&str> = streams
+            .lines()
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .collect();
+        let seen = if kinds.is_empty() {
+            "nothing".to_owned()
+        } else {
+            kinds.join(", ")
+        };
+        return Err(unusable(format!(
+            "it has no video stream (ffprobe sees: {seen})"
+        )));
+    }
+    Ok(())
+}
+
 /// Blocking. Returns `file`'s path relative to the media root, copying it
 /// into `incoming/` first when it lies outside.
 pub fn place_in_media_root(

@@ -23,6 +23,9 @@ pub async fn run(pool: &PoolArgs, args: SubmitArgs) -> Result<(), CliError> {
     let name = parse_name(&args)?;
     for file in &args.files {
         input::check_file(file)?;
+        if !args.no_probe {
+            input::probe_locally(file).await?;
+        }
     }
     let broker = Broker::connect(pool).await?;
     let mut muxers = match args.muxer {
@@ -67,6 +70,13 @@ pub async fn run(pool: &PoolArgs, args: SubmitArgs) -> Result<(), CliError> {
             .map_or(0, |since| since.as_secs())
             .saturating_sub(CLOCK_MARGIN_SECONDS),
     );
+    // Attached before publishing: RabbitMQ 3.10 was seen to skip an event
+    // written while a reader attaches, which must not be one of ours.
+    let attached = if args.wait {
+        Some(broker.event_history(history_start).await?)
+    } else {
+        None
+    };
     let publisher = broker.publisher().await?;
     for (file, job) in &jobs {
         // One trace per job: its context travels in the message headers and
@@ -108,6 +118,7 @@ pub async fn run(pool: &PoolArgs, args: SubmitArgs) -> Result<(), CliError> {
     let summary = follow(
         &broker,
         history_start,
+        attached,
         Followed::Jobs(followed),
         args.json,
         pool.output_root.as_deref(),

@@ -28,5 +28,10 @@ pub fn worker_binary() -> PathBuf {
     binaries::worker()
 }
 
+/// The `hlsmux` binary under test, built if needed.
+pub fn cli_binary() -> PathBuf {
+    binaries::cli()
+}
+
 /// How long a test waits for something the pool should do in a moment.
 pub const PATIENCE: Duration = Duration::from_secs(60);

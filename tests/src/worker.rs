@@ -46,6 +46,9 @@ impl WorkerOptions {
     }
 }
 
+/// Workers spawned by this test binary, to name their log files.
+static SPAWNED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 /// A worker that refused to start.
 #[derive(Debug)]
 pub struct StartupFailure {
@@ -62,8 +65,31 @@ pub struct TestWorker {
 
 impl TestWorker {
     pub(crate) async fn spawn(test: &TestEnv, muxer: MuxerId, options: WorkerOptions) -> Self {
+        // The free port picked for /metrics can be taken by another
+        // process before the worker binds it: then try another.
+        for _ in 0..3 {
+            match Self::try_spawn(test, muxer, &options).await {
+                Ok(worker) => return worker,
+                Err(said) if said.contains("cannot serve metrics") => continue,
+                Err(said) => panic!("worker for muxer {muxer} exited at start; it said:\n{said}"),
+            }
+        }
+        panic!("worker for muxer {muxer}: no free port for /metrics in three tries");
+    }
+
+    async fn try_spawn(
+        test: &TestEnv,
+        muxer: MuxerId,
+        options: &WorkerOptions,
+    ) -> Result<Self, String> {
         let metrics_addr = free_local_address();
-        let mut command = Self::command(test, muxer, &options, metrics_addr);
+        let mut command = Self::command(test, muxer, options, metrics_addr);
+        // Without TEST_LOG the worker's errors still go to a file, quoted
+        // if it dies at start.
+        let start_log = test.path().join(format!(
+            "worker-{muxer}-{}.log",
+            SPAWNED.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
         match std::env::var("TEST_LOG") {
             _ if options.log_file.is_some() => {
                 let path = options.log_file.as_ref().expect("checked");
@@ -78,7 +104,10 @@ impl TestWorker {
                 };
                 command.env("RUST_LOG", level).stderr(Stdio::inherit())
             }
-            _ => command.env("RUST_LOG", "off").stderr(Stdio::null()),
+            _ => {
+                let file = std::fs::File::create(&start_log).expect("log file");
+                command.env("RUST_LOG", "warn,lapin=off").stderr(file)
+            }
         };
         let mut child = command.spawn().expect("worker starts");
         let consumers = options.expected_consumers.unwrap_or(1);
@@ -87,13 +116,16 @@ impl TestWorker {
             .wait_for_consumers(muxer, consumers, crate::PATIENCE);
         tokio::select! {
             up = up => assert!(up, "worker for muxer {muxer} never consumed its queue"),
-            status = child.wait() => panic!("worker for muxer {muxer} exited at start: {status:?} (TEST_LOG=1 shows why)"),
+            status = child.wait() => {
+                let said = std::fs::read_to_string(&start_log).unwrap_or_default();
+                return Err(format!("{status:?}: {said}"));
+            }
         }
-        Self {
+        Ok(Self {
             child,
             muxer,
             metrics_addr,
-        }
+        })
     }
 
     /// Runs a worker that is expected to refuse to start, and says how.

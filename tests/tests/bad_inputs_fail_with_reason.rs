@@ -40,6 +40,8 @@ async fn bad_inputs_each_fail_with_their_reason_and_the_worker_stays_up() {
                 "--muxer",
                 "1",
                 "--wait",
+                // The workers' checks are under test, not the CLI's.
+                "--no-probe",
             ])
             .await;
         assert_eq!(run.code, Some(1), "{file}: {run:#?}");
@@ -130,4 +132,34 @@ async fn malformed_messages_are_dead_lettered_with_a_bad_message_event() {
     assert_eq!(test.pool.wait_for_dead_letters(4, PATIENCE).await, 4);
     assert!(worker.is_running());
     assert_eq!(test.pool.ready_and_consumers(muxer).await, (0, 1));
+}
+
+#[tokio::test]
+async fn the_cli_refuses_what_ffprobe_cannot_read_here_before_queueing_it() {
+    let test = TestEnv::new("local-probe").await;
+    let _worker = test.worker(1).await;
+    let media = test.media_root();
+    std::fs::write(
+        media.join("notes.mp4"),
+        b"this is a text file, not a video\n",
+    )
+    .expect("text file");
+    audio_only(&media.join("song.m4a")).await;
+    for (file, says) in [
+        ("notes.mp4", "ffprobe cannot read it as media"),
+        ("song.m4a", "no video stream (ffprobe sees: audio)"),
+    ] {
+        let path = media.join(file).display().to_string();
+        let run = test.cli(&["submit", &path, "--muxer", "1"]).await;
+        assert_eq!(run.code, Some(2), "{file}: {run:#?}");
+        assert!(run.stderr.contains(says), "{file}: {}", run.stderr);
+    }
+    assert_eq!(
+        test.pool
+            .ready_and_consumers(MuxerId::new(1).expect("valid"))
+            .await
+            .0,
+        0,
+        "nothing was queued"
+    );
 }

@@ -69,6 +69,7 @@ async fn the_broker_password_appears_in_no_log_event_metric_or_error() {
             .cli(&[
                 "submit",
                 &path,
+                "--no-probe",
                 "--muxer",
                 "1",
                 "--wait",

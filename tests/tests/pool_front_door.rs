@@ -44,7 +44,15 @@ async fn jobs_and_status_read_the_history_back_from_the_broker() {
     for (name, code) in [("one.mp4", 0), ("two.mp4", 0), ("empty.mp4", 1)] {
         let path = media.join(name).display().to_string();
         let run = test
-            .cli(&["submit", &path, "--muxer", "1", "--wait", "--json"])
+            .cli(&[
+                "submit",
+                &path,
+                "--muxer",
+                "1",
+                "--wait",
+                "--json",
+                "--no-probe",
+            ])
             .await;
         assert_eq!(run.code, Some(code), "{run:#?}");
         ids.push(run.submitted_job_id().to_string());
@@ -280,6 +288,7 @@ async fn submit_spreads_a_batch_over_muxers_and_sums_it_up() {
         "--auto-muxers",
         "1-2",
         "--wait",
+        "--no-probe",
     ];
     args.extend(files.iter().map(String::as_str));
     let run = test.cli(&args).await;
@@ -302,4 +311,58 @@ async fn shell_completions_are_generated() {
             assert!(run.stdout.contains(word), "{shell} completes {word}");
         }
     }
+}
+
+#[tokio::test]
+async fn progress_is_bars_on_a_terminal_and_plain_lines_through_a_pipe() {
+    let test = TestEnv::new("terminal").await;
+    let _worker = test.worker_with(1, WorkerOptions::realtime(&test)).await;
+    let clip = Clip {
+        seconds: 4,
+        ..Clip::default()
+    }
+    .write(&test.media_root().join("bars.mp4"))
+    .await;
+    let clip = clip.display().to_string();
+
+    // Through a pipe (as the harness runs it): lines, no bar.
+    let piped = test
+        .cli(&[
+            "submit",
+            &clip,
+            "--muxer",
+            "1",
+            "--wait",
+            "--name",
+            "piped.hls",
+        ])
+        .await;
+    assert_eq!(piped.code, Some(0), "{piped:#?}");
+    assert!(piped.stderr.contains("started on muxer 1"), "{piped:#?}");
+    assert!(piped.stderr.contains("done:"), "{piped:#?}");
+    assert!(
+        !piped.stderr.contains("=>"),
+        "no bar through a pipe: {piped:#?}"
+    );
+
+    // Under a pseudo-terminal (`script`): a progress bar.
+    let command = format!(
+        "{} submit {clip} --muxer 1 --wait --name tty.hls",
+        hlsmux_tests::cli_binary().display()
+    );
+    let output = tokio::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .envs(test.hlsmux_env())
+        .env("TERM", "xterm")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .expect("script runs (util-linux)");
+    let terminal = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{terminal}");
+    assert!(
+        terminal.contains("=>") && terminal.contains('%'),
+        "a progress bar on a terminal: {terminal}"
+    );
+    assert!(terminal.contains("tty.hls/master.m3u8"), "{terminal}");
 }
