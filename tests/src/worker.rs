@@ -227,6 +227,24 @@ impl TestWorker {
         crate::http::get(self.metrics_addr, "/metrics").await.1
     }
 
+    /// Waits until the worker's `/metrics` show it in `state` (`idle`,
+    /// `drained`, `quarantined`, ...); fails the test if it never is.
+    pub async fn wait_for_state(&self, state: &str) {
+        let deadline = tokio::time::Instant::now() + crate::PATIENCE;
+        loop {
+            let metrics = self.metrics().await;
+            let name = hlsmux_worker::metrics::names::WORKER_STATE;
+            if hlsmux_worker::metrics::sample(&metrics, name, &[("state", state)]) == Some(1.0) {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the worker never became {state}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
     /// Whether the process is still running.
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))

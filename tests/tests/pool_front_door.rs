@@ -7,24 +7,7 @@ use std::time::Duration;
 
 use hlsmux_protocol::MuxerId;
 use hlsmux_tests::media::Clip;
-use hlsmux_tests::{PATIENCE, TestEnv, TestWorker, WorkerOptions};
-use hlsmux_worker::metrics::{names, sample};
-
-async fn wait_for_state(worker: &TestWorker, state: &str) {
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    while sample(
-        &worker.metrics().await,
-        names::WORKER_STATE,
-        &[("state", state)],
-    ) != Some(1.0)
-    {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the worker never became {state}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
+use hlsmux_tests::{PATIENCE, TestEnv, WorkerOptions};
 
 #[tokio::test]
 async fn jobs_and_status_read_the_history_back_from_the_broker() {
@@ -101,7 +84,7 @@ async fn drain_and_resume_take_a_muxer_out_of_service_and_back() {
     let worker = test.worker(2).await;
     let drained = test.cli(&["drain", "2"]).await;
     assert_eq!(drained.code, Some(0), "{drained:#?}");
-    wait_for_state(&worker, "drained").await;
+    worker.wait_for_state("drained").await;
 
     let clip = Clip {
         seconds: 2,
@@ -125,7 +108,7 @@ async fn drain_and_resume_take_a_muxer_out_of_service_and_back() {
     assert_eq!(test.pool.ready_and_consumers(muxer).await, (1, 0));
     std::fs::remove_file(&lock).expect("unlock");
 
-    wait_for_state(&worker, "idle").await;
+    worker.wait_for_state("idle").await;
     test.pool.assert_queue_empties(muxer).await;
     assert!(
         test.output_root()

@@ -7,25 +7,10 @@ use std::time::Duration;
 
 use hlsmux_protocol::{JobState, MuxerId, RequeueReason};
 use hlsmux_tests::media::{Clip, write_script};
-use hlsmux_tests::{PATIENCE, TestEnv, TestWorker, WorkerOptions};
+use hlsmux_tests::{PATIENCE, TestEnv, WorkerOptions};
 use hlsmux_worker::metrics::{names, sample};
 
 const JOBS: usize = 5;
-
-async fn wait_for_state(worker: &TestWorker, state: &str) {
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    loop {
-        let metrics = worker.metrics().await;
-        if sample(&metrics, names::WORKER_STATE, &[("state", state)]) == Some(1.0) {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the worker never became {state}"
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
 
 #[tokio::test]
 async fn a_worker_whose_encoder_keeps_crashing_quarantines_itself_while_a_healthy_one_works() {
@@ -71,7 +56,7 @@ exec ffmpeg "$@""#,
             .await;
         jobs.push(run.submitted_job_id());
     }
-    wait_for_state(&sick, "quarantined").await;
+    sick.wait_for_state("quarantined").await;
     events.drain(Duration::from_secs(1)).await;
     let crashes: Vec<_> = events
         .seen()
@@ -127,7 +112,7 @@ exec ffmpeg "$@""#,
 
     // Cured, the sick worker passes its next self-test and serves again.
     std::fs::remove_file(&sickness).expect("cure");
-    wait_for_state(&sick, "idle").await;
+    sick.wait_for_state("idle").await;
     test.pool
         .wait_for_consumers(MuxerId::new(1).expect("valid"), 2, PATIENCE)
         .await;
