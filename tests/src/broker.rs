@@ -496,6 +496,20 @@ impl EventLog {
         &self.seen
     }
 
+    /// Waits for the first `progress` event of `job` (of any job when
+    /// `None`): its encode is under way.
+    pub async fn wait_for_encoding(&mut self, job: Option<JobId>) -> StatusEvent {
+        self.wait_for(
+            "encoding under way",
+            |e| {
+                job.is_none_or(|job| e.job_id == job)
+                    && matches!(e.state, hlsmux_protocol::JobState::Progress { .. })
+            },
+            crate::PATIENCE,
+        )
+        .await
+    }
+
     /// How many events seen so far are of `job` in `state`.
     pub fn count(&self, job: JobId, state: EventState) -> usize {
         count_events(&self.seen, job, state)

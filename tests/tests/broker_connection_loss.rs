@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use hlsmux_protocol::{EventState, JobState};
+use hlsmux_protocol::EventState;
 use hlsmux_tests::media::Clip;
 use hlsmux_tests::{PATIENCE, TestEnv, WorkerOptions, hls};
 use hlsmux_worker::metrics::{names, sample};
@@ -54,13 +54,7 @@ async fn a_job_encoding_through_a_lost_connection_completes_once_and_wait_follow
     let mut events = test.pool.events().await;
     let clip_arg = clip.display().to_string();
     let waiting = test.cli_spawn(&["submit", &clip_arg, "--muxer", "1", "--wait", "--json"]);
-    let started = events
-        .wait_for(
-            "encoding under way",
-            |e| matches!(e.state, JobState::Progress { .. }),
-            PATIENCE,
-        )
-        .await;
+    let started = events.wait_for_encoding(None).await;
     let job_id = started.job_id;
 
     let closed_workers = test

@@ -79,13 +79,7 @@ async fn a_broker_restart_mid_encode_and_while_idle_loses_nothing() {
     let mut events = test.pool.events().await;
     let clip_arg = clip.display().to_string();
     let waiting = test.cli_spawn(&["submit", &clip_arg, "--muxer", "1", "--wait", "--json"]);
-    let progress = events
-        .wait_for(
-            "encoding under way",
-            |e| matches!(e.state, hlsmux_protocol::JobState::Progress { .. }),
-            PATIENCE,
-        )
-        .await;
+    let progress = events.wait_for_encoding(None).await;
     let job_id = progress.job_id;
 
     rabbitmqctl(&["stop_app"]);

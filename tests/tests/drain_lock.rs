@@ -38,13 +38,7 @@ async fn a_drain_lock_finishes_the_job_in_hand_and_holds_the_rest_until_removed(
     let mut events = test.pool.events().await;
 
     test.pool.publish_job(&in_hand).await;
-    events
-        .wait_for(
-            "the first job encoding",
-            |e| e.job_id == in_hand.job_id && matches!(e.state, JobState::Progress { .. }),
-            PATIENCE,
-        )
-        .await;
+    events.wait_for_encoding(Some(in_hand.job_id)).await;
     let lock = test.work_dir().join("hlsmux.lock");
     std::fs::write(&lock, b"maintenance\n").expect("create drain lock");
     test.pool.publish_job(&queued).await;

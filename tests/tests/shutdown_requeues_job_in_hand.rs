@@ -22,13 +22,7 @@ async fn sigterm_mid_encode_requeues_the_job_and_another_worker_finishes_it() {
     let mut events = test.pool.events().await;
     let run = test.submit_ok(&clip, &["--muxer", "1", "--json"]).await;
     let job_id = run.submitted_job_id();
-    events
-        .wait_for(
-            "encoding under way",
-            |e| e.job_id == job_id && matches!(e.state, JobState::Progress { .. }),
-            PATIENCE,
-        )
-        .await;
+    events.wait_for_encoding(Some(job_id)).await;
 
     let status = stopping.stop(Duration::from_secs(20)).await;
     assert!(status.success(), "clean exit on SIGTERM: {status:?}");
@@ -106,13 +100,7 @@ async fn sigterm_lets_a_job_finish_within_the_grace_period_and_takes_no_other() 
         .submit_ok(&clip, &["--muxer", "1", "--json", "--name", "second.hls"])
         .await
         .submitted_job_id();
-    events
-        .wait_for(
-            "the first job encoding",
-            |e| e.job_id == first && matches!(e.state, JobState::Progress { .. }),
-            PATIENCE,
-        )
-        .await;
+    events.wait_for_encoding(Some(first)).await;
 
     let status = stopping.stop(Duration::from_secs(30)).await;
     assert!(status.success(), "clean exit on SIGTERM: {status:?}");

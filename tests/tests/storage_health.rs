@@ -181,13 +181,7 @@ async fn a_job_whose_storage_fails_mid_encode_is_requeued_not_failed() {
     .await;
     let mut events = test.pool.events().await;
     let job = submit(&test, &clip, "shows/clip.hls").await;
-    events
-        .wait_for(
-            "encoding under way",
-            |e| e.job_id == job && matches!(e.state, JobState::Progress { .. }),
-            PATIENCE,
-        )
-        .await;
+    events.wait_for_encoding(Some(job)).await;
 
     // The output mount goes away under ffmpeg: its directory empties and
     // the mount leaves the mount table.
