@@ -23,12 +23,8 @@ pub async fn report(
     if !died_of_delivery_limit(&delivery.properties) {
         return Disposition::Ack;
     }
-    let message_id = delivery
-        .properties
-        .message_id()
-        .as_ref()
-        .map(|id| id.as_str());
-    let Some(job_id) = JobRequest::salvage_job_id(message_id, &delivery.data) else {
+    let Some(job_id) = JobRequest::salvage_delivered_job_id(&delivery.properties, &delivery.data)
+    else {
         warn!(
             "a message with no job ID reached the delivery limit; it stays in the dead-letter queue"
         );

@@ -124,12 +124,8 @@ impl JobRunner {
         let request = match JobRequest::from_json(&delivery.data) {
             Ok(request) => request,
             Err(bad) => {
-                let message_id = delivery
-                    .properties
-                    .message_id()
-                    .as_ref()
-                    .map(|id| id.as_str());
-                let job_id = JobRequest::salvage_job_id(message_id, &delivery.data);
+                let job_id =
+                    JobRequest::salvage_delivered_job_id(&delivery.properties, &delivery.data);
                 warn!(?job_id, error = %bad, "dead-lettering a message that is not a job");
                 let Some(job_id) = job_id else {
                     return Settled::new(Disposition::DeadLetter, Evidence::Neutral);
