@@ -12,6 +12,7 @@ mod ids;
 mod job;
 mod paths;
 mod publish;
+mod retention;
 mod tidy;
 mod topology;
 
@@ -23,10 +24,11 @@ pub use ids::{JobId, JobIdError, MuxerId, MuxerIdError};
 pub use job::{BadMessage, JobRequest, LadderName, MAX_JOB_MESSAGE_BYTES};
 pub use paths::{RelativePath, RelativePathError};
 pub use publish::{PublishError, publish_json, publish_json_with_expiration};
+pub use retention::{HistoryRetention, StreamMaxAge, StreamMaxAgeError};
 pub use tidy::TidyRequest;
 pub use topology::{
     DELIVERY_LIMIT, HistoryStart, Namespace, NamespaceError, Topology, died_of_delivery_limit,
-    last_death, stream_offset,
+    is_not_found, is_precondition_failed, last_death, stream_offset,
 };
 
 /// Version of the JSON schema of every message this crate defines.

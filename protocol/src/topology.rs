@@ -14,10 +14,11 @@ use lapin::options::{
     BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicQosOptions,
     ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
 };
+use lapin::protocol::{AMQPErrorKind, AMQPSoftError};
 use lapin::types::{AMQPValue, FieldTable, LongString};
-use lapin::{Channel, Consumer, ExchangeKind, Queue};
+use lapin::{Channel, Connection, Consumer, ErrorKind, ExchangeKind, Queue};
 
-use crate::{EventState, JobId, MuxerId, StatusEvent};
+use crate::{EventState, HistoryRetention, JobId, MuxerId, StatusEvent};
 
 /// Unacknowledged history events a reader may hold.
 const HISTORY_PREFETCH: u16 = 100;
@@ -79,13 +80,6 @@ pub fn died_of_delivery_limit(properties: &lapin::BasicProperties) -> bool {
 /// would otherwise loop forever.
 pub const DELIVERY_LIMIT: i64 = 5;
 
-/// How long the event history stream keeps events. Set once here: every
-/// program declares the stream, and RabbitMQ refuses a declaration whose
-/// arguments differ from the existing queue's.
-pub const EVENT_HISTORY_MAX_AGE: &str = "7D";
-/// The most the event history stream keeps on disk, whatever its age.
-pub const EVENT_HISTORY_MAX_BYTES: i64 = 1 << 30;
-
 /// How long the heartbeat stream keeps heartbeats, and its segment size.
 pub const HEARTBEAT_MAX_AGE: &str = "1h";
 pub const HEARTBEAT_SEGMENT_BYTES: i64 = 1 << 20;
@@ -136,11 +130,22 @@ impl fmt::Display for Namespace {
 #[derive(Clone, Debug)]
 pub struct Topology {
     namespace: Namespace,
+    history_retention: HistoryRetention,
 }
 
 impl Topology {
     pub fn new(namespace: Namespace) -> Self {
-        Self { namespace }
+        Self {
+            namespace,
+            history_retention: HistoryRetention::default(),
+        }
+    }
+
+    /// The retention the event history stream gets if this program is the
+    /// one that creates it (see [`HistoryRetention`]).
+    pub fn with_history_retention(mut self, retention: HistoryRetention) -> Self {
+        self.history_retention = retention;
+        self
     }
 
     pub fn namespace(&self) -> &Namespace {
@@ -286,9 +291,10 @@ impl Topology {
             .await
     }
 
-    /// Declares the exchanges, the dead-letter queues and the event history
-    /// stream. Idempotent.
-    pub async fn declare_exchanges(&self, channel: &Channel) -> lapin::Result<()> {
+    /// Declares the exchanges, the dead-letter queues and the two streams,
+    /// on a channel of their own. Idempotent.
+    pub async fn declare_exchanges(&self, connection: &Connection) -> lapin::Result<()> {
+        let channel = connection.create_channel().await?;
         let durable = ExchangeDeclareOptions {
             durable: true,
             ..ExchangeDeclareOptions::default()
@@ -335,20 +341,7 @@ impl Topology {
                 )
                 .await?;
         }
-        let mut stream_arguments = FieldTable::default();
-        stream_arguments.insert("x-queue-type".into(), long_string("stream"));
-        stream_arguments.insert("x-max-age".into(), long_string(EVENT_HISTORY_MAX_AGE));
-        stream_arguments.insert(
-            "x-max-length-bytes".into(),
-            AMQPValue::LongLongInt(EVENT_HISTORY_MAX_BYTES),
-        );
-        channel
-            .queue_declare(
-                self.event_history_stream().into(),
-                QueueDeclareOptions::durable(),
-                stream_arguments,
-            )
-            .await?;
+        self.declare_event_history(connection).await?;
         let mut heartbeat_arguments = FieldTable::default();
         heartbeat_arguments.insert("x-queue-type".into(), long_string("stream"));
         heartbeat_arguments.insert("x-max-age".into(), long_string(HEARTBEAT_MAX_AGE));
@@ -372,7 +365,55 @@ impl Topology {
                 QueueBindOptions::default(),
                 FieldTable::default(),
             )
+            .await?;
+        channel.close(200, "declared".into()).await
+    }
+
+    /// Creates the event history stream with this program's retention
+    /// unless it exists: an existing stream keeps the retention it was
+    /// created with, whatever this program's settings say.
+    async fn declare_event_history(&self, connection: &Connection) -> lapin::Result<()> {
+        let name = self.event_history_stream();
+        // A passive declare of a missing queue closes its channel.
+        let probe = connection.create_channel().await?;
+        match probe
+            .queue_declare(
+                name.as_str().into(),
+                QueueDeclareOptions::durable().passive(),
+                FieldTable::default(),
+            )
             .await
+        {
+            Ok(_) => return probe.close(200, "exists".into()).await,
+            Err(error) if is_not_found(&error) => {}
+            Err(error) => return Err(error),
+        }
+        let mut arguments = FieldTable::default();
+        arguments.insert("x-queue-type".into(), long_string("stream"));
+        arguments.insert(
+            "x-max-age".into(),
+            long_string(self.history_retention.max_age.as_str()),
+        );
+        arguments.insert(
+            "x-max-length-bytes".into(),
+            AMQPValue::LongLongInt(
+                i64::try_from(self.history_retention.max_bytes).unwrap_or(i64::MAX),
+            ),
+        );
+        let create = connection.create_channel().await?;
+        match create
+            .queue_declare(
+                name.as_str().into(),
+                QueueDeclareOptions::durable(),
+                arguments,
+            )
+            .await
+        {
+            Ok(_) => create.close(200, "created".into()).await,
+            // Another program created it in between, with its retention.
+            Err(error) if is_precondition_failed(&error) => Ok(()),
+            Err(error) => Err(error),
+        }
     }
 
     /// Reads the event history stream from `since` (seconds since the Unix
@@ -554,6 +595,21 @@ impl Topology {
         arguments.insert("x-overflow".into(), long_string("reject-publish"));
         arguments
     }
+}
+
+/// Whether RabbitMQ answered 404: no such queue or exchange.
+pub fn is_not_found(error: &lapin::Error) -> bool {
+    is_soft_error(error, AMQPSoftError::NOTFOUND)
+}
+
+/// Whether RabbitMQ answered 406: a declaration differs from what exists.
+pub fn is_precondition_failed(error: &lapin::Error) -> bool {
+    is_soft_error(error, AMQPSoftError::PRECONDITIONFAILED)
+}
+
+fn is_soft_error(error: &lapin::Error, soft: AMQPSoftError) -> bool {
+    matches!(error.kind(), ErrorKind::ProtocolError(amqp)
+        if *amqp.kind() == AMQPErrorKind::Soft(soft))
 }
 
 fn quorum_arguments() -> FieldTable {

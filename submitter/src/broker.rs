@@ -4,10 +4,9 @@
 
 use deadpool_lapin::{Config, Pool, Runtime};
 use hlsmux_protocol::{
-    AmqpUrl, HistoryStart, JobRequest, MuxerId, PublishError, Topology, publish_json,
+    AmqpUrl, HistoryStart, JobRequest, MuxerId, PublishError, Topology, is_not_found, publish_json,
 };
 use lapin::options::{ConfirmSelectOptions, QueueDeclareOptions};
-use lapin::protocol::{AMQPErrorKind, AMQPSoftError};
 use lapin::types::FieldTable;
 use lapin::{Channel, ConnectionProperties, Consumer, ErrorKind};
 
@@ -54,8 +53,10 @@ impl Broker {
             url: args.amqp_url.clone(),
             topology: Topology::new(args.namespace.clone()),
         };
-        let channel = broker.channel().await?;
-        broker.topology.declare_exchanges(&channel).await?;
+        broker
+            .topology
+            .declare_exchanges(&*broker.connection().await?)
+            .await?;
         Ok(broker)
     }
 
@@ -63,9 +64,8 @@ impl Broker {
         &self.topology
     }
 
-    pub async fn channel(&self) -> Result<Channel, CliError> {
-        let connection = self
-            .pool
+    async fn connection(&self) -> Result<deadpool_lapin::Object, CliError> {
+        self.pool
             .get()
             .await
             .map_err(|error| CliError::BrokerUnreachable {
@@ -74,8 +74,11 @@ impl Broker {
                     deadpool_lapin::PoolError::Backend(error) => describe(&error),
                     other => other.to_string(),
                 },
-            })?;
-        Ok(connection.create_channel().await?)
+            })
+    }
+
+    pub async fn channel(&self) -> Result<Channel, CliError> {
+        Ok(self.connection().await?.create_channel().await?)
     }
 
     /// The muxer's queue counts, or `None` when no worker ever declared it.
@@ -171,11 +174,6 @@ impl Broker {
             .read_stream(&channel, stream, from, "hlsmux-read")
             .await?)
     }
-}
-
-fn is_not_found(error: &lapin::Error) -> bool {
-    matches!(error.kind(), ErrorKind::ProtocolError(amqp)
-        if *amqp.kind() == AMQPErrorKind::Soft(AMQPSoftError::NOTFOUND))
 }
 
 /// A connection error in words a person can act on.

@@ -125,7 +125,7 @@ pub enum DlqCommand {
 
 #[derive(Args, Debug)]
 pub struct JobsArgs {
-    /// How far back to look (`30m`, `1h`, `2days`; the history keeps 7 days).
+    /// How far back to look (`30m`, `1h`, `2days`; the history keeps 7 days by default).
     #[arg(long, default_value = "1h")]
     pub since: humantime::Duration,
     /// Only jobs in this state.
@@ -196,10 +196,11 @@ pub struct MuxerArg {
 #[command(after_help = "Examples:
   hlsmux submit talk.mp4 --wait
   hlsmux submit a.mp4 b.mkv --muxer 2
+  hlsmux submit 'recordings/2026-*/*.mkv' --wait
   hlsmux submit talk.mp4 --name talks/day1.hls --ladder seed --segment-length 6 --wait --json")]
 pub struct SubmitArgs {
-    /// Video files. Files outside the media root are copied into its
-    /// `incoming/` folder first.
+    /// Video files or quoted glob patterns (`'talks/*.mp4'`). Files outside
+    /// the media root are copied into its `incoming/` folder first.
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
     /// Muxer ID to send the jobs to, or `auto` for the least busy muxer

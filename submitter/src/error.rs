@@ -18,6 +18,8 @@ pub enum CliError {
     InputMissing(PathBuf),
     #[error("{path}: {detail}")]
     InputUnusable { path: PathBuf, detail: String },
+    #[error("{pattern}: {detail} (a quoted pattern is expanded by hlsmux: `'videos/*.mp4'`)")]
+    BadPattern { pattern: String, detail: String },
     #[error("media root {path} is not a directory: mount it or set HLSMUX_MEDIA_ROOT")]
     MediaRootMissing { path: PathBuf },
     #[error("cannot copy {from} into the media root at {to}: {detail}")]
@@ -49,7 +51,7 @@ pub enum CliError {
     #[error("not in the dead-letter queue: {0} (see `hlsmux dlq list`)")]
     NotDeadLettered(String),
     #[error(
-        "no event of job {0} in the pool's history (it keeps 7 days; a job not yet started has none)"
+        "no event of job {0} in the pool's history (it keeps events 7 days unless the pool set otherwise; a job not yet started has none)"
     )]
     UnknownJob(hlsmux_protocol::JobId),
     #[error("{failed} of {total} jobs failed")]

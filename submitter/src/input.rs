@@ -18,6 +18,41 @@ pub const INCOMING: &str = "incoming";
 const PROGRESS_BAR_BYTES: u64 = 32 * 1024 * 1024;
 const COPY_BUFFER_BYTES: usize = 1024 * 1024;
 
+/// Expands the glob patterns among `arguments` (quoted, so the shell left
+/// them alone: `'videos/*.mp4'`), each into its matches in name order. An
+/// argument naming an existing file is that file, even if it has `*` or `[`
+/// in its name; a pattern matching nothing is an error, not an empty batch.
+pub fn expand_patterns(arguments: &[PathBuf]) -> Result<Vec<PathBuf>, CliError> {
+    let mut files: Vec<PathBuf> = Vec::with_capacity(arguments.len());
+    for argument in arguments {
+        let text = argument.to_string_lossy();
+        let is_pattern = text.contains(['*', '?', '[']);
+        if !is_pattern || argument.exists() {
+            files.push(argument.clone());
+            continue;
+        }
+        let bad_pattern = |detail: String| CliError::BadPattern {
+            pattern: text.to_string(),
+            detail,
+        };
+        let mut matches = Vec::new();
+        for entry in glob::glob(&text).map_err(|e| bad_pattern(e.to_string()))? {
+            let path = entry.map_err(|e| bad_pattern(e.to_string()))?;
+            if path.is_file() {
+                matches.push(path);
+            }
+        }
+        if matches.is_empty() {
+            return Err(bad_pattern("it matches no file".into()));
+        }
+        matches.sort();
+        files.extend(matches);
+    }
+    let mut seen = std::collections::HashSet::new();
+    files.retain(|file| seen.insert(file.clone()));
+    Ok(files)
+}
+
 /// Checks that `file` is an existing regular file, before anything is sent.
 pub fn check_file(file: &Path) -> Result<(), CliError> {
     match std::fs::metadata(file) {
@@ -205,6 +240,27 @@ fn copy_with_progress(from: &Path, to: &Path) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn quoted_patterns_expand_in_name_order_and_an_empty_match_is_an_error() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for name in ["b.mp4", "a.mp4", "notes.txt", "odd[1].mp4"] {
+            std::fs::write(dir.path().join(name), b"video").expect("write");
+        }
+        let at = |name: &str| dir.path().join(name);
+        let files =
+            expand_patterns(&[at("*.mp4"), at("a.mp4"), at("odd[1].mp4")]).expect("expands");
+        assert_eq!(files, [at("a.mp4"), at("b.mp4"), at("odd[1].mp4")]);
+        let missing = at("*.mkv");
+        assert!(matches!(
+            expand_patterns(&[missing]),
+            Err(CliError::BadPattern { detail, .. }) if detail.contains("matches no file")
+        ));
+        assert_eq!(
+            expand_patterns(&[at("plain.mp4")]).expect("kept"),
+            [at("plain.mp4")]
+        );
+    }
 
     #[test]
     fn a_file_inside_the_root_is_used_in_place() {

@@ -19,7 +19,8 @@ const OUTPUT_SUFFIX: &str = ".hls";
 /// history: covers a broker clock somewhat ahead of this machine's.
 const CLOCK_MARGIN_SECONDS: u64 = 60;
 
-pub async fn run(pool: &PoolArgs, args: SubmitArgs) -> Result<(), CliError> {
+pub async fn run(pool: &PoolArgs, mut args: SubmitArgs) -> Result<(), CliError> {
+    args.files = input::expand_patterns(&args.files)?;
     let name = parse_name(&args)?;
     for file in &args.files {
         input::check_file(file)?;

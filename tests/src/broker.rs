@@ -58,7 +58,7 @@ impl TestPool {
             .await
             .expect("confirm mode");
         topology
-            .declare_exchanges(&publisher)
+            .declare_exchanges(&connection)
             .await
             .expect("declare exchanges");
         Self {
@@ -313,6 +313,50 @@ impl TestPool {
         );
     }
 
+    /// Deletes `queue` (of this test's namespace), as an operator would.
+    pub async fn delete_queue(&self, queue: &str) {
+        let channel = self.connection.create_channel().await.expect("channel");
+        channel
+            .queue_delete(queue.into(), QueueDeleteOptions::default())
+            .await
+            .expect("queue deleted");
+        let _ = channel.close(200, "deleted".into()).await;
+    }
+
+    /// The `x-` arguments `queue` was declared with, as `rabbitmqctl` lists
+    /// them (name to value); `None` when there is no such queue.
+    pub async fn queue_arguments(
+        &self,
+        queue: &str,
+    ) -> Option<std::collections::BTreeMap<String, serde_json::Value>> {
+        let output = tokio::process::Command::new("rabbitmqctl")
+            .args([
+                "list_queues",
+                "-q",
+                "--formatter",
+                "json",
+                "name",
+                "arguments",
+            ])
+            .output()
+            .await
+            .expect("rabbitmqctl runs");
+        let rows: Vec<serde_json::Value> =
+            serde_json::from_slice(&output.stdout).expect("rabbitmqctl JSON");
+        let row = rows.iter().find(|row| row["name"] == queue)?;
+        // Each argument is listed as [name, type, value].
+        let arguments = row["arguments"].as_array()?;
+        Some(
+            arguments
+                .iter()
+                .filter_map(|argument| {
+                    let name = argument.get(0)?.as_str()?.to_owned();
+                    Some((name, argument.get(2)?.clone()))
+                })
+                .collect(),
+        )
+    }
+
     /// All three counts, as `rabbitmqctl` reports them (the only place that
     /// shows unacknowledged messages without the management plugin).
     pub async fn queue_counts(&self, muxer: MuxerId) -> QueueCounts {
@@ -413,6 +457,7 @@ async fn delete_everything(topology: Topology, muxers: Vec<MuxerId>) {
     queues.push(topology.dead_letter_queue());
     queues.push(topology.dead_letter_notices_queue());
     queues.push(topology.event_history_stream());
+    queues.push(topology.heartbeat_stream());
     for queue in queues {
         let _ = channel
             .queue_delete(queue.into(), QueueDeleteOptions::default())

@@ -73,6 +73,33 @@ async fn a_missing_file_is_refused_before_submitting() {
 }
 
 #[tokio::test]
+async fn a_pattern_matching_nothing_is_refused_before_submitting() {
+    let test = TestEnv::new("empty-pattern").await;
+    let clip = Clip::default()
+        .write(&test.media_root().join("clip.mp4"))
+        .await;
+    let pattern = test.elsewhere().join("*.mkv");
+    let run = test
+        .cli(&[
+            "submit",
+            clip.to_str().expect("utf-8"),
+            pattern.to_str().expect("utf-8"),
+            "--muxer",
+            "1",
+        ])
+        .await;
+    assert_eq!(run.code, Some(2), "{run:#?}");
+    assert!(
+        run.stderr.contains("*.mkv: it matches no file"),
+        "{}",
+        run.stderr
+    );
+    // Refused before the broker is asked anything: muxer 1 has no queue,
+    // and that is not what the CLI complains about.
+    assert!(run.stdout.is_empty(), "no job ID printed: {}", run.stdout);
+}
+
+#[tokio::test]
 async fn an_unreachable_broker_exits_3_and_hides_the_password() {
     let test = TestEnv::new("unreachable").await;
     let clip = Clip::default()
@@ -104,11 +131,13 @@ async fn name_with_several_files_is_a_usage_error() {
     let a = Clip::default()
         .write(&test.media_root().join("a.mp4"))
         .await;
+    let b = test.media_root().join("b.mp4");
+    std::fs::copy(&a, &b).expect("copy");
     let run = test
         .cli(&[
             "submit",
             a.to_str().expect("utf-8"),
-            a.to_str().expect("utf-8"),
+            b.to_str().expect("utf-8"),
             "--name",
             "x.hls",
         ])

@@ -78,6 +78,62 @@ async fn jobs_and_status_read_the_history_back_from_the_broker() {
 }
 
 #[tokio::test]
+async fn the_history_keeps_the_retention_of_whoever_created_it() {
+    let test = TestEnv::new("retention").await;
+    let stream = test.pool.topology().event_history_stream();
+    let retention = |arguments: &std::collections::BTreeMap<String, serde_json::Value>| {
+        (
+            arguments.get("x-max-age").cloned(),
+            arguments.get("x-max-length-bytes").cloned(),
+        )
+    };
+    let created = test.pool.queue_arguments(&stream).await.expect("declared");
+    assert_eq!(
+        retention(&created),
+        (Some("7D".into()), Some((1u64 << 30).into())),
+        "the built-in retention: {created:?}"
+    );
+
+    // A pool whose first worker is configured otherwise gets its retention.
+    test.pool.delete_queue(&stream).await;
+    let mut options = WorkerOptions::default();
+    options
+        .env
+        .push(("HLSMUX_HISTORY_MAX_AGE".into(), "12h".into()));
+    options
+        .env
+        .push(("HLSMUX_HISTORY_MAX_BYTES".into(), "5000000".into()));
+    let worker = test.worker_with(1, options).await;
+    let created = test.pool.queue_arguments(&stream).await.expect("declared");
+    assert_eq!(
+        retention(&created),
+        (Some("12h".into()), Some(5_000_000u64.into())),
+        "{created:?}"
+    );
+
+    // Programs configured otherwise use the stream as it is, without the
+    // broker refusing their declaration.
+    let listed = test.cli(&["jobs", "--json"]).await;
+    assert_eq!(listed.code, Some(0), "{listed:#?}");
+    worker.kill().await;
+    let mut options = WorkerOptions::default();
+    options
+        .env
+        .push(("HLSMUX_HISTORY_MAX_AGE".into(), "30D".into()));
+    let _worker = test.worker_with(1, options).await;
+    let kept = test.pool.queue_arguments(&stream).await.expect("declared");
+    assert_eq!(retention(&kept).0, Some("12h".into()), "{kept:?}");
+
+    // A retention RabbitMQ would not understand stops the worker at start.
+    let mut options = WorkerOptions::default();
+    options
+        .env
+        .push(("HLSMUX_HISTORY_MAX_AGE".into(), "7 days".into()));
+    let failure = test.failed_worker(2, options).await;
+    assert!(failure.stderr.contains("history_max_age"), "{failure:?}");
+}
+
+#[tokio::test]
 async fn drain_and_resume_take_a_muxer_out_of_service_and_back() {
     let test = TestEnv::new("remote-drain").await;
     let muxer = MuxerId::new(2).expect("valid");
@@ -246,7 +302,7 @@ async fn watch_follows_every_job_live_or_one_job_to_its_end() {
 }
 
 #[tokio::test]
-async fn submit_spreads_a_batch_over_muxers_and_sums_it_up() {
+async fn a_quoted_pattern_is_a_batch_spread_over_muxers_and_summed_up() {
     let test = TestEnv::new("batch").await;
     let _one = test.worker(1).await;
     let _two = test.worker(2).await;
@@ -260,21 +316,20 @@ async fn submit_spreads_a_batch_over_muxers_and_sums_it_up() {
         .await;
     }
     std::fs::write(media.join("empty.mp4"), b"").expect("empty input");
-    let files: Vec<String> = ["a.mp4", "b.mp4", "empty.mp4"]
-        .iter()
-        .map(|name| media.join(name).display().to_string())
-        .collect();
-    let mut args = vec![
-        "submit",
-        "--muxer",
-        "auto",
-        "--auto-muxers",
-        "1-2",
-        "--wait",
-        "--no-probe",
-    ];
-    args.extend(files.iter().map(String::as_str));
-    let run = test.cli(&args).await;
+    // Passed as one argument, as a quoted pattern reaches the CLI.
+    let pattern = media.join("*.mp4").display().to_string();
+    let run = test
+        .cli(&[
+            "submit",
+            "--muxer",
+            "auto",
+            "--auto-muxers",
+            "1-2",
+            "--wait",
+            "--no-probe",
+            &pattern,
+        ])
+        .await;
     assert_eq!(run.code, Some(1), "one job failed: {run:#?}");
     for muxer in ["queued for muxer 1", "queued for muxer 2"] {
         assert!(run.stderr.contains(muxer), "the batch is spread: {run:#?}");

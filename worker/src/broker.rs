@@ -76,12 +76,13 @@ impl BrokerSession {
             url: url.clone(),
             source,
         };
-        let topology = Topology::new(settings.namespace.clone());
-        let jobs = connection.create_channel().await.map_err(topology_error)?;
+        let topology = Topology::new(settings.namespace.clone())
+            .with_history_retention(settings.history_retention.clone());
         topology
-            .declare_exchanges(&jobs)
+            .declare_exchanges(&connection)
             .await
             .map_err(topology_error)?;
+        let jobs = connection.create_channel().await.map_err(topology_error)?;
         topology
             .declare_muxer_queue(&jobs, settings.muxer_id)
             .await

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use config::{Config, Environment, File, FileFormat};
-use hlsmux_protocol::{AmqpUrl, LadderName, MuxerId, Namespace};
+use hlsmux_protocol::{AmqpUrl, HistoryRetention, LadderName, MuxerId, Namespace};
 
 use crate::boot::{BootOptionError, BootOptions};
 use crate::pipeline::codec::EncoderChoice;
@@ -79,6 +79,8 @@ pub struct Settings {
     pub stale_staging: Duration,
     /// How often the worker publishes its heartbeat.
     pub heartbeat_interval: Duration,
+    /// The event history's retention, if this worker creates the stream.
+    pub history_retention: HistoryRetention,
 }
 
 /// The settings as read, before checking. Field names are the config keys
@@ -121,6 +123,8 @@ struct RawSettings {
     quarantine_cooldown_seconds: u64,
     stale_staging_seconds: u64,
     heartbeat_interval_seconds: u64,
+    history_max_age: String,
+    history_max_bytes: u64,
 }
 
 /// A list of paths: a TOML array, or comma-separated in an environment
@@ -184,6 +188,8 @@ quarantine_after = 3
 quarantine_cooldown_seconds = 600
 stale_staging_seconds = 600
 heartbeat_interval_seconds = 5
+history_max_age = "7D"
+history_max_bytes = 1073741824
 "#;
 
 #[derive(Debug, thiserror::Error)]
@@ -385,6 +391,14 @@ impl RawSettings {
             quarantine_cooldown: Duration::from_secs(self.quarantine_cooldown_seconds),
             stale_staging: Duration::from_secs(self.stale_staging_seconds),
             heartbeat_interval: Duration::from_secs(self.heartbeat_interval_seconds.max(1)),
+            history_retention: HistoryRetention {
+                max_age: self.history_max_age.parse().map_err(
+                    |e: hlsmux_protocol::StreamMaxAgeError| {
+                        invalid("history_max_age")(e.to_string())
+                    },
+                )?,
+                max_bytes: self.history_max_bytes,
+            },
         })
     }
 }
@@ -504,6 +518,11 @@ mod tests {
         bad.ladder = "fancy".into();
         let error = bad.parse().expect_err("unknown ladder");
         assert!(error.to_string().contains("standard"), "{error}");
+
+        let mut bad = raw();
+        bad.history_max_age = "7 days".into();
+        let error = bad.parse().expect_err("not RabbitMQ's notation");
+        assert!(error.to_string().contains("history_max_age"), "{error}");
     }
 
     #[test]
