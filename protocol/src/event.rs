@@ -65,6 +65,10 @@ pub enum JobState {
         /// `h264_v4l2m2m`, ...).
         #[serde(default)]
         encoder: String,
+        /// The AES-128 key file, relative to the output root, when the
+        /// output is encrypted.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        encryption_key: Option<String>,
     },
     /// The worker gave the job back to its queue; it will be tried again
     /// (here or on another worker of the muxer) until the delivery limit.

@@ -66,6 +66,11 @@ pub struct JobRequest {
     /// Target segment length in seconds; the worker's default when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub segment_seconds: Option<u32>,
+    /// Encrypt every segment with AES-128 under a fresh key; the worker's
+    /// default (setting `encrypt`) when absent. A worker too old to know
+    /// this field refuses the job rather than publish it in the clear.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encrypt: Option<bool>,
 }
 
 /// Why a delivered message is not a job this worker can take.
@@ -98,6 +103,7 @@ impl JobRequest {
             submitted_at: OffsetDateTime::now_utc(),
             ladder: None,
             segment_seconds: None,
+            encrypt: None,
         }
     }
 

@@ -10,7 +10,8 @@ use hlsmux_protocol::{AmqpUrl, LadderName, MuxerId, Namespace};
 #[command(
     name = "hlsmux",
     version,
-    about = "Submit videos to the hlsmux pool and follow them"
+    about = "Submit videos to the hlsmux pool and follow them",
+    after_help = "Examples:\n  hlsmux submit talk.mp4 --wait\n  hlsmux watch\n  hlsmux jobs --since 1day\n  hlsmux workers\n  hlsmux drain 2\n\nExit status: 0 done, 1 a job failed, 2 usage or input error (nothing queued), 3 RabbitMQ unreachable."
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -98,7 +99,10 @@ pub enum Command {
     },
     /// Look at and retry dead-lettered jobs (failed for good, or tried as
     /// often as the delivery limit allows).
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  hlsmux dlq list\n  hlsmux dlq retry --all"
+    )]
     Dlq(DlqCommand),
 }
 
@@ -197,6 +201,7 @@ pub struct MuxerArg {
   hlsmux submit talk.mp4 --wait
   hlsmux submit a.mp4 b.mkv --muxer 2
   hlsmux submit 'recordings/2026-*/*.mkv' --wait
+  hlsmux submit premiere.mov --encrypt --segment-length 4
   hlsmux submit talk.mp4 --name talks/day1.hls --ladder seed --segment-length 6 --wait --json")]
 pub struct SubmitArgs {
     /// Video files or quoted glob patterns (`'talks/*.mp4'`). Files outside
@@ -220,6 +225,13 @@ pub struct SubmitArgs {
     /// Segment length in seconds (the worker's default when not given).
     #[arg(long, value_name = "SECONDS")]
     pub segment_length: Option<u32>,
+    /// Encrypt the output with HLS AES-128: a fresh key per job, a fresh IV
+    /// per segment (the workers' setting `encrypt` when neither is given).
+    #[arg(long, conflicts_with = "no_encrypt")]
+    pub encrypt: bool,
+    /// Do not encrypt, whatever the workers' default.
+    #[arg(long)]
+    pub no_encrypt: bool,
     /// Do not check the files with this machine's ffprobe first (for paths
     /// only the workers can read, or a machine without ffmpeg).
     #[arg(long)]
@@ -237,6 +249,17 @@ pub struct SubmitArgs {
 pub enum MuxerChoice {
     Auto,
     Id(MuxerId),
+}
+
+impl SubmitArgs {
+    /// The job's `encrypt` field: asked for, refused, or the workers' default.
+    pub fn encryption(&self) -> Option<bool> {
+        match (self.encrypt, self.no_encrypt) {
+            (true, _) => Some(true),
+            (_, true) => Some(false),
+            _ => None,
+        }
+    }
 }
 
 impl FromStr for MuxerChoice {
@@ -287,6 +310,24 @@ mod tests {
     #[test]
     fn the_command_line_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn every_command_shows_examples_in_its_help() {
+        fn check(command: &clap::Command, path: &str) {
+            let help = command
+                .get_after_help()
+                .map(ToString::to_string)
+                .unwrap_or_default();
+            assert!(
+                help.contains("Example"),
+                "`{path}` has no examples in its --help"
+            );
+            for sub in command.get_subcommands() {
+                check(sub, &format!("{path} {}", sub.get_name()));
+            }
+        }
+        check(&Cli::command(), "hlsmux");
     }
 
     #[test]

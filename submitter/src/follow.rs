@@ -226,6 +226,7 @@ fn show(display: &Display, view: &JobView, event: &StatusEvent, output_root: Opt
             wall_seconds,
             media_seconds,
             reused,
+            encryption_key,
             ..
         } => {
             if let Some(bar) = &view.bar {
@@ -241,6 +242,9 @@ fn show(display: &Display, view: &JobView, event: &StatusEvent, output_root: Opt
                 format!("done: {media_seconds:.1} s of video in {wall_seconds:.1} s")
             };
             say(format!("{label}: {how}"));
+            if let Some(key) = encryption_key {
+                say(format!("{label}: encrypted (AES-128); its key is {key}"));
+            }
             // The master playlist path is the result: stdout, for scripts.
             println!("{}", path.display());
         }

@@ -60,6 +60,7 @@ pub async fn run(pool: &PoolArgs, mut args: SubmitArgs) -> Result<(), CliError> 
         job.job_id = job_id;
         job.ladder = args.ladder;
         job.segment_seconds = args.segment_length;
+        job.encrypt = args.encryption();
         jobs.push((file.clone(), job));
     }
 

@@ -11,10 +11,13 @@ pub fn read_master(path: &Path) -> MasterPlaylist {
         .unwrap_or_else(|_| panic!("{} is not a master playlist", path.display()))
 }
 
-/// ffmpeg decodes every variant of `master`; returns its error output.
+/// ffmpeg decodes every variant of `master` (decrypting an encrypted one
+/// with its key); returns its error output.
 pub async fn decode(master: &Path) -> Result<(), String> {
     let output = Command::new("ffmpeg")
-        .args(["-v", "error", "-threads", "1", "-i"])
+        .args(["-v", "error", "-threads", "1"])
+        // ffmpeg opens only media extensions by default, not `.key`.
+        .args(["-allowed_extensions", "ALL", "-i"])
         .arg(master)
         .args(["-map", "0", "-f", "null", "-"])
         .output()
@@ -56,6 +59,28 @@ pub async fn stream_types(path: &Path) -> Vec<String> {
         .filter_map(|(index, kind)| Some((index.parse().ok()?, kind.to_owned())))
         .collect();
     streams.into_values().collect()
+}
+
+/// How many video frames ffprobe decodes from a media playlist (after
+/// decrypting it, when encrypted).
+pub async fn video_frames(playlist: &Path) -> u64 {
+    let output = Command::new("ffprobe")
+        .args(["-v", "error", "-allowed_extensions", "ALL", "-count_frames"])
+        .args([
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "stream=nb_read_frames",
+        ])
+        .args(["-of", "csv=p=0"])
+        .arg(playlist)
+        .output()
+        .await
+        .expect("ffprobe runs");
+    let text = String::from_utf8_lossy(&output.stdout);
+    text.lines()
+        .find_map(|line| line.trim().trim_end_matches(',').parse().ok())
+        .unwrap_or(0)
 }
 
 /// Staging directories left anywhere under `root`.

@@ -81,6 +81,11 @@ pub struct Settings {
     pub heartbeat_interval: Duration,
     /// The event history's retention, if this worker creates the stream.
     pub history_retention: HistoryRetention,
+    /// Encrypt outputs with AES-128 unless a job says otherwise.
+    pub encrypt: bool,
+    /// Where players fetch keys: empty for a path relative to the playlists,
+    /// or a URL prefix to which `<output>/encryption.key` is appended.
+    pub key_uri_prefix: String,
 }
 
 /// The settings as read, before checking. Field names are the config keys
@@ -125,6 +130,8 @@ struct RawSettings {
     heartbeat_interval_seconds: u64,
     history_max_age: String,
     history_max_bytes: u64,
+    encrypt: bool,
+    key_uri_prefix: String,
 }
 
 /// A list of paths: a TOML array, or comma-separated in an environment
@@ -190,6 +197,8 @@ stale_staging_seconds = 600
 heartbeat_interval_seconds = 5
 history_max_age = "7D"
 history_max_bytes = 1073741824
+encrypt = false
+key_uri_prefix = ""
 "#;
 
 #[derive(Debug, thiserror::Error)]
@@ -334,6 +343,17 @@ impl RawSettings {
                 "must be at least 1".into(),
             ));
         }
+        let prefix = &self.key_uri_prefix;
+        if !prefix.is_empty()
+            && (!prefix.ends_with('/')
+                || prefix
+                    .chars()
+                    .any(|c| c == '"' || c.is_whitespace() || c.is_control()))
+        {
+            return Err(invalid("key_uri_prefix")(
+                "must be empty or a URL ending in `/` without quotes or spaces, e.g. https://keys.example.com/hls/".into(),
+            ));
+        }
         if self.input_formats.trim().is_empty() {
             return Err(invalid("input_formats")(
                 "must name at least one demuxer, e.g. mov,matroska".into(),
@@ -399,6 +419,8 @@ impl RawSettings {
                 )?,
                 max_bytes: self.history_max_bytes,
             },
+            encrypt: self.encrypt,
+            key_uri_prefix: self.key_uri_prefix,
         })
     }
 }
@@ -518,6 +540,11 @@ mod tests {
         bad.ladder = "fancy".into();
         let error = bad.parse().expect_err("unknown ladder");
         assert!(error.to_string().contains("standard"), "{error}");
+
+        let mut bad = raw();
+        bad.key_uri_prefix = "https://keys.example.com/hls".into();
+        let error = bad.parse().expect_err("no trailing slash");
+        assert!(error.to_string().contains("key_uri_prefix"), "{error}");
 
         let mut bad = raw();
         bad.history_max_age = "7 days".into();

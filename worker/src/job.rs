@@ -24,7 +24,7 @@ use crate::pipeline::encode::{self, EncodePlan, EncodeProgress, MASTER_PLAYLIST}
 use crate::pipeline::ladder::{self, SourceVideo};
 use crate::pipeline::probe::SourceMedia;
 use crate::pipeline::publish::{ExistingOutput, OutputLocation, OutputRecord, StagingOwner};
-use crate::pipeline::{JobError, Retry, probe, validate, verify};
+use crate::pipeline::{JobError, Retry, encrypt, probe, validate, verify};
 use crate::quarantine::Evidence;
 use crate::state::StateTracker;
 use crate::storage::{StorageHealth, StorageMonitor};
@@ -377,6 +377,8 @@ impl JobRunner {
             }
         };
 
+        let encrypted = request.encrypt.unwrap_or(settings.encrypt);
+
         events
             .publish(
                 request.job_id,
@@ -427,6 +429,7 @@ impl JobRunner {
             .encode_verify_publish(
                 request.job_id,
                 &plan,
+                encrypted,
                 source.duration_seconds,
                 &location,
                 started,
@@ -499,6 +502,7 @@ impl JobRunner {
         &self,
         job_id: JobId,
         plan: &EncodePlan,
+        encrypted: bool,
         duration_seconds: f64,
         location: &OutputLocation,
         started: Instant,
@@ -554,13 +558,21 @@ impl JobRunner {
         encoded?;
         let _ = tokio::fs::remove_file(&log_path).await;
 
+        if encrypted {
+            let dir = location.staging_dir().to_owned();
+            let output = location.relative_dir().to_owned();
+            let prefix = self.settings.key_uri_prefix.clone();
+            blocking(move || encrypt::encrypt_output(&dir, &output, &prefix))
+                .instrument(info_span!("encrypt"))
+                .await?;
+        }
         let rung_summaries = {
             let (dir, rungs) = (location.staging_dir().to_owned(), plan.rungs.clone());
-            blocking(move || verify::verify_output(&dir, &rungs, duration_seconds))
+            blocking(move || verify::verify_output(&dir, &rungs, duration_seconds, encrypted))
                 .instrument(info_span!("verify"))
                 .await?
         };
-        let record = OutputRecord::new(
+        let mut record = OutputRecord::new(
             job_id,
             location.relative(MASTER_PLAYLIST),
             rung_summaries,
@@ -568,6 +580,7 @@ impl JobRunner {
             started.elapsed().as_secs_f64(),
             plan.encoder.to_string(),
         );
+        record.encryption_key = encrypted.then(|| location.relative(encrypt::KEY_FILE));
         let location = location.clone();
         Ok(blocking(move || location.publish(record))
             .instrument(info_span!("publish"))
@@ -584,6 +597,7 @@ fn done_state(location: &OutputLocation, record: OutputRecord, reused: bool) -> 
         wall_seconds: record.wall_seconds,
         reused,
         encoder: record.encoder,
+        encryption_key: record.encryption_key,
     }
 }
 

@@ -82,7 +82,7 @@ async fn encode_test_clip(
     .await
     .map_err(|e| e.to_string())?;
     let (out_dir, rungs, seconds) = (out_dir.to_owned(), plan.rungs, media.duration_seconds);
-    blocking(move || verify::verify_output(&out_dir, &rungs, seconds))
+    blocking(move || verify::verify_output(&out_dir, &rungs, seconds, false))
         .await
         .map(drop)
         .map_err(|e| e.to_string())

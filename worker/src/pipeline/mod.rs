@@ -1,5 +1,6 @@
 //! The stages one job goes through, in order:
-//! validate → probe → plan (ladder) → encode → verify → publish.
+//! validate → probe → plan (ladder) → encode → encrypt (when asked) →
+//! verify → publish.
 //!
 //! Each stage is a plain function over plain data; only `job` ties them to
 //! the broker. Every stage fails with a [`JobError`], which knows its reason
@@ -7,6 +8,7 @@
 
 pub mod codec;
 pub mod encode;
+pub mod encrypt;
 pub mod ladder;
 pub mod probe;
 pub mod publish;

@@ -71,6 +71,9 @@ pub struct OutputRecord {
     pub wall_seconds: f64,
     #[serde(default)]
     pub encoder: String,
+    /// The AES-128 key file, relative to the output root, when encrypted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption_key: Option<String>,
     #[serde(with = "time::serde::rfc3339")]
     pub finished_at: OffsetDateTime,
 }
@@ -92,6 +95,7 @@ impl OutputRecord {
             media_seconds,
             wall_seconds,
             encoder,
+            encryption_key: None,
             finished_at: OffsetDateTime::now_utc(),
         }
     }

@@ -1,6 +1,8 @@
 //! Verify: before anything is published, check what ffmpeg wrote: the master
 //! playlist lists every planned rung, every media playlist is complete, every
-//! segment it names exists, and each variant lasts as long as the source.
+//! segment it names exists, each variant lasts as long as the source, and an
+//! output that should be encrypted is, under a private key (and one that
+//! should not, is not).
 
 use std::path::Path;
 
@@ -9,6 +11,7 @@ use m3u8_rs::{MasterPlaylist, MediaPlaylist};
 
 use super::JobError;
 use super::encode::MASTER_PLAYLIST;
+use super::encrypt;
 use super::ladder::Rung;
 
 /// How far a variant's total duration may stray from the source's.
@@ -20,7 +23,11 @@ pub fn verify_output(
     dir: &Path,
     rungs: &[Rung],
     expected_seconds: f64,
+    encrypted: bool,
 ) -> Result<Vec<RungSummary>, JobError> {
+    if encrypted {
+        encrypt::check_key_file(dir).map_err(fail)?;
+    }
     let master = read_master(&dir.join(MASTER_PLAYLIST))?;
     let variants: Vec<_> = master.variants.iter().filter(|v| !v.is_i_frame).collect();
     if variants.len() != rungs.len() {
@@ -46,6 +53,7 @@ pub fn verify_output(
         let media = read_media(&playlist_path)?;
         let variant_dir = playlist_path.parent().unwrap_or(dir);
         check_media(&variant.uri, &media, variant_dir, expected_seconds)?;
+        check_encryption(&variant.uri, &media, encrypted)?;
         summaries.push(RungSummary {
             width: rung.width,
             height: rung.height,
@@ -85,6 +93,26 @@ fn check_media(
         return Err(fail(format!(
             "{name} lasts {total:.2} s, the source {expected_seconds:.2} s"
         )));
+    }
+    Ok(())
+}
+
+fn check_encryption(name: &str, media: &MediaPlaylist, encrypted: bool) -> Result<(), JobError> {
+    for segment in &media.segments {
+        let method = segment.key.as_ref().map(|key| &key.method);
+        let sealed = matches!(method, Some(m3u8_rs::KeyMethod::AES128));
+        if encrypted && !sealed {
+            return Err(fail(format!(
+                "{name}: segment {} is not under an AES-128 key",
+                segment.uri
+            )));
+        }
+        if !encrypted && method.is_some_and(|m| *m != m3u8_rs::KeyMethod::None) {
+            return Err(fail(format!(
+                "{name}: segment {} is encrypted, which was not asked for",
+                segment.uri
+            )));
+        }
     }
     Ok(())
 }
@@ -156,7 +184,7 @@ mod tests {
     fn a_complete_output_verifies() {
         let dir = tempfile::tempdir().expect("tempdir");
         write_output(dir.path(), 2);
-        let summaries = verify_output(dir.path(), &RUNGS, 4.2).expect("verifies");
+        let summaries = verify_output(dir.path(), &RUNGS, 4.2, false).expect("verifies");
         assert_eq!(summaries[1].playlist, "b/index.m3u8");
         assert_eq!(summaries[1].video_bitrate, 400_000);
     }
@@ -166,7 +194,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         write_output(dir.path(), 2);
         std::fs::remove_file(dir.path().join("b/segment_1.ts")).expect("remove");
-        let error = verify_output(dir.path(), &RUNGS, 4.0).expect_err("missing segment");
+        let error = verify_output(dir.path(), &RUNGS, 4.0, false).expect_err("missing segment");
         assert!(error.to_string().contains("segment_1.ts"), "{error}");
     }
 
@@ -174,7 +202,7 @@ mod tests {
     fn a_short_output_fails() {
         let dir = tempfile::tempdir().expect("tempdir");
         write_output(dir.path(), 2);
-        let error = verify_output(dir.path(), &RUNGS, 6.0).expect_err("too short");
+        let error = verify_output(dir.path(), &RUNGS, 6.0, false).expect_err("too short");
         assert!(error.to_string().contains("lasts 4.00 s"), "{error}");
     }
 
@@ -185,8 +213,20 @@ mod tests {
         let path = dir.path().join("a/index.m3u8");
         let text = std::fs::read_to_string(&path).expect("read");
         std::fs::write(&path, text.replace("#EXT-X-ENDLIST\n", "")).expect("write");
-        let error = verify_output(dir.path(), &RUNGS, 2.0).expect_err("unfinished");
+        let error = verify_output(dir.path(), &RUNGS, 2.0, false).expect_err("unfinished");
         assert!(error.to_string().contains("ENDLIST"), "{error}");
+    }
+
+    #[test]
+    fn encryption_is_checked_both_ways() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        write_output(dir.path(), 2);
+        let error = verify_output(dir.path(), &RUNGS, 4.0, true).expect_err("no key");
+        assert!(error.to_string().contains("encryption.key"), "{error}");
+        encrypt::encrypt_output(dir.path(), "a.hls", "").expect("encrypts");
+        verify_output(dir.path(), &RUNGS, 4.0, true).expect("encrypted as asked");
+        let error = verify_output(dir.path(), &RUNGS, 4.0, false).expect_err("not asked");
+        assert!(error.to_string().contains("not asked for"), "{error}");
     }
 
     #[test]
@@ -202,7 +242,7 @@ mod tests {
                 video_kbps: 200,
             },
         ];
-        let error = verify_output(dir.path(), &three, 2.0).expect_err("rung missing");
+        let error = verify_output(dir.path(), &three, 2.0, false).expect_err("rung missing");
         assert!(error.to_string().contains("3 were planned"), "{error}");
     }
 }

@@ -1,0 +1,246 @@
+//! Encrypt: HLS `METHOD=AES-128` over every segment of a staged output, with
+//! a fresh random key per job and a fresh random IV per segment.
+//!
+//! Done here after ffmpeg rather than by ffmpeg's own `hls_key_info_file`:
+//! ffmpeg 5.1 writes the same IV (zero) for every segment of a stream, and a
+//! reused IV under one key is what AES-CBC must never have. The key is
+//! written beside the playlists, readable by the worker's user only, so a web
+//! server running as another user does not hand it out; a key server finds
+//! it under the same path (setting `key_uri_prefix`).
+
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::Path;
+
+use aes::cipher::{BlockEncryptMut, KeyIvInit, block_padding::Pkcs7};
+use m3u8_rs::{Key, KeyMethod, MediaPlaylist};
+
+use super::JobError;
+use super::encode::MASTER_PLAYLIST;
+
+/// The key file's name in every encrypted output directory.
+pub const KEY_FILE: &str = "encryption.key";
+/// AES-128: a 16-byte key, and a 16-byte IV per segment.
+const KEY_BYTES: usize = 16;
+
+type Aes128CbcEncryptor = cbc::Encryptor<aes::Aes128>;
+
+/// The key URI players are given. With no prefix, a path relative to a
+/// variant playlist at `variant_uri` (from the master playlist), so the
+/// output plays from any static server that may serve the key; with one,
+/// `<prefix><output>/encryption.key`, for a key server that mirrors the
+/// output root behind its own access control.
+pub fn key_uri(prefix: &str, output: &str, variant_uri: &str) -> String {
+    if prefix.is_empty() {
+        let depth = variant_uri.matches('/').count();
+        format!("{}{KEY_FILE}", "../".repeat(depth))
+    } else {
+        format!("{prefix}{output}/{KEY_FILE}")
+    }
+}
+
+/// Blocking. Encrypts every segment of the output staged in `dir` (named
+/// `output` under the output root) in place, and rewrites each media
+/// playlist with one `#EXT-X-KEY` per segment.
+pub fn encrypt_output(dir: &Path, output: &str, key_uri_prefix: &str) -> Result<(), JobError> {
+    let key: [u8; KEY_BYTES] = random()?;
+    write_key(&dir.join(KEY_FILE), &key)?;
+    let master_path = dir.join(MASTER_PLAYLIST);
+    let master = m3u8_rs::parse_master_playlist_res(&read(&master_path)?).map_err(|_| {
+        fail(format!(
+            "{} is not a master playlist",
+            master_path.display()
+        ))
+    })?;
+    for variant in master.variants.iter().filter(|v| !v.is_i_frame) {
+        let playlist_path = dir.join(&variant.uri);
+        let mut media = m3u8_rs::parse_media_playlist_res(&read(&playlist_path)?)
+            .map_err(|_| fail(format!("{} is not a media playlist", variant.uri)))?;
+        let variant_dir = playlist_path.parent().unwrap_or(dir);
+        let uri = key_uri(key_uri_prefix, output, &variant.uri);
+        for segment in &mut media.segments {
+            let iv: [u8; KEY_BYTES] = random()?;
+            let path = variant_dir.join(&segment.uri);
+            let plain = read(&path)?;
+            let sealed = Aes128CbcEncryptor::new(&key.into(), &iv.into())
+                .encrypt_padded_vec_mut::<Pkcs7>(&plain);
+            replace(&path, &sealed)?;
+            segment.key = Some(Key {
+                method: KeyMethod::AES128,
+                uri: Some(uri.clone()),
+                iv: Some(format!("0x{}", hex(&iv))),
+                keyformat: None,
+                keyformatversions: None,
+            });
+        }
+        replace(&playlist_path, &render(&media)?)?;
+    }
+    Ok(())
+}
+
+/// Blocking. Checks an encrypted output's key file: 16 bytes, readable by
+/// its owner only.
+pub fn check_key_file(dir: &Path) -> Result<(), String> {
+    let path = dir.join(KEY_FILE);
+    let metadata =
+        std::fs::metadata(&path).map_err(|error| format!("key file {KEY_FILE}: {error}"))?;
+    if metadata.len() != KEY_BYTES as u64 {
+        return Err(format!(
+            "key file {KEY_FILE} holds {} bytes, not {KEY_BYTES}",
+            metadata.len()
+        ));
+    }
+    let mode = metadata.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(format!(
+            "key file {KEY_FILE} is readable by others (mode {mode:o})"
+        ));
+    }
+    Ok(())
+}
+
+fn random<const N: usize>() -> Result<[u8; N], JobError> {
+    let mut bytes = [0u8; N];
+    getrandom::fill(&mut bytes)
+        .map_err(|error| fail(format!("no randomness for the key: {error}")))?;
+    Ok(bytes)
+}
+
+fn write_key(path: &Path, key: &[u8]) -> Result<(), JobError> {
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|error| unwritable(path, error))?;
+    file.write_all(key)
+        .and_then(|()| file.sync_all())
+        .map_err(|error| unwritable(path, error))
+}
+
+/// Replaces `path` with `bytes` through a temporary file, so a crash leaves
+/// either version whole (the staging directory is discarded anyway).
+fn replace(path: &Path, bytes: &[u8]) -> Result<(), JobError> {
+    let mut temporary = path.as_os_str().to_owned();
+    temporary.push(".encrypting");
+    std::fs::write(&temporary, bytes)
+        .and_then(|()| std::fs::rename(&temporary, path))
+        .map_err(|error| unwritable(path, error))
+}
+
+fn render(media: &MediaPlaylist) -> Result<Vec<u8>, JobError> {
+    let mut bytes = Vec::new();
+    media
+        .write_to(&mut bytes)
+        .map_err(|error| fail(format!("cannot write a media playlist: {error}")))?;
+    Ok(bytes)
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, JobError> {
+    std::fs::read(path).map_err(|error| fail(format!("cannot read {}: {error}", path.display())))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+fn unwritable(path: &Path, error: std::io::Error) -> JobError {
+    JobError::OutputUnwritable {
+        path: path.to_owned(),
+        detail: error.to_string(),
+    }
+}
+
+fn fail(detail: String) -> JobError {
+    JobError::VerifyFailed(detail)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aes::cipher::BlockDecryptMut;
+
+    type Aes128CbcDecryptor = cbc::Decryptor<aes::Aes128>;
+
+    fn write_output(dir: &Path) {
+        std::fs::write(
+            dir.join(MASTER_PLAYLIST),
+            "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-STREAM-INF:BANDWIDTH=800000,RESOLUTION=640x360\n640x360/index.m3u8\n",
+        )
+        .expect("master");
+        let variant = dir.join("640x360");
+        std::fs::create_dir(&variant).expect("mkdir");
+        std::fs::write(
+            variant.join("index.m3u8"),
+            "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:2\n#EXT-X-PLAYLIST-TYPE:VOD\n\
+             #EXTINF:2.000000,\nsegment_00000.ts\n#EXTINF:2.000000,\nsegment_00001.ts\n#EXT-X-ENDLIST\n",
+        )
+        .expect("media");
+        for (index, fill) in [(0, 0x47), (1, 0x48)] {
+            std::fs::write(
+                variant.join(format!("segment_0000{index}.ts")),
+                vec![fill; 1000],
+            )
+            .expect("segment");
+        }
+    }
+
+    #[test]
+    fn every_segment_gets_its_own_iv_under_one_private_key_and_decrypts_back() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        write_output(dir.path());
+        encrypt_output(dir.path(), "talks/a.hls", "").expect("encrypts");
+
+        check_key_file(dir.path()).expect("a private 16-byte key");
+        let key = std::fs::read(dir.path().join(KEY_FILE)).expect("key");
+        let playlist = std::fs::read(dir.path().join("640x360/index.m3u8")).expect("playlist");
+        let media = m3u8_rs::parse_media_playlist_res(&playlist).expect("parses");
+        assert!(media.end_list);
+        let keys: Vec<&Key> = media
+            .segments
+            .iter()
+            .map(|s| s.key.as_ref().expect("every segment names its key"))
+            .collect();
+        assert_eq!(keys[0].uri.as_deref(), Some("../encryption.key"));
+        assert_ne!(keys[0].iv, keys[1].iv, "one IV per segment");
+        for (segment, fill) in media.segments.iter().zip([0x47u8, 0x48]) {
+            let sealed =
+                std::fs::read(dir.path().join("640x360").join(&segment.uri)).expect("segment");
+            assert_ne!(sealed[..16], [fill; 16], "not plain text");
+            let iv_hex = segment.key.as_ref().and_then(|k| k.iv.clone()).expect("iv");
+            let iv: Vec<u8> = (2..iv_hex.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&iv_hex[i..i + 2], 16).expect("hex"))
+                .collect();
+            let plain = Aes128CbcDecryptor::new_from_slices(&key, &iv)
+                .expect("sizes")
+                .decrypt_padded_vec_mut::<Pkcs7>(&sealed)
+                .expect("decrypts");
+            assert_eq!(plain, vec![fill; 1000]);
+        }
+    }
+
+    #[test]
+    fn a_key_server_prefix_names_the_key_by_output_path() {
+        assert_eq!(
+            key_uri(
+                "https://keys.example/hls/",
+                "talks/a.hls",
+                "640x360/index.m3u8"
+            ),
+            "https://keys.example/hls/talks/a.hls/encryption.key"
+        );
+        assert_eq!(key_uri("", "a.hls", "index.m3u8"), "encryption.key");
+    }
+
+    #[test]
+    fn a_key_file_others_can_read_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join(KEY_FILE);
+        std::fs::write(&path, [7u8; 16]).expect("write");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        let error = check_key_file(dir.path()).expect_err("world-readable");
+        assert!(error.contains("readable by others"), "{error}");
+    }
+}
