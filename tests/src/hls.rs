@@ -11,13 +11,17 @@ pub fn read_master(path: &Path) -> MasterPlaylist {
         .unwrap_or_else(|_| panic!("{} is not a master playlist", path.display()))
 }
 
-/// ffmpeg decodes every variant of `master` (decrypting an encrypted one
-/// with its key); returns its error output.
+/// ffmpeg decodes every variant of the playlist `master` (decrypting an
+/// encrypted one with its key), or one segment; returns its error output.
 pub async fn decode(master: &Path) -> Result<(), String> {
-    let output = Command::new("ffmpeg")
-        .args(["-v", "error", "-threads", "1"])
-        // ffmpeg opens only media extensions by default, not `.key`.
-        .args(["-allowed_extensions", "ALL", "-i"])
+    let mut ffmpeg = Command::new("ffmpeg");
+    ffmpeg.args(["-v", "error", "-threads", "1"]);
+    if master.extension().is_some_and(|e| e == "m3u8") {
+        // The HLS demuxer opens only media extensions by default, not `.key`.
+        ffmpeg.args(["-allowed_extensions", "ALL"]);
+    }
+    let output = ffmpeg
+        .arg("-i")
         .arg(master)
         .args(["-map", "0", "-f", "null", "-"])
         .output()
