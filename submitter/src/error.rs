@@ -10,6 +10,8 @@ pub mod exit {
     pub const JOB_FAILED: u8 = 1;
     pub const INPUT_ERROR: u8 = 2;
     pub const BROKER_UNREACHABLE: u8 = 3;
+    /// Ctrl-C, as shells report a SIGINT.
+    pub const INTERRUPTED: u8 = 130;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -54,6 +56,10 @@ pub enum CliError {
         "no event of job {0} in the pool's history (it keeps events 7 days unless the pool set otherwise; a job not yet started has none)"
     )]
     UnknownJob(hlsmux_protocol::JobId),
+    #[error(
+        "interrupted: jobs already queued go on in the pool (`hlsmux watch JOB` follows one again)"
+    )]
+    Interrupted,
     #[error("{failed} of {total} jobs failed")]
     JobsFailed { failed: usize, total: usize },
 }
@@ -62,6 +68,7 @@ impl CliError {
     pub fn exit_code(&self) -> u8 {
         match self {
             CliError::JobsFailed { .. } => exit::JOB_FAILED,
+            CliError::Interrupted => exit::INTERRUPTED,
             CliError::BrokerUnreachable { .. } | CliError::Broker(_) => exit::BROKER_UNREACHABLE,
             _ => exit::INPUT_ERROR,
         }

@@ -15,8 +15,19 @@ pub mod submit;
 use cli::{Cli, Command};
 use error::CliError;
 
-/// Runs one parsed command line.
+/// Runs one parsed command line until it ends or Ctrl-C, which ends
+/// `watch` (of every job) normally and anything else as interrupted.
 pub async fn run(cli: Cli) -> Result<(), CliError> {
+    let interrupt_ends_it = matches!(&cli.command, Command::Watch(args) if args.job.is_none());
+    tokio::select! {
+        result = run_command(cli) => result,
+        _ = tokio::signal::ctrl_c() => {
+            if interrupt_ends_it { Ok(()) } else { Err(CliError::Interrupted) }
+        }
+    }
+}
+
+async fn run_command(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Submit(args) => submit::run(&cli.pool, args).await,
         Command::Dlq(command) => dlq::run(&cli.pool, command).await,

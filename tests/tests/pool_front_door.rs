@@ -290,6 +290,7 @@ async fn watch_follows_every_job_live_or_one_job_to_its_end() {
     );
 
     let all = watching_all.interrupt().await;
+    assert_eq!(all.code, Some(0), "Ctrl-C ends `watch` normally: {all:#?}");
     for id in &ids {
         let id = id.to_string();
         assert!(
