@@ -89,8 +89,17 @@ pub const HEARTBEAT_SEGMENT_BYTES: i64 = 1 << 20;
 pub const DELIVERY_LIMIT_DEATH: &str = "delivery_limit";
 
 /// The prefix of every exchange and queue name of one pool.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(try_from = "String")]
 pub struct Namespace(String);
+
+impl TryFrom<String> for Namespace {
+    type Error = NamespaceError;
+
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        value.parse()
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 #[error(
@@ -328,7 +337,7 @@ impl Topology {
                 .queue_declare(
                     queue.as_str().into(),
                     QueueDeclareOptions::durable(),
-                    quorum_arguments(),
+                    Self::dead_letter_arguments(),
                 )
                 .await?;
             channel
@@ -342,19 +351,11 @@ impl Topology {
                 .await?;
         }
         self.declare_event_history(connection).await?;
-        let mut heartbeat_arguments = FieldTable::default();
-        heartbeat_arguments.insert("x-queue-type".into(), long_string("stream"));
-        heartbeat_arguments.insert("x-max-age".into(), long_string(HEARTBEAT_MAX_AGE));
-        // Retention drops whole segments: small ones, so old heartbeats go.
-        heartbeat_arguments.insert(
-            "x-stream-max-segment-size-bytes".into(),
-            AMQPValue::LongLongInt(HEARTBEAT_SEGMENT_BYTES),
-        );
         channel
             .queue_declare(
                 self.heartbeat_stream().into(),
                 QueueDeclareOptions::durable(),
-                heartbeat_arguments,
+                Self::heartbeat_arguments(),
             )
             .await?;
         channel
@@ -388,24 +389,12 @@ impl Topology {
             Err(error) if is_not_found(&error) => {}
             Err(error) => return Err(error),
         }
-        let mut arguments = FieldTable::default();
-        arguments.insert("x-queue-type".into(), long_string("stream"));
-        arguments.insert(
-            "x-max-age".into(),
-            long_string(self.history_retention.max_age.as_str()),
-        );
-        arguments.insert(
-            "x-max-length-bytes".into(),
-            AMQPValue::LongLongInt(
-                i64::try_from(self.history_retention.max_bytes).unwrap_or(i64::MAX),
-            ),
-        );
         let create = connection.create_channel().await?;
         match create
             .queue_declare(
                 name.as_str().into(),
                 QueueDeclareOptions::durable(),
-                arguments,
+                self.event_history_arguments(),
             )
             .await
         {
@@ -578,6 +567,41 @@ impl Topology {
 
     /// A muxer queue's arguments: quorum, a delivery limit, and at-least-once
     /// dead-lettering (which RabbitMQ only allows with `reject-publish`).
+    /// The event history stream's arguments: its retention.
+    pub fn event_history_arguments(&self) -> FieldTable {
+        let mut arguments = FieldTable::default();
+        arguments.insert("x-queue-type".into(), long_string("stream"));
+        arguments.insert(
+            "x-max-age".into(),
+            long_string(self.history_retention.max_age.as_str()),
+        );
+        arguments.insert(
+            "x-max-length-bytes".into(),
+            AMQPValue::LongLongInt(
+                i64::try_from(self.history_retention.max_bytes).unwrap_or(i64::MAX),
+            ),
+        );
+        arguments
+    }
+
+    /// The heartbeat stream's arguments: an hour, in small segments
+    /// (retention drops whole segments, so old heartbeats do go).
+    pub fn heartbeat_arguments() -> FieldTable {
+        let mut arguments = FieldTable::default();
+        arguments.insert("x-queue-type".into(), long_string("stream"));
+        arguments.insert("x-max-age".into(), long_string(HEARTBEAT_MAX_AGE));
+        arguments.insert(
+            "x-stream-max-segment-size-bytes".into(),
+            AMQPValue::LongLongInt(HEARTBEAT_SEGMENT_BYTES),
+        );
+        arguments
+    }
+
+    /// The dead-letter queue's and the notices queue's arguments.
+    pub fn dead_letter_arguments() -> FieldTable {
+        quorum_arguments()
+    }
+
     pub fn muxer_queue_arguments(&self) -> FieldTable {
         let mut arguments = quorum_arguments();
         arguments.insert(

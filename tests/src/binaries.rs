@@ -13,7 +13,11 @@ pub fn cli() -> PathBuf {
     target_dir().join("hlsmux")
 }
 
-/// Builds both binaries (once) and returns the directory holding them: the
+pub fn deploy() -> PathBuf {
+    target_dir().join("hlsmux-deploy")
+}
+
+/// Builds the binaries (once) and returns the directory holding them: the
 /// profile directory this test binary was built into.
 fn target_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
@@ -21,7 +25,8 @@ fn target_dir() -> &'static Path {
         let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.toml");
         let mut command = Command::new(env!("CARGO"));
         command.args(["build", "--quiet", "--manifest-path", manifest]);
-        command.args(["-p", "hlsmux-worker", "-p", "hlsmux-submitter", "--bins"]);
+        command.args(["-p", "hlsmux-worker", "-p", "hlsmux-submitter"]);
+        command.args(["-p", "hlsmux-deploy", "--bins"]);
         if !cfg!(debug_assertions) {
             command.arg("--release");
         }
@@ -40,7 +45,7 @@ fn target_dir() -> &'static Path {
             }
         }
         let status = command.status().expect("cargo runs");
-        assert!(status.success(), "building hlsmux-worker and hlsmux failed");
+        assert!(status.success(), "building the hlsmux binaries failed");
         let test_binary = std::env::current_exe().expect("test binary path");
         // target/<profile>/deps/<test> -> target/<profile>
         test_binary

@@ -33,5 +33,10 @@ pub fn cli_binary() -> PathBuf {
     binaries::cli()
 }
 
+/// The `hlsmux-deploy` binary under test, built if needed.
+pub fn deploy_binary() -> PathBuf {
+    binaries::deploy()
+}
+
 /// How long a test waits for something the pool should do in a moment.
 pub const PATIENCE: Duration = Duration::from_secs(60);

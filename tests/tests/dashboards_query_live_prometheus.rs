@@ -157,12 +157,13 @@ async fn every_panel_query_returns_series_from_a_live_prometheus() {
     test.submit_ok(&clip, &["--muxer", "1", "--wait"]).await;
 
     // The shipped scrape config, pointed at this test's worker and broker.
-    let shipped = repository_file("deploy/prometheus/prometheus.yml");
+    let shipped = repository_file("deploy/example/prometheus/prometheus.yml");
     let (valid, said) = promtool_check(&shipped).await;
     assert!(valid, "promtool: {said}");
-    let targets = test.path().join("hlsmux-workers.yml");
+    let targets = test.path().join("targets");
+    std::fs::create_dir(&targets).expect("targets dir");
     std::fs::write(
-        &targets,
+        targets.join("HLSPi1.yml"),
         format!(
             "- targets: [\"{}\"]\n  labels:\n    pool: test\n",
             worker.metrics_addr
@@ -172,10 +173,10 @@ async fn every_panel_query_returns_series_from_a_live_prometheus() {
     let config = std::fs::read_to_string(&shipped)
         .expect("config")
         .replace(
-            "/etc/prometheus/hlsmux-workers.yml",
+            "/etc/prometheus/hlsmux-targets",
             &targets.display().to_string(),
         )
-        .replace("nas:15692", "127.0.0.1:15692")
+        .replace("192.168.1.2:15692", "127.0.0.1:15692")
         .replace("scrape_interval: 15s", "scrape_interval: 1s");
     let config_path = test.path().join("prometheus.yml");
     std::fs::write(&config_path, config).expect("write config");

@@ -1,0 +1,324 @@
+//! RabbitMQ: the definitions to import (the pool's vhost, a worker user and
+//! a submit user with the least each needs, the queue policies and the
+//! queues themselves) and the broker settings. Names and queue arguments
+//! come from the protocol crate's `Topology`, the same code the workers
+//! declare with, so an imported queue is exactly what a worker expects.
+
+use base64::Engine;
+use hlsmux_protocol::{DELIVERY_LIMIT, HistoryRetention, MuxerId, Topology};
+use lapin::types::{AMQPValue, FieldTable};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::inventory::{Inventory, Site};
+use crate::secrets::Secrets;
+
+/// The broker URL of a user of the site, on its first broker host.
+fn amqp_url(site: &Site, user: &str, password: &str) -> String {
+    let vhost = site.broker.vhost.replace('%', "%25").replace('/', "%2f");
+    format!(
+        "amqp://{user}:{password}@{host}:{port}/{vhost}",
+        host = site.broker.hosts[0],
+        port = site.broker.port
+    )
+}
+
+pub fn worker_amqp_url(site: &Site, secrets: &Secrets) -> String {
+    amqp_url(site, &site.broker.worker_user, &secrets.worker_password)
+}
+
+pub fn submit_amqp_url(site: &Site, secrets: &Secrets) -> String {
+    amqp_url(site, &site.broker.submit_user, &secrets.submit_password)
+}
+
+fn topology(site: &Site) -> Topology {
+    Topology::new(site.namespace.clone()).with_history_retention(HistoryRetention {
+        max_age: site.history_max_age.clone(),
+        max_bytes: site.history_max_bytes,
+    })
+}
+
+/// RabbitMQ's `rabbit_password_hashing_sha256`: base64 of a 4-byte salt
+/// followed by SHA-256 of the salt and the password.
+pub fn password_hash_with_salt(password: &str, salt: [u8; 4]) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(salt);
+    hasher.update(password.as_bytes());
+    let mut salted = salt.to_vec();
+    salted.extend_from_slice(&hasher.finalize());
+    base64::engine::general_purpose::STANDARD.encode(salted)
+}
+
+/// The salt is derived from the user and password rather than drawn at
+/// random, so that rendering twice gives the same file.
+fn password_hash(user: &str, password: &str) -> String {
+    let digest = Sha256::digest(format!("hlsmux-deploy salt\0{user}\0{password}").as_bytes());
+    password_hash_with_salt(password, [digest[0], digest[1], digest[2], digest[3]])
+}
+
+/// A regular expression matching exactly the names given.
+fn exactly(names: &[String]) -> String {
+    let escaped: Vec<String> = names.iter().map(|n| n.replace('.', "\\.")).collect();
+    format!("^({})$", escaped.join("|"))
+}
+
+fn arguments(table: &FieldTable) -> Value {
+    let map = table
+        .inner()
+        .iter()
+        .map(|(key, value)| {
+            let value = match value {
+                AMQPValue::LongString(text) => json!(text.to_string()),
+                AMQPValue::ShortString(text) => json!(text.as_str()),
+                AMQPValue::LongLongInt(number) => json!(number),
+                AMQPValue::LongInt(number) => json!(number),
+                AMQPValue::Boolean(flag) => json!(flag),
+                other => unreachable!("no queue argument of type {other:?}"),
+            };
+            (key.to_string(), value)
+        })
+        .collect();
+    Value::Object(map)
+}
+
+pub fn definitions_json(inventory: &Inventory, secrets: &Secrets) -> String {
+    let site = &inventory.site;
+    let vhost = &site.broker.vhost;
+    let topology = topology(site);
+    let ns = site.namespace.to_string();
+    let muxers: Vec<MuxerId> = {
+        let mut ids: Vec<MuxerId> = inventory.pis.iter().map(|pi| pi.muxer()).collect();
+        ids.sort();
+        ids
+    };
+    let control_prefix = topology
+        .control_queue(MuxerId::new(1).unwrap_or_else(|_| unreachable!()))
+        .trim_end_matches('1')
+        .replace('.', "\\.");
+    let server_named = "amq\\.gen-.*";
+
+    // The submit tool declares the exchanges, the dead-letter queues and
+    // streams (as every program does), control queues (drain/resume) and
+    // server-named queues; publishes jobs and control commands; reads the
+    // streams and the dead-letter queue. It can neither create a muxer
+    // queue nor consume jobs.
+    let submit_configure = format!(
+        "{}|^{control_prefix}[0-9]+$|^{server_named}$",
+        exactly(&[
+            topology.jobs_exchange(),
+            topology.events_exchange(),
+            topology.dead_letter_exchange(),
+            topology.dead_letter_queue(),
+            topology.dead_letter_notices_queue(),
+            topology.event_history_stream(),
+            topology.heartbeat_stream(),
+        ])
+    );
+    let submit_write = format!(
+        "{}|^{server_named}$",
+        exactly(&[
+            "amq.default".into(),
+            topology.jobs_exchange(),
+            topology.dead_letter_queue(),
+            topology.dead_letter_notices_queue(),
+            topology.event_history_stream(),
+        ])
+    );
+    let submit_read = format!(
+        "{}|^{server_named}$",
+        exactly(&[
+            topology.events_exchange(),
+            topology.dead_letter_exchange(),
+            topology.dead_letter_queue(),
+            topology.event_history_stream(),
+            topology.heartbeat_stream(),
+        ])
+    );
+    // A worker declares, consumes from and publishes to its pool's names
+    // only.
+    let worker_names = format!("^{}\\.", ns);
+    let worker_write = format!("{worker_names}|^amq\\.default$");
+
+    let user = |name: &str, password: &str| {
+        json!({
+            "name": name,
+            "password_hash": password_hash(name, password),
+            "hashing_algorithm": "rabbit_password_hashing_sha256",
+            "tags": [],
+        })
+    };
+    let permission = |name: &str, configure: &str, write: &str, read: &str| {
+        json!({
+            "user": name,
+            "vhost": vhost,
+            "configure": configure,
+            "write": write,
+            "read": read,
+        })
+    };
+    let queue = |name: String, arguments_table: FieldTable| {
+        json!({
+            "name": name,
+            "vhost": vhost,
+            "durable": true,
+            "auto_delete": false,
+            "arguments": arguments(&arguments_table),
+        })
+    };
+    let binding = |source: String, destination: String, key: String| {
+        json!({
+            "source": source,
+            "vhost": vhost,
+            "destination": destination,
+            "destination_type": "queue",
+            "routing_key": key,
+            "arguments": {},
+        })
+    };
+    let exchange = |name: String, kind: &str| {
+        json!({
+            "name": name,
+            "vhost": vhost,
+            "type": kind,
+            "durable": true,
+            "auto_delete": false,
+            "internal": false,
+            "arguments": {},
+        })
+    };
+
+    let mut queues = vec![
+        queue(
+            topology.dead_letter_queue(),
+            Topology::dead_letter_arguments(),
+        ),
+        queue(
+            topology.dead_letter_notices_queue(),
+            Topology::dead_letter_arguments(),
+        ),
+        queue(
+            topology.event_history_stream(),
+            topology.event_history_arguments(),
+        ),
+        queue(topology.heartbeat_stream(), Topology::heartbeat_arguments()),
+    ];
+    let mut bindings = vec![
+        binding(
+            topology.events_exchange(),
+            topology.event_history_stream(),
+            Topology::ALL_EVENTS_BINDING.into(),
+        ),
+        binding(
+            topology.dead_letter_exchange(),
+            topology.dead_letter_queue(),
+            String::new(),
+        ),
+        binding(
+            topology.dead_letter_exchange(),
+            topology.dead_letter_notices_queue(),
+            String::new(),
+        ),
+    ];
+    // Each Pi's muxer queue exists before the Pi first boots, so jobs for
+    // it wait instead of being refused as unroutable.
+    for muxer in &muxers {
+        queues.push(queue(
+            topology.muxer_queue(*muxer),
+            topology.muxer_queue_arguments(),
+        ));
+        bindings.push(binding(
+            topology.jobs_exchange(),
+            topology.muxer_queue(*muxer),
+            Topology::job_routing_key(*muxer),
+        ));
+    }
+
+    let definitions = json!({
+        "vhosts": [{ "name": vhost }],
+        "users": [
+            user(&site.broker.worker_user, &secrets.worker_password),
+            user(&site.broker.submit_user, &secrets.submit_password),
+        ],
+        "permissions": [
+            permission(&site.broker.worker_user, &worker_names, &worker_write, &worker_names),
+            permission(&site.broker.submit_user, &submit_configure, &submit_write, &submit_read),
+        ],
+        // The same rules as the muxer queues' own arguments, so that a queue
+        // declared without them (by hand, by an older worker) still has them,
+        // and retention of the history that can be shortened later.
+        "policies": [
+            {
+                "vhost": vhost,
+                "name": format!("{ns}-muxer-queues"),
+                "pattern": format!("^{}[0-9]+$", topology.muxer_queue(MuxerId::new(1).unwrap_or_else(|_| unreachable!())).trim_end_matches('1').replace('.', "\\.")),
+                "apply-to": "queues",
+                "priority": 0,
+                "definition": {
+                    "delivery-limit": DELIVERY_LIMIT,
+                    "dead-letter-exchange": topology.dead_letter_exchange(),
+                    "dead-letter-strategy": "at-least-once",
+                    "overflow": "reject-publish",
+                },
+            },
+            {
+                "vhost": vhost,
+                "name": format!("{ns}-event-history"),
+                "pattern": exactly(&[topology.event_history_stream()]),
+                "apply-to": "queues",
+                "priority": 0,
+                "definition": {
+                    "max-age": site.history_max_age.as_str(),
+                    "max-length-bytes": site.history_max_bytes,
+                },
+            },
+        ],
+        "exchanges": [
+            exchange(topology.jobs_exchange(), "direct"),
+            exchange(topology.events_exchange(), "topic"),
+            exchange(topology.dead_letter_exchange(), "fanout"),
+        ],
+        "queues": queues,
+        "bindings": bindings,
+    });
+    let mut text = serde_json::to_string_pretty(&definitions).unwrap_or_else(|_| unreachable!());
+    text.push('\n');
+    text
+}
+
+/// Broker settings for the pool (appended to `/etc/rabbitmq/rabbitmq.conf`).
+pub fn rabbitmq_conf() -> String {
+    format!(
+        "# {}
+# RabbitMQ settings for an hlsmux pool's broker.
+#
+# A worker acknowledges its job only when the job is finished, so the job's
+# message stays unacknowledged for the whole encode; a long video on a Pi
+# takes hours. RabbitMQ closes the channel of a delivery unacknowledged for
+# longer than consumer_timeout (30 minutes by default; on 3.10 only this
+# broker-wide setting exists, per-queue timeouts come with 3.12). The worker
+# survives that (it finishes the job, and the redelivered copy is recognised
+# and acknowledged without a second encode or a second `done`), but the
+# redelivery is wasted work: allow a day.
+consumer_timeout = 86400000
+
+# Import the pool's users, vhost, policies and queues at boot.
+definitions.import_backend = local_filesystem
+definitions.local.path = /etc/rabbitmq/definitions.json
+",
+        super::GENERATED
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn password_hashes_follow_rabbitmqs_sha256_scheme() {
+        // RabbitMQ's documented example: salt 908D C60A, password "test12".
+        assert_eq!(
+            password_hash_with_salt("test12", [0x90, 0x8d, 0xc6, 0x0a]),
+            "kI3GCqW5JLMJa4iX1lo7X4D6XbYqlLgxIs30+P6tENUV2POR"
+        );
+    }
+}
