@@ -92,6 +92,76 @@ impl fmt::Debug for AmqpUrl {
     }
 }
 
+/// The broker's nodes, in the order to try them: one URL, or several
+/// separated by commas (`amqp://u:p@nas1/vh, amqp://u:p@nas2/vh`) for a
+/// cluster. Programs connect to the first that answers, and go through the
+/// list again whenever they reconnect.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AmqpUrls(Vec<AmqpUrl>);
+
+impl AmqpUrls {
+    pub fn parse(text: &str) -> Result<Self, AmqpUrlError> {
+        let urls = text
+            .split(',')
+            .map(str::trim)
+            .filter(|part| !part.is_empty())
+            .map(AmqpUrl::parse)
+            .collect::<Result<Vec<_>, _>>()?;
+        if urls.is_empty() {
+            return Err(AmqpUrlError {
+                redacted: String::new(),
+                reason: "no URL given".into(),
+            });
+        }
+        Ok(Self(urls))
+    }
+
+    /// In the order to try them; never empty.
+    pub fn iter(&self) -> impl Iterator<Item = &AmqpUrl> {
+        self.0.iter()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Whether any of the URLs names a password.
+    pub fn has_password(&self) -> bool {
+        self.0.iter().any(AmqpUrl::has_password)
+    }
+}
+
+impl FromStr for AmqpUrls {
+    type Err = AmqpUrlError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::parse(s)
+    }
+}
+
+impl From<AmqpUrl> for AmqpUrls {
+    fn from(url: AmqpUrl) -> Self {
+        Self(vec![url])
+    }
+}
+
+impl fmt::Display for AmqpUrls {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let shown: Vec<String> = self.0.iter().map(ToString::to_string).collect();
+        f.write_str(&shown.join(", "))
+    }
+}
+
+impl fmt::Debug for AmqpUrls {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "AmqpUrls({self})")
+    }
+}
+
 /// Hides the password of a URL that did not parse, for error messages.
 fn redact_text(text: &str) -> String {
     let Some((scheme, rest)) = text.split_once("://") else {
@@ -126,6 +196,21 @@ mod tests {
         assert_eq!(url.uri().query.heartbeat, Some(3));
         let reparsed = AmqpUrl::parse(&url.expose()).expect("exposed URL parses");
         assert_eq!(reparsed, url);
+    }
+
+    #[test]
+    fn several_urls_are_kept_in_order_and_shown_without_passwords() {
+        let urls = AmqpUrls::parse("amqp://w:pw1@nas1:5672/hlsmux, amqp://w:pw2@nas2:5672/hlsmux")
+            .expect("valid");
+        assert_eq!(urls.len(), 2);
+        assert_eq!(
+            urls.to_string(),
+            "amqp://w@nas1:5672/hlsmux, amqp://w@nas2:5672/hlsmux"
+        );
+        assert!(urls.has_password() && !format!("{urls:?}").contains("pw"));
+        assert!(AmqpUrls::parse(" , ").is_err());
+        let error = AmqpUrls::parse("amqp://w:pw@nas1/x, http://w:pw@nas2/").expect_err("one bad");
+        assert!(!error.to_string().contains("pw"), "{error}");
     }
 
     #[test]

@@ -16,7 +16,7 @@ mod retention;
 mod tidy;
 mod topology;
 
-pub use amqp_url::{AmqpUrl, AmqpUrlError};
+pub use amqp_url::{AmqpUrl, AmqpUrlError, AmqpUrls};
 pub use control::ControlCommand;
 pub use event::{EventState, FailureReason, JobState, RequeueReason, RungSummary, StatusEvent};
 pub use heartbeat::Heartbeat;

@@ -2,9 +2,11 @@
 //! exchange declarations, muxer queue lookups, job publishing and event
 //! subscriptions. It never declares a muxer queue: only workers do.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use deadpool_lapin::{Config, Pool, Runtime};
 use hlsmux_protocol::{
-    AmqpUrl, HistoryStart, JobRequest, MuxerId, PublishError, Topology, is_not_found, publish_json,
+    AmqpUrls, HistoryStart, JobRequest, MuxerId, PublishError, Topology, is_not_found, publish_json,
 };
 use lapin::options::{ConfirmSelectOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
@@ -21,36 +23,46 @@ pub struct QueueState {
 }
 
 pub struct Broker {
-    pool: Pool,
-    url: AmqpUrl,
+    /// One connection pool per broker node, in the order to try them.
+    pools: Vec<Pool>,
+    /// The node that answered last: tried first next time.
+    answering: AtomicUsize,
+    urls: AmqpUrls,
     topology: Topology,
 }
 
 impl Broker {
     /// Connects and declares the pool's exchanges.
     pub async fn connect(args: &PoolArgs) -> Result<Self, CliError> {
-        let config = Config {
-            url: Some(args.amqp_url.expose()),
-            ..Config::default()
-        };
-        let unreachable = |detail: String| CliError::BrokerUnreachable {
-            url: args.amqp_url.to_string(),
-            detail,
-        };
         let name = format!(
             "hlsmux submit {} pid {}",
             args.namespace,
             std::process::id()
         );
-        let pool = config
-            .create_pool(
-                move || ConnectionProperties::default().with_connection_name(name.clone().into()),
-                Runtime::Tokio1,
-            )
-            .map_err(|e| unreachable(e.to_string()))?;
+        let mut pools = Vec::with_capacity(args.amqp_url.len());
+        for url in args.amqp_url.iter() {
+            let config = Config {
+                url: Some(url.expose()),
+                ..Config::default()
+            };
+            let name = name.clone();
+            let pool = config
+                .create_pool(
+                    move || {
+                        ConnectionProperties::default().with_connection_name(name.clone().into())
+                    },
+                    Runtime::Tokio1,
+                )
+                .map_err(|e| CliError::BrokerUnreachable {
+                    url: url.to_string(),
+                    detail: e.to_string(),
+                })?;
+            pools.push(pool);
+        }
         let broker = Self {
-            pool,
-            url: args.amqp_url.clone(),
+            pools,
+            answering: AtomicUsize::new(0),
+            urls: args.amqp_url.clone(),
             topology: Topology::new(args.namespace.clone()),
         };
         broker
@@ -64,17 +76,30 @@ impl Broker {
         &self.topology
     }
 
+    /// A connection to the node that answered last, or else to the first
+    /// of the others that answers, in order.
     async fn connection(&self) -> Result<deadpool_lapin::Object, CliError> {
-        self.pool
-            .get()
-            .await
-            .map_err(|error| CliError::BrokerUnreachable {
-                url: self.url.to_string(),
-                detail: match error {
-                    deadpool_lapin::PoolError::Backend(error) => describe(&error),
-                    other => other.to_string(),
-                },
-            })
+        let first = self.answering.load(Ordering::Relaxed);
+        let count = self.pools.len();
+        let mut last_error = String::new();
+        for index in (0..count).map(|offset| (first + offset) % count) {
+            match self.pools[index].get().await {
+                Ok(connection) => {
+                    self.answering.store(index, Ordering::Relaxed);
+                    return Ok(connection);
+                }
+                Err(error) => {
+                    last_error = match error {
+                        deadpool_lapin::PoolError::Backend(error) => describe(&error),
+                        other => other.to_string(),
+                    };
+                }
+            }
+        }
+        Err(CliError::BrokerUnreachable {
+            url: self.urls.to_string(),
+            detail: last_error,
+        })
     }
 
     pub async fn channel(&self) -> Result<Channel, CliError> {

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::str::FromStr;
 
 use clap::{Args, Parser, Subcommand};
-use hlsmux_protocol::{AmqpUrl, LadderName, MuxerId, Namespace};
+use hlsmux_protocol::{AmqpUrls, LadderName, MuxerId, Namespace};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -23,7 +23,8 @@ pub struct Cli {
 /// Where the pool is: the same variables the workers read.
 #[derive(Args, Debug, Clone)]
 pub struct PoolArgs {
-    /// RabbitMQ URL.
+    /// RabbitMQ URL, or a cluster's nodes' URLs separated by commas (the
+    /// first that answers is used).
     #[arg(
         long,
         global = true,
@@ -31,7 +32,7 @@ pub struct PoolArgs {
         default_value = "amqp://guest:guest@127.0.0.1:5672/%2f",
         hide_env_values = true
     )]
-    pub amqp_url: AmqpUrl,
+    pub amqp_url: AmqpUrls,
     /// Prefix of the pool's exchange and queue names.
     #[arg(
         long,

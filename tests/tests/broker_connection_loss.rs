@@ -93,3 +93,50 @@ async fn a_job_encoding_through_a_lost_connection_completes_once_and_wait_follow
         .await
         .expect("the output decodes");
 }
+
+#[tokio::test]
+async fn several_broker_urls_fail_over_past_a_node_that_does_not_answer() {
+    let test = TestEnv::new("failover").await;
+    // A cluster whose first node is down: nothing listens on port 1.
+    let urls = format!(
+        "amqp://guest:down-node-secret@127.0.0.1:1/%2f, {}",
+        test.pool.amqp_url()
+    );
+    let mut options = WorkerOptions::default();
+    options.env.push(("HLSMUX_AMQP_URL".into(), urls.clone()));
+    let _worker = test.worker_with(1, options).await;
+
+    let clip = Clip::default()
+        .write(&test.media_root().join("clip.mp4"))
+        .await;
+    let env = [("HLSMUX_AMQP_URL", urls.as_str())];
+    let run = test
+        .cli_with_env(
+            &[
+                "submit",
+                clip.to_str().expect("utf-8"),
+                "--muxer",
+                "1",
+                "--wait",
+            ],
+            &env,
+        )
+        .await;
+    assert_eq!(run.code, Some(0), "{run:#?}");
+    assert!(test.output_root().join("clip.mp4.hls/master.m3u8").exists());
+
+    // With no node answering, the error names every node, and no password.
+    let down =
+        "amqp://guest:down-node-secret@127.0.0.1:1/%2f, amqp://guest:other-secret@127.0.0.1:2/%2f";
+    let run = test
+        .cli_with_env(&["jobs"], &[("HLSMUX_AMQP_URL", down)])
+        .await;
+    assert_eq!(run.code, Some(3), "{run:#?}");
+    assert!(
+        run.stderr
+            .contains("amqp://guest@127.0.0.1:1/%2f, amqp://guest@127.0.0.1:2/%2f"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("secret"), "{}", run.stderr);
+}

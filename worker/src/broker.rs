@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use hlsmux_protocol::{
-    AmqpUrl, ControlCommand, Heartbeat, JobId, JobState, MuxerId, PublishError, StatusEvent,
-    TidyRequest, Topology, publish_json, publish_json_with_expiration,
+    AmqpUrl, AmqpUrls, ControlCommand, Heartbeat, JobId, JobState, MuxerId, PublishError,
+    StatusEvent, TidyRequest, Topology, publish_json, publish_json_with_expiration,
 };
 use lapin::options::{
     BasicCancelOptions, BasicConsumeOptions, BasicGetOptions, BasicNackOptions, BasicQosOptions,
@@ -29,12 +29,40 @@ const PREFETCH: u16 = 1;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BrokerError {
-    #[error("cannot reach RabbitMQ at {url} ({source}): is the broker running and the URL right?")]
-    Connect { url: AmqpUrl, source: lapin::Error },
+    #[error(
+        "cannot reach RabbitMQ at {urls} (last: {source}): is the broker running and the URL right?"
+    )]
+    Connect {
+        urls: AmqpUrls,
+        source: lapin::Error,
+    },
     #[error("cannot set up queues and exchanges on {url}: {source}")]
     Topology { url: AmqpUrl, source: lapin::Error },
     #[error("lost the RabbitMQ connection: {0}")]
     Lost(String),
+}
+
+/// Connects to the first of `urls` that answers, in order.
+async fn connect_first(
+    urls: &AmqpUrls,
+    properties: ConnectionProperties,
+) -> Result<(Connection, AmqpUrl), BrokerError> {
+    let mut last_error = None;
+    for url in urls.iter() {
+        match Connection::connect_uri(url.uri().clone(), properties.clone()).await {
+            Ok(connection) => return Ok((connection, url.clone())),
+            Err(error) => {
+                if urls.len() > 1 {
+                    tracing::warn!(%url, %error, "broker node unreachable; trying the next");
+                }
+                last_error = Some(error);
+            }
+        }
+    }
+    Err(BrokerError::Connect {
+        urls: urls.clone(),
+        source: last_error.unwrap_or_else(|| unreachable!("AmqpUrls is never empty")),
+    })
 }
 
 /// An open connection with the worker's channels.
@@ -56,7 +84,6 @@ impl BrokerSession {
     /// Connects, declares the topology and this muxer's queue, and prepares
     /// both channels.
     pub async fn open(settings: &Settings, worker_name: &str) -> Result<Self, BrokerError> {
-        let url = &settings.amqp_url;
         let properties = ConnectionProperties::default().with_connection_name(
             format!(
                 "hlsmux-worker {} muxer {} on {worker_name} pid {}",
@@ -66,12 +93,8 @@ impl BrokerSession {
             )
             .into(),
         );
-        let connection = Connection::connect_uri(url.uri().clone(), properties)
-            .await
-            .map_err(|source| BrokerError::Connect {
-                url: url.clone(),
-                source,
-            })?;
+        let (connection, url) = connect_first(&settings.amqp_url, properties).await?;
+        let url = &url;
         let topology_error = |source| BrokerError::Topology {
             url: url.clone(),
             source,

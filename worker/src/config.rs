@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use config::{Config, Environment, File, FileFormat};
-use hlsmux_protocol::{AmqpUrl, HistoryRetention, LadderName, MuxerId, Namespace};
+use hlsmux_protocol::{AmqpUrls, HistoryRetention, LadderName, MuxerId, Namespace};
 
 use crate::boot::{BootOptionError, BootOptions};
 use crate::pipeline::codec::EncoderChoice;
@@ -14,7 +14,8 @@ use serde::Deserialize;
 /// Effective worker settings, every value already checked.
 #[derive(Clone, Debug)]
 pub struct Settings {
-    pub amqp_url: AmqpUrl,
+    /// The broker, or its cluster's nodes in the order to try them.
+    pub amqp_url: AmqpUrls,
     pub namespace: Namespace,
     pub muxer_id: MuxerId,
     /// Where job inputs are found; job messages name paths relative to it.
@@ -323,7 +324,7 @@ pub fn exposed_secret(file: &Path) -> Option<String> {
         .build()
         .and_then(|read| read.get_string("amqp_url"))
         .ok()?;
-    let url = AmqpUrl::parse(&url).ok()?;
+    let url = AmqpUrls::parse(&url).ok()?;
     url.has_password().then(|| {
         format!(
             "{} holds the broker password and other users can read it (mode {:o}): chmod 600 it",
@@ -360,7 +361,7 @@ impl RawSettings {
             ));
         }
         Ok(Settings {
-            amqp_url: AmqpUrl::parse(&self.amqp_url)
+            amqp_url: AmqpUrls::parse(&self.amqp_url)
                 .map_err(|e| invalid("amqp_url")(e.to_string()))?,
             namespace: self
                 .namespace

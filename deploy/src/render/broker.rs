@@ -13,14 +13,22 @@ use sha2::{Digest, Sha256};
 use crate::inventory::{Inventory, Site};
 use crate::secrets::Secrets;
 
-/// The broker URL of a user of the site, on its first broker host.
+/// The broker URLs of a user of the site: one per broker node, in the
+/// inventory's order, which the programs try in turn.
 fn amqp_url(site: &Site, user: &str, password: &str) -> String {
     let vhost = site.broker.vhost.replace('%', "%25").replace('/', "%2f");
-    format!(
-        "amqp://{user}:{password}@{host}:{port}/{vhost}",
-        host = site.broker.hosts[0],
-        port = site.broker.port
-    )
+    let urls: Vec<String> = site
+        .broker
+        .hosts
+        .iter()
+        .map(|host| {
+            format!(
+                "amqp://{user}:{password}@{host}:{port}/{vhost}",
+                port = site.broker.port
+            )
+        })
+        .collect();
+    urls.join(", ")
 }
 
 pub fn worker_amqp_url(site: &Site, secrets: &Secrets) -> String {

@@ -152,3 +152,65 @@ pub fn write_all(out: &Path, files: &[RenderedFile]) -> Result<(), WriteError> {
         .collect();
     std::fs::write(out.join(MARKER), marker).map_err(io(out))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CLUSTER_SITE: &str = r#"
+[site]
+nas_ip = "10.0.0.2"
+subnet = "10.0.0.0/24"
+router = "10.0.0.1"
+dhcp_range = ["10.0.0.100", "10.0.0.199"]
+tftp_root = "/srv/tftp"
+nfs_roots = "/srv/nfs"
+template_root = "pi-template"
+media_root = "/srv/hlsmux/media"
+output_root = "/srv/hlsmux/output"
+prometheus_targets_dir = "/etc/prometheus/hlsmux-targets"
+
+[site.broker]
+hosts = ["nas1", "nas2", "nas3"]
+"#;
+
+    fn file<'a>(files: &'a [RenderedFile], path: &str) -> &'a RenderedFile {
+        files
+            .iter()
+            .find(|f| f.path == Path::new(path))
+            .unwrap_or_else(|| panic!("{path} rendered"))
+    }
+
+    #[test]
+    fn a_three_node_broker_gives_every_program_every_node() {
+        let inventory = Inventory::parse(CLUSTER_SITE, Path::new("inventory.toml")).expect("valid");
+        let secrets = Secrets {
+            worker_password: "w".into(),
+            submit_password: "s".into(),
+        };
+        let files = render(&inventory, &secrets);
+        let settings = &file(&files, "pi-root/etc/hlsmux/worker.toml").contents;
+        let url = settings
+            .lines()
+            .find_map(|l| l.strip_prefix("amqp_url = "))
+            .expect("amqp_url")
+            .trim_matches('"');
+        let urls = hlsmux_protocol::AmqpUrls::parse(url).expect("the worker reads it");
+        assert_eq!(urls.len(), 3);
+        assert!(file(&files, "pi-root/etc/hlsmux/worker.toml").private);
+        let prometheus = &file(&files, "prometheus/prometheus.yml").contents;
+        assert!(
+            prometheus.contains(r#"targets: ["nas1:15692", "nas2:15692", "nas3:15692"]"#),
+            "{prometheus}"
+        );
+        assert!(
+            !files.iter().any(|f| f.path.starts_with("tftp")),
+            "no Pi, no boot files"
+        );
+        assert!(
+            !file(&files, "nas/exports")
+                .contents
+                .contains("/srv/hlsmux/media")
+        );
+    }
+}
