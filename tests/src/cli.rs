@@ -14,12 +14,58 @@ pub struct CliRun {
     pub stderr: String,
 }
 
-/// An `hlsmux` run still going (a `--wait` a test disturbs meanwhile).
+/// An `hlsmux` run still going (a `--wait` a test disturbs meanwhile). Its
+/// stdout is read as it comes, so a test can wait for a line.
 pub struct RunningCli {
     child: tokio::process::Child,
+    stdout: std::sync::Arc<std::sync::Mutex<String>>,
+    reader: tokio::task::JoinHandle<()>,
 }
 
 impl RunningCli {
+    fn new(mut child: tokio::process::Child) -> Self {
+        let stdout = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let pipe = child.stdout.take().expect("stdout piped");
+        let collected = stdout.clone();
+        let reader = tokio::spawn(async move {
+            use tokio::io::AsyncBufReadExt;
+            let mut lines = tokio::io::BufReader::new(pipe).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Ok(mut text) = collected.lock() {
+                    text.push_str(&line);
+                    text.push('\n');
+                }
+            }
+        });
+        Self {
+            child,
+            stdout,
+            reader,
+        }
+    }
+
+    /// Waits until the run has printed a line on stdout that `matches`
+    /// (`what` names it in the failure message).
+    pub async fn wait_for_line(
+        &self,
+        what: &str,
+        matches: impl Fn(&str) -> bool,
+        timeout: std::time::Duration,
+    ) {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let printed = self.stdout.lock().map(|t| t.clone()).unwrap_or_default();
+            if printed.lines().any(&matches) {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "hlsmux never printed {what}; it printed:\n{printed}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
     /// Interrupts the run (Ctrl-C) and returns what it printed.
     pub async fn interrupt(self) -> CliRun {
         if let Some(pid) = self.child.id().and_then(|id| i32::try_from(id).ok()) {
@@ -32,15 +78,24 @@ impl RunningCli {
     }
 
     /// Waits for the run to end and returns what it printed.
-    pub async fn finish(self, timeout: std::time::Duration) -> CliRun {
-        let output = tokio::time::timeout(timeout, self.child.wait_with_output())
+    pub async fn finish(mut self, timeout: std::time::Duration) -> CliRun {
+        let mut stderr = self.child.stderr.take().expect("stderr piped");
+        let read_stderr = tokio::spawn(async move {
+            let mut text = String::new();
+            let _ = tokio::io::AsyncReadExt::read_to_string(&mut stderr, &mut text).await;
+            text
+        });
+        let status = tokio::time::timeout(timeout, self.child.wait())
             .await
             .expect("hlsmux finishes in time")
-            .expect("hlsmux output");
+            .expect("hlsmux exit status");
+        let _ = self.reader.await;
+        let stderr = read_stderr.await.unwrap_or_default();
+        let stdout = self.stdout.lock().map(|t| t.clone()).unwrap_or_default();
         CliRun {
-            code: output.status.code(),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+            code: status.code(),
+            stdout,
+            stderr,
         }
     }
 }
@@ -76,7 +131,7 @@ impl CliRun {
             .stderr(Stdio::piped())
             .spawn()
             .expect("hlsmux starts");
-        RunningCli { child }
+        RunningCli::new(child)
     }
 
     /// The ID of the first job a `submit --json` run queued.

@@ -289,6 +289,18 @@ async fn watch_follows_every_job_live_or_one_job_to_its_end() {
         "{states:?}"
     );
 
+    // The live reader sees each job's end too (it may lag the history
+    // reader above by a moment), and Ctrl-C ends it.
+    for id in &ids {
+        let job = format!("\"job_id\":\"{id}\"");
+        watching_all
+            .wait_for_line(
+                &format!("{id} done"),
+                |line| line.contains(&job) && line.contains("\"state\":\"done\""),
+                PATIENCE,
+            )
+            .await;
+    }
     let all = watching_all.interrupt().await;
     assert_eq!(all.code, Some(0), "Ctrl-C ends `watch` normally: {all:#?}");
     for id in &ids {

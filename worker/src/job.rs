@@ -21,7 +21,6 @@ use crate::disposition::Disposition;
 use crate::hardware::{MachineCodecs, soc};
 use crate::metrics::{Outcome, WorkerMetrics};
 use crate::pipeline::encode::{self, EncodePlan, EncodeProgress, MASTER_PLAYLIST};
-use crate::pipeline::ladder::{self, SourceVideo};
 use crate::pipeline::probe::SourceMedia;
 use crate::pipeline::publish::{ExistingOutput, OutputLocation, OutputRecord, StagingOwner};
 use crate::pipeline::{JobError, Retry, encrypt, probe, validate, verify};
@@ -456,41 +455,26 @@ impl JobRunner {
         ladder: LadderName,
         segment_seconds: u32,
     ) -> EncodePlan {
-        let settings = &self.settings;
         let encoder = self.codecs.encoder;
-        let rungs = ladder::plan_ladder(
-            ladder,
-            SourceVideo {
-                width: source.video.width,
-                height: source.video.height,
-                bitrate: source.video_bitrate,
-            },
-            encoder.limits(),
-        );
         let decoder = self.codecs.decoder_for(&source.video.codec);
-        if settings.hw_decode && decoder.is_none() {
+        if self.settings.hw_decode && decoder.is_none() {
             info!(codec = %source.video.codec, %encoder, "no hardware decoder for this input: decoding in software");
         }
-        info!(
-            duration = source.duration_seconds,
-            rungs = ?rungs.iter().map(|r| r.name()).collect::<Vec<_>>(),
-            "planned"
-        );
-        EncodePlan {
+        let plan = EncodePlan::new(
+            &self.settings,
             input,
-            video_stream_index: source.video.index,
-            audio_stream_index: source.audio_stream_index,
-            frame_rate: source.video.frame_rate,
-            rungs,
+            source,
+            ladder,
             segment_seconds,
             encoder,
             decoder,
-            vaapi_device: settings.vaapi_device.clone(),
-            x264_preset: settings.x264_preset.clone(),
-            audio_kbps: settings.audio_bitrate_kbps,
-            threads: settings.ffmpeg_threads,
-            input_formats: settings.input_formats.clone(),
-        }
+        );
+        info!(
+            duration = source.duration_seconds,
+            rungs = ?plan.rungs.iter().map(|r| r.name()).collect::<Vec<_>>(),
+            "planned"
+        );
+        plan
     }
 
     pub(crate) fn settings(&self) -> &Settings {

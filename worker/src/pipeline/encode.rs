@@ -20,8 +20,11 @@ use tokio_util::sync::CancellationToken;
 
 use super::JobError;
 use super::codec::{HardwareDecoder, VideoEncoder};
-use super::ladder::Rung;
+use super::ladder::{Rung, SourceVideo, plan_ladder};
+use super::probe::SourceMedia;
 use super::probe::last_lines;
+use crate::config::Settings;
+use hlsmux_protocol::LadderName;
 
 /// Name of the master playlist in every output directory.
 pub const MASTER_PLAYLIST: &str = "master.m3u8";
@@ -46,6 +49,45 @@ pub struct EncodePlan {
     pub threads: u32,
     /// The demuxers the input may be opened with.
     pub input_formats: String,
+}
+
+impl EncodePlan {
+    /// The plan for `source` under `settings`: the ladder trimmed to the
+    /// source and to the encoder's limits.
+    pub fn new(
+        settings: &Settings,
+        input: PathBuf,
+        source: &SourceMedia,
+        ladder: LadderName,
+        segment_seconds: u32,
+        encoder: VideoEncoder,
+        decoder: Option<HardwareDecoder>,
+    ) -> Self {
+        let rungs = plan_ladder(
+            ladder,
+            SourceVideo {
+                width: source.video.width,
+                height: source.video.height,
+                bitrate: source.video_bitrate,
+            },
+            encoder.limits(),
+        );
+        Self {
+            input,
+            video_stream_index: source.video.index,
+            audio_stream_index: source.audio_stream_index,
+            frame_rate: source.video.frame_rate,
+            rungs,
+            segment_seconds,
+            encoder,
+            decoder,
+            vaapi_device: settings.vaapi_device.clone(),
+            x264_preset: settings.x264_preset.clone(),
+            audio_kbps: settings.audio_bitrate_kbps,
+            threads: settings.ffmpeg_threads,
+            input_formats: settings.input_formats.clone(),
+        }
+    }
 }
 
 /// The ffmpeg arguments for `plan`, writing into `out_dir`.
