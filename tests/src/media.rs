@@ -10,6 +10,7 @@ pub struct Clip {
     pub width: u32,
     pub height: u32,
     pub seconds: u32,
+    pub fps: u32,
     pub audio: bool,
     pub subtitles: bool,
 }
@@ -20,6 +21,7 @@ impl Default for Clip {
             width: 640,
             height: 360,
             seconds: 3,
+            fps: 25,
             audio: true,
             subtitles: false,
         }
@@ -38,8 +40,8 @@ impl Clip {
             "lavfi".into(),
             "-i".into(),
             format!(
-                "testsrc2=size={}x{}:rate=25:duration={}",
-                self.width, self.height, self.seconds
+                "testsrc2=size={}x{}:rate={}:duration={}",
+                self.width, self.height, self.fps, self.seconds
             ),
         ];
         let mut maps = vec!["-map".to_owned(), "0:v".to_owned()];

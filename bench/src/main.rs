@@ -1,0 +1,268 @@
+//! `hlsmux-bench`: the pool measured against plain ffmpeg and against the
+//! seed's design, in one run, as ratios (absolute times on a shared machine
+//! vary; ratios taken in one run hold). Prints a table, writes JSON.
+
+mod dispatch;
+mod encode;
+mod measure;
+mod throughput;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+use hlsmux_protocol::LadderName;
+use hlsmux_tests::media::Clip;
+use hlsmux_tests::{TestEnv, WorkerOptions};
+use serde_json::json;
+
+use measure::{Stats, cpu_seconds, percentile, rss_mib};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "hlsmux-bench",
+    about = "Measure hlsmux against plain ffmpeg and the seed's pipeline (needs RabbitMQ and ffmpeg, as the tests do)",
+    after_help = "Example:\n  scripts/bench            (builds in release and runs this)"
+)]
+struct Args {
+    /// Runs of each timed item.
+    #[arg(long, default_value_t = 3)]
+    repeats: usize,
+    /// Jobs in the dispatch latency item.
+    #[arg(long, default_value_t = 200)]
+    dispatch_jobs: usize,
+    /// Seconds the idle worker's CPU is watched.
+    #[arg(long, default_value_t = 30)]
+    idle_seconds: u64,
+    /// Jobs per batch in the throughput item.
+    #[arg(long, default_value_t = 20)]
+    batch_jobs: usize,
+    /// Where the results go as JSON.
+    #[arg(long, default_value = "target/bench/results.json")]
+    json: PathBuf,
+}
+
+#[tokio::main]
+async fn main() {
+    let args = Args::parse();
+    let started = time::OffsetDateTime::now_utc();
+
+    // Items 1, 2, 3 and 4 share one worker, set up as the plain ffmpeg runs are.
+    let test = TestEnv::new("bench").await;
+    let worker = test
+        .worker_with(
+            1,
+            WorkerOptions {
+                env: encode::worker_env(),
+                ..WorkerOptions::default()
+            },
+        )
+        .await;
+    let pid = u32::try_from(worker.pid().as_raw()).expect("pid");
+
+    eprintln!("4. idle worker: {} s", args.idle_seconds);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let idle_rss = rss_mib(pid).unwrap_or(f64::NAN);
+    let cpu_before = cpu_seconds(pid, false).unwrap_or(0.0);
+    tokio::time::sleep(Duration::from_secs(args.idle_seconds)).await;
+    let idle_cpu_percent =
+        (cpu_seconds(pid, false).unwrap_or(0.0) - cpu_before) / args.idle_seconds as f64 * 100.0;
+
+    let clip = Clip {
+        width: 1280,
+        height: 720,
+        seconds: 20,
+        fps: 30,
+        ..Clip::default()
+    }
+    .write(&test.media_root().join("bench-720p30.mp4"))
+    .await;
+    let source = encode::Source::probe(clip.clone()).await;
+    let scratch = tempfile::tempdir().expect("scratch dir");
+
+    eprintln!("1. job overhead: {} runs each", args.repeats);
+    let plan = source.plan(LadderName::Standard);
+    let (mut overhead, mut pool_walls, mut plain_walls, mut peaks, mut own_shares) =
+        (vec![], vec![], vec![], vec![], vec![]);
+    for run in 0..args.repeats {
+        let plain = encode::plain(&plan, scratch.path(), run).await;
+        let pooled = encode::through_pool(
+            &test,
+            &worker,
+            &clip,
+            LadderName::Standard,
+            &format!("overhead-{run}.hls"),
+        )
+        .await;
+        overhead.push(pooled.cost.wall / plain.wall);
+        pool_walls.push(pooled.cost.wall);
+        plain_walls.push(plain.wall);
+        peaks.push(pooled.worker_peak_rss);
+        own_shares.push(pooled.worker_own_cpu / pooled.cost.cpu * 100.0);
+    }
+
+    eprintln!("2. against the seed's pipeline: {} runs each", args.repeats);
+    let (mut seed_wall, mut seed_cpu) = (vec![], vec![]);
+    for run in 0..args.repeats {
+        let seed = encode::seed_pipeline(&source, scratch.path(), run).await;
+        let pooled = encode::through_pool(
+            &test,
+            &worker,
+            &clip,
+            LadderName::Seed,
+            &format!("seed-{run}.hls"),
+        )
+        .await;
+        seed_wall.push(pooled.cost.wall / seed.wall);
+        seed_cpu.push(pooled.cost.cpu / seed.cpu);
+    }
+
+    eprintln!("3. dispatch latency: {} jobs", args.dispatch_jobs);
+    let latencies = dispatch::latencies(&test, args.dispatch_jobs).await;
+    drop(worker);
+    drop(test);
+
+    eprintln!("5. pool throughput: {} jobs per batch", args.batch_jobs);
+    let test = TestEnv::new("bench-pool").await;
+    let short = Clip::default()
+        .write(&test.media_root().join("short.mp4"))
+        .await;
+    let _first = test.worker(1).await;
+    let mut one = vec![];
+    for run in 0..args.repeats {
+        let dir = throughput::batch(&test, &short, &format!("one-{run}"), args.batch_jobs);
+        one.push(throughput::makespan(&test, &dir).await);
+    }
+    let _second = test
+        .worker_with(
+            1,
+            WorkerOptions {
+                expected_consumers: Some(2),
+                ..WorkerOptions::default()
+            },
+        )
+        .await;
+    let mut two = vec![];
+    for run in 0..args.repeats {
+        let dir = throughput::batch(&test, &short, &format!("two-{run}"), args.batch_jobs);
+        two.push(throughput::makespan(&test, &dir).await);
+    }
+    let scaling: Vec<f64> = two.iter().zip(&one).map(|(t, o)| t / o).collect();
+
+    let rows = [
+        (
+            "1. job overhead: pool / plain ffmpeg (wall)",
+            Stats::of(&overhead).show(3),
+            "<= 1.03",
+        ),
+        (
+            "   pool wall s / plain ffmpeg wall s",
+            format!(
+                "{} / {}",
+                Stats::of(&pool_walls).show(2),
+                Stats::of(&plain_walls).show(2)
+            ),
+            "",
+        ),
+        (
+            "2. pool / seed pipeline, wall",
+            Stats::of(&seed_wall).show(3),
+            "<= 0.5",
+        ),
+        (
+            "2. pool / seed pipeline, CPU",
+            Stats::of(&seed_cpu).show(3),
+            "<= 0.5",
+        ),
+        (
+            "3. dispatch latency p50 / p99, ms",
+            format!(
+                "{:.1} / {:.1}",
+                percentile(&latencies, 50.0),
+                percentile(&latencies, 99.0)
+            ),
+            "p50 <= 20",
+        ),
+        ("4. worker RSS idle, MiB", format!("{idle_rss:.1}"), "<= 15"),
+        (
+            "4. worker RSS during an encode, MiB (not ffmpeg)",
+            Stats::of(&peaks).show(1),
+            "",
+        ),
+        (
+            "4. worker CPU idle, % of a core",
+            format!("{idle_cpu_percent:.3}"),
+            "~ 0",
+        ),
+        (
+            "4. worker's own share of a job's CPU, %",
+            Stats::of(&own_shares).show(2),
+            "",
+        ),
+        (
+            "5. makespan, 2 workers / 1 worker",
+            Stats::of(&scaling).show(3),
+            "",
+        ),
+        (
+            "   makespan s, 1 worker / 2 workers",
+            format!("{} / {}", Stats::of(&one).show(1), Stats::of(&two).show(1)),
+            "",
+        ),
+    ];
+    println!("\n{:<50} {:<30} target", "item", "median (min–max)");
+    for (item, value, target) in rows {
+        println!("{item:<50} {value:<30} {target}");
+    }
+
+    let results = json!({
+        "started_at": started.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
+        "machine": machine(),
+        "settings": { "preset": encode::PRESET, "threads": encode::THREADS, "segment_seconds": encode::SEGMENT_SECONDS, "repeats": args.repeats },
+        "job_overhead_ratio": Stats::of(&overhead).json(),
+        "pool_wall_seconds": Stats::of(&pool_walls).json(),
+        "plain_ffmpeg_wall_seconds": Stats::of(&plain_walls).json(),
+        "seed_wall_ratio": Stats::of(&seed_wall).json(),
+        "seed_cpu_ratio": Stats::of(&seed_cpu).json(),
+        "dispatch_ms": { "p50": percentile(&latencies, 50.0), "p99": percentile(&latencies, 99.0), "jobs": latencies.len() },
+        "worker_idle_rss_mib": idle_rss,
+        "worker_encode_peak_rss_mib": Stats::of(&peaks).json(),
+        "worker_idle_cpu_percent": idle_cpu_percent,
+        "worker_own_cpu_share_percent": Stats::of(&own_shares).json(),
+        "makespan_ratio_two_to_one": Stats::of(&scaling).json(),
+        "makespan_one_worker_seconds": Stats::of(&one).json(),
+        "makespan_two_workers_seconds": Stats::of(&two).json(),
+    });
+    if let Some(parent) = args.json.parent() {
+        let _ = std::fs::create_dir_all(parent);
+    }
+    let text = serde_json::to_string_pretty(&results).unwrap_or_default();
+    std::fs::write(&args.json, format!("{text}\n")).expect("write results");
+    eprintln!("results: {}", args.json.display());
+}
+
+/// The CPU model, core count and ffmpeg version, for the record.
+fn machine() -> serde_json::Value {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .map(|l| l.trim_start_matches([' ', '\t', ':']).to_owned())
+        .unwrap_or_default();
+    let ffmpeg = std::process::Command::new("ffmpeg")
+        .arg("-version")
+        .output()
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .unwrap_or_default();
+    json!({
+        "cpu": model,
+        "cores": std::thread::available_parallelism().map(usize::from).unwrap_or(0),
+        "ffmpeg": ffmpeg,
+    })
+}
