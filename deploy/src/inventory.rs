@@ -452,11 +452,9 @@ fn write(path: &Path, text: &str) -> Result<(), InventoryError> {
         })
 }
 
+/// A small site without Pis, for the tests of this crate.
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    pub(crate) const SITE: &str = r#"
+pub(crate) const TEST_SITE: &str = r#"
 [site]
 nas_ip = "192.168.1.2"
 subnet = "192.168.1.0/24"
@@ -473,6 +471,10 @@ prometheus_targets_dir = "/etc/prometheus/hlsmux-targets"
 hosts = ["192.168.1.2"]
 "#;
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
     fn pi(name: &str, serial: &str, mac: &str, ip: &str, muxer: u16) -> String {
         format!(
             "\n[[pi]]\nname = \"{name}\"\nserial = \"{serial}\"\nmac = \"{mac}\"\nip = \"{ip}\"\nmuxer_id = {muxer}\n"
@@ -486,7 +488,7 @@ hosts = ["192.168.1.2"]
     #[test]
     fn a_small_inventory_parses_with_defaults() {
         let text = format!(
-            "{SITE}{}",
+            "{TEST_SITE}{}",
             pi("HLSPi1", "1A2B3C4D", "B8:27:EB:00:00:01", "192.168.1.10", 1)
         );
         let inventory = parse(&text).expect("valid");
@@ -555,7 +557,7 @@ hosts = ["192.168.1.2"]
             ),
         ];
         for (second, expected) in cases {
-            let error = parse(&format!("{SITE}{one}{second}")).expect_err(expected);
+            let error = parse(&format!("{TEST_SITE}{one}{second}")).expect_err(expected);
             assert!(
                 error.to_string().contains(expected),
                 "expected {expected:?}, got: {error}"
@@ -568,7 +570,7 @@ hosts = ["192.168.1.2"]
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("inventory.toml");
         let start = format!(
-            "# my site\n{SITE}{}",
+            "# my site\n{TEST_SITE}{}",
             pi("HLSPi1", "1a2b3c4d", "b8:27:eb:00:00:01", "192.168.1.10", 1)
         );
         std::fs::write(&path, &start).expect("write");

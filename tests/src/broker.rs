@@ -329,20 +329,7 @@ impl TestPool {
         &self,
         queue: &str,
     ) -> Option<std::collections::BTreeMap<String, serde_json::Value>> {
-        let output = tokio::process::Command::new("rabbitmqctl")
-            .args([
-                "list_queues",
-                "-q",
-                "--formatter",
-                "json",
-                "name",
-                "arguments",
-            ])
-            .output()
-            .await
-            .expect("rabbitmqctl runs");
-        let rows: Vec<serde_json::Value> =
-            serde_json::from_slice(&output.stdout).expect("rabbitmqctl JSON");
+        let rows = list_queues(&["name", "arguments"]).await;
         let row = rows.iter().find(|row| row["name"] == queue)?;
         // Each argument is listed as [name, type, value].
         let arguments = row["arguments"].as_array()?;
@@ -360,26 +347,13 @@ impl TestPool {
     /// All three counts, as `rabbitmqctl` reports them (the only place that
     /// shows unacknowledged messages without the management plugin).
     pub async fn queue_counts(&self, muxer: MuxerId) -> QueueCounts {
-        let output = tokio::process::Command::new("rabbitmqctl")
-            .args([
-                "list_queues",
-                "-q",
-                "--formatter",
-                "json",
-                "name",
-                "messages_ready",
-            ])
-            .args(["messages_unacknowledged", "consumers"])
-            .output()
-            .await
-            .expect("rabbitmqctl runs");
-        assert!(
-            output.status.success(),
-            "rabbitmqctl: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        let rows: Vec<serde_json::Value> =
-            serde_json::from_slice(&output.stdout).expect("rabbitmqctl JSON");
+        let rows = list_queues(&[
+            "name",
+            "messages_ready",
+            "messages_unacknowledged",
+            "consumers",
+        ])
+        .await;
         let name = self.topology.muxer_queue(muxer);
         let row = rows
             .iter()
@@ -437,6 +411,23 @@ impl Drop for TestPool {
         });
         let _ = cleanup.join();
     }
+}
+
+/// `rabbitmqctl list_queues` of the default vhost with `fields`, one JSON
+/// object per queue.
+async fn list_queues(fields: &[&str]) -> Vec<serde_json::Value> {
+    let output = tokio::process::Command::new("rabbitmqctl")
+        .args(["list_queues", "-q", "--formatter", "json"])
+        .args(fields)
+        .output()
+        .await
+        .expect("rabbitmqctl runs");
+    assert!(
+        output.status.success(),
+        "rabbitmqctl: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("rabbitmqctl JSON")
 }
 
 async fn delete_everything(topology: Topology, muxers: Vec<MuxerId>) {

@@ -18,7 +18,7 @@ async fn a_busy_worker_holds_one_unacked_job_and_leaves_the_rest_ready() {
         height: 180,
         seconds: 8,
         audio: false,
-        subtitles: false,
+        ..Clip::default()
     }
     .write(&test.media_root().join("slow.mp4"))
     .await;

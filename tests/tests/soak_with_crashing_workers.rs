@@ -22,7 +22,7 @@ async fn a_hundred_jobs_survive_a_worker_killed_again_and_again() {
         height: 90,
         seconds: 1,
         audio: false,
-        subtitles: false,
+        ..Clip::default()
     }
     .write(&test.media_root().join("tiny.mp4"))
     .await;

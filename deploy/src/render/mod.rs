@@ -157,23 +157,6 @@ pub fn write_all(out: &Path, files: &[RenderedFile]) -> Result<(), WriteError> {
 mod tests {
     use super::*;
 
-    const CLUSTER_SITE: &str = r#"
-[site]
-nas_ip = "10.0.0.2"
-subnet = "10.0.0.0/24"
-router = "10.0.0.1"
-dhcp_range = ["10.0.0.100", "10.0.0.199"]
-tftp_root = "/srv/tftp"
-nfs_roots = "/srv/nfs"
-template_root = "pi-template"
-media_root = "/srv/hlsmux/media"
-output_root = "/srv/hlsmux/output"
-prometheus_targets_dir = "/etc/prometheus/hlsmux-targets"
-
-[site.broker]
-hosts = ["nas1", "nas2", "nas3"]
-"#;
-
     fn file<'a>(files: &'a [RenderedFile], path: &str) -> &'a RenderedFile {
         files
             .iter()
@@ -183,7 +166,11 @@ hosts = ["nas1", "nas2", "nas3"]
 
     #[test]
     fn a_three_node_broker_gives_every_program_every_node() {
-        let inventory = Inventory::parse(CLUSTER_SITE, Path::new("inventory.toml")).expect("valid");
+        let site = crate::inventory::TEST_SITE.replace(
+            r#"hosts = ["192.168.1.2"]"#,
+            r#"hosts = ["nas1", "nas2", "nas3"]"#,
+        );
+        let inventory = Inventory::parse(&site, Path::new("inventory.toml")).expect("valid");
         let secrets = Secrets {
             worker_password: "w".into(),
             submit_password: "s".into(),
