@@ -26,7 +26,7 @@ use measure::{Stats, cpu_seconds, percentile, rss_mib};
 )]
 struct Args {
     /// Runs of each timed item.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 5)]
     repeats: usize,
     /// Jobs in the dispatch latency item.
     #[arg(long, default_value_t = 200)]
@@ -85,15 +85,18 @@ async fn main() {
     let (mut overhead, mut pool_walls, mut plain_walls, mut peaks, mut own_shares) =
         (vec![], vec![], vec![], vec![], vec![]);
     for run in 0..args.repeats {
-        let plain = encode::plain(&plan, scratch.path(), run).await;
-        let pooled = encode::through_pool(
-            &test,
-            &worker,
-            &clip,
-            LadderName::Standard,
-            &format!("overhead-{run}.hls"),
-        )
-        .await;
+        // Alternately first, so neither side always meets a cold cache.
+        let name = format!("overhead-{run}.hls");
+        let (plain, pooled) = if run % 2 == 0 {
+            let plain = encode::plain(&plan, scratch.path(), run).await;
+            let pooled =
+                encode::through_pool(&test, &worker, &clip, LadderName::Standard, &name).await;
+            (plain, pooled)
+        } else {
+            let pooled =
+                encode::through_pool(&test, &worker, &clip, LadderName::Standard, &name).await;
+            (encode::plain(&plan, scratch.path(), run).await, pooled)
+        };
         overhead.push(pooled.cost.wall / plain.wall);
         pool_walls.push(pooled.cost.wall);
         plain_walls.push(plain.wall);

@@ -10,6 +10,11 @@ use lapin::uri::AMQPUri;
 const DEFAULT_HEARTBEAT_SECONDS: u16 = 10;
 /// How long a connection attempt may take when the URL does not say.
 const DEFAULT_CONNECTION_TIMEOUT_MS: u64 = 5_000;
+/// The largest AMQP frame, when the URL does not say. lapin keeps 32 frames
+/// of buffer each way, zero-filled: at RabbitMQ's 128 KiB that is 8 MiB of
+/// a Pi's memory for messages of a few hundred bytes. Larger messages are
+/// split into more frames.
+const DEFAULT_FRAME_MAX: u32 = 16 * 1024;
 
 /// An `amqp://` or `amqps://` URL whose `Display` and `Debug` hide the password.
 #[derive(Clone, PartialEq, Eq)]
@@ -36,6 +41,7 @@ impl AmqpUrl {
         uri.query
             .connection_timeout
             .get_or_insert(DEFAULT_CONNECTION_TIMEOUT_MS);
+        uri.query.frame_max.get_or_insert(DEFAULT_FRAME_MAX);
         let names_password = text
             .split_once("://")
             .and_then(|(_, rest)| rest.split_once('@'))
@@ -192,8 +198,11 @@ mod tests {
     fn heartbeat_defaults_but_url_wins() {
         let url = AmqpUrl::parse("amqp://guest:guest@127.0.0.1:5672/%2f").expect("valid");
         assert_eq!(url.uri().query.heartbeat, Some(DEFAULT_HEARTBEAT_SECONDS));
-        let url = AmqpUrl::parse("amqp://guest:guest@127.0.0.1/%2f?heartbeat=3").expect("valid");
+        assert_eq!(url.uri().query.frame_max, Some(DEFAULT_FRAME_MAX));
+        let url = AmqpUrl::parse("amqp://guest:guest@127.0.0.1/%2f?heartbeat=3&frame_max=131072")
+            .expect("valid");
         assert_eq!(url.uri().query.heartbeat, Some(3));
+        assert_eq!(url.uri().query.frame_max, Some(131_072));
         let reparsed = AmqpUrl::parse(&url.expose()).expect("exposed URL parses");
         assert_eq!(reparsed, url);
     }

@@ -46,12 +46,14 @@ fn target_dir() -> &'static Path {
         }
         let status = command.status().expect("cargo runs");
         assert!(status.success(), "building the hlsmux binaries failed");
-        let test_binary = std::env::current_exe().expect("test binary path");
-        // target/<profile>/deps/<test> -> target/<profile>
-        test_binary
-            .parent()
-            .and_then(Path::parent)
-            .expect("test binary lives in target/<profile>/deps")
-            .to_owned()
+        // A test lives in target/<profile>/deps, the benchmark binary in
+        // target/<profile>: either way, the binaries are in target/<profile>.
+        let running = std::env::current_exe().expect("own binary path");
+        let dir = running.parent().expect("binary in a directory");
+        if dir.ends_with("deps") {
+            dir.parent().expect("target/<profile>").to_owned()
+        } else {
+            dir.to_owned()
+        }
     })
 }
