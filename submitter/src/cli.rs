@@ -11,7 +11,7 @@ use hlsmux_protocol::{AmqpUrls, LadderName, MuxerId, Namespace};
     name = "hlsmux",
     version,
     about = "Submit videos to the hlsmux pool and follow them",
-    after_help = "Examples:\n  hlsmux submit talk.mp4 --wait\n  hlsmux watch\n  hlsmux jobs --since 1day\n  hlsmux workers\n  hlsmux drain 2\n\nExit status: 0 done, 1 a job failed, 2 usage or input error (nothing queued), 3 RabbitMQ unreachable."
+    after_help = "Examples:\n  hlsmux submit talk.mp4 --wait\n  hlsmux watch\n  hlsmux jobs --since 1day\n  hlsmux workers\n  hlsmux drain 2\n\nExit status: 0 done, 1 a job failed, 2 usage or input error (nothing queued), 3 RabbitMQ unreachable, 130 interrupted."
 )]
 pub struct Cli {
     #[command(flatten)]
