@@ -277,10 +277,7 @@ pub enum InventoryError {
 impl Inventory {
     /// Blocking. Reads and checks the inventory at `path`.
     pub fn load(path: &Path) -> Result<Self, InventoryError> {
-        let text = std::fs::read_to_string(path).map_err(|e| InventoryError::Unreadable {
-            path: path.to_owned(),
-            detail: e.to_string(),
-        })?;
+        let text = read(path)?;
         Self::parse(&text, path)
     }
 
@@ -396,10 +393,7 @@ impl Inventory {
 /// that the inventory with it is valid. The file's text, comments and all,
 /// is kept; the new Pi is added as one `[[pi]]` table at its end.
 pub fn add_pi(path: &Path, pi: &Pi) -> Result<(), InventoryError> {
-    let text = std::fs::read_to_string(path).map_err(|e| InventoryError::Unreadable {
-        path: path.to_owned(),
-        detail: e.to_string(),
-    })?;
+    let text = read(path)?;
     let table = toml::to_string(pi).map_err(|e| InventoryError::Malformed {
         path: path.to_owned(),
         detail: e.to_string(),
@@ -413,10 +407,7 @@ pub fn add_pi(path: &Path, pi: &Pi) -> Result<(), InventoryError> {
 /// Blocking. Removes the Pi named `name` (its whole `[[pi]]` table) from
 /// the inventory file at `path`.
 pub fn remove_pi(path: &Path, name: &str) -> Result<(), InventoryError> {
-    let text = std::fs::read_to_string(path).map_err(|e| InventoryError::Unreadable {
-        path: path.to_owned(),
-        detail: e.to_string(),
-    })?;
+    let text = read(path)?;
     let mut kept = String::with_capacity(text.len());
     let mut removed = false;
     for (index, chunk) in text.split("[[pi]]").enumerate() {
@@ -439,6 +430,13 @@ pub fn remove_pi(path: &Path, name: &str) -> Result<(), InventoryError> {
     let kept = format!("{}\n", kept.trim_end());
     Inventory::parse(&kept, path)?;
     write(path, &kept)
+}
+
+fn read(path: &Path) -> Result<String, InventoryError> {
+    std::fs::read_to_string(path).map_err(|e| InventoryError::Unreadable {
+        path: path.to_owned(),
+        detail: e.to_string(),
+    })
 }
 
 fn write(path: &Path, text: &str) -> Result<(), InventoryError> {

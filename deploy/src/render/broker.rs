@@ -70,6 +70,15 @@ fn exactly(names: &[String]) -> String {
     format!("^({})$", escaped.join("|"))
 }
 
+/// A regular expression matching the per-muxer name `name_of` gives for
+/// every muxer ID (`hlsmux.muxer.1`, `hlsmux.muxer.2`, ...).
+fn every_muxer(name_of: impl Fn(MuxerId) -> String) -> String {
+    let first = MuxerId::new(1).unwrap_or_else(|_| unreachable!("1 is a muxer ID"));
+    let name = name_of(first);
+    let prefix = name.strip_suffix(&first.to_string()).unwrap_or(&name);
+    format!("^{}[0-9]+$", prefix.replace('.', "\\."))
+}
+
 fn arguments(table: &FieldTable) -> Value {
     let map = table
         .inner()
@@ -99,10 +108,6 @@ pub fn definitions_json(inventory: &Inventory, secrets: &Secrets) -> String {
         ids.sort();
         ids
     };
-    let control_prefix = topology
-        .control_queue(MuxerId::new(1).unwrap_or_else(|_| unreachable!()))
-        .trim_end_matches('1')
-        .replace('.', "\\.");
     let server_named = "amq\\.gen-.*";
 
     // The submit tool declares the exchanges, the dead-letter queues and
@@ -111,7 +116,7 @@ pub fn definitions_json(inventory: &Inventory, secrets: &Secrets) -> String {
     // streams and the dead-letter queue. It can neither create a muxer
     // queue nor consume jobs.
     let submit_configure = format!(
-        "{}|^{control_prefix}[0-9]+$|^{server_named}$",
+        "{}|{}|^{server_named}$",
         exactly(&[
             topology.jobs_exchange(),
             topology.events_exchange(),
@@ -120,7 +125,8 @@ pub fn definitions_json(inventory: &Inventory, secrets: &Secrets) -> String {
             topology.dead_letter_notices_queue(),
             topology.event_history_stream(),
             topology.heartbeat_stream(),
-        ])
+        ]),
+        every_muxer(|muxer| topology.control_queue(muxer))
     );
     let submit_write = format!(
         "{}|^{server_named}$",
@@ -258,7 +264,7 @@ pub fn definitions_json(inventory: &Inventory, secrets: &Secrets) -> String {
             {
                 "vhost": vhost,
                 "name": format!("{ns}-muxer-queues"),
-                "pattern": format!("^{}[0-9]+$", topology.muxer_queue(MuxerId::new(1).unwrap_or_else(|_| unreachable!())).trim_end_matches('1').replace('.', "\\.")),
+                "pattern": every_muxer(|muxer| topology.muxer_queue(muxer)),
                 "apply-to": "queues",
                 "priority": 0,
                 "definition": {
