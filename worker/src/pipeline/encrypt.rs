@@ -18,6 +18,7 @@ use m3u8_rs::{Key, KeyMethod, MediaPlaylist};
 
 use super::JobError;
 use super::encode::MASTER_PLAYLIST;
+use super::verify::{fail, read, read_master, read_media};
 
 /// The key file's name in every encrypted output directory.
 pub const KEY_FILE: &str = "encryption.key";
@@ -46,17 +47,10 @@ pub fn key_uri(prefix: &str, output: &str, variant_uri: &str) -> String {
 pub fn encrypt_output(dir: &Path, output: &str, key_uri_prefix: &str) -> Result<(), JobError> {
     let key: [u8; KEY_BYTES] = random()?;
     write_key(&dir.join(KEY_FILE), &key)?;
-    let master_path = dir.join(MASTER_PLAYLIST);
-    let master = m3u8_rs::parse_master_playlist_res(&read(&master_path)?).map_err(|_| {
-        fail(format!(
-            "{} is not a master playlist",
-            master_path.display()
-        ))
-    })?;
+    let master = read_master(&dir.join(MASTER_PLAYLIST))?;
     for variant in master.variants.iter().filter(|v| !v.is_i_frame) {
         let playlist_path = dir.join(&variant.uri);
-        let mut media = m3u8_rs::parse_media_playlist_res(&read(&playlist_path)?)
-            .map_err(|_| fail(format!("{} is not a media playlist", variant.uri)))?;
+        let mut media = read_media(&playlist_path)?;
         let variant_dir = playlist_path.parent().unwrap_or(dir);
         let uri = key_uri(key_uri_prefix, output, &variant.uri);
         for segment in &mut media.segments {
@@ -137,10 +131,6 @@ fn render(media: &MediaPlaylist) -> Result<Vec<u8>, JobError> {
     Ok(bytes)
 }
 
-fn read(path: &Path) -> Result<Vec<u8>, JobError> {
-    std::fs::read(path).map_err(|error| fail(format!("cannot read {}: {error}", path.display())))
-}
-
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
@@ -150,10 +140,6 @@ fn unwritable(path: &Path, error: std::io::Error) -> JobError {
         path: path.to_owned(),
         detail: error.to_string(),
     }
-}
-
-fn fail(detail: String) -> JobError {
-    JobError::VerifyFailed(detail)
 }
 
 #[cfg(test)]

@@ -117,23 +117,23 @@ fn check_encryption(name: &str, media: &MediaPlaylist, encrypted: bool) -> Resul
     Ok(())
 }
 
-fn read_master(path: &Path) -> Result<MasterPlaylist, JobError> {
+pub(super) fn read_master(path: &Path) -> Result<MasterPlaylist, JobError> {
     let bytes = read(path)?;
     m3u8_rs::parse_master_playlist_res(&bytes)
         .map_err(|_| fail(format!("{} is not a valid master playlist", path.display())))
 }
 
-fn read_media(path: &Path) -> Result<MediaPlaylist, JobError> {
+pub(super) fn read_media(path: &Path) -> Result<MediaPlaylist, JobError> {
     let bytes = read(path)?;
     m3u8_rs::parse_media_playlist_res(&bytes)
         .map_err(|_| fail(format!("{} is not a valid media playlist", path.display())))
 }
 
-fn read(path: &Path) -> Result<Vec<u8>, JobError> {
+pub(super) fn read(path: &Path) -> Result<Vec<u8>, JobError> {
     std::fs::read(path).map_err(|error| fail(format!("cannot read {}: {error}", path.display())))
 }
 
-fn fail(detail: String) -> JobError {
+pub(super) fn fail(detail: String) -> JobError {
     JobError::VerifyFailed(detail)
 }
 
