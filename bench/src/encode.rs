@@ -15,7 +15,7 @@ use hlsmux_worker::pipeline::ladder::{SourceVideo, plan_ladder};
 use hlsmux_worker::pipeline::probe::{SourceMedia, probe};
 use tokio::process::Command;
 
-use crate::measure::{cpu_seconds, sampling_rss};
+use crate::measure::{cpu_seconds, reaped_children_cpu, sampling_rss};
 
 /// The flags both sides use: the worker gets them as settings, the plain
 /// ffmpeg command is built from them by the worker's own code.
@@ -93,8 +93,7 @@ pub struct PoolRun {
 /// Runs `ffmpeg args` to its end as a child of this process; its CPU time
 /// is read from this process's reaped-children counters.
 async fn ffmpeg(args: &[std::ffi::OsString]) -> Cost {
-    let me = std::process::id();
-    let cpu_before = cpu_seconds(me, true).unwrap_or(0.0) - cpu_seconds(me, false).unwrap_or(0.0);
+    let cpu_before = reaped_children_cpu();
     let started = Instant::now();
     let status = Command::new("ffmpeg")
         .args(args)
@@ -104,7 +103,7 @@ async fn ffmpeg(args: &[std::ffi::OsString]) -> Cost {
         .expect("ffmpeg runs");
     assert!(status.success(), "ffmpeg {args:?}");
     let wall = started.elapsed().as_secs_f64();
-    let cpu_after = cpu_seconds(me, true).unwrap_or(0.0) - cpu_seconds(me, false).unwrap_or(0.0);
+    let cpu_after = reaped_children_cpu();
     Cost {
         wall,
         cpu: cpu_after - cpu_before,
@@ -129,10 +128,9 @@ pub async fn through_pool(
     name: &str,
 ) -> PoolRun {
     let pid = u32::try_from(worker.pid().as_raw()).expect("pid");
-    let me = std::process::id();
     let worker_before = cpu_seconds(pid, true).unwrap_or(0.0);
     let worker_own_before = cpu_seconds(pid, false).unwrap_or(0.0);
-    let cli_before = cpu_seconds(me, true).unwrap_or(0.0) - cpu_seconds(me, false).unwrap_or(0.0);
+    let cli_before = reaped_children_cpu();
     let args = [
         "submit",
         clip.to_str().expect("utf-8"),
@@ -148,8 +146,7 @@ pub async fn through_pool(
     assert_eq!(run.code, Some(0), "{run:#?}");
     let worker_cpu = cpu_seconds(pid, true).unwrap_or(0.0) - worker_before;
     let worker_own_cpu = cpu_seconds(pid, false).unwrap_or(0.0) - worker_own_before;
-    let cli_cpu =
-        cpu_seconds(me, true).unwrap_or(0.0) - cpu_seconds(me, false).unwrap_or(0.0) - cli_before;
+    let cli_cpu = reaped_children_cpu() - cli_before;
     PoolRun {
         cost: Cost {
             wall: wall.as_secs_f64(),

@@ -87,6 +87,13 @@ pub fn cpu_seconds(pid: u32, children: bool) -> Option<f64> {
     Some(ticks / clock_ticks_per_second())
 }
 
+/// CPU seconds of this process's children that it has waited for (the
+/// ffmpeg and hlsmux runs it timed).
+pub fn reaped_children_cpu() -> f64 {
+    let me = std::process::id();
+    cpu_seconds(me, true).unwrap_or(0.0) - cpu_seconds(me, false).unwrap_or(0.0)
+}
+
 fn clock_ticks_per_second() -> f64 {
     static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
     *TICKS.get_or_init(|| {
