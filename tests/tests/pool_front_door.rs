@@ -9,12 +9,9 @@ use hlsmux_protocol::MuxerId;
 use hlsmux_tests::media::Clip;
 use hlsmux_tests::{PATIENCE, TestEnv, WorkerOptions};
 
-#[tokio::test]
-async fn jobs_and_status_read_the_history_back_from_the_broker() {
-    let test = TestEnv::new("history").await;
-    let _worker = test.worker(1).await;
-    let media = test.media_root();
-    for name in ["one.mp4", "two.mp4"] {
+/// Two 2-second clips named `names` in `media`, and `empty.mp4`, which fails.
+async fn two_clips_and_an_empty_file(media: &std::path::Path, names: [&str; 2]) {
+    for name in names {
         Clip {
             seconds: 2,
             ..Clip::default()
@@ -23,6 +20,14 @@ async fn jobs_and_status_read_the_history_back_from_the_broker() {
         .await;
     }
     std::fs::write(media.join("empty.mp4"), b"").expect("empty input");
+}
+
+#[tokio::test]
+async fn jobs_and_status_read_the_history_back_from_the_broker() {
+    let test = TestEnv::new("history").await;
+    let _worker = test.worker(1).await;
+    let media = test.media_root();
+    two_clips_and_an_empty_file(&media, ["one.mp4", "two.mp4"]).await;
     let mut ids = Vec::new();
     for (name, code) in [("one.mp4", 0), ("two.mp4", 0), ("empty.mp4", 1)] {
         let path = media.join(name).display().to_string();
@@ -320,15 +325,7 @@ async fn a_quoted_pattern_is_a_batch_spread_over_muxers_and_summed_up() {
     let _one = test.worker(1).await;
     let _two = test.worker(2).await;
     let media = test.media_root();
-    for name in ["a.mp4", "b.mp4"] {
-        Clip {
-            seconds: 2,
-            ..Clip::default()
-        }
-        .write(&media.join(name))
-        .await;
-    }
-    std::fs::write(media.join("empty.mp4"), b"").expect("empty input");
+    two_clips_and_an_empty_file(&media, ["a.mp4", "b.mp4"]).await;
     // Passed as one argument, as a quoted pattern reaches the CLI.
     let pattern = media.join("*.mp4").display().to_string();
     let run = test
