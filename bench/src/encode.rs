@@ -182,10 +182,11 @@ pub async fn seed_pipeline(source: &Source, scratch: &Path, run: usize) -> Cost 
             width: source.media.video.width,
             height: source.media.video.height,
             bitrate: source.media.video_bitrate,
+            frame_rate: source.media.video.frame_rate,
         },
         VideoEncoder::Libx264.limits(),
     );
-    let gop = (source.media.video.frame_rate * f64::from(SEGMENT_SECONDS)).round() as u32;
+    let gop = (source.media.video.frame_rate.as_f64() * f64::from(SEGMENT_SECONDS)).round() as u32;
     for rung in &rungs {
         let out = dir.join(format!("{}k", rung.video_kbps));
         std::fs::create_dir_all(&out).expect("rung dir");

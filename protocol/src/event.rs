@@ -129,8 +129,12 @@ pub enum FailureReason {
     NoVideoStream,
     /// ffmpeg failed on the input.
     EncodeFailed,
-    /// ffmpeg finished but its output did not pass verification.
+    /// ffmpeg finished but its output did not pass verification (a missing
+    /// segment, an unreadable playlist).
     VerifyFailed,
+    /// The output breaks an HLS rule (named in the message), so it was
+    /// not published.
+    OutputInvalid,
     /// A different job already produced the output directory.
     OutputExists,
     /// The output could not be written under the output root.
@@ -154,6 +158,7 @@ impl FailureReason {
             FailureReason::NoVideoStream => "no_video_stream",
             FailureReason::EncodeFailed => "encode_failed",
             FailureReason::VerifyFailed => "verify_failed",
+            FailureReason::OutputInvalid => "output_invalid",
             FailureReason::OutputExists => "output_exists",
             FailureReason::OutputUnwritable => "output_unwritable",
             FailureReason::InputFormatRefused => "input_format_refused",
@@ -280,6 +285,7 @@ mod tests {
             FailureReason::NoVideoStream,
             FailureReason::EncodeFailed,
             FailureReason::VerifyFailed,
+            FailureReason::OutputInvalid,
             FailureReason::OutputExists,
             FailureReason::OutputUnwritable,
             FailureReason::InputFormatRefused,

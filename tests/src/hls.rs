@@ -132,3 +132,41 @@ pub async fn starts_with_keyframe(path: &Path) -> bool {
         .map(str::trim)
         == Some("1")
 }
+
+/// The frequency of the pure tone in a media file's first audio stream,
+/// from the zero crossings of its decoded samples.
+pub async fn tone_frequency(path: &Path) -> f64 {
+    const SAMPLE_RATE: f64 = 16_000.0;
+    let output = Command::new("ffmpeg")
+        .args(["-v", "error", "-allowed_extensions", "ALL", "-i"])
+        .arg(path)
+        .args([
+            "-map", "0:a:0", "-ac", "1", "-ar", "16000", "-f", "s16le", "-",
+        ])
+        .output()
+        .await
+        .expect("ffmpeg runs");
+    let samples: Vec<i16> = output
+        .stdout
+        .chunks_exact(2)
+        .map(|pair| i16::from_le_bytes([pair[0], pair[1]]))
+        .collect();
+    let crossings = samples
+        .windows(2)
+        .filter(|pair| (pair[0] < 0) != (pair[1] < 0))
+        .count();
+    crossings as f64 / 2.0 / (samples.len() as f64 / SAMPLE_RATE)
+}
+
+/// The media playlists a master playlist names: its variants (not the
+/// I-frame streams) and its renditions, as URIs relative to it.
+pub fn media_playlists(master: &Path) -> Vec<String> {
+    let master = read_master(master);
+    master
+        .variants
+        .iter()
+        .filter(|v| !v.is_i_frame)
+        .map(|v| v.uri.clone())
+        .chain(master.alternatives.iter().filter_map(|a| a.uri.clone()))
+        .collect()
+}

@@ -9,6 +9,7 @@
 mod binaries;
 mod broker;
 mod cli;
+pub mod conformance;
 mod env;
 pub mod hls;
 pub mod http;

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use tokio::process::Command;
 
-/// A test clip: test-pattern video, optionally a tone and a subtitle track.
+/// A test clip: test-pattern video, optionally tones and a subtitle track.
 #[derive(Clone, Copy, Debug)]
 pub struct Clip {
     pub width: u32,
@@ -12,7 +12,27 @@ pub struct Clip {
     pub seconds: u32,
     pub fps: u32,
     pub audio: bool,
+    /// With `audio`: one tone per language, each tagged with it (`eng`);
+    /// empty for one untagged track.
+    pub audio_languages: &'static [&'static str],
     pub subtitles: bool,
+    pub codec: SourceCodec,
+    /// Degrees of rotation metadata (a display matrix; the stored picture
+    /// stays as generated). Needs an `.mp4` or `.mov` path.
+    pub rotation: u32,
+    /// Drops every fourth frame and keeps the gaps: timestamps at a
+    /// variable rate.
+    pub variable_frame_rate: bool,
+}
+
+/// How the clip's video is compressed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SourceCodec {
+    H264,
+    Hevc,
+    /// MPEG-2 coded as interlaced fields, top field first (broadcast and
+    /// DVD material). Use a `.ts` or `.mpg` path.
+    InterlacedMpeg2,
 }
 
 impl Default for Clip {
@@ -23,7 +43,11 @@ impl Default for Clip {
             seconds: 3,
             fps: 25,
             audio: true,
+            audio_languages: &[],
             subtitles: false,
+            codec: SourceCodec::H264,
+            rotation: 0,
+            variable_frame_rate: false,
         }
     }
 }
@@ -45,10 +69,25 @@ impl Clip {
             ),
         ];
         let mut maps = vec!["-map".to_owned(), "0:v".to_owned()];
-        if self.audio {
+        let mut inputs = 1;
+        let languages: &[&str] = match (self.audio, self.audio_languages) {
+            (false, _) => &[],
+            (true, []) => &[""],
+            (true, languages) => languages,
+        };
+        for (track, language) in languages.iter().enumerate() {
             args.extend(["-f", "lavfi", "-i"].map(String::from));
-            args.push(format!("sine=frequency=440:duration={}", self.seconds));
-            maps.extend(["-map".into(), "1:a".into()]);
+            args.push(format!(
+                "sine=frequency={}:duration={}",
+                440 * (track + 1),
+                self.seconds
+            ));
+            maps.extend(["-map".into(), format!("{inputs}:a")]);
+            if !language.is_empty() {
+                maps.push(format!("-metadata:s:a:{track}"));
+                maps.push(format!("language={language}"));
+            }
+            inputs += 1;
         }
         if self.subtitles {
             let srt = path.with_extension("srt");
@@ -59,19 +98,69 @@ impl Clip {
             .expect("write subtitles");
             args.push("-i".into());
             args.push(srt.display().to_string());
-            let index = if self.audio { 2 } else { 1 };
-            maps.extend(["-map".into(), format!("{index}:s")]);
+            maps.extend(["-map".into(), format!("{inputs}:s")]);
         }
         args.extend(maps);
-        args.extend(["-c:v", "libx264", "-preset", "ultrafast", "-threads", "1"].map(String::from));
+        if self.variable_frame_rate {
+            args.extend(
+                ["-vf", r"select=not(eq(mod(n\,4)\,1))", "-vsync", "vfr"].map(String::from),
+            );
+        }
+        let codec: &[&str] = match self.codec {
+            SourceCodec::H264 => &["-c:v", "libx264", "-preset", "ultrafast"],
+            SourceCodec::Hevc => &[
+                "-c:v",
+                "libx265",
+                "-preset",
+                "ultrafast",
+                "-x265-params",
+                "log-level=error:pools=1",
+            ],
+            SourceCodec::InterlacedMpeg2 => &[
+                "-c:v",
+                "mpeg2video",
+                "-b:v",
+                "2M",
+                "-flags",
+                "+ilme+ildct",
+                "-top",
+                "1",
+            ],
+        };
+        args.extend(codec.iter().map(|arg| (*arg).to_owned()));
+        args.extend(["-threads", "1"].map(String::from));
         if self.audio {
             args.extend(["-c:a", "aac"].map(String::from));
         }
         if self.subtitles {
             args.extend(["-c:s", "srt"].map(String::from));
         }
-        args.push(path.display().to_string());
+        if self.rotation == 0 {
+            args.push(path.display().to_string());
+            run_ffmpeg(&args).await;
+            return path.to_owned();
+        }
+        // Rotation is container metadata: written by a remux of the clip.
+        let unturned = path.with_extension(format!(
+            "unturned.{}",
+            path.extension().and_then(|e| e.to_str()).unwrap_or("mp4")
+        ));
+        args.push(unturned.display().to_string());
         run_ffmpeg(&args).await;
+        let remux = [
+            "-v".into(),
+            "error".into(),
+            "-y".into(),
+            "-i".into(),
+            unturned.display().to_string(),
+            "-c".into(),
+            "copy".into(),
+            "-metadata:s:v".into(),
+            format!("rotate={}", self.rotation),
+            path.display().to_string(),
+        ];
+        run_ffmpeg(&remux).await;
+        let _ = std::fs::remove_file(&unturned);
         path.to_owned()
     }
 }

@@ -7,20 +7,19 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use hlsmux_tests::media::Clip;
-use hlsmux_tests::{TestEnv, WorkerOptions, hls};
+use hlsmux_tests::{TestEnv, WorkerOptions, conformance, hls};
 
 const CLIP_SECONDS: u32 = 4;
 const CLIP_FPS: u64 = 25;
 
-/// Every `#EXT-X-KEY` line of every variant of the output whose master
-/// playlist is `master`.
+/// Every `#EXT-X-KEY` line of every media playlist (variants and the audio
+/// rendition) of the output whose master playlist is `master`.
 fn key_lines(master: &Path) -> Vec<String> {
     let dir = master.parent().expect("output dir");
-    hls::read_master(master)
-        .variants
-        .iter()
-        .flat_map(|variant| {
-            let text = std::fs::read_to_string(dir.join(&variant.uri)).expect("media playlist");
+    hls::media_playlists(master)
+        .into_iter()
+        .flat_map(|uri| {
+            let text = std::fs::read_to_string(dir.join(uri)).expect("media playlist");
             text.lines()
                 .filter(|line| line.starts_with("#EXT-X-KEY"))
                 .map(str::to_owned)
@@ -37,11 +36,10 @@ fn is_plain_transport_stream(segment: &Path) -> bool {
 
 fn segments(master: &Path) -> Vec<std::path::PathBuf> {
     let dir = master.parent().expect("output dir");
-    hls::read_master(master)
-        .variants
-        .iter()
-        .flat_map(|variant| {
-            let playlist = dir.join(&variant.uri);
+    hls::media_playlists(master)
+        .into_iter()
+        .flat_map(|uri| {
+            let playlist = dir.join(uri);
             let bytes = std::fs::read(&playlist).expect("media playlist");
             let media = m3u8_rs::parse_media_playlist_res(&bytes).expect("parses");
             let variant_dir = playlist.parent().expect("variant dir").to_owned();
@@ -115,13 +113,30 @@ async fn an_encrypted_output_has_a_private_key_an_iv_per_segment_and_decodes_who
         .expect("every variant decrypts and decodes cleanly");
     for variant in &hls::read_master(&master).variants {
         let frames = hls::video_frames(&output.join(&variant.uri)).await;
-        assert_eq!(
-            frames,
-            u64::from(CLIP_SECONDS) * CLIP_FPS,
-            "{} decrypts to the whole video",
-            variant.uri
-        );
+        if variant.is_i_frame {
+            // One keyframe per one-second segment, each a byte range of an
+            // encrypted segment that decrypts on its own.
+            assert_eq!(frames, u64::from(CLIP_SECONDS), "{}", variant.uri);
+        } else {
+            assert_eq!(
+                frames,
+                u64::from(CLIP_SECONDS) * CLIP_FPS,
+                "{} decrypts to the whole video",
+                variant.uri
+            );
+        }
     }
+    let broken = conformance::broken_rules(
+        &output,
+        conformance::Expected {
+            seconds: f64::from(CLIP_SECONDS),
+            audio: true,
+            max_lines: 360,
+            portrait: false,
+        },
+    )
+    .await;
+    assert!(broken.is_empty(), "{broken:#?}");
 }
 
 #[tokio::test]

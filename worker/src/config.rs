@@ -36,6 +36,11 @@ pub struct Settings {
     pub x264_preset: String,
     pub ladder: LadderName,
     pub audio_bitrate_kbps: u32,
+    /// The audio track to encode from inputs with several (ISO 639-2 code,
+    /// `eng`); the first track when absent or not found.
+    pub audio_language: Option<String>,
+    /// No rung's short side is longer than this: a 4K source tops out here.
+    pub max_rung_lines: u32,
     pub probe_timeout_seconds: u64,
     /// How long a job the worker could not do (for its own reasons) waits
     /// before going back to the queue.
@@ -108,6 +113,8 @@ struct RawSettings {
     x264_preset: String,
     ladder: String,
     audio_bitrate_kbps: u32,
+    audio_language: String,
+    max_rung_lines: u32,
     probe_timeout_seconds: u64,
     requeue_delay_seconds: u64,
     hw_decode: bool,
@@ -174,6 +181,8 @@ vaapi_device = "/dev/dri/renderD128"
 x264_preset = "veryfast"
 ladder = "standard"
 audio_bitrate_kbps = 128
+audio_language = ""
+max_rung_lines = 1080
 probe_timeout_seconds = 60
 requeue_delay_seconds = 5
 hw_decode = false
@@ -355,6 +364,11 @@ impl RawSettings {
                 "must be empty or a URL ending in `/` without quotes or spaces, e.g. https://keys.example.com/hls/".into(),
             ));
         }
+        if self.max_rung_lines < 2 {
+            return Err(invalid("max_rung_lines")(
+                "must be at least 2 (1080 keeps 4K sources at Full HD)".into(),
+            ));
+        }
         if self.input_formats.trim().is_empty() {
             return Err(invalid("input_formats")(
                 "must name at least one demuxer, e.g. mov,matroska".into(),
@@ -385,6 +399,8 @@ impl RawSettings {
             x264_preset: self.x264_preset,
             ladder: self.ladder.parse().map_err(invalid("ladder"))?,
             audio_bitrate_kbps: self.audio_bitrate_kbps,
+            audio_language: Some(self.audio_language.trim().to_owned()).filter(|l| !l.is_empty()),
+            max_rung_lines: self.max_rung_lines,
             probe_timeout_seconds: self.probe_timeout_seconds,
             requeue_delay: Duration::from_secs(self.requeue_delay_seconds),
             hw_decode: self.hw_decode,

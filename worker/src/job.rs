@@ -23,7 +23,7 @@ use crate::metrics::{Outcome, WorkerMetrics};
 use crate::pipeline::encode::{self, EncodePlan, EncodeProgress, MASTER_PLAYLIST};
 use crate::pipeline::probe::SourceMedia;
 use crate::pipeline::publish::{ExistingOutput, OutputLocation, OutputRecord, StagingOwner};
-use crate::pipeline::{JobError, Retry, encrypt, probe, validate, verify};
+use crate::pipeline::{JobError, Retry, encrypt, master, probe, validate, verify};
 use crate::quarantine::Evidence;
 use crate::state::StateTracker;
 use crate::storage::{StorageHealth, StorageMonitor};
@@ -542,6 +542,12 @@ impl JobRunner {
         encoded?;
         let _ = tokio::fs::remove_file(&log_path).await;
 
+        {
+            let (dir, plan) = (location.staging_dir().to_owned(), plan.clone());
+            blocking(move || master::write_master(&dir, &plan))
+                .instrument(info_span!("master"))
+                .await?;
+        }
         if encrypted {
             let dir = location.staging_dir().to_owned();
             let output = location.relative_dir().to_owned();
@@ -551,8 +557,8 @@ impl JobRunner {
                 .await?;
         }
         let rung_summaries = {
-            let (dir, rungs) = (location.staging_dir().to_owned(), plan.rungs.clone());
-            blocking(move || verify::verify_output(&dir, &rungs, duration_seconds, encrypted))
+            let (dir, plan) = (location.staging_dir().to_owned(), plan.clone());
+            blocking(move || verify::verify_output(&dir, &plan, duration_seconds, encrypted))
                 .instrument(info_span!("verify"))
                 .await?
         };

@@ -1,6 +1,6 @@
 //! The self-test a quarantined worker must pass before it takes jobs again:
 //! a short generated clip through the real pipeline (probe, plan, the same
-//! ffmpeg command a job gets, verify), on this machine's own scratch space.
+//! ffmpeg command a job gets, master, verify), on this machine's own scratch space.
 
 use std::ffi::OsString;
 use std::path::Path;
@@ -12,7 +12,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::job::{JobRunner, blocking};
-use crate::pipeline::{encode, probe, verify};
+use crate::pipeline::{encode, master, probe, verify};
 
 /// Seconds of test picture: long enough for two segments of one second.
 const CLIP_SECONDS: &str = "2";
@@ -81,9 +81,12 @@ async fn encode_test_clip(
     )
     .await
     .map_err(|e| e.to_string())?;
-    let (out_dir, rungs, seconds) = (out_dir.to_owned(), plan.rungs, media.duration_seconds);
-    blocking(move || verify::verify_output(&out_dir, &rungs, seconds, false))
-        .await
-        .map(drop)
-        .map_err(|e| e.to_string())
+    let (out_dir, seconds) = (out_dir.to_owned(), media.duration_seconds);
+    blocking(move || {
+        master::write_master(&out_dir, &plan)?;
+        verify::verify_output(&out_dir, &plan, seconds, false)
+    })
+    .await
+    .map(drop)
+    .map_err(|e| e.to_string())
 }

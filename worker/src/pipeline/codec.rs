@@ -58,7 +58,7 @@ impl VideoEncoder {
             // The Pi's VideoCore encoder: 1080p at most, and it refuses to
             // start much above 20 Mb/s.
             VideoEncoder::V4l2m2m | VideoEncoder::Omx => EncoderLimits {
-                max_height: Some(1080),
+                max_lines: Some(1080),
                 max_kbps: Some(20_000),
             },
             _ => EncoderLimits::default(),
@@ -219,8 +219,19 @@ impl HardwareDecoder {
 /// Limits an encoder imposes on the ladder.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct EncoderLimits {
-    pub max_height: Option<u32>,
+    /// The longest short side (lines) it encodes.
+    pub max_lines: Option<u32>,
     pub max_kbps: Option<u32>,
+}
+
+impl EncoderLimits {
+    /// These limits, and no rung over `lines` (the setting `max_rung_lines`).
+    pub fn at_most_lines(self, lines: u32) -> Self {
+        Self {
+            max_lines: Some(self.max_lines.map_or(lines, |max| max.min(lines))),
+            ..self
+        }
+    }
 }
 
 impl fmt::Display for VideoEncoder {
@@ -308,7 +319,7 @@ mod tests {
         assert_eq!(
             encoder.limits(),
             EncoderLimits {
-                max_height: Some(1080),
+                max_lines: Some(1080),
                 max_kbps: Some(20_000)
             }
         );
@@ -320,7 +331,7 @@ mod tests {
         assert!(has_pair(&args, "-c:v", "h264_omx"));
         assert!(has_pair(&args, "-bf", "0"));
         assert_eq!(VideoEncoder::Omx.filter_suffix(), "format=yuv420p");
-        assert_eq!(VideoEncoder::Omx.limits().max_height, Some(1080));
+        assert_eq!(VideoEncoder::Omx.limits().max_lines, Some(1080));
     }
 
     #[test]

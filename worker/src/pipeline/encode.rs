@@ -21,8 +21,8 @@ use tokio_util::sync::CancellationToken;
 use super::JobError;
 use super::codec::{HardwareDecoder, VideoEncoder};
 use super::ladder::{Rung, SourceVideo, plan_ladder};
-use super::probe::SourceMedia;
 use super::probe::last_lines;
+use super::probe::{AudioTrack, SourceMedia};
 use crate::config::Settings;
 use hlsmux_protocol::LadderName;
 
@@ -30,14 +30,19 @@ use hlsmux_protocol::LadderName;
 pub const MASTER_PLAYLIST: &str = "master.m3u8";
 /// Name of each rung's media playlist, inside the rung's directory.
 pub const MEDIA_PLAYLIST: &str = "index.m3u8";
+/// The directory (and stream name) of the one audio rendition every video
+/// rung shares.
+pub const AUDIO_RENDITION: &str = "audio";
 
 /// Everything ffmpeg needs to know to encode one job.
 #[derive(Clone, Debug)]
 pub struct EncodePlan {
     pub input: PathBuf,
     pub video_stream_index: usize,
-    pub audio_stream_index: Option<usize>,
-    pub frame_rate: f64,
+    /// Deinterlace before scaling (the source is stored as fields).
+    pub deinterlace: bool,
+    /// Encoded once, as a rendition all rungs share.
+    pub audio: Option<AudioTrack>,
     pub rungs: Vec<Rung>,
     pub segment_seconds: u32,
     pub encoder: VideoEncoder,
@@ -53,7 +58,8 @@ pub struct EncodePlan {
 
 impl EncodePlan {
     /// The plan for `source` under `settings`: the ladder trimmed to the
-    /// source and to the encoder's limits.
+    /// source, to the encoder's limits and to `max_rung_lines`; the audio
+    /// track in `audio_language`, or the first.
     pub fn new(
         settings: &Settings,
         input: PathBuf,
@@ -69,14 +75,17 @@ impl EncodePlan {
                 width: source.video.width,
                 height: source.video.height,
                 bitrate: source.video_bitrate,
+                frame_rate: source.video.frame_rate,
             },
-            encoder.limits(),
+            encoder.limits().at_most_lines(settings.max_rung_lines),
         );
         Self {
             input,
             video_stream_index: source.video.index,
-            audio_stream_index: source.audio_stream_index,
-            frame_rate: source.video.frame_rate,
+            deinterlace: source.video.interlaced,
+            audio: source
+                .audio_track(settings.audio_language.as_deref())
+                .cloned(),
             rungs,
             segment_seconds,
             encoder,
@@ -116,35 +125,24 @@ pub fn ffmpeg_args(plan: &EncodePlan, out_dir: &Path) -> Vec<OsString> {
     args.push("-i".into());
     args.push(plan.input.clone().into());
 
-    let count = plan.rungs.len();
-    let mut graph = format!("[0:{}]split={count}", plan.video_stream_index);
-    for index in 0..count {
-        graph.push_str(&format!("[split{index}]"));
-    }
-    for (index, rung) in plan.rungs.iter().enumerate() {
-        graph.push_str(&format!(
-            ";[split{index}]scale={}:{},{}[video{index}]",
-            rung.width,
-            rung.height,
-            plan.encoder.filter_suffix()
-        ));
-    }
     let mut push = |items: &[String]| args.extend(items.iter().map(OsString::from));
-    push(&["-filter_complex".into(), graph]);
-    for index in 0..count {
+    push(&["-filter_complex".into(), filter_graph(plan)]);
+    for index in 0..plan.rungs.len() {
         push(&["-map".into(), format!("[video{index}]")]);
     }
-    if let Some(audio) = plan.audio_stream_index {
-        for _ in 0..count {
-            push(&["-map".into(), format!("0:{audio}")]);
-        }
+    if let Some(audio) = &plan.audio {
+        push(&["-map".into(), format!("0:{}", audio.index)]);
     }
 
     // Keyframes exactly at segment boundaries in every variant: a GOP of one
-    // segment, and keyframes forced by time (which every encoder honours).
-    let gop = (plan.frame_rate * f64::from(plan.segment_seconds))
-        .round()
-        .max(1.0) as u32;
+    // segment (at the fastest rung's rate), and keyframes forced by time
+    // (which every encoder honours).
+    let fastest = plan
+        .rungs
+        .iter()
+        .map(|rung| rung.frame_rate.as_f64())
+        .fold(1.0, f64::max);
+    let gop = (fastest * f64::from(plan.segment_seconds)).round().max(1.0) as u32;
     push(&plan.encoder.codec_args(&plan.x264_preset, gop));
     if plan.threads > 0 {
         push(&["-threads".into(), threads]);
@@ -160,7 +158,7 @@ pub fn ffmpeg_args(plan: &EncodePlan, out_dir: &Path) -> Vec<OsString> {
         "-force_key_frames".into(),
         format!("expr:gte(t,n_forced*{})", plan.segment_seconds),
     ]);
-    if plan.audio_stream_index.is_some() {
+    if plan.audio.is_some() {
         push(&[
             "-c:a".into(),
             "aac".into(),
@@ -171,17 +169,25 @@ pub fn ffmpeg_args(plan: &EncodePlan, out_dir: &Path) -> Vec<OsString> {
         ]);
     }
 
-    let stream_map: Vec<String> = plan
+    // The audio is one rendition group: every rung names it, and players
+    // fetch it once whichever rung they play.
+    let group = match plan.audio {
+        Some(_) => format!(",agroup:{AUDIO_RENDITION}"),
+        None => String::new(),
+    };
+    let mut stream_map: Vec<String> = plan
         .rungs
         .iter()
         .enumerate()
-        .map(|(index, rung)| match plan.audio_stream_index {
-            Some(_) => format!("v:{index},a:{index},name:{}", rung.name()),
-            None => format!("v:{index},name:{}", rung.name()),
-        })
+        .map(|(index, rung)| format!("v:{index}{group},name:{}", rung.name()))
         .collect();
+    if plan.audio.is_some() {
+        stream_map.push(format!("a:0{group},name:{AUDIO_RENDITION}"));
+    }
     let segment_seconds = plan.segment_seconds.to_string();
-    let muxer: [&str; 16] = [
+    // No master playlist from ffmpeg: `master` writes it from what was
+    // actually encoded.
+    let muxer: [&str; 14] = [
         "-max_muxing_queue_size",
         "1024",
         "-f",
@@ -196,8 +202,6 @@ pub fn ffmpeg_args(plan: &EncodePlan, out_dir: &Path) -> Vec<OsString> {
         // segments, and TS segments each carry their own headers.
         "-hls_segment_type",
         "mpegts",
-        "-master_pl_name",
-        MASTER_PLAYLIST,
         "-var_stream_map",
         &stream_map.join(" "),
     ];
@@ -206,6 +210,28 @@ pub fn ffmpeg_args(plan: &EncodePlan, out_dir: &Path) -> Vec<OsString> {
     args.push(out_dir.join("%v").join("segment_%05d.ts").into());
     args.push(out_dir.join("%v").join(MEDIA_PLAYLIST).into());
     args
+}
+
+/// Decodes the video once (deinterlaced when stored as fields), splits it,
+/// and scales each copy to its rung at the rung's constant frame rate (which
+/// also turns a variable-rate source into a constant-rate output).
+fn filter_graph(plan: &EncodePlan) -> String {
+    let count = plan.rungs.len();
+    let deinterlace = if plan.deinterlace { "yadif," } else { "" };
+    let mut graph = format!("[0:{}]{deinterlace}split={count}", plan.video_stream_index);
+    for index in 0..count {
+        graph.push_str(&format!("[split{index}]"));
+    }
+    for (index, rung) in plan.rungs.iter().enumerate() {
+        graph.push_str(&format!(
+            ";[split{index}]scale={}:{},fps={},{}[video{index}]",
+            rung.width,
+            rung.height,
+            rung.frame_rate.ffmpeg(),
+            plan.encoder.filter_suffix()
+        ));
+    }
+    graph
 }
 
 /// Where an encode has got to, from ffmpeg's `-progress` report.
@@ -468,23 +494,31 @@ async fn keep_stderr(stderr: Option<impl AsyncRead + Unpin>, log_path: &Path) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pipeline::ladder::FrameRate;
+
+    const PAL: FrameRate = FrameRate { num: 25, den: 1 };
 
     fn plan(audio: Option<usize>) -> EncodePlan {
         EncodePlan {
             input: PathBuf::from("/media/in.mkv"),
             video_stream_index: 1,
-            audio_stream_index: audio,
-            frame_rate: 25.0,
+            deinterlace: false,
+            audio: audio.map(|index| AudioTrack {
+                index,
+                language: None,
+            }),
             rungs: vec![
                 Rung {
                     width: 640,
                     height: 360,
                     video_kbps: 800,
+                    frame_rate: PAL,
                 },
                 Rung {
                     width: 426,
                     height: 240,
                     video_kbps: 400,
+                    frame_rate: PAL,
                 },
             ],
             segment_seconds: 4,
@@ -537,14 +571,35 @@ mod tests {
     }
 
     #[test]
-    fn maps_only_the_chosen_video_and_audio_streams() {
+    fn audio_is_encoded_once_as_a_rendition_every_rung_shares() {
         let args = ffmpeg_args(&plan(Some(2)), Path::new("/out/stage"));
-        assert_eq!(
-            value_after(&args, "-map"),
-            ["[video0]", "[video1]", "0:2", "0:2"]
-        );
+        assert_eq!(value_after(&args, "-map"), ["[video0]", "[video1]", "0:2"]);
         let map = value_after(&args, "-var_stream_map")[0];
-        assert_eq!(map, "v:0,a:0,name:360p_800k v:1,a:1,name:240p_400k");
+        assert_eq!(
+            map,
+            "v:0,agroup:audio,name:360p_800k v:1,agroup:audio,name:240p_400k a:0,agroup:audio,name:audio"
+        );
+        assert_eq!(value_after(&args, "-c:a"), ["aac"]);
+    }
+
+    #[test]
+    fn each_rung_gets_a_constant_frame_rate_and_fields_are_deinterlaced() {
+        let mut interlaced = plan(None);
+        interlaced.deinterlace = true;
+        interlaced.rungs[1].frame_rate = FrameRate {
+            num: 30000,
+            den: 1001,
+        };
+        let args = ffmpeg_args(&interlaced, Path::new("/out/stage"));
+        let graph = value_after(&args, "-filter_complex")[0];
+        assert!(graph.starts_with("[0:1]yadif,split=2"), "{graph}");
+        assert!(graph.contains("scale=640:360,fps=25/1,"), "{graph}");
+        assert!(graph.contains("scale=426:240,fps=30000/1001,"), "{graph}");
+        assert_eq!(
+            value_after(&args, "-g"),
+            ["120"],
+            "a GOP of the fastest rung"
+        );
     }
 
     #[test]
@@ -585,7 +640,10 @@ mod tests {
             args.last().map(|a| a.to_string_lossy().into_owned()),
             Some("/out/stage/%v/index.m3u8".into())
         );
-        assert_eq!(value_after(&args, "-master_pl_name"), [MASTER_PLAYLIST]);
+        assert!(
+            value_after(&args, "-master_pl_name").is_empty(),
+            "the worker writes the master playlist itself"
+        );
         assert_eq!(value_after(&args, "-threads"), ["2", "2"]);
     }
 
@@ -604,7 +662,7 @@ mod tests {
         assert!(device < input && hwaccel < input);
         let graph = value_after(&args, "-filter_complex")[0];
         assert!(
-            graph.contains("scale=640:360,format=nv12,hwupload[video0]"),
+            graph.contains("scale=640:360,fps=25/1,format=nv12,hwupload[video0]"),
             "{graph}"
         );
         assert_eq!(value_after(&args, "-c:v"), ["h264_vaapi"]);

@@ -8,24 +8,27 @@
 //! server running as another user does not hand it out; a key server finds
 //! it under the same path (setting `key_uri_prefix`).
 
+use std::collections::HashMap;
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use aes::cipher::{BlockEncryptMut, KeyIvInit, block_padding::Pkcs7};
+use aes::cipher::block_padding::{NoPadding, Pkcs7};
+use aes::cipher::{BlockDecryptMut, BlockEncryptMut, KeyIvInit};
 use m3u8_rs::{Key, KeyMethod, MediaPlaylist};
 
 use super::JobError;
 use super::encode::MASTER_PLAYLIST;
-use super::verify::{fail, read, read_master, read_media};
+use super::verify::{fail, media_playlist_uris, read, read_master, read_media};
 
 /// The key file's name in every encrypted output directory.
 pub const KEY_FILE: &str = "encryption.key";
 /// AES-128: a 16-byte key, and a 16-byte IV per segment.
-const KEY_BYTES: usize = 16;
+pub const KEY_BYTES: usize = 16;
 
 type Aes128CbcEncryptor = cbc::Encryptor<aes::Aes128>;
+type Aes128CbcDecryptor = cbc::Decryptor<aes::Aes128>;
 
 /// The key URI players are given. With no prefix, a path relative to a
 /// variant playlist at `variant_uri` (from the master playlist), so the
@@ -43,16 +46,18 @@ pub fn key_uri(prefix: &str, output: &str, variant_uri: &str) -> String {
 
 /// Blocking. Encrypts every segment of the output staged in `dir` (named
 /// `output` under the output root) in place, and rewrites each media
-/// playlist with one `#EXT-X-KEY` per segment.
+/// playlist with one `#EXT-X-KEY` per segment. I-frame playlists name the
+/// same key and IV as the segment they point into.
 pub fn encrypt_output(dir: &Path, output: &str, key_uri_prefix: &str) -> Result<(), JobError> {
     let key: [u8; KEY_BYTES] = random()?;
     write_key(&dir.join(KEY_FILE), &key)?;
     let master = read_master(&dir.join(MASTER_PLAYLIST))?;
-    for variant in master.variants.iter().filter(|v| !v.is_i_frame) {
-        let playlist_path = dir.join(&variant.uri);
+    let mut keys: HashMap<PathBuf, (Key, u64)> = HashMap::new();
+    for uri in media_playlist_uris(&master) {
+        let playlist_path = dir.join(uri);
         let mut media = read_media(&playlist_path)?;
         let variant_dir = playlist_path.parent().unwrap_or(dir);
-        let uri = key_uri(key_uri_prefix, output, &variant.uri);
+        let key_uri = key_uri(key_uri_prefix, output, uri);
         for segment in &mut media.segments {
             let iv: [u8; KEY_BYTES] = random()?;
             let path = variant_dir.join(&segment.uri);
@@ -60,13 +65,39 @@ pub fn encrypt_output(dir: &Path, output: &str, key_uri_prefix: &str) -> Result<
             let sealed = Aes128CbcEncryptor::new(&key.into(), &iv.into())
                 .encrypt_padded_vec_mut::<Pkcs7>(&plain);
             replace(&path, &sealed)?;
-            segment.key = Some(Key {
+            let segment_key = Key {
                 method: KeyMethod::AES128,
-                uri: Some(uri.clone()),
+                uri: Some(key_uri.clone()),
                 iv: Some(format!("0x{}", hex(&iv))),
                 keyformat: None,
                 keyformatversions: None,
-            });
+            };
+            keys.insert(path, (segment_key.clone(), sealed.len() as u64));
+            segment.key = Some(segment_key);
+        }
+        replace(&playlist_path, &render(&media)?)?;
+    }
+    for variant in master.variants.iter().filter(|v| v.is_i_frame) {
+        let playlist_path = dir.join(&variant.uri);
+        let mut media = read_media(&playlist_path)?;
+        let variant_dir = playlist_path.parent().unwrap_or(dir);
+        for segment in &mut media.segments {
+            let Some((segment_key, sealed_bytes)) = keys.get(&variant_dir.join(&segment.uri))
+            else {
+                return Err(fail(format!(
+                    "{}: {} is no segment of a media playlist",
+                    variant.uri, segment.uri
+                )));
+            };
+            segment.key = Some(segment_key.clone());
+            // CBC decrypts whole blocks: a range from the segment's start
+            // is readable once it ends on a block boundary.
+            if let Some(range) = &mut segment.byte_range {
+                range.length = range
+                    .length
+                    .next_multiple_of(KEY_BYTES as u64)
+                    .min(*sealed_bytes);
+            }
         }
         replace(&playlist_path, &render(&media)?)?;
     }
@@ -92,6 +123,38 @@ pub fn check_key_file(dir: &Path) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// Blocking. The output's key, for reading its segments back.
+pub fn read_key(dir: &Path) -> Result<[u8; KEY_BYTES], JobError> {
+    let bytes = read(&dir.join(KEY_FILE))?;
+    bytes
+        .try_into()
+        .map_err(|_| fail(format!("key file {KEY_FILE} is not {KEY_BYTES} bytes")))
+}
+
+/// Decrypts the whole blocks at the start of a segment sealed under `key`
+/// and `key_attribute`'s IV: enough to read what the segment opens with.
+pub fn decrypt_prefix(
+    key: &[u8; KEY_BYTES],
+    key_attribute: &Key,
+    sealed_prefix: &[u8],
+) -> Result<Vec<u8>, String> {
+    let iv_text = key_attribute
+        .iv
+        .as_deref()
+        .and_then(|iv| iv.strip_prefix("0x").or_else(|| iv.strip_prefix("0X")))
+        .ok_or("the key names no IV")?;
+    let iv: Vec<u8> = (0..iv_text.len())
+        .step_by(2)
+        .map(|at| u8::from_str_radix(iv_text.get(at..at + 2).unwrap_or("zz"), 16))
+        .collect::<Result<_, _>>()
+        .map_err(|_| format!("IV {iv_text} is not hexadecimal"))?;
+    let whole_blocks = sealed_prefix.len() - sealed_prefix.len() % KEY_BYTES;
+    Aes128CbcDecryptor::new_from_slices(key, &iv)
+        .map_err(|_| format!("IV {iv_text} is not {KEY_BYTES} bytes"))?
+        .decrypt_padded_vec_mut::<NoPadding>(&sealed_prefix[..whole_blocks])
+        .map_err(|error| error.to_string())
 }
 
 fn random<const N: usize>() -> Result<[u8; N], JobError> {
@@ -145,9 +208,6 @@ fn unwritable(path: &Path, error: std::io::Error) -> JobError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use aes::cipher::BlockDecryptMut;
-
-    type Aes128CbcDecryptor = cbc::Decryptor<aes::Aes128>;
 
     fn write_output(dir: &Path) {
         std::fs::write(

@@ -1,6 +1,6 @@
 //! The stages one job goes through, in order:
-//! validate → probe → plan (ladder) → encode → encrypt (when asked) →
-//! verify → publish.
+//! validate → probe → plan (ladder) → encode → master (describe what was
+//! encoded) → encrypt (when asked) → verify → publish.
 //!
 //! Each stage is a plain function over plain data; only `job` ties them to
 //! the broker. Every stage fails with a [`JobError`], which knows its reason
@@ -10,8 +10,10 @@ pub mod codec;
 pub mod encode;
 pub mod encrypt;
 pub mod ladder;
+pub mod master;
 pub mod probe;
 pub mod publish;
+pub mod ts;
 pub mod validate;
 pub mod verify;
 
@@ -54,6 +56,8 @@ pub enum JobError {
     Stalled { seconds: u64 },
     #[error("the encoded output did not verify: {0}")]
     VerifyFailed(String),
+    #[error("the encoded output breaks an HLS rule, so it was not published: {0}")]
+    OutputInvalid(String),
     #[error("output {path} already exists ({owner}); remove it or submit with another --name")]
     OutputExists { path: PathBuf, owner: String },
     #[error("cannot write output under {path}: {detail}")]
@@ -80,6 +84,7 @@ impl JobError {
             JobError::InputFormatRefused { .. } => FailureReason::InputFormatRefused,
             JobError::EncodeFailed { .. } => FailureReason::EncodeFailed,
             JobError::VerifyFailed(_) => FailureReason::VerifyFailed,
+            JobError::OutputInvalid(_) => FailureReason::OutputInvalid,
             JobError::OutputExists { .. } => FailureReason::OutputExists,
             JobError::OutputUnwritable { .. } => FailureReason::OutputUnwritable,
             JobError::MediaRootUnavailable { .. }

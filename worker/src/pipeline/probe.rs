@@ -10,15 +10,39 @@ use serde::Deserialize;
 use tokio::process::Command;
 
 use super::JobError;
+use super::ladder::FrameRate;
 
 /// What the pipeline knows of an input after probing.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SourceMedia {
     pub duration_seconds: f64,
     pub video: VideoStream,
-    pub audio_stream_index: Option<usize>,
+    /// Every audio stream, in the input's order.
+    pub audio: Vec<AudioTrack>,
     /// The video bitrate, or failing that the container's less its audio.
     pub video_bitrate: Option<u64>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct AudioTrack {
+    /// Absolute stream index in the input, for `-map 0:<index>`.
+    pub index: usize,
+    /// The stream's `language` tag (ISO 639-2, `eng`), when it has one.
+    pub language: Option<String>,
+}
+
+impl SourceMedia {
+    /// The audio track to encode: the first in `language` when asked and
+    /// present, else the input's first.
+    pub fn audio_track(&self, language: Option<&str>) -> Option<&AudioTrack> {
+        language
+            .and_then(|wanted| {
+                self.audio
+                    .iter()
+                    .find(|track| track.language.as_deref() == Some(wanted))
+            })
+            .or_else(|| self.audio.first())
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -27,14 +51,14 @@ pub struct VideoStream {
     pub index: usize,
     /// ffprobe's codec name (`h264`, `mpeg2video`, ...).
     pub codec: String,
+    /// As displayed: ffmpeg applies rotation metadata when it decodes, so a
+    /// phone's portrait clip stored sideways is planned upright.
     pub width: u32,
     pub height: u32,
-    pub frame_rate: f64,
+    pub frame_rate: FrameRate,
+    /// Stored as fields (interlaced), to be deinterlaced before scaling.
+    pub interlaced: bool,
 }
-
-/// Frame rate assumed when the input does not state one (keyframe spacing
-/// only; segments are cut by time either way).
-const FALLBACK_FRAME_RATE: f64 = 25.0;
 
 /// Runs ffprobe on `input` and parses its report.
 pub async fn probe(
@@ -107,9 +131,14 @@ pub fn parse_probe_report(input: &Path, json: &[u8]) -> Result<SourceMedia, JobE
         .or_else(|| parse_number(video.duration.as_deref()))
         .filter(|d| *d > 0.0)
         .ok_or_else(|| failed("the input's duration is unknown".into()))?;
-    let frame_rate = parse_rate(&video.avg_frame_rate)
-        .or_else(|| parse_rate(&video.r_frame_rate))
-        .unwrap_or(FALLBACK_FRAME_RATE);
+    let frame_rate = FrameRate::parse(&video.avg_frame_rate)
+        .or_else(|| FrameRate::parse(&video.r_frame_rate))
+        .unwrap_or(FrameRate::FALLBACK);
+    let (width, height) = if video.quarter_turned() {
+        (height, width)
+    } else {
+        (width, height)
+    };
     let audio_bitrate = audio
         .and_then(|a| parse_integer(a.bit_rate.as_deref()))
         .unwrap_or(0);
@@ -127,8 +156,20 @@ pub fn parse_probe_report(input: &Path, json: &[u8]) -> Result<SourceMedia, JobE
             width,
             height,
             frame_rate,
+            interlaced: video
+                .field_order
+                .as_deref()
+                .is_some_and(|order| matches!(order, "tt" | "bb" | "tb" | "bt")),
         },
-        audio_stream_index: audio.map(|a| a.index),
+        audio: report
+            .streams
+            .iter()
+            .filter(|s| s.codec_type == "audio")
+            .map(|s| AudioTrack {
+                index: s.index,
+                language: s.tags.language.clone().filter(|l| l != "und"),
+            })
+            .collect(),
         video_bitrate,
     })
 }
@@ -158,6 +199,37 @@ struct ProbeStream {
     duration: Option<String>,
     #[serde(default)]
     disposition: Disposition,
+    field_order: Option<String>,
+    #[serde(default)]
+    tags: StreamTags,
+    #[serde(default)]
+    side_data_list: Vec<SideData>,
+}
+
+impl ProbeStream {
+    /// Whether rotation metadata turns the picture by 90 or 270 degrees:
+    /// a display matrix (ffprobe 5 and later) or an older `rotate` tag.
+    fn quarter_turned(&self) -> bool {
+        let degrees = self
+            .side_data_list
+            .iter()
+            .find_map(|side| side.rotation)
+            .or_else(|| self.tags.rotate.as_deref()?.trim().parse().ok())
+            .unwrap_or(0.0);
+        let quarter_turns = (degrees / 90.0).round() as i64;
+        quarter_turns.rem_euclid(2) == 1
+    }
+}
+
+#[derive(Deserialize, Default)]
+struct StreamTags {
+    rotate: Option<String>,
+    language: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct SideData {
+    rotation: Option<f64>,
 }
 
 #[derive(Deserialize, Default)]
@@ -182,13 +254,6 @@ fn parse_number(text: Option<&str>) -> Option<f64> {
 
 fn parse_integer(text: Option<&str>) -> Option<u64> {
     text?.trim().parse().ok()
-}
-
-/// Parses ffprobe's `num/den` rates; `0/0` means unknown.
-fn parse_rate(text: &str) -> Option<f64> {
-    let (num, den) = text.split_once('/')?;
-    let (num, den): (f64, f64) = (num.parse().ok()?, den.parse().ok()?);
-    (num > 0.0 && den > 0.0).then(|| num / den)
 }
 
 /// The last `count` non-empty lines of a tool's stderr, joined for a message.
@@ -231,8 +296,9 @@ mod tests {
         .expect("parses");
         assert_eq!(media.video.width, 640);
         assert_eq!(media.video.codec, "h264");
-        assert!((media.video.frame_rate - 29.97).abs() < 0.01);
-        assert_eq!(media.audio_stream_index, Some(1));
+        assert!((media.video.frame_rate.as_f64() - 29.97).abs() < 0.01);
+        assert!(!media.video.interlaced);
+        assert_eq!(media.audio_track(None).map(|a| a.index), Some(1));
         assert_eq!(media.video_bitrate, Some(900_000));
         assert!((media.duration_seconds - 3.5).abs() < f64::EPSILON);
     }
@@ -249,6 +315,48 @@ mod tests {
         )
         .expect("parses");
         assert_eq!(media.video_bitrate, Some(1_000_000));
+    }
+
+    #[test]
+    fn the_audio_track_is_chosen_by_language_or_else_the_first() {
+        let english = r#"{"index": 1, "codec_type": "audio", "tags": {"language": "eng"}}"#;
+        let french = r#"{"index": 2, "codec_type": "audio", "tags": {"language": "fre"}}"#;
+        let media = parse_probe_report(
+            Path::new("film.mkv"),
+            &report(
+                &format!("{VIDEO}, {english}, {french}"),
+                r#"{"duration": "2"}"#,
+            ),
+        )
+        .expect("parses");
+        assert_eq!(media.audio_track(None).map(|a| a.index), Some(1));
+        assert_eq!(media.audio_track(Some("fre")).map(|a| a.index), Some(2));
+        assert_eq!(media.audio_track(Some("deu")).map(|a| a.index), Some(1));
+    }
+
+    #[test]
+    fn rotation_and_interlacing_are_read() {
+        let turned = VIDEO.replace(
+            r#""disposition""#,
+            r#""field_order": "tt", "side_data_list": [{"side_data_type": "Display Matrix", "rotation": -90}], "disposition""#,
+        );
+        let media = parse_probe_report(
+            Path::new("phone.mp4"),
+            &report(&turned, r#"{"duration": "2"}"#),
+        )
+        .expect("parses");
+        assert_eq!((media.video.width, media.video.height), (360, 640));
+        assert!(media.video.interlaced);
+        let tagged = VIDEO.replace(
+            r#""disposition""#,
+            r#""tags": {"rotate": "180"}, "disposition""#,
+        );
+        let media = parse_probe_report(
+            Path::new("upside.mp4"),
+            &report(&tagged, r#"{"duration": "2"}"#),
+        )
+        .expect("parses");
+        assert_eq!((media.video.width, media.video.height), (640, 360));
     }
 
     #[test]

@@ -1,113 +1,428 @@
-//! Verify: before anything is published, check what ffmpeg wrote: the master
-//! playlist lists every planned rung, every media playlist is complete, every
-//! segment it names exists, each variant lasts as long as the source, and an
-//! output that should be encrypted is, under a private key (and one that
-//! should not, is not).
+//! Verify: before anything is published, check the staged output against
+//! the rules players rely on (Apple's HLS Authoring Specification for VOD
+//! H.264/AAC), reading it back as a player would. Broken structure (a
+//! missing segment, an unreadable playlist) fails as `verify_failed`; a
+//! broken rule fails as `output_invalid`, naming the rule.
+//!
+//! - Master: `#EXT-X-INDEPENDENT-SEGMENTS`; one variant per planned rung with
+//!   its RESOLUTION and FRAME-RATE, CODECS, the audio group when there is
+//!   audio; BANDWIDTH and AVERAGE-BANDWIDTH within 10 % of what the segments
+//!   measure; variants ordered by bandwidth; an I-frame playlist per rung.
+//! - Media: VOD, `#EXT-X-ENDLIST`, TARGETDURATION the longest segment
+//!   rounded up, every segment present, every video segment opening on a
+//!   keyframe, segment boundaries at the same times in every rung, each
+//!   stream as long as the source.
+//! - Encryption: asked for, every segment is under AES-128 and the key is
+//!   private; not asked for, nothing is encrypted.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use hlsmux_protocol::RungSummary;
-use m3u8_rs::{MasterPlaylist, MediaPlaylist};
+use m3u8_rs::{KeyMethod, MasterPlaylist, MediaPlaylist, VariantStream};
 
 use super::JobError;
-use super::encode::MASTER_PLAYLIST;
-use super::encrypt;
+use super::encode::{AUDIO_RENDITION, EncodePlan, MASTER_PLAYLIST, MEDIA_PLAYLIST};
+use super::encrypt::{self, KEY_BYTES};
 use super::ladder::Rung;
+use super::master::{self, Rates, segment_prefix};
+use super::ts::{self, PACKET_BYTES};
 
 /// How far a variant's total duration may stray from the source's.
 pub const DURATION_TOLERANCE_SECONDS: f64 = 0.5;
+/// How far a declared BANDWIDTH or AVERAGE-BANDWIDTH may stray from the
+/// measured rate.
+pub const BANDWIDTH_TOLERANCE: f64 = 0.10;
 
-/// Blocking (reads every playlist and stats every segment): call it from a
-/// blocking thread.
+/// Blocking (reads every playlist and the start of every segment): call it
+/// from a blocking thread.
 pub fn verify_output(
     dir: &Path,
-    rungs: &[Rung],
+    plan: &EncodePlan,
     expected_seconds: f64,
     encrypted: bool,
 ) -> Result<Vec<RungSummary>, JobError> {
-    if encrypted {
+    let key = if encrypted {
         encrypt::check_key_file(dir).map_err(fail)?;
-    }
+        Some(encrypt::read_key(dir)?)
+    } else {
+        None
+    };
     let master = read_master(&dir.join(MASTER_PLAYLIST))?;
-    let variants: Vec<_> = master.variants.iter().filter(|v| !v.is_i_frame).collect();
-    if variants.len() != rungs.len() {
-        return Err(fail(format!(
-            "master playlist lists {} variants, {} were planned",
-            variants.len(),
-            rungs.len()
-        )));
+    if !master.independent_segments {
+        return Err(invalid("master", "no #EXT-X-INDEPENDENT-SEGMENTS"));
     }
-    let mut summaries = Vec::with_capacity(rungs.len());
-    for (variant, rung) in variants.into_iter().zip(rungs) {
-        let resolution = variant.resolution.map(|r| (r.width, r.height));
-        if resolution != Some((u64::from(rung.width), u64::from(rung.height))) {
-            return Err(fail(format!(
-                "variant {} has resolution {resolution:?}, {}x{} was planned",
-                variant.uri, rung.width, rung.height
-            )));
+    let reader = Reader {
+        dir,
+        key: key.as_ref(),
+        expected_seconds,
+    };
+    let audio = match &plan.audio {
+        Some(_) => Some(reader.audio_rendition(&master)?),
+        None => {
+            if !master.alternatives.is_empty() {
+                return Err(invalid(
+                    "master",
+                    "an audio group for a source without audio",
+                ));
+            }
+            None
         }
-        if variant.bandwidth == 0 {
-            return Err(fail(format!("variant {} has no BANDWIDTH", variant.uri)));
-        }
-        let playlist_path = dir.join(&variant.uri);
-        let media = read_media(&playlist_path)?;
-        let variant_dir = playlist_path.parent().unwrap_or(dir);
-        check_media(&variant.uri, &media, variant_dir, expected_seconds)?;
-        check_encryption(&variant.uri, &media, encrypted)?;
+    };
+    let variants: Vec<&VariantStream> = master.variants.iter().filter(|v| !v.is_i_frame).collect();
+    if variants.len() != plan.rungs.len() {
+        return Err(invalid(
+            "master",
+            &format!(
+                "lists {} variants, {} were planned",
+                variants.len(),
+                plan.rungs.len()
+            ),
+        ));
+    }
+    if variants
+        .windows(2)
+        .any(|pair| pair[0].bandwidth > pair[1].bandwidth)
+    {
+        return Err(invalid("master", "variants are not ordered by BANDWIDTH"));
+    }
+    let mut boundaries: Vec<(String, Vec<f64>, f64)> = Vec::new();
+    let mut summaries = Vec::with_capacity(plan.rungs.len());
+    for rung in &plan.rungs {
+        let uri = format!("{}/{MEDIA_PLAYLIST}", rung.name());
+        let variant = variants
+            .iter()
+            .find(|v| v.uri == uri)
+            .ok_or_else(|| invalid("master", &format!("no variant {uri} for a planned rung")))?;
+        check_variant_attributes(variant, rung, audio.as_ref())?;
+        let stream = reader.stream(&uri)?;
+        reader.check_keyframes(&stream)?;
+        let audio_rates = audio.as_ref().map_or(Rates::default(), |a| a.rates);
+        check_rates(&uri, variant, stream.rates + audio_rates)?;
+        reader.check_i_frames(&master, rung, &stream)?;
+        boundaries.push((
+            uri.clone(),
+            stream.boundaries(),
+            1.0 / rung.frame_rate.as_f64(),
+        ));
         summaries.push(RungSummary {
             width: rung.width,
             height: rung.height,
             video_bitrate: u64::from(rung.video_kbps) * 1000,
-            playlist: variant.uri.clone(),
+            playlist: uri,
         });
     }
+    check_alignment(&boundaries)?;
     Ok(summaries)
 }
 
+/// The URIs of every media playlist the master names: its variants' and
+/// its renditions'.
+pub(super) fn media_playlist_uris(master: &MasterPlaylist) -> Vec<&str> {
+    let mut uris: Vec<&str> = master
+        .variants
+        .iter()
+        .filter(|v| !v.is_i_frame)
+        .map(|v| v.uri.as_str())
+        .chain(master.alternatives.iter().filter_map(|a| a.uri.as_deref()))
+        .collect();
+    uris.dedup();
+    uris
+}
+
+/// One media playlist, read and measured.
+struct Stream {
+    uri: String,
+    dir: PathBuf,
+    media: MediaPlaylist,
+    rates: Rates,
+}
+
+impl Stream {
+    /// Where each segment ends, in seconds from the start.
+    fn boundaries(&self) -> Vec<f64> {
+        self.media
+            .segments
+            .iter()
+            .scan(0.0, |end, segment| {
+                *end += f64::from(segment.duration);
+                Some(*end)
+            })
+            .collect()
+    }
+}
+
+struct AudioRendition {
+    rates: Rates,
+}
+
+struct Reader<'a> {
+    dir: &'a Path,
+    key: Option<&'a [u8; KEY_BYTES]>,
+    expected_seconds: f64,
+}
+
+impl Reader<'_> {
+    /// Reads and checks the media playlist at `uri`.
+    fn stream(&self, uri: &str) -> Result<Stream, JobError> {
+        let path = self.dir.join(uri);
+        let media = read_media(&path)?;
+        let dir = path.parent().unwrap_or(self.dir).to_owned();
+        let sizes = check_media(uri, &media, &dir, self.expected_seconds)?;
+        check_encryption(uri, &media, self.key.is_some())?;
+        let segments: Vec<(f64, u64)> = media
+            .segments
+            .iter()
+            .map(|s| f64::from(s.duration))
+            .zip(sizes)
+            .collect();
+        let rates = master::measure(&segments, media.target_duration);
+        Ok(Stream {
+            uri: uri.to_owned(),
+            dir,
+            media,
+            rates,
+        })
+    }
+
+    fn audio_rendition(&self, master: &MasterPlaylist) -> Result<AudioRendition, JobError> {
+        let uri = format!("{AUDIO_RENDITION}/{MEDIA_PLAYLIST}");
+        let rendition = master
+            .alternatives
+            .iter()
+            .find(|a| a.uri.as_deref() == Some(uri.as_str()))
+            .ok_or_else(|| invalid("master", &format!("no audio rendition {uri}")))?;
+        if !rendition.default || !rendition.autoselect {
+            return Err(invalid(
+                "master",
+                "the audio rendition is not DEFAULT and AUTOSELECT",
+            ));
+        }
+        let stream = self.stream(&uri)?;
+        Ok(AudioRendition {
+            rates: stream.rates,
+        })
+    }
+
+    /// The first bytes of `segment`, decrypted when the output is.
+    fn opening(&self, dir: &Path, segment: &m3u8_rs::MediaSegment) -> Result<Vec<u8>, JobError> {
+        let prefix = segment_prefix(&dir.join(&segment.uri))?;
+        let plain = match (self.key, segment.key.as_ref()) {
+            (Some(key), Some(attribute)) => encrypt::decrypt_prefix(key, attribute, &prefix)
+                .map_err(|error| {
+                    fail(format!("segment {} does not decrypt: {error}", segment.uri))
+                })?,
+            _ => prefix,
+        };
+        Ok(plain)
+    }
+
+    fn check_keyframes(&self, stream: &Stream) -> Result<(), JobError> {
+        for segment in &stream.media.segments {
+            let mut opening = self.opening(&stream.dir, segment)?;
+            opening.truncate(opening.len() - opening.len() % PACKET_BYTES);
+            let facts = ts::read_segment(&opening).map_err(|error| {
+                invalid(&stream.uri, &format!("segment {} {error}", segment.uri))
+            })?;
+            if !facts.starts_with_keyframe {
+                return Err(invalid(
+                    &stream.uri,
+                    &format!("segment {} does not open on a keyframe", segment.uri),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn check_i_frames(
+        &self,
+        master: &MasterPlaylist,
+        rung: &Rung,
+        stream: &Stream,
+    ) -> Result<(), JobError> {
+        let uri = format!("{}/{}", rung.name(), master::I_FRAME_PLAYLIST);
+        if !master.variants.iter().any(|v| v.is_i_frame && v.uri == uri) {
+            return Err(invalid("master", &format!("no I-frame stream {uri}")));
+        }
+        let media = read_media(&self.dir.join(&uri))?;
+        if !media.i_frames_only || media.segments.len() != stream.media.segments.len() {
+            return Err(invalid(
+                &uri,
+                "is not an I-frames-only playlist with one entry per segment",
+            ));
+        }
+        for segment in &media.segments {
+            let size = std::fs::metadata(stream.dir.join(&segment.uri))
+                .map(|m| m.len())
+                .unwrap_or(0);
+            let fits = segment
+                .byte_range
+                .as_ref()
+                .is_some_and(|r| r.length > 0 && r.offset.unwrap_or(0) + r.length <= size);
+            if !fits {
+                return Err(invalid(
+                    &uri,
+                    &format!("the byte range into {} is not inside it", segment.uri),
+                ));
+            }
+        }
+        check_encryption(&uri, &media, self.key.is_some())
+    }
+}
+
+fn check_variant_attributes(
+    variant: &VariantStream,
+    rung: &Rung,
+    audio: Option<&AudioRendition>,
+) -> Result<(), JobError> {
+    let name = &variant.uri;
+    let resolution = variant.resolution.map(|r| (r.width, r.height));
+    if resolution != Some((u64::from(rung.width), u64::from(rung.height))) {
+        return Err(invalid(
+            name,
+            &format!(
+                "RESOLUTION is {resolution:?}, {}x{} was planned",
+                rung.width, rung.height
+            ),
+        ));
+    }
+    let planned_rate = rung.frame_rate.as_f64();
+    if variant
+        .frame_rate
+        .is_none_or(|rate| (rate - planned_rate).abs() > 0.001)
+    {
+        return Err(invalid(
+            name,
+            &format!(
+                "FRAME-RATE is {:?}, {planned_rate:.3} was planned",
+                variant.frame_rate
+            ),
+        ));
+    }
+    let codecs = variant.codecs.as_deref().unwrap_or_default();
+    let has_video = codecs.split(',').any(|c| c.starts_with("avc1."));
+    let has_audio = codecs.split(',').any(|c| c.starts_with("mp4a.40."));
+    if !has_video || has_audio != audio.is_some() {
+        return Err(invalid(
+            name,
+            &format!("CODECS is {codecs:?}, which does not name what the variant holds"),
+        ));
+    }
+    if audio.is_some() && variant.audio.is_none() {
+        return Err(invalid(name, "names no AUDIO group"));
+    }
+    Ok(())
+}
+
+fn check_rates(name: &str, variant: &VariantStream, measured: Rates) -> Result<(), JobError> {
+    let close = |declared: u64, measured: u64| {
+        measured > 0
+            && (declared as f64 - measured as f64).abs() <= BANDWIDTH_TOLERANCE * measured as f64
+    };
+    if !close(variant.bandwidth, measured.peak) {
+        return Err(invalid(
+            name,
+            &format!(
+                "BANDWIDTH is {}, the segments peak at {} b/s",
+                variant.bandwidth, measured.peak
+            ),
+        ));
+    }
+    let average = variant.average_bandwidth.unwrap_or(0);
+    if !close(average, measured.average) {
+        return Err(invalid(
+            name,
+            &format!(
+                "AVERAGE-BANDWIDTH is {average}, the segments average {} b/s",
+                measured.average
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Every rung's segments end at the same times, within one frame of the
+/// slower of two rungs: players switch rungs at any boundary.
+fn check_alignment(rungs: &[(String, Vec<f64>, f64)]) -> Result<(), JobError> {
+    let Some((first_name, first, first_frame)) = rungs.first() else {
+        return Ok(());
+    };
+    for (name, ends, frame) in &rungs[1..] {
+        let tolerance = first_frame.max(*frame) + 1e-3;
+        let aligned = ends.len() == first.len()
+            && ends
+                .iter()
+                .zip(first)
+                .all(|(a, b)| (a - b).abs() <= tolerance);
+        if !aligned {
+            return Err(invalid(
+                name,
+                &format!("its segments do not end at the same times as {first_name}'s"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Checks a media playlist's own rules; returns its segments' sizes.
 fn check_media(
     name: &str,
     media: &MediaPlaylist,
-    variant_dir: &Path,
+    dir: &Path,
     expected_seconds: f64,
-) -> Result<(), JobError> {
+) -> Result<Vec<u64>, JobError> {
     if !media.end_list {
-        return Err(fail(format!(
-            "{name} has no #EXT-X-ENDLIST: it is unfinished"
-        )));
+        return Err(invalid(name, "no #EXT-X-ENDLIST: it is unfinished"));
+    }
+    if media.playlist_type != Some(m3u8_rs::MediaPlaylistType::Vod) {
+        return Err(invalid(name, "#EXT-X-PLAYLIST-TYPE is not VOD"));
     }
     if media.segments.is_empty() {
         return Err(fail(format!("{name} lists no segments")));
     }
+    let target = master::target_duration(media);
+    if media.target_duration != target {
+        return Err(invalid(
+            name,
+            &format!(
+                "#EXT-X-TARGETDURATION is {}, the longest segment rounded up is {target}",
+                media.target_duration
+            ),
+        ));
+    }
+    let mut sizes = Vec::with_capacity(media.segments.len());
     for segment in &media.segments {
-        let path = variant_dir.join(&segment.uri);
-        let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        let size = std::fs::metadata(dir.join(&segment.uri))
+            .map(|m| m.len())
+            .unwrap_or(0);
         if size == 0 {
             return Err(fail(format!(
                 "{name}: segment {} is missing or empty",
                 segment.uri
             )));
         }
+        sizes.push(size);
     }
     let total: f64 = media.segments.iter().map(|s| f64::from(s.duration)).sum();
     if (total - expected_seconds).abs() > DURATION_TOLERANCE_SECONDS {
-        return Err(fail(format!(
-            "{name} lasts {total:.2} s, the source {expected_seconds:.2} s"
-        )));
+        return Err(invalid(
+            name,
+            &format!("lasts {total:.2} s, the source {expected_seconds:.2} s"),
+        ));
     }
-    Ok(())
+    Ok(sizes)
 }
 
 fn check_encryption(name: &str, media: &MediaPlaylist, encrypted: bool) -> Result<(), JobError> {
     for segment in &media.segments {
         let method = segment.key.as_ref().map(|key| &key.method);
-        let sealed = matches!(method, Some(m3u8_rs::KeyMethod::AES128));
+        let sealed = matches!(method, Some(KeyMethod::AES128));
         if encrypted && !sealed {
             return Err(fail(format!(
                 "{name}: segment {} is not under an AES-128 key",
                 segment.uri
             )));
         }
-        if !encrypted && method.is_some_and(|m| *m != m3u8_rs::KeyMethod::None) {
+        if !encrypted && method.is_some_and(|m| *m != KeyMethod::None) {
             return Err(fail(format!(
                 "{name}: segment {} is encrypted, which was not asked for",
                 segment.uri
@@ -137,112 +452,81 @@ pub(super) fn fail(detail: String) -> JobError {
     JobError::VerifyFailed(detail)
 }
 
+/// A rule of the output broken, in `name` (a playlist).
+fn invalid(name: &str, rule: &str) -> JobError {
+    JobError::OutputInvalid(format!("{name}: {rule}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const RUNGS: [Rung; 2] = [
-        Rung {
-            width: 640,
-            height: 360,
-            video_kbps: 800,
-        },
-        Rung {
-            width: 426,
-            height: 240,
-            video_kbps: 400,
-        },
-    ];
-
-    /// Writes a two-variant output like ffmpeg's, each variant `segments`
-    /// segments of 2 s.
-    fn write_output(dir: &Path, segments: usize) {
-        std::fs::write(
-            dir.join(MASTER_PLAYLIST),
-            "#EXTM3U\n#EXT-X-VERSION:6\n\
-             #EXT-X-STREAM-INF:BANDWIDTH=1020800,RESOLUTION=640x360\na/index.m3u8\n\n\
-             #EXT-X-STREAM-INF:BANDWIDTH=580800,RESOLUTION=426x240\nb/index.m3u8\n",
-        )
-        .expect("write master");
-        for variant in ["a", "b"] {
-            let variant_dir = dir.join(variant);
-            std::fs::create_dir_all(&variant_dir).expect("mkdir");
-            let mut playlist = String::from(
-                "#EXTM3U\n#EXT-X-VERSION:6\n#EXT-X-TARGETDURATION:2\n#EXT-X-PLAYLIST-TYPE:VOD\n",
-            );
-            for index in 0..segments {
-                playlist.push_str(&format!("#EXTINF:2.000000,\nsegment_{index}.ts\n"));
-                std::fs::write(variant_dir.join(format!("segment_{index}.ts")), b"ts")
-                    .expect("write");
-            }
-            playlist.push_str("#EXT-X-ENDLIST\n");
-            std::fs::write(variant_dir.join("index.m3u8"), playlist).expect("write playlist");
-        }
-    }
-
     #[test]
-    fn a_complete_output_verifies() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        write_output(dir.path(), 2);
-        let summaries = verify_output(dir.path(), &RUNGS, 4.2, false).expect("verifies");
-        assert_eq!(summaries[1].playlist, "b/index.m3u8");
-        assert_eq!(summaries[1].video_bitrate, 400_000);
-    }
-
-    #[test]
-    fn a_missing_segment_fails() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        write_output(dir.path(), 2);
-        std::fs::remove_file(dir.path().join("b/segment_1.ts")).expect("remove");
-        let error = verify_output(dir.path(), &RUNGS, 4.0, false).expect_err("missing segment");
-        assert!(error.to_string().contains("segment_1.ts"), "{error}");
-    }
-
-    #[test]
-    fn a_short_output_fails() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        write_output(dir.path(), 2);
-        let error = verify_output(dir.path(), &RUNGS, 6.0, false).expect_err("too short");
-        assert!(error.to_string().contains("lasts 4.00 s"), "{error}");
-    }
-
-    #[test]
-    fn an_unfinished_playlist_fails() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        write_output(dir.path(), 1);
-        let path = dir.path().join("a/index.m3u8");
-        let text = std::fs::read_to_string(&path).expect("read");
-        std::fs::write(&path, text.replace("#EXT-X-ENDLIST\n", "")).expect("write");
-        let error = verify_output(dir.path(), &RUNGS, 2.0, false).expect_err("unfinished");
-        assert!(error.to_string().contains("ENDLIST"), "{error}");
-    }
-
-    #[test]
-    fn encryption_is_checked_both_ways() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        write_output(dir.path(), 2);
-        let error = verify_output(dir.path(), &RUNGS, 4.0, true).expect_err("no key");
-        assert!(error.to_string().contains("encryption.key"), "{error}");
-        encrypt::encrypt_output(dir.path(), "a.hls", "").expect("encrypts");
-        verify_output(dir.path(), &RUNGS, 4.0, true).expect("encrypted as asked");
-        let error = verify_output(dir.path(), &RUNGS, 4.0, false).expect_err("not asked");
-        assert!(error.to_string().contains("not asked for"), "{error}");
-    }
-
-    #[test]
-    fn a_missing_rung_fails() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        write_output(dir.path(), 1);
-        let three = [
-            RUNGS[0],
-            RUNGS[1],
-            Rung {
-                width: 320,
-                height: 180,
-                video_kbps: 200,
-            },
+    fn rungs_whose_segments_end_apart_are_refused() {
+        let aligned = [
+            ("a".to_owned(), vec![2.0, 4.0, 5.0], 0.04),
+            ("b".to_owned(), vec![2.0, 4.033, 5.0], 1.0 / 30.0),
         ];
-        let error = verify_output(dir.path(), &three, 2.0, false).expect_err("rung missing");
-        assert!(error.to_string().contains("3 were planned"), "{error}");
+        check_alignment(&aligned).expect("within a frame");
+        let apart = [
+            ("a".to_owned(), vec![2.0, 4.0, 5.0], 0.04),
+            ("b".to_owned(), vec![2.5, 4.0, 5.0], 0.04),
+        ];
+        let error = check_alignment(&apart).expect_err("half a second apart");
+        assert!(matches!(error, JobError::OutputInvalid(_)), "{error}");
+    }
+
+    #[test]
+    fn declared_rates_must_be_within_ten_percent_of_the_measured_ones() {
+        let variant = VariantStream {
+            uri: "a/index.m3u8".into(),
+            bandwidth: 1_000_000,
+            average_bandwidth: Some(800_000),
+            ..VariantStream::default()
+        };
+        let measured = Rates {
+            peak: 950_000,
+            average: 760_000,
+        };
+        check_rates("a", &variant, measured).expect("close enough");
+        let error = check_rates(
+            "a",
+            &variant,
+            Rates {
+                peak: 1_300_000,
+                average: 760_000,
+            },
+        )
+        .expect_err("peak 30 % over");
+        assert!(
+            error.to_string().contains("BANDWIDTH is 1000000"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_playlist_must_be_vod_finished_and_its_target_the_longest_segment_rounded_up() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("s0.ts"), b"ts").expect("segment");
+        let playlist = |target: u64, end: &str, kind: &str| {
+            let text = format!(
+                "#EXTM3U\n#EXT-X-VERSION:6\n#EXT-X-TARGETDURATION:{target}\n{kind}#EXTINF:2.020000,\ns0.ts\n{end}"
+            );
+            m3u8_rs::parse_media_playlist_res(text.as_bytes()).expect("parses")
+        };
+        let vod = "#EXT-X-PLAYLIST-TYPE:VOD\n";
+        let end = "#EXT-X-ENDLIST\n";
+        check_media("a", &playlist(3, end, vod), dir.path(), 2.0).expect("conforms");
+        for (broken, rule) in [
+            (playlist(2, end, vod), "TARGETDURATION is 2"),
+            (playlist(3, "", vod), "ENDLIST"),
+            (playlist(3, end, ""), "not VOD"),
+        ] {
+            let error = check_media("a", &broken, dir.path(), 2.0).expect_err(rule);
+            assert!(matches!(error, JobError::OutputInvalid(_)), "{error}");
+            assert!(error.to_string().contains(rule), "{error}");
+        }
+        let error = check_media("a", &playlist(3, end, vod), dir.path(), 6.0).expect_err("short");
+        assert!(error.to_string().contains("lasts 2.02 s"), "{error}");
     }
 }

@@ -1,0 +1,414 @@
+//! An HLS conformance checker for published outputs, independent of the
+//! worker's own verify stage: it reads the playlists with m3u8-rs and the
+//! media with ffprobe (which decrypts an encrypted output with its key), and
+//! applies the rules of Apple's HLS Authoring Specification that hlsmux
+//! promises for VOD H.264/AAC. It returns every rule broken, so a failing
+//! test shows them all at once.
+
+use std::path::Path;
+
+use m3u8_rs::{MasterPlaylist, MediaPlaylist, VariantStream};
+use serde_json::Value;
+use tokio::process::Command;
+
+/// What the checker knows of the source.
+#[derive(Clone, Copy, Debug)]
+pub struct Expected {
+    pub seconds: f64,
+    pub audio: bool,
+    /// The source's short side: no rung may be larger.
+    pub max_lines: u32,
+    pub portrait: bool,
+}
+
+/// Rules the output in `dir` (holding `master.m3u8`) breaks; empty when it
+/// conforms.
+pub async fn broken_rules(dir: &Path, expected: Expected) -> Vec<String> {
+    let mut broken = Vec::new();
+    let master = match read(&dir.join("master.m3u8"))
+        .and_then(|bytes| m3u8_rs::parse_master_playlist_res(&bytes).map_err(|e| format!("{e:?}")))
+    {
+        Ok(master) => master,
+        Err(error) => return vec![format!("master.m3u8 does not parse: {error}")],
+    };
+    check_master(&master, expected, &mut broken);
+    let variants: Vec<&VariantStream> = master.variants.iter().filter(|v| !v.is_i_frame).collect();
+    let audio = master.alternatives.first().and_then(|a| a.uri.clone());
+    let audio_rates = match &audio {
+        Some(uri) => match Measured::read(dir, uri, &mut broken) {
+            Some(measured) => {
+                check_duration(uri, &measured, expected.seconds, &mut broken);
+                (measured.peak(), measured.average())
+            }
+            None => (0, 0),
+        },
+        None => (0, 0),
+    };
+    let mut ends: Vec<(String, Vec<f64>, f64)> = Vec::new();
+    for variant in &variants {
+        let Some(measured) = Measured::read(dir, &variant.uri, &mut broken) else {
+            continue;
+        };
+        check_duration(&variant.uri, &measured, expected.seconds, &mut broken);
+        let (peak, average) = (
+            measured.peak() + audio_rates.0,
+            measured.average() + audio_rates.1,
+        );
+        within_ten_percent(
+            &variant.uri,
+            "BANDWIDTH",
+            variant.bandwidth,
+            peak,
+            &mut broken,
+        );
+        within_ten_percent(
+            &variant.uri,
+            "AVERAGE-BANDWIDTH",
+            variant.average_bandwidth.unwrap_or(0),
+            average,
+            &mut broken,
+        );
+        let playlist = dir.join(&variant.uri);
+        let streams = probe_streams(&playlist).await;
+        check_codecs(variant, &streams, &mut broken);
+        let frame = 1.0 / variant.frame_rate.unwrap_or(25.0);
+        check_keyframes(&variant.uri, &playlist, &measured, frame, &mut broken).await;
+        ends.push((variant.uri.clone(), measured.ends(), frame));
+        check_i_frames(dir, &master, variant, &measured, &mut broken);
+    }
+    if let Some((first_uri, first, first_frame)) = ends.first() {
+        for (uri, other, frame) in &ends[1..] {
+            let tolerance = first_frame.max(*frame) + 1e-3;
+            if other.len() != first.len()
+                || other
+                    .iter()
+                    .zip(first)
+                    .any(|(a, b)| (a - b).abs() > tolerance)
+            {
+                broken.push(format!(
+                    "{uri}: segments end at other times than {first_uri}'s"
+                ));
+            }
+        }
+    }
+    broken
+}
+
+fn check_master(master: &MasterPlaylist, expected: Expected, broken: &mut Vec<String>) {
+    if !master.independent_segments {
+        broken.push("master: no #EXT-X-INDEPENDENT-SEGMENTS".into());
+    }
+    let variants: Vec<&VariantStream> = master.variants.iter().filter(|v| !v.is_i_frame).collect();
+    if variants.is_empty() {
+        broken.push("master: no variants".into());
+    }
+    if variants.windows(2).any(|w| w[0].bandwidth > w[1].bandwidth) {
+        broken.push("master: variants are not ordered by BANDWIDTH".into());
+    }
+    let groups: Vec<&str> = master
+        .alternatives
+        .iter()
+        .filter(|a| a.media_type == m3u8_rs::AlternativeMediaType::Audio)
+        .map(|a| a.group_id.as_str())
+        .collect();
+    if expected.audio != !groups.is_empty() {
+        broken.push(format!(
+            "master: audio renditions {groups:?} for a source with audio: {}",
+            expected.audio
+        ));
+    }
+    for variant in &variants {
+        let name = &variant.uri;
+        match variant.resolution {
+            Some(r) => {
+                if r.width % 2 == 1 || r.height % 2 == 1 {
+                    broken.push(format!("{name}: odd RESOLUTION {}x{}", r.width, r.height));
+                }
+                if r.width.min(r.height) > u64::from(expected.max_lines) {
+                    broken.push(format!(
+                        "{name}: {}x{} upscales the source",
+                        r.width, r.height
+                    ));
+                }
+                if (r.height > r.width) != expected.portrait {
+                    broken.push(format!("{name}: {}x{} is turned", r.width, r.height));
+                }
+            }
+            None => broken.push(format!("{name}: no RESOLUTION")),
+        }
+        if variant.frame_rate.is_none() {
+            broken.push(format!("{name}: no FRAME-RATE"));
+        }
+        if variant.average_bandwidth.is_none() {
+            broken.push(format!("{name}: no AVERAGE-BANDWIDTH"));
+        }
+        match (&variant.audio, expected.audio) {
+            (Some(group), true) if groups.contains(&group.as_str()) => {}
+            (None, false) => {}
+            (group, _) => broken.push(format!("{name}: AUDIO group {group:?}")),
+        }
+    }
+}
+
+/// A media playlist with its segment sizes.
+struct Measured {
+    media: MediaPlaylist,
+    sizes: Vec<u64>,
+}
+
+impl Measured {
+    fn read(dir: &Path, uri: &str, broken: &mut Vec<String>) -> Option<Measured> {
+        let path = dir.join(uri);
+        let media = match read(&path).and_then(|bytes| {
+            m3u8_rs::parse_media_playlist_res(&bytes).map_err(|e| format!("{e:?}"))
+        }) {
+            Ok(media) => media,
+            Err(error) => {
+                broken.push(format!("{uri}: does not parse: {error}"));
+                return None;
+            }
+        };
+        if media.playlist_type != Some(m3u8_rs::MediaPlaylistType::Vod) {
+            broken.push(format!("{uri}: not #EXT-X-PLAYLIST-TYPE:VOD"));
+        }
+        if !media.end_list {
+            broken.push(format!("{uri}: no #EXT-X-ENDLIST"));
+        }
+        let longest = media
+            .segments
+            .iter()
+            .map(|s| f64::from(s.duration))
+            .fold(0.0, f64::max);
+        if media.target_duration != longest.ceil() as u64 {
+            broken.push(format!(
+                "{uri}: TARGETDURATION {} is not the longest segment ({longest}) rounded up",
+                media.target_duration
+            ));
+        }
+        let segment_dir = path.parent().unwrap_or(dir);
+        let sizes = media
+            .segments
+            .iter()
+            .map(|s| {
+                std::fs::metadata(segment_dir.join(&s.uri))
+                    .map(|m| m.len())
+                    .unwrap_or(0)
+            })
+            .collect();
+        Some(Measured { media, sizes })
+    }
+
+    fn seconds(&self) -> f64 {
+        self.media
+            .segments
+            .iter()
+            .map(|s| f64::from(s.duration))
+            .sum()
+    }
+
+    fn average(&self) -> u64 {
+        (self.sizes.iter().sum::<u64>() as f64 * 8.0 / self.seconds()) as u64
+    }
+
+    /// The highest rate over runs of consecutive segments lasting 0.5 to
+    /// 1.5 target durations (the authoring specification's peak).
+    fn peak(&self) -> u64 {
+        let target = self.media.target_duration as f64;
+        let mut peak = 0;
+        for start in 0..self.sizes.len() {
+            let (mut seconds, mut bytes) = (0.0, 0);
+            for (segment, size) in self.media.segments[start..]
+                .iter()
+                .zip(&self.sizes[start..])
+            {
+                seconds += f64::from(segment.duration);
+                bytes += size;
+                if seconds > 1.5 * target + 1e-6 {
+                    break;
+                }
+                if seconds >= 0.5 * target - 1e-6 {
+                    peak = peak.max((bytes as f64 * 8.0 / seconds) as u64);
+                }
+            }
+        }
+        peak.max(self.average())
+    }
+
+    fn ends(&self) -> Vec<f64> {
+        let mut end = 0.0;
+        self.media
+            .segments
+            .iter()
+            .map(|s| {
+                end += f64::from(s.duration);
+                end
+            })
+            .collect()
+    }
+}
+
+fn check_duration(uri: &str, measured: &Measured, seconds: f64, broken: &mut Vec<String>) {
+    if (measured.seconds() - seconds).abs() > 0.5 {
+        broken.push(format!(
+            "{uri}: lasts {:.2} s, the source {seconds:.2} s",
+            measured.seconds()
+        ));
+    }
+    if measured.sizes.contains(&0) {
+        broken.push(format!("{uri}: a segment is missing or empty"));
+    }
+}
+
+fn within_ten_percent(
+    uri: &str,
+    attribute: &str,
+    declared: u64,
+    measured: u64,
+    broken: &mut Vec<String>,
+) {
+    if measured == 0 || (declared as f64 - measured as f64).abs() > 0.1 * measured as f64 {
+        broken.push(format!(
+            "{uri}: {attribute} {declared}, measured {measured}"
+        ));
+    }
+}
+
+/// ffprobe's streams of a media playlist (decrypted when encrypted).
+async fn probe_streams(playlist: &Path) -> Vec<Value> {
+    let output = Command::new("ffprobe")
+        .args(["-v", "error", "-allowed_extensions", "ALL"])
+        .args(["-show_streams", "-of", "json"])
+        .arg(playlist)
+        .output()
+        .await
+        .expect("ffprobe runs");
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap_or(Value::Null);
+    report["streams"].as_array().cloned().unwrap_or_default()
+}
+
+/// CODECS names the H.264 profile and level ffprobe reads from the stream,
+/// and AAC-LC exactly when there is audio.
+fn check_codecs(variant: &VariantStream, streams: &[Value], broken: &mut Vec<String>) {
+    let name = &variant.uri;
+    let codecs = variant.codecs.clone().unwrap_or_default();
+    let Some(video) = streams.iter().find(|s| s["codec_type"] == "video") else {
+        broken.push(format!("{name}: ffprobe finds no video"));
+        return;
+    };
+    let profile_idc = match video["profile"].as_str().unwrap_or_default() {
+        "Baseline" | "Constrained Baseline" => "42",
+        "Main" => "4d",
+        "High" => "64",
+        other => {
+            broken.push(format!("{name}: unexpected H.264 profile {other}"));
+            return;
+        }
+    };
+    let level = video["level"].as_u64().unwrap_or(0);
+    let avc = codecs.split(',').find(|c| c.starts_with("avc1."));
+    let matches = avc.is_some_and(|avc| {
+        avc.len() == 11 && &avc[5..7] == profile_idc && avc[9..11] == format!("{level:02x}")
+    });
+    if !matches {
+        broken.push(format!(
+            "{name}: CODECS {codecs:?}, the stream is {} level {level}",
+            video["profile"]
+        ));
+    }
+    if codecs.contains("mp4a") && !codecs.split(',').any(|c| c == "mp4a.40.2") {
+        broken.push(format!(
+            "{name}: CODECS {codecs:?} names audio other than AAC-LC"
+        ));
+    }
+}
+
+/// Every segment starts on a keyframe: ffprobe's keyframes fall on every
+/// segment boundary.
+async fn check_keyframes(
+    uri: &str,
+    playlist: &Path,
+    measured: &Measured,
+    frame: f64,
+    broken: &mut Vec<String>,
+) {
+    let output = Command::new("ffprobe")
+        .args(["-v", "error", "-allowed_extensions", "ALL"])
+        .args(["-select_streams", "v:0", "-skip_frame", "nokey"])
+        .args(["-show_entries", "frame=pts_time", "-of", "csv=p=0"])
+        .arg(playlist)
+        .output()
+        .await
+        .expect("ffprobe runs");
+    let times: Vec<f64> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| line.trim().trim_end_matches(',').parse().ok())
+        .collect();
+    let Some(first) = times.first().copied() else {
+        broken.push(format!("{uri}: ffprobe finds no keyframes"));
+        return;
+    };
+    let starts = std::iter::once(0.0).chain(measured.ends().into_iter().rev().skip(1).rev());
+    for start in starts {
+        if !times
+            .iter()
+            .any(|t| (t - first - start).abs() <= frame + 1e-3)
+        {
+            broken.push(format!(
+                "{uri}: no keyframe where the segment at {start:.3} s starts"
+            ));
+        }
+    }
+}
+
+/// Each video variant has an I-frame stream whose entries are byte ranges
+/// inside its segments, one per segment.
+fn check_i_frames(
+    dir: &Path,
+    master: &MasterPlaylist,
+    variant: &VariantStream,
+    measured: &Measured,
+    broken: &mut Vec<String>,
+) {
+    let variant_dir = Path::new(&variant.uri).parent().unwrap_or(Path::new(""));
+    let Some(i_frames) = master
+        .variants
+        .iter()
+        .find(|v| v.is_i_frame && Path::new(&v.uri).parent() == Some(variant_dir))
+    else {
+        broken.push(format!("{}: no I-frame stream beside it", variant.uri));
+        return;
+    };
+    let path = dir.join(&i_frames.uri);
+    let media = match read(&path)
+        .and_then(|b| m3u8_rs::parse_media_playlist_res(&b).map_err(|e| format!("{e:?}")))
+    {
+        Ok(media) => media,
+        Err(error) => {
+            broken.push(format!("{}: does not parse: {error}", i_frames.uri));
+            return;
+        }
+    };
+    if !media.i_frames_only || media.segments.len() != measured.sizes.len() {
+        broken.push(format!(
+            "{}: not one I-frame entry per segment",
+            i_frames.uri
+        ));
+        return;
+    }
+    for (entry, size) in media.segments.iter().zip(&measured.sizes) {
+        let inside = entry
+            .byte_range
+            .as_ref()
+            .is_some_and(|r| r.length > 0 && r.offset.unwrap_or(0) + r.length <= *size);
+        if !inside {
+            broken.push(format!(
+                "{}: {} range is outside it",
+                i_frames.uri, entry.uri
+            ));
+        }
+    }
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, String> {
+    std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))
+}

@@ -1,0 +1,197 @@
+//! Inputs that need care come out as conformant HLS: the conformance
+//! checker finds no broken rule, and ffmpeg reads every variant back.
+//! Each kind is generated with ffmpeg: plain H.264 with stereo audio, no
+//! audio, two audio tracks in two languages, portrait, a phone clip stored
+//! sideways with rotation metadata, odd dimensions, interlaced MPEG-2,
+//! variable frame rate, HEVC, 60 fps and a 4K source.
+
+use hlsmux_protocol::{JobRequest, JobState, MuxerId, RelativePath};
+use hlsmux_tests::conformance::{Expected, broken_rules};
+use hlsmux_tests::media::{Clip, SourceCodec};
+use hlsmux_tests::{PATIENCE, TestEnv, WorkerOptions, hls};
+
+struct Kind {
+    file: &'static str,
+    clip: Clip,
+    /// The short side of the picture as displayed.
+    lines: u32,
+    portrait: bool,
+}
+
+fn kinds() -> Vec<Kind> {
+    let clip = Clip {
+        width: 480,
+        height: 270,
+        seconds: 3,
+        ..Clip::default()
+    };
+    let kind = |file, clip: Clip| Kind {
+        file,
+        clip,
+        lines: clip.width.min(clip.height),
+        portrait: clip.height > clip.width,
+    };
+    vec![
+        kind("plain.mp4", clip),
+        kind(
+            "silent.mp4",
+            Clip {
+                audio: false,
+                ..clip
+            },
+        ),
+        kind(
+            "two-languages.mkv",
+            Clip {
+                audio_languages: &["eng", "fre"],
+                ..clip
+            },
+        ),
+        kind(
+            "portrait.mp4",
+            Clip {
+                width: 270,
+                height: 480,
+                ..clip
+            },
+        ),
+        Kind {
+            portrait: true,
+            ..kind(
+                "sideways.mp4",
+                Clip {
+                    rotation: 90,
+                    ..clip
+                },
+            )
+        },
+        kind(
+            "odd.mp4",
+            Clip {
+                width: 479,
+                height: 271,
+                ..clip
+            },
+        ),
+        kind(
+            "interlaced.ts",
+            Clip {
+                width: 720,
+                height: 576,
+                codec: SourceCodec::InterlacedMpeg2,
+                ..clip
+            },
+        ),
+        kind(
+            "variable-rate.mkv",
+            Clip {
+                variable_frame_rate: true,
+                ..clip
+            },
+        ),
+        kind(
+            "hevc.mp4",
+            Clip {
+                codec: SourceCodec::Hevc,
+                ..clip
+            },
+        ),
+        kind("sixty.mp4", Clip { fps: 60, ..clip }),
+        Kind {
+            // The ladder tops out at max_rung_lines (1080).
+            lines: 1080,
+            ..kind(
+                "uhd.mp4",
+                Clip {
+                    width: 3840,
+                    height: 2160,
+                    seconds: 2,
+                    fps: 10,
+                    ..clip
+                },
+            )
+        },
+    ]
+}
+
+#[tokio::test]
+async fn every_kind_of_input_yields_conformant_hls_that_ffmpeg_reads_back() {
+    let test = TestEnv::new("conform").await;
+    let _worker = test
+        .worker_with(
+            1,
+            WorkerOptions {
+                env: vec![("HLSMUX_FFMPEG_THREADS".into(), "2".into())],
+                ..WorkerOptions::default()
+            },
+        )
+        .await;
+    let mut events = test.pool.events().await;
+    let mut failures = Vec::new();
+    for kind in kinds() {
+        kind.clip.write(&test.media_root().join(kind.file)).await;
+        let mut job = JobRequest::new(
+            MuxerId::new(1).expect("valid"),
+            RelativePath::parse(kind.file).expect("valid"),
+            RelativePath::parse(&format!("{}.hls", kind.file)).expect("valid"),
+        );
+        job.segment_seconds = Some(1);
+        test.pool.publish_job(&job).await;
+        let done = events.final_event(job.job_id, PATIENCE).await;
+        let JobState::Done { rungs, .. } = &done.state else {
+            failures.push(format!("{}: {:?}", kind.file, done.state));
+            continue;
+        };
+        let dir = job.output.under(&test.output_root());
+        let expected = Expected {
+            seconds: f64::from(kind.clip.seconds),
+            audio: kind.clip.audio,
+            max_lines: kind.lines,
+            portrait: kind.portrait,
+        };
+        for rule in broken_rules(&dir, expected).await {
+            failures.push(format!("{}: {rule}", kind.file));
+        }
+        if let Err(error) = hls::decode(&dir.join("master.m3u8")).await {
+            failures.push(format!(
+                "{}: ffmpeg cannot read it back: {error}",
+                kind.file
+            ));
+        }
+        if kind.file == "uhd.mp4" && rungs.iter().any(|r| r.height > 1080) {
+            failures.push(format!("uhd.mp4: a rung above 1080p: {rungs:?}"));
+        }
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
+}
+
+#[tokio::test]
+async fn the_audio_track_in_the_configured_language_is_chosen() {
+    let test = TestEnv::new("conform-language").await;
+    let _worker = test
+        .worker_with(
+            1,
+            WorkerOptions {
+                env: vec![("HLSMUX_AUDIO_LANGUAGE".into(), "fre".into())],
+                ..WorkerOptions::default()
+            },
+        )
+        .await;
+    let clip = Clip {
+        width: 320,
+        height: 180,
+        seconds: 2,
+        audio_languages: &["eng", "fre"],
+        ..Clip::default()
+    }
+    .write(&test.media_root().join("film.mkv"))
+    .await;
+    test.submit_ok(&clip, &["--muxer", "1", "--wait"]).await;
+    let master = hls::read_master(&test.output_root().join("film.mkv.hls/master.m3u8"));
+    let audio = &master.alternatives;
+    assert_eq!(audio.len(), 1, "{audio:?}");
+    assert_eq!(audio[0].language.as_deref(), Some("fre"));
+    // The French track is the 880 Hz tone: its rendition decodes to it.
+    let rendition = test.output_root().join("film.mkv.hls/audio/index.m3u8");
+    assert_eq!((hls::tone_frequency(&rendition).await / 10.0).round(), 88.0);
+}
