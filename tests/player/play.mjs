@@ -1,0 +1,170 @@
+// Plays one hlsmux output with hls.js in the system's headless Chromium and
+// prints what happened as one JSON line; exits 0 when playback passed.
+//
+//   node play.mjs <output-dir> <segment-seconds>
+//
+// It serves <output-dir> and hls.js over HTTP on loopback, starts playback
+// of master.m3u8 (muted, so autoplay is allowed), waits until the current
+// time passes two segments, forces a switch to another rung, and waits until
+// that rung's fragments play on for another two segments. Any hls.js error
+// event, or a deadline passed, fails it, with one exception, reported apart
+// as `tolerated`: hls.js 1.7 raises a non-fatal bufferAppendNoProgress once
+// for the first fragment of an alternate audio rendition in MPEG-TS (its
+// append-progress heuristic, video-dev/hls.js#7941), for ffmpeg's own
+// output of that layout too; audio then buffers and plays.
+
+import { createServer } from "node:http";
+import { readFile, stat } from "node:fs/promises";
+import { extname, join, normalize, dirname } from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+
+const [outputDir, segmentArg] = process.argv.slice(2);
+if (!outputDir || !segmentArg) {
+  console.error("usage: node play.mjs <output-dir> <segment-seconds>");
+  process.exit(2);
+}
+const segmentSeconds = Number(segmentArg);
+const here = dirname(fileURLToPath(import.meta.url));
+const hlsJs = join(here, "node_modules/hls.js/dist/hls.js");
+const chromiumPath = process.env.CHROMIUM ?? "/usr/bin/chromium";
+const deadlineMs = 60_000;
+
+const types = {
+  ".m3u8": "application/vnd.apple.mpegurl",
+  ".ts": "video/mp2t",
+  ".key": "application/octet-stream",
+  ".js": "text/javascript",
+  ".html": "text/html",
+};
+
+const page = `<!doctype html><meta charset="utf-8"><video id="v" muted playsinline></video>
+<script src="/hls.js"></script>`;
+
+const server = createServer(async (request, response) => {
+  const path = decodeURIComponent(new URL(request.url, "http://x").pathname);
+  try {
+    let body;
+    if (path === "/") body = Buffer.from(page);
+    else if (path === "/hls.js") body = await readFile(hlsJs);
+    else {
+      const file = normalize(join(outputDir, path));
+      if (!file.startsWith(normalize(outputDir))) throw new Error("outside");
+      if (!(await stat(file)).isFile()) throw new Error("not a file");
+      body = await readFile(file);
+    }
+    const type = path === "/" ? ".html" : extname(path);
+    const range = request.headers.range?.match(/bytes=(\d+)-(\d*)/);
+    if (range) {
+      const start = Number(range[1]);
+      const end = range[2] ? Number(range[2]) : body.length - 1;
+      response.writeHead(206, {
+        "content-type": types[type] ?? "application/octet-stream",
+        "content-range": `bytes ${start}-${end}/${body.length}`,
+        "accept-ranges": "bytes",
+      });
+      response.end(body.subarray(start, end + 1));
+      return;
+    }
+    response.writeHead(200, {
+      "content-type": types[type] ?? "application/octet-stream",
+      "accept-ranges": "bytes",
+    });
+    response.end(body);
+  } catch {
+    response.writeHead(404);
+    response.end();
+  }
+});
+await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+const origin = `http://127.0.0.1:${server.address().port}`;
+
+// The flags keep Chromium off the (closed) network and out of a sandbox it
+// cannot have as root in CI.
+const browser = await chromium.launch({
+  executablePath: chromiumPath,
+  args: [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--autoplay-policy=no-user-gesture-required",
+  ],
+});
+let result;
+try {
+  const tab = await browser.newPage();
+  await tab.goto(`${origin}/`);
+  result = await tab.evaluate(
+    async ({ segmentSeconds, deadlineMs }) => {
+      const video = document.getElementById("v");
+      const report = {
+        supported: Hls.isSupported(),
+        errors: [],
+        tolerated: [],
+        levels: [],
+        playedLevels: [],
+        switchedTo: null,
+        timeAtSwitch: null,
+        currentTime: 0,
+        passed: false,
+      };
+      if (!report.supported) return report;
+      const hls = new Hls({ debug: false, enableWorker: true });
+      hls.on(Hls.Events.ERROR, (_, data) => {
+        const text = `${data.type}/${data.details}${data.fatal ? " (fatal)" : ""} on ${data.parent ?? "?"} fragment ${data.frag?.sn ?? "?"}: ${data.error?.message ?? ""}`;
+        const firstAudioAppend =
+          !data.fatal &&
+          data.details === Hls.ErrorDetails.BUFFER_APPEND_NO_PROGRESS &&
+          data.parent === "audio" &&
+          data.appendsWithoutProgress === 1;
+        (firstAudioAppend && report.tolerated.length === 0 ? report.tolerated : report.errors).push(text);
+      });
+      hls.on(Hls.Events.FRAG_CHANGED, (_, data) => {
+        if (report.playedLevels.at(-1) !== data.frag.level) report.playedLevels.push(data.frag.level);
+      });
+      const until = (test) =>
+        new Promise((resolve) => {
+          const started = performance.now();
+          const poll = () => {
+            report.currentTime = video.currentTime;
+            if (test() || report.errors.length || performance.now() - started > deadlineMs) resolve();
+            else setTimeout(poll, 100);
+          };
+          poll();
+        });
+      hls.on(Hls.Events.MANIFEST_PARSED, (_, data) => {
+        report.levels = data.levels.map((l) => `${l.width}x${l.height}@${l.bitrate}`);
+        video.play().catch((error) => report.errors.push(`play(): ${error}`));
+      });
+      hls.loadSource("/master.m3u8");
+      hls.attachMedia(video);
+      await until(() => video.currentTime > 2 * segmentSeconds);
+      if (report.errors.length || video.currentTime <= 2 * segmentSeconds) return report;
+      const playing = report.playedLevels.at(-1) ?? hls.currentLevel;
+      report.switchedTo = playing === 0 ? hls.levels.length - 1 : 0;
+      report.timeAtSwitch = video.currentTime;
+      hls.currentLevel = report.switchedTo;
+      await until(
+        () =>
+          report.playedLevels.at(-1) === report.switchedTo &&
+          video.currentTime > report.timeAtSwitch + 2 * segmentSeconds,
+      );
+      report.passed =
+        report.errors.length === 0 &&
+        report.levels.length > 1 &&
+        report.playedLevels.at(-1) === report.switchedTo &&
+        video.currentTime > report.timeAtSwitch + 2 * segmentSeconds;
+      return report;
+    },
+    { segmentSeconds, deadlineMs },
+  );
+} finally {
+  await browser.close();
+  server.close();
+}
+console.log(JSON.stringify(result));
+process.exit(result?.passed ? 0 : 1);
