@@ -19,6 +19,8 @@ pub struct Expected {
     /// The source's short side: no rung may be larger.
     pub max_lines: u32,
     pub portrait: bool,
+    /// The source's frame rate (its average, for a variable-rate source).
+    pub fps: f64,
 }
 
 /// Rules the output in `dir` (holding `master.m3u8`) breaks; empty when it
@@ -73,6 +75,7 @@ pub async fn broken_rules(dir: &Path, expected: Expected) -> Vec<String> {
         check_codecs(variant, &streams, &mut broken);
         let frame = 1.0 / variant.frame_rate.unwrap_or(25.0);
         check_keyframes(&variant.uri, &playlist, &measured, frame, &mut broken).await;
+        check_frame_rate(variant, &playlist, expected.fps, &mut broken).await;
         ends.push((variant.uri.clone(), measured.ends(), frame));
         check_i_frames(dir, &master, variant, &measured, &mut broken);
     }
@@ -357,6 +360,53 @@ async fn check_keyframes(
                 "{uri}: no keyframe where the segment at {start:.3} s starts"
             ));
         }
+    }
+}
+
+/// FRAME-RATE is the rate the variant really runs at, constant (every
+/// frame lasts the same), never above the source's, and at most 30 for
+/// rungs of 432 lines or fewer.
+async fn check_frame_rate(
+    variant: &VariantStream,
+    playlist: &Path,
+    source_fps: f64,
+    broken: &mut Vec<String>,
+) {
+    let name = &variant.uri;
+    let Some(declared) = variant.frame_rate else {
+        return;
+    };
+    let lines = variant.resolution.map_or(0, |r| r.width.min(r.height));
+    if lines <= 432 && declared > 30.001 {
+        broken.push(format!("{name}: {lines} lines at {declared} frames per second"));
+    }
+    if declared > source_fps + 0.01 {
+        broken.push(format!("{name}: FRAME-RATE {declared} above the source's {source_fps}"));
+    }
+    let output = Command::new("ffprobe")
+        .args(["-v", "error", "-allowed_extensions", "ALL"])
+        .args(["-select_streams", "v:0", "-show_entries", "packet=pts_time"])
+        .args(["-of", "csv=p=0"])
+        .arg(playlist)
+        .output()
+        .await
+        .expect("ffprobe runs");
+    let mut times: Vec<f64> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| line.trim().trim_end_matches(',').parse().ok())
+        .collect();
+    times.sort_by(f64::total_cmp);
+    let expected = 1.0 / declared;
+    let uneven = times
+        .windows(2)
+        .map(|pair| pair[1] - pair[0])
+        .find(|step| (step - expected).abs() > 0.002);
+    if times.len() < 2 {
+        broken.push(format!("{name}: ffprobe finds no frames"));
+    } else if let Some(step) = uneven {
+        broken.push(format!(
+            "{name}: a frame lasts {step:.4} s, not 1/{declared}: the rate is not constant"
+        ));
     }
 }
 

@@ -65,7 +65,14 @@ impl Clip {
             "-i".into(),
             format!(
                 "testsrc2=size={}x{}:rate={}:duration={}",
-                self.width, self.height, self.fps, self.seconds
+                self.width,
+                self.height,
+                if self.codec == SourceCodec::InterlacedMpeg2 {
+                    self.fps * 2
+                } else {
+                    self.fps
+                },
+                self.seconds
             ),
         ];
         let mut maps = vec!["-map".to_owned(), "0:v".to_owned()];

@@ -133,6 +133,7 @@ async fn an_encrypted_output_has_a_private_key_an_iv_per_segment_and_decodes_who
             audio: true,
             max_lines: 360,
             portrait: false,
+            fps: 25.0,
         },
     )
     .await;

@@ -148,6 +148,7 @@ async fn every_kind_of_input_yields_conformant_hls_that_ffmpeg_reads_back() {
             audio: kind.clip.audio,
             max_lines: kind.lines,
             portrait: kind.portrait,
+            fps: f64::from(kind.clip.fps),
         };
         for rule in broken_rules(&dir, expected).await {
             failures.push(format!("{}: {rule}", kind.file));

@@ -53,6 +53,7 @@ async fn a_clip_with_subtitles_becomes_verified_multi_bitrate_hls() {
             audio: true,
             max_lines: 360,
             portrait: false,
+            fps: 25.0,
         },
     )
     .await;
