@@ -10,8 +10,9 @@ use hlsmux_protocol::LadderName;
 use hlsmux_tests::{TestEnv, TestWorker};
 use hlsmux_worker::config::Settings;
 use hlsmux_worker::pipeline::codec::VideoEncoder;
-use hlsmux_worker::pipeline::encode::{EncodePlan, ffmpeg_args};
+use hlsmux_worker::pipeline::encode::{EncodePlan, OutputOptions, ffmpeg_args};
 use hlsmux_worker::pipeline::ladder::{SourceVideo, plan_ladder};
+use hlsmux_worker::pipeline::layout::Layout;
 use hlsmux_worker::pipeline::probe::{SourceMedia, probe};
 use tokio::process::Command;
 
@@ -62,12 +63,16 @@ impl Source {
     /// The worker's own plan for this source (software encoder, no
     /// hardware decoder).
     pub fn plan(&self, ladder: LadderName) -> EncodePlan {
+        let options = OutputOptions {
+            ladder,
+            segment_seconds: SEGMENT_SECONDS,
+            layout: Layout::default(),
+        };
         EncodePlan::new(
             &self.settings,
             self.path.clone(),
             &self.media,
-            ladder,
-            SEGMENT_SECONDS,
+            options,
             VideoEncoder::Libx264,
             None,
         )

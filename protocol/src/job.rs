@@ -14,7 +14,8 @@ use crate::{JobId, MuxerId, RelativePath, SCHEMA_VERSION};
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LadderName {
-    /// Resolution rungs from 1080p down to 240p, trimmed to the source.
+    /// The H.264 ladder of Apple's HLS Authoring Specification (1080p at
+    /// 7800 kb/s down to 234p at 145 kb/s), trimmed to the source.
     #[default]
     Standard,
     /// The seed project's rule: source bitrate, half of it, and 200 kb/s,
@@ -37,14 +38,57 @@ impl std::str::FromStr for LadderName {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .into_iter()
-            .find(|ladder| ladder.as_str() == s)
-            .ok_or_else(|| {
-                let known: Vec<_> = Self::ALL.iter().map(|l| l.as_str()).collect();
-                format!("unknown ladder {s:?}; known ladders: {}", known.join(", "))
-            })
+        parse_named(s, &Self::ALL, Self::as_str, "ladder")
     }
+}
+
+/// How the files of an output are named.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutputNaming {
+    /// `master.m3u8`, and a directory per stream holding `index.m3u8`,
+    /// `iframes.m3u8` and `segment_00000.ts`...
+    #[default]
+    Hlsmux,
+    /// The seed's flat layout, for players and scripts moving from it:
+    /// `manifest_master.m3u8`, `manifest_<stream>.m3u8` and
+    /// `media_<stream>_00000.ts`...
+    Seed,
+}
+
+impl OutputNaming {
+    pub const ALL: [OutputNaming; 2] = [OutputNaming::Hlsmux, OutputNaming::Seed];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutputNaming::Hlsmux => "hlsmux",
+            OutputNaming::Seed => "seed",
+        }
+    }
+}
+
+impl std::str::FromStr for OutputNaming {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        parse_named(s, &Self::ALL, Self::as_str, "naming")
+    }
+}
+
+/// The member of `all` called `name`, or an error listing the known names.
+fn parse_named<T: Copy>(
+    name: &str,
+    all: &[T],
+    name_of: fn(T) -> &'static str,
+    what: &str,
+) -> Result<T, String> {
+    all.iter()
+        .copied()
+        .find(|item| name_of(*item) == name)
+        .ok_or_else(|| {
+            let known: Vec<_> = all.iter().map(|item| name_of(*item)).collect();
+            format!("unknown {what} {name:?}; known: {}", known.join(", "))
+        })
 }
 
 /// A request to turn one input into one HLS output.
@@ -71,6 +115,10 @@ pub struct JobRequest {
     /// this field refuses the job rather than publish it in the clear.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub encrypt: Option<bool>,
+    /// How the output's files are named; the worker's default (setting
+    /// `naming`) when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub naming: Option<OutputNaming>,
 }
 
 /// Why a delivered message is not a job this worker can take.
@@ -104,6 +152,7 @@ impl JobRequest {
             ladder: None,
             segment_seconds: None,
             encrypt: None,
+            naming: None,
         }
     }
 

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::str::FromStr;
 
 use clap::{Args, Parser, Subcommand};
-use hlsmux_protocol::{AmqpUrls, LadderName, MuxerId, Namespace};
+use hlsmux_protocol::{AmqpUrls, LadderName, MuxerId, Namespace, OutputNaming};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -203,7 +203,8 @@ pub struct MuxerArg {
   hlsmux submit a.mp4 b.mkv --muxer 2
   hlsmux submit 'recordings/2026-*/*.mkv' --wait
   hlsmux submit premiere.mov --encrypt --segment-length 4
-  hlsmux submit talk.mp4 --name talks/day1.hls --ladder seed --segment-length 6 --wait --json")]
+  hlsmux submit talk.mp4 --name talks/day1.hls --ladder seed --segment-length 6 --wait --json
+  hlsmux submit old-show.mp4 --naming seed      # the seed's file names, for players moving from it")]
 pub struct SubmitArgs {
     /// Video files or quoted glob patterns (`'talks/*.mp4'`). Files outside
     /// the media root are copied into its `incoming/` folder first.
@@ -226,6 +227,11 @@ pub struct SubmitArgs {
     /// Segment length in seconds (the worker's default when not given).
     #[arg(long, value_name = "SECONDS")]
     pub segment_length: Option<u32>,
+    /// How the output's files are named: `hlsmux` (master.m3u8, a directory
+    /// per stream) or `seed` (the seed's flat manifest_master.m3u8 and
+    /// media_ segments). The worker's default when not given.
+    #[arg(long)]
+    pub naming: Option<OutputNaming>,
     /// Encrypt the output with HLS AES-128: a fresh key per job, a fresh IV
     /// per segment (the workers' setting `encrypt` when neither is given).
     #[arg(long, conflicts_with = "no_encrypt")]

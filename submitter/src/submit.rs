@@ -61,6 +61,7 @@ pub async fn run(pool: &PoolArgs, mut args: SubmitArgs) -> Result<(), CliError> 
         job.ladder = args.ladder;
         job.segment_seconds = args.segment_length;
         job.encrypt = args.encryption();
+        job.naming = args.naming;
         jobs.push((file.clone(), job));
     }
 

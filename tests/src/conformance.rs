@@ -23,15 +23,18 @@ pub struct Expected {
     pub fps: f64,
 }
 
-/// Rules the output in `dir` (holding `master.m3u8`) breaks; empty when it
-/// conforms.
-pub async fn broken_rules(dir: &Path, expected: Expected) -> Vec<String> {
+/// Rules the output whose master playlist is `master_path` breaks; empty
+/// when it conforms.
+pub async fn broken_rules(master_path: &Path, expected: Expected) -> Vec<String> {
     let mut broken = Vec::new();
-    let master = match read(&dir.join("master.m3u8"))
+    let dir = master_path
+        .parent()
+        .expect("the master playlist is in a directory");
+    let master = match read(master_path)
         .and_then(|bytes| m3u8_rs::parse_master_playlist_res(&bytes).map_err(|e| format!("{e:?}")))
     {
         Ok(master) => master,
-        Err(error) => return vec![format!("master.m3u8 does not parse: {error}")],
+        Err(error) => return vec![format!("{} does not parse: {error}", master_path.display())],
     };
     check_master(&master, expected, &mut broken);
     let variants: Vec<&VariantStream> = master.variants.iter().filter(|v| !v.is_i_frame).collect();
@@ -114,7 +117,8 @@ fn check_master(master: &MasterPlaylist, expected: Expected, broken: &mut Vec<St
         .filter(|a| a.media_type == m3u8_rs::AlternativeMediaType::Audio)
         .map(|a| a.group_id.as_str())
         .collect();
-    if expected.audio != !groups.is_empty() {
+    let has_audio_group = !groups.is_empty();
+    if expected.audio != has_audio_group {
         broken.push(format!(
             "master: audio renditions {groups:?} for a source with audio: {}",
             expected.audio
@@ -378,10 +382,14 @@ async fn check_frame_rate(
     };
     let lines = variant.resolution.map_or(0, |r| r.width.min(r.height));
     if lines <= 432 && declared > 30.001 {
-        broken.push(format!("{name}: {lines} lines at {declared} frames per second"));
+        broken.push(format!(
+            "{name}: {lines} lines at {declared} frames per second"
+        ));
     }
     if declared > source_fps + 0.01 {
-        broken.push(format!("{name}: FRAME-RATE {declared} above the source's {source_fps}"));
+        broken.push(format!(
+            "{name}: FRAME-RATE {declared} above the source's {source_fps}"
+        ));
     }
     let output = Command::new("ffprobe")
         .args(["-v", "error", "-allowed_extensions", "ALL"])
@@ -410,8 +418,8 @@ async fn check_frame_rate(
     }
 }
 
-/// Each video variant has an I-frame stream whose entries are byte ranges
-/// inside its segments, one per segment.
+/// Each video variant has an I-frame stream over its own segments: one
+/// entry per segment, each a byte range inside it.
 fn check_i_frames(
     dir: &Path,
     master: &MasterPlaylist,
@@ -419,31 +427,31 @@ fn check_i_frames(
     measured: &Measured,
     broken: &mut Vec<String>,
 ) {
-    let variant_dir = Path::new(&variant.uri).parent().unwrap_or(Path::new(""));
-    let Some(i_frames) = master
+    let segment_paths = |uri: &str, media: &MediaPlaylist| -> Vec<std::path::PathBuf> {
+        let base = dir.join(uri);
+        let base = base.parent().unwrap_or(dir).to_owned();
+        media.segments.iter().map(|s| base.join(&s.uri)).collect()
+    };
+    let own_segments = segment_paths(&variant.uri, &measured.media);
+    let found = master
         .variants
         .iter()
-        .find(|v| v.is_i_frame && Path::new(&v.uri).parent() == Some(variant_dir))
-    else {
-        broken.push(format!("{}: no I-frame stream beside it", variant.uri));
-        return;
-    };
-    let path = dir.join(&i_frames.uri);
-    let media = match read(&path)
-        .and_then(|b| m3u8_rs::parse_media_playlist_res(&b).map_err(|e| format!("{e:?}")))
-    {
-        Ok(media) => media,
-        Err(error) => {
-            broken.push(format!("{}: does not parse: {error}", i_frames.uri));
-            return;
-        }
-    };
-    if !media.i_frames_only || media.segments.len() != measured.sizes.len() {
+        .filter(|v| v.is_i_frame)
+        .filter_map(|v| {
+            let bytes = read(&dir.join(&v.uri)).ok()?;
+            let media = m3u8_rs::parse_media_playlist_res(&bytes).ok()?;
+            (segment_paths(&v.uri, &media) == own_segments).then_some((v, media))
+        })
+        .next();
+    let Some((i_frames, media)) = found else {
         broken.push(format!(
-            "{}: not one I-frame entry per segment",
-            i_frames.uri
+            "{}: no I-frame stream with one entry per segment of it",
+            variant.uri
         ));
         return;
+    };
+    if !media.i_frames_only {
+        broken.push(format!("{}: not #EXT-X-I-FRAMES-ONLY", i_frames.uri));
     }
     for (entry, size) in media.segments.iter().zip(&measured.sizes) {
         let inside = entry

@@ -108,10 +108,18 @@ impl Clip {
             maps.extend(["-map".into(), format!("{inputs}:s")]);
         }
         args.extend(maps);
+        let mut filters: Vec<&str> = Vec::new();
         if self.variable_frame_rate {
-            args.extend(
-                ["-vf", r"select=not(eq(mod(n\,4)\,1))", "-vsync", "vfr"].map(String::from),
-            );
+            filters.push(r"select=not(eq(mod(n\,4)\,1))");
+            args.extend(["-vsync", "vfr"].map(String::from));
+        }
+        if self.codec == SourceCodec::InterlacedMpeg2 {
+            // Fields from a source at twice the rate: real interlaced
+            // pictures, combed wherever the pattern moves.
+            filters.push("interlace=scan=tff");
+        }
+        if !filters.is_empty() {
+            args.extend(["-vf".to_owned(), filters.join(",")]);
         }
         let codec: &[&str] = match self.codec {
             SourceCodec::H264 => &["-c:v", "libx264", "-preset", "ultrafast"],

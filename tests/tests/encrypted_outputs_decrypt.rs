@@ -127,7 +127,7 @@ async fn an_encrypted_output_has_a_private_key_an_iv_per_segment_and_decodes_who
         }
     }
     let broken = conformance::broken_rules(
-        &output,
+        &master,
         conformance::Expected {
             seconds: f64::from(CLIP_SECONDS),
             audio: true,

@@ -19,9 +19,11 @@ struct Kind {
 }
 
 fn kinds() -> Vec<Kind> {
+    // 360 lines: two rungs (360p and 234p), so alignment and switching
+    // have something to compare.
     let clip = Clip {
-        width: 480,
-        height: 270,
+        width: 640,
+        height: 360,
         seconds: 3,
         ..Clip::default()
     };
@@ -50,8 +52,8 @@ fn kinds() -> Vec<Kind> {
         kind(
             "portrait.mp4",
             Clip {
-                width: 270,
-                height: 480,
+                width: 360,
+                height: 640,
                 ..clip
             },
         ),
@@ -68,8 +70,8 @@ fn kinds() -> Vec<Kind> {
         kind(
             "odd.mp4",
             Clip {
-                width: 479,
-                height: 271,
+                width: 641,
+                height: 361,
                 ..clip
             },
         ),
@@ -150,12 +152,18 @@ async fn every_kind_of_input_yields_conformant_hls_that_ffmpeg_reads_back() {
             portrait: kind.portrait,
             fps: f64::from(kind.clip.fps),
         };
-        for rule in broken_rules(&dir, expected).await {
+        for rule in broken_rules(&dir.join("master.m3u8"), expected).await {
             failures.push(format!("{}: {rule}", kind.file));
         }
         if let Err(error) = hls::decode(&dir.join("master.m3u8")).await {
             failures.push(format!(
                 "{}: ffmpeg cannot read it back: {error}",
+                kind.file
+            ));
+        }
+        if kind.lines >= 360 && rungs.len() < 2 {
+            failures.push(format!(
+                "{}: one rung, nothing to switch to: {rungs:?}",
                 kind.file
             ));
         }
@@ -195,4 +203,71 @@ async fn the_audio_track_in_the_configured_language_is_chosen() {
     // The French track is the 880 Hz tone: its rendition decodes to it.
     let rendition = test.output_root().join("film.mkv.hls/audio/index.m3u8");
     assert_eq!((hls::tone_frequency(&rendition).await / 10.0).round(), 88.0);
+}
+
+#[tokio::test]
+async fn the_seed_naming_reproduces_the_seeds_flat_layout_and_conforms() {
+    let test = TestEnv::new("conform-seed-naming").await;
+    let _worker = test.worker(1).await;
+    let clip = Clip {
+        width: 320,
+        height: 180,
+        seconds: 2,
+        ..Clip::default()
+    }
+    .write(&test.media_root().join("show.mp4"))
+    .await;
+    let run = test
+        .submit_ok(
+            &clip,
+            &["--muxer", "1", "--wait", "--json", "--naming", "seed"],
+        )
+        .await;
+    let done = run.json_lines().pop().expect("done event");
+    assert_eq!(done["master_playlist"], "show.mp4.hls/manifest_master.m3u8");
+
+    let dir = test.output_root().join("show.mp4.hls");
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .expect("output")
+        .map(|entry| {
+            let entry = entry.expect("entry");
+            assert!(entry.path().is_file(), "flat: {}", entry.path().display());
+            entry.file_name().to_string_lossy().into_owned()
+        })
+        .filter(|name| !name.starts_with('.'))
+        .collect();
+    names.sort();
+    assert!(
+        names.contains(&"manifest_master.m3u8".to_owned()),
+        "{names:?}"
+    );
+    assert!(
+        names.contains(&"manifest_audio.m3u8".to_owned()),
+        "{names:?}"
+    );
+    assert!(
+        names.contains(&"media_audio_00000.ts".to_owned()),
+        "{names:?}"
+    );
+    assert!(
+        names
+            .iter()
+            .all(|n| n.starts_with("manifest_") || n.starts_with("media_")),
+        "{names:?}"
+    );
+    let broken = broken_rules(
+        &dir.join("manifest_master.m3u8"),
+        Expected {
+            seconds: 2.0,
+            audio: true,
+            max_lines: 180,
+            portrait: false,
+            fps: 25.0,
+        },
+    )
+    .await;
+    assert!(broken.is_empty(), "{broken:#?}");
+    hls::decode(&dir.join("manifest_master.m3u8"))
+        .await
+        .expect("ffmpeg reads it back");
 }

@@ -47,7 +47,7 @@ async fn a_clip_with_subtitles_becomes_verified_multi_bitrate_hls() {
         "a 360p source gets at least 360p and 234p"
     );
     let broken = conformance::broken_rules(
-        master_path.parent().expect("dir"),
+        &master_path,
         conformance::Expected {
             seconds: 3.0,
             audio: true,

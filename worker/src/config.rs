@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use config::{Config, Environment, File, FileFormat};
-use hlsmux_protocol::{AmqpUrls, HistoryRetention, LadderName, MuxerId, Namespace};
+use hlsmux_protocol::{AmqpUrls, HistoryRetention, LadderName, MuxerId, Namespace, OutputNaming};
 
 use crate::boot::{BootOptionError, BootOptions};
 use crate::pipeline::codec::EncoderChoice;
@@ -35,6 +35,8 @@ pub struct Settings {
     pub vaapi_device: String,
     pub x264_preset: String,
     pub ladder: LadderName,
+    /// How outputs' files are named unless a job says otherwise.
+    pub naming: OutputNaming,
     pub audio_bitrate_kbps: u32,
     /// The audio track to encode from inputs with several (ISO 639-2 code,
     /// `eng`); the first track when absent or not found.
@@ -112,6 +114,7 @@ struct RawSettings {
     vaapi_device: String,
     x264_preset: String,
     ladder: String,
+    naming: String,
     audio_bitrate_kbps: u32,
     audio_language: String,
     max_rung_lines: u32,
@@ -180,6 +183,7 @@ encoder = "auto"
 vaapi_device = "/dev/dri/renderD128"
 x264_preset = "veryfast"
 ladder = "standard"
+naming = "hlsmux"
 audio_bitrate_kbps = 128
 audio_language = ""
 max_rung_lines = 1080
@@ -398,6 +402,7 @@ impl RawSettings {
             vaapi_device: self.vaapi_device,
             x264_preset: self.x264_preset,
             ladder: self.ladder.parse().map_err(invalid("ladder"))?,
+            naming: self.naming.parse().map_err(invalid("naming"))?,
             audio_bitrate_kbps: self.audio_bitrate_kbps,
             audio_language: Some(self.audio_language.trim().to_owned()).filter(|l| !l.is_empty()),
             max_rung_lines: self.max_rung_lines,

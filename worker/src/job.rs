@@ -6,8 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hlsmux_protocol::{
-    FailureReason, JobId, JobRequest, JobState, LadderName, PublishError, RequeueReason,
-    TidyRequest,
+    FailureReason, JobId, JobRequest, JobState, PublishError, RequeueReason, TidyRequest,
 };
 use lapin::message::Delivery;
 use tokio::sync::watch;
@@ -20,7 +19,8 @@ use crate::config::Settings;
 use crate::disposition::Disposition;
 use crate::hardware::{MachineCodecs, soc};
 use crate::metrics::{Outcome, WorkerMetrics};
-use crate::pipeline::encode::{self, EncodePlan, EncodeProgress, MASTER_PLAYLIST};
+use crate::pipeline::encode::{self, EncodePlan, EncodeProgress, OutputOptions};
+use crate::pipeline::layout::Layout;
 use crate::pipeline::probe::SourceMedia;
 use crate::pipeline::publish::{ExistingOutput, OutputLocation, OutputRecord, StagingOwner};
 use crate::pipeline::{JobError, Retry, encrypt, master, probe, validate, verify};
@@ -415,8 +415,11 @@ impl JobRunner {
             self.plan(
                 input.path.clone(),
                 &source,
-                request.ladder.unwrap_or(settings.ladder),
-                segment_seconds,
+                OutputOptions {
+                    ladder: request.ladder.unwrap_or(settings.ladder),
+                    segment_seconds,
+                    layout: Layout(request.naming.unwrap_or(settings.naming)),
+                },
             )
         });
 
@@ -452,23 +455,14 @@ impl JobRunner {
         &self,
         input: PathBuf,
         source: &SourceMedia,
-        ladder: LadderName,
-        segment_seconds: u32,
+        options: OutputOptions,
     ) -> EncodePlan {
         let encoder = self.codecs.encoder;
         let decoder = self.codecs.decoder_for(&source.video.codec);
         if self.settings.hw_decode && decoder.is_none() {
             info!(codec = %source.video.codec, %encoder, "no hardware decoder for this input: decoding in software");
         }
-        let plan = EncodePlan::new(
-            &self.settings,
-            input,
-            source,
-            ladder,
-            segment_seconds,
-            encoder,
-            decoder,
-        );
+        let plan = EncodePlan::new(&self.settings, input, source, options, encoder, decoder);
         info!(
             duration = source.duration_seconds,
             rungs = ?plan.rungs.iter().map(|r| r.name()).collect::<Vec<_>>(),
@@ -552,7 +546,8 @@ impl JobRunner {
             let dir = location.staging_dir().to_owned();
             let output = location.relative_dir().to_owned();
             let prefix = self.settings.key_uri_prefix.clone();
-            blocking(move || encrypt::encrypt_output(&dir, &output, &prefix))
+            let layout = plan.layout;
+            blocking(move || encrypt::encrypt_output(&dir, layout, &output, &prefix))
                 .instrument(info_span!("encrypt"))
                 .await?;
         }
@@ -564,7 +559,7 @@ impl JobRunner {
         };
         let mut record = OutputRecord::new(
             job_id,
-            location.relative(MASTER_PLAYLIST),
+            location.relative(plan.layout.master()),
             rung_summaries,
             duration_seconds,
             started.elapsed().as_secs_f64(),

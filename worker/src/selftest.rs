@@ -12,6 +12,8 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::job::{JobRunner, blocking};
+use crate::pipeline::encode::OutputOptions;
+use crate::pipeline::layout::Layout;
 use crate::pipeline::{encode, master, probe, verify};
 
 /// Seconds of test picture: long enough for two segments of one second.
@@ -67,7 +69,12 @@ async fn encode_test_clip(
     )
     .await
     .map_err(|e| e.to_string())?;
-    let plan = runner.plan(source, &media, settings.ladder, SEGMENT_SECONDS);
+    let options = OutputOptions {
+        ladder: settings.ladder,
+        segment_seconds: SEGMENT_SECONDS,
+        layout: Layout(settings.naming),
+    };
+    let plan = runner.plan(source, &media, options);
     let args: Vec<OsString> = encode::ffmpeg_args(&plan, out_dir);
     let (progress, _) = watch::channel(None);
     encode::run_ffmpeg(

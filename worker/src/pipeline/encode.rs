@@ -21,18 +21,20 @@ use tokio_util::sync::CancellationToken;
 use super::JobError;
 use super::codec::{HardwareDecoder, VideoEncoder};
 use super::ladder::{Rung, SourceVideo, plan_ladder};
+use super::layout::{AUDIO_RENDITION, Layout};
 use super::probe::last_lines;
 use super::probe::{AudioTrack, SourceMedia};
 use crate::config::Settings;
 use hlsmux_protocol::LadderName;
 
-/// Name of the master playlist in every output directory.
-pub const MASTER_PLAYLIST: &str = "master.m3u8";
-/// Name of each rung's media playlist, inside the rung's directory.
-pub const MEDIA_PLAYLIST: &str = "index.m3u8";
-/// The directory (and stream name) of the one audio rendition every video
-/// rung shares.
-pub const AUDIO_RENDITION: &str = "audio";
+/// What a job asks of its output, each the worker's default unless the job
+/// says otherwise.
+#[derive(Clone, Copy, Debug)]
+pub struct OutputOptions {
+    pub ladder: LadderName,
+    pub segment_seconds: u32,
+    pub layout: Layout,
+}
 
 /// Everything ffmpeg needs to know to encode one job.
 #[derive(Clone, Debug)]
@@ -45,6 +47,8 @@ pub struct EncodePlan {
     pub audio: Option<AudioTrack>,
     pub rungs: Vec<Rung>,
     pub segment_seconds: u32,
+    /// Where each file goes.
+    pub layout: Layout,
     pub encoder: VideoEncoder,
     /// Decode in hardware with this, where the input's codec allows.
     pub decoder: Option<HardwareDecoder>,
@@ -64,13 +68,12 @@ impl EncodePlan {
         settings: &Settings,
         input: PathBuf,
         source: &SourceMedia,
-        ladder: LadderName,
-        segment_seconds: u32,
+        options: OutputOptions,
         encoder: VideoEncoder,
         decoder: Option<HardwareDecoder>,
     ) -> Self {
         let rungs = plan_ladder(
-            ladder,
+            options.ladder,
             SourceVideo {
                 width: source.video.width,
                 height: source.video.height,
@@ -87,7 +90,8 @@ impl EncodePlan {
                 .audio_track(settings.audio_language.as_deref())
                 .cloned(),
             rungs,
-            segment_seconds,
+            segment_seconds: options.segment_seconds,
+            layout: options.layout,
             encoder,
             decoder,
             vaapi_device: settings.vaapi_device.clone(),
@@ -170,7 +174,8 @@ pub fn ffmpeg_args(plan: &EncodePlan, out_dir: &Path) -> Vec<OsString> {
     }
 
     // The audio is one rendition group: every rung names it, and players
-    // fetch it once whichever rung they play.
+    // fetch it once whichever rung they play. (ffmpeg writes no master
+    // playlist: `master` writes it from what was actually encoded.)
     let group = match plan.audio {
         Some(_) => format!(",agroup:{AUDIO_RENDITION}"),
         None => String::new(),
@@ -185,8 +190,6 @@ pub fn ffmpeg_args(plan: &EncodePlan, out_dir: &Path) -> Vec<OsString> {
         stream_map.push(format!("a:0{group},name:{AUDIO_RENDITION}"));
     }
     let segment_seconds = plan.segment_seconds.to_string();
-    // No master playlist from ffmpeg: `master` writes it from what was
-    // actually encoded.
     let muxer: [&str; 14] = [
         "-max_muxing_queue_size",
         "1024",
@@ -207,8 +210,8 @@ pub fn ffmpeg_args(plan: &EncodePlan, out_dir: &Path) -> Vec<OsString> {
     ];
     args.extend(muxer.iter().map(OsString::from));
     args.push("-hls_segment_filename".into());
-    args.push(out_dir.join("%v").join("segment_%05d.ts").into());
-    args.push(out_dir.join("%v").join(MEDIA_PLAYLIST).into());
+    args.push(out_dir.join(plan.layout.ffmpeg_segments()).into());
+    args.push(out_dir.join(plan.layout.ffmpeg_playlists()).into());
     args
 }
 
@@ -522,6 +525,7 @@ mod tests {
                 },
             ],
             segment_seconds: 4,
+            layout: Layout::default(),
             encoder: VideoEncoder::Libx264,
             decoder: None,
             vaapi_device: "/dev/dri/renderD128".into(),
@@ -643,6 +647,13 @@ mod tests {
         assert!(
             value_after(&args, "-master_pl_name").is_empty(),
             "the worker writes the master playlist itself"
+        );
+        let mut seed = plan(Some(2));
+        seed.layout = Layout(hlsmux_protocol::OutputNaming::Seed);
+        let args = ffmpeg_args(&seed, Path::new("/out/stage"));
+        assert_eq!(
+            value_after(&args, "-hls_segment_filename"),
+            ["/out/stage/media_%v_%05d.ts"]
         );
         assert_eq!(value_after(&args, "-threads"), ["2", "2"]);
     }

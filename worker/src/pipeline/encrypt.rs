@@ -19,7 +19,7 @@ use aes::cipher::{BlockDecryptMut, BlockEncryptMut, KeyIvInit};
 use m3u8_rs::{Key, KeyMethod, MediaPlaylist};
 
 use super::JobError;
-use super::encode::MASTER_PLAYLIST;
+use super::layout::Layout;
 use super::verify::{fail, media_playlist_uris, read, read_master, read_media};
 
 /// The key file's name in every encrypted output directory.
@@ -48,10 +48,15 @@ pub fn key_uri(prefix: &str, output: &str, variant_uri: &str) -> String {
 /// `output` under the output root) in place, and rewrites each media
 /// playlist with one `#EXT-X-KEY` per segment. I-frame playlists name the
 /// same key and IV as the segment they point into.
-pub fn encrypt_output(dir: &Path, output: &str, key_uri_prefix: &str) -> Result<(), JobError> {
+pub fn encrypt_output(
+    dir: &Path,
+    layout: Layout,
+    output: &str,
+    key_uri_prefix: &str,
+) -> Result<(), JobError> {
     let key: [u8; KEY_BYTES] = random()?;
     write_key(&dir.join(KEY_FILE), &key)?;
-    let master = read_master(&dir.join(MASTER_PLAYLIST))?;
+    let master = read_master(&dir.join(layout.master()))?;
     let mut keys: HashMap<PathBuf, (Key, u64)> = HashMap::new();
     for uri in media_playlist_uris(&master) {
         let playlist_path = dir.join(uri);
@@ -211,7 +216,7 @@ mod tests {
 
     fn write_output(dir: &Path) {
         std::fs::write(
-            dir.join(MASTER_PLAYLIST),
+            dir.join(Layout::default().master()),
             "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-STREAM-INF:BANDWIDTH=800000,RESOLUTION=640x360\n640x360/index.m3u8\n",
         )
         .expect("master");
@@ -236,7 +241,7 @@ mod tests {
     fn every_segment_gets_its_own_iv_under_one_private_key_and_decrypts_back() {
         let dir = tempfile::tempdir().expect("tempdir");
         write_output(dir.path());
-        encrypt_output(dir.path(), "talks/a.hls", "").expect("encrypts");
+        encrypt_output(dir.path(), Layout::default(), "talks/a.hls", "").expect("encrypts");
 
         check_key_file(dir.path()).expect("a private 16-byte key");
         let key = std::fs::read(dir.path().join(KEY_FILE)).expect("key");

@@ -14,13 +14,12 @@ use m3u8_rs::{
 };
 
 use super::JobError;
-use super::encode::{AUDIO_RENDITION, EncodePlan, MASTER_PLAYLIST, MEDIA_PLAYLIST};
+use super::encode::EncodePlan;
 use super::ladder::Rung;
+use super::layout::AUDIO_RENDITION;
 use super::ts::{self, PACKET_BYTES, SegmentFacts};
 use super::verify::{fail, read_media};
 
-/// Each video rung's I-frame playlist, beside its media playlist.
-pub const I_FRAME_PLAYLIST: &str = "iframes.m3u8";
 /// How much of a segment is read to describe it: the tables and the first
 /// picture, which even a 4K keyframe fits in. Whole packets.
 pub const SEGMENT_PREFIX_BYTES: usize = PACKET_BYTES * 16 * 1024;
@@ -143,7 +142,7 @@ impl Stream {
         measure(&segments, self.media.target_duration)
     }
 
-    fn segment_dir<'a>(&self, dir: &'a Path) -> std::path::PathBuf {
+    fn segment_dir(&self, dir: &Path) -> std::path::PathBuf {
         dir.join(&self.uri)
             .parent()
             .map_or_else(|| dir.to_owned(), Path::to_owned)
@@ -165,7 +164,7 @@ impl Stream {
 pub fn write_master(dir: &Path, plan: &EncodePlan) -> Result<(), JobError> {
     let audio = match plan.audio {
         Some(_) => {
-            let stream = Stream::read(dir, format!("{AUDIO_RENDITION}/{MEDIA_PLAYLIST}"))?;
+            let stream = Stream::read(dir, plan.layout.media_playlist(AUDIO_RENDITION))?;
             let codec = stream.facts(dir, 0)?.audio_codec.ok_or_else(|| {
                 fail(format!(
                     "{}: no AAC stream in the first segment",
@@ -178,7 +177,7 @@ pub fn write_master(dir: &Path, plan: &EncodePlan) -> Result<(), JobError> {
     };
     let mut variants = Vec::with_capacity(plan.rungs.len() * 2);
     for rung in &plan.rungs {
-        let stream = Stream::read(dir, format!("{}/{MEDIA_PLAYLIST}", rung.name()))?;
+        let stream = Stream::read(dir, plan.layout.media_playlist(&rung.name()))?;
         let video_codec = stream.facts(dir, 0)?.video_codec.ok_or_else(|| {
             fail(format!(
                 "{}: no H.264 sequence header in the first segment",
@@ -194,7 +193,8 @@ pub fn write_master(dir: &Path, plan: &EncodePlan) -> Result<(), JobError> {
             None => (video_rates, video_codec.clone()),
         };
         variants.push(variant(rung, &stream.uri, rates, codecs, audio.is_some()));
-        let (uri, i_frame_rates) = write_i_frame_playlist(dir, rung, &stream)?;
+        let uri = plan.layout.i_frame_playlist(&rung.name());
+        let i_frame_rates = write_i_frame_playlist(dir, &uri, &stream)?;
         let mut i_frames = variant(rung, &uri, i_frame_rates, video_codec, false);
         i_frames.is_i_frame = true;
         i_frames.frame_rate = None;
@@ -210,7 +210,7 @@ pub fn write_master(dir: &Path, plan: &EncodePlan) -> Result<(), JobError> {
         alternatives: audio.iter().map(|_| audio_rendition(plan)).collect(),
         ..MasterPlaylist::default()
     };
-    write_playlist(&dir.join(MASTER_PLAYLIST), |out| master.write_to(out))
+    write_playlist(&dir.join(plan.layout.master()), |out| master.write_to(out))
 }
 
 fn variant(rung: &Rung, uri: &str, rates: Rates, codecs: String, audio: bool) -> VariantStream {
@@ -235,7 +235,7 @@ fn audio_rendition(plan: &EncodePlan) -> AlternativeMedia {
     let language = plan.audio.as_ref().and_then(|a| a.language.clone());
     AlternativeMedia {
         media_type: AlternativeMediaType::Audio,
-        uri: Some(format!("{AUDIO_RENDITION}/{MEDIA_PLAYLIST}")),
+        uri: Some(plan.layout.media_playlist(AUDIO_RENDITION)),
         group_id: AUDIO_GROUP.to_owned(),
         name: language.clone().unwrap_or_else(|| "Main".to_owned()),
         language,
@@ -247,14 +247,10 @@ fn audio_rendition(plan: &EncodePlan) -> AlternativeMedia {
     }
 }
 
-/// Writes `rung`'s I-frame playlist: one entry per segment (each opens on
-/// its keyframe), the byte range from the segment's start through its first
-/// picture, so the tables come with it.
-fn write_i_frame_playlist(
-    dir: &Path,
-    rung: &Rung,
-    stream: &Stream,
-) -> Result<(String, Rates), JobError> {
+/// Writes the I-frame playlist `uri` of a rung's `stream`: one entry per
+/// segment (each opens on its keyframe), the byte range from the segment's
+/// start through its first picture, so the tables come with it.
+fn write_i_frame_playlist(dir: &Path, uri: &str, stream: &Stream) -> Result<Rates, JobError> {
     let mut segments = Vec::with_capacity(stream.media.segments.len());
     let mut measured = Vec::with_capacity(stream.media.segments.len());
     for (index, segment) in stream.media.segments.iter().enumerate() {
@@ -285,9 +281,8 @@ fn write_i_frame_playlist(
         i_frames_only: true,
         ..MediaPlaylist::default()
     };
-    let uri = format!("{}/{I_FRAME_PLAYLIST}", rung.name());
-    write_playlist(&dir.join(&uri), |out| playlist.write_to(out))?;
-    Ok((uri, measure(&measured, playlist.target_duration)))
+    write_playlist(&dir.join(uri), |out| playlist.write_to(out))?;
+    Ok(measure(&measured, playlist.target_duration))
 }
 
 fn write_playlist(

@@ -10,6 +10,7 @@ pub mod codec;
 pub mod encode;
 pub mod encrypt;
 pub mod ladder;
+pub mod layout;
 pub mod master;
 pub mod probe;
 pub mod publish;

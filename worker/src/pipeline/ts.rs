@@ -41,7 +41,7 @@ pub enum TsError {
 
 /// Reads what a segment holds from its bytes.
 pub fn read_segment(bytes: &[u8]) -> Result<SegmentFacts, TsError> {
-    if bytes.is_empty() || bytes.len() % PACKET_BYTES != 0 {
+    if bytes.is_empty() || !bytes.len().is_multiple_of(PACKET_BYTES) {
         return Err(TsError::NotTransportStream(format!(
             "{} bytes is not a whole number of {PACKET_BYTES}-byte packets",
             bytes.len()

@@ -21,9 +21,10 @@ use hlsmux_protocol::RungSummary;
 use m3u8_rs::{KeyMethod, MasterPlaylist, MediaPlaylist, VariantStream};
 
 use super::JobError;
-use super::encode::{AUDIO_RENDITION, EncodePlan, MASTER_PLAYLIST, MEDIA_PLAYLIST};
+use super::encode::EncodePlan;
 use super::encrypt::{self, KEY_BYTES};
 use super::ladder::Rung;
+use super::layout::{AUDIO_RENDITION, Layout};
 use super::master::{self, Rates, segment_prefix};
 use super::ts::{self, PACKET_BYTES};
 
@@ -47,7 +48,8 @@ pub fn verify_output(
     } else {
         None
     };
-    let master = read_master(&dir.join(MASTER_PLAYLIST))?;
+    let layout = plan.layout;
+    let master = read_master(&dir.join(layout.master()))?;
     if !master.independent_segments {
         return Err(invalid("master", "no #EXT-X-INDEPENDENT-SEGMENTS"));
     }
@@ -57,7 +59,7 @@ pub fn verify_output(
         expected_seconds,
     };
     let audio = match &plan.audio {
-        Some(_) => Some(reader.audio_rendition(&master)?),
+        Some(_) => Some(reader.audio_rendition(&master, layout)?),
         None => {
             if !master.alternatives.is_empty() {
                 return Err(invalid(
@@ -88,7 +90,7 @@ pub fn verify_output(
     let mut boundaries: Vec<(String, Vec<f64>, f64)> = Vec::new();
     let mut summaries = Vec::with_capacity(plan.rungs.len());
     for rung in &plan.rungs {
-        let uri = format!("{}/{MEDIA_PLAYLIST}", rung.name());
+        let uri = layout.media_playlist(&rung.name());
         let variant = variants
             .iter()
             .find(|v| v.uri == uri)
@@ -98,7 +100,7 @@ pub fn verify_output(
         reader.check_keyframes(&stream)?;
         let audio_rates = audio.as_ref().map_or(Rates::default(), |a| a.rates);
         check_rates(&uri, variant, stream.rates + audio_rates)?;
-        reader.check_i_frames(&master, rung, &stream)?;
+        reader.check_i_frames(&master, &layout.i_frame_playlist(&rung.name()), &stream)?;
         boundaries.push((
             uri.clone(),
             stream.boundaries(),
@@ -184,8 +186,12 @@ impl Reader<'_> {
         })
     }
 
-    fn audio_rendition(&self, master: &MasterPlaylist) -> Result<AudioRendition, JobError> {
-        let uri = format!("{AUDIO_RENDITION}/{MEDIA_PLAYLIST}");
+    fn audio_rendition(
+        &self,
+        master: &MasterPlaylist,
+        layout: Layout,
+    ) -> Result<AudioRendition, JobError> {
+        let uri = layout.media_playlist(AUDIO_RENDITION);
         let rendition = master
             .alternatives
             .iter()
@@ -236,17 +242,16 @@ impl Reader<'_> {
     fn check_i_frames(
         &self,
         master: &MasterPlaylist,
-        rung: &Rung,
+        uri: &str,
         stream: &Stream,
     ) -> Result<(), JobError> {
-        let uri = format!("{}/{}", rung.name(), master::I_FRAME_PLAYLIST);
         if !master.variants.iter().any(|v| v.is_i_frame && v.uri == uri) {
             return Err(invalid("master", &format!("no I-frame stream {uri}")));
         }
-        let media = read_media(&self.dir.join(&uri))?;
+        let media = read_media(&self.dir.join(uri))?;
         if !media.i_frames_only || media.segments.len() != stream.media.segments.len() {
             return Err(invalid(
-                &uri,
+                uri,
                 "is not an I-frames-only playlist with one entry per segment",
             ));
         }
@@ -260,12 +265,12 @@ impl Reader<'_> {
                 .is_some_and(|r| r.length > 0 && r.offset.unwrap_or(0) + r.length <= size);
             if !fits {
                 return Err(invalid(
-                    &uri,
+                    uri,
                     &format!("the byte range into {} is not inside it", segment.uri),
                 ));
             }
         }
-        check_encryption(&uri, &media, self.key.is_some())
+        check_encryption(uri, &media, self.key.is_some())
     }
 }
 
