@@ -75,6 +75,38 @@ impl std::str::FromStr for OutputNaming {
     }
 }
 
+/// The container of an output's segments.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SegmentFormat {
+    /// MPEG-TS (`.ts`): every player, and every segment carries its own
+    /// headers.
+    #[default]
+    Mpegts,
+    /// Fragmented MP4 (`.m4s`, with an `init.mp4` per stream, HLS version
+    /// 7): what newer players and CMAF pipelines prefer.
+    Fmp4,
+}
+
+impl SegmentFormat {
+    pub const ALL: [SegmentFormat; 2] = [SegmentFormat::Mpegts, SegmentFormat::Fmp4];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SegmentFormat::Mpegts => "mpegts",
+            SegmentFormat::Fmp4 => "fmp4",
+        }
+    }
+}
+
+impl std::str::FromStr for SegmentFormat {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        parse_named(s, &Self::ALL, Self::as_str, "segment format")
+    }
+}
+
 /// The member of `all` called `name`, or an error listing the known names.
 fn parse_named<T: Copy>(
     name: &str,
@@ -119,6 +151,10 @@ pub struct JobRequest {
     /// `naming`) when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub naming: Option<OutputNaming>,
+    /// MPEG-TS or fMP4 segments; the worker's default (setting
+    /// `segment_format`) when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub segment_format: Option<SegmentFormat>,
 }
 
 /// Why a delivered message is not a job this worker can take.
@@ -153,6 +189,7 @@ impl JobRequest {
             segment_seconds: None,
             encrypt: None,
             naming: None,
+            segment_format: None,
         }
     }
 

@@ -21,7 +21,9 @@ pub use control::ControlCommand;
 pub use event::{EventState, FailureReason, JobState, RequeueReason, RungSummary, StatusEvent};
 pub use heartbeat::Heartbeat;
 pub use ids::{JobId, JobIdError, MuxerId, MuxerIdError};
-pub use job::{BadMessage, JobRequest, LadderName, MAX_JOB_MESSAGE_BYTES, OutputNaming};
+pub use job::{
+    BadMessage, JobRequest, LadderName, MAX_JOB_MESSAGE_BYTES, OutputNaming, SegmentFormat,
+};
 pub use paths::{RelativePath, RelativePathError};
 pub use publish::{PublishError, publish_json, publish_json_with_expiration};
 pub use retention::{HistoryRetention, StreamMaxAge, StreamMaxAgeError};

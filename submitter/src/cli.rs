@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::str::FromStr;
 
 use clap::{Args, Parser, Subcommand};
-use hlsmux_protocol::{AmqpUrls, LadderName, MuxerId, Namespace, OutputNaming};
+use hlsmux_protocol::{AmqpUrls, LadderName, MuxerId, Namespace, OutputNaming, SegmentFormat};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -204,7 +204,8 @@ pub struct MuxerArg {
   hlsmux submit 'recordings/2026-*/*.mkv' --wait
   hlsmux submit premiere.mov --encrypt --segment-length 4
   hlsmux submit talk.mp4 --name talks/day1.hls --ladder seed --segment-length 6 --wait --json
-  hlsmux submit old-show.mp4 --naming seed      # the seed's file names, for players moving from it")]
+  hlsmux submit old-show.mp4 --naming seed      # the seed's file names, for players moving from it
+  hlsmux submit film.mkv --segment-format fmp4  # fragmented MP4 segments (HLS version 7)")]
 pub struct SubmitArgs {
     /// Video files or quoted glob patterns (`'talks/*.mp4'`). Files outside
     /// the media root are copied into its `incoming/` folder first.
@@ -232,6 +233,10 @@ pub struct SubmitArgs {
     /// media_ segments). The worker's default when not given.
     #[arg(long)]
     pub naming: Option<OutputNaming>,
+    /// Segment container: `mpegts` (.ts) or `fmp4` (.m4s with an init.mp4
+    /// per stream). The worker's default when not given.
+    #[arg(long)]
+    pub segment_format: Option<SegmentFormat>,
     /// Encrypt the output with HLS AES-128: a fresh key per job, a fresh IV
     /// per segment (the workers' setting `encrypt` when neither is given).
     #[arg(long, conflicts_with = "no_encrypt")]

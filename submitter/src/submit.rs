@@ -62,6 +62,7 @@ pub async fn run(pool: &PoolArgs, mut args: SubmitArgs) -> Result<(), CliError> 
         job.segment_seconds = args.segment_length;
         job.encrypt = args.encryption();
         job.naming = args.naming;
+        job.segment_format = args.segment_format;
         jobs.push((file.clone(), job));
     }
 

@@ -80,7 +80,7 @@ pub async fn broken_rules(master_path: &Path, expected: Expected) -> Vec<String>
         check_keyframes(&variant.uri, &playlist, &measured, frame, &mut broken).await;
         check_frame_rate(variant, &playlist, expected.fps, &mut broken).await;
         ends.push((variant.uri.clone(), measured.ends(), frame));
-        check_i_frames(dir, &master, variant, &measured, &mut broken);
+        check_i_frames(dir, &master, variant, &measured, &mut broken).await;
     }
     if let Some((first_uri, first, first_frame)) = ends.first() {
         for (uri, other, frame) in &ends[1..] {
@@ -419,8 +419,9 @@ async fn check_frame_rate(
 }
 
 /// Each video variant has an I-frame stream over its own segments: one
-/// entry per segment, each a byte range inside it.
-fn check_i_frames(
+/// entry per segment, each a byte range inside it, and ffmpeg decodes one
+/// picture from each.
+async fn check_i_frames(
     dir: &Path,
     master: &MasterPlaylist,
     variant: &VariantStream,

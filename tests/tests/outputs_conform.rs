@@ -3,9 +3,10 @@
 //! Each kind is generated with ffmpeg: plain H.264 with stereo audio, no
 //! audio, two audio tracks in two languages, portrait, a phone clip stored
 //! sideways with rotation metadata, odd dimensions, interlaced MPEG-2,
-//! variable frame rate, HEVC, 60 fps and a 4K source.
+//! variable frame rate, HEVC, 60 fps and a 4K source; and the plain clip
+//! again in fMP4 segments.
 
-use hlsmux_protocol::{JobRequest, JobState, MuxerId, RelativePath};
+use hlsmux_protocol::{JobRequest, JobState, MuxerId, RelativePath, SegmentFormat};
 use hlsmux_tests::conformance::{Expected, broken_rules};
 use hlsmux_tests::media::{Clip, SourceCodec};
 use hlsmux_tests::{PATIENCE, TestEnv, WorkerOptions, hls};
@@ -16,6 +17,7 @@ struct Kind {
     /// The short side of the picture as displayed.
     lines: u32,
     portrait: bool,
+    format: SegmentFormat,
 }
 
 fn kinds() -> Vec<Kind> {
@@ -32,9 +34,14 @@ fn kinds() -> Vec<Kind> {
         clip,
         lines: clip.width.min(clip.height),
         portrait: clip.height > clip.width,
+        format: SegmentFormat::Mpegts,
     };
     vec![
         kind("plain.mp4", clip),
+        Kind {
+            format: SegmentFormat::Fmp4,
+            ..kind("fragmented.mp4", clip)
+        },
         kind(
             "silent.mp4",
             Clip {
@@ -138,6 +145,7 @@ async fn every_kind_of_input_yields_conformant_hls_that_ffmpeg_reads_back() {
             RelativePath::parse(&format!("{}.hls", kind.file)).expect("valid"),
         );
         job.segment_seconds = Some(1);
+        job.segment_format = Some(kind.format);
         test.pool.publish_job(&job).await;
         let done = events.final_event(job.job_id, PATIENCE).await;
         let JobState::Done { rungs, .. } = &done.state else {

@@ -1,7 +1,8 @@
 //! A real player: hls.js in the system's headless Chromium plays an output
 //! served over HTTP on loopback, starts, passes two segments, switches to
 //! another rung on demand and plays on, with no hls.js error event. The
-//! same for an encrypted output. `scripts/provision` installs Chromium and
+//! same for an encrypted output, and for an encrypted output in fMP4
+//! segments. `scripts/provision` installs Chromium and
 //! the npm packages; where it could not, the test says so and skips.
 
 use std::path::{Path, PathBuf};
@@ -87,7 +88,16 @@ async fn hls_js_in_chromium_plays_and_switches_rungs_in_clear_and_encrypted_outp
         &[&common[..], &["--name", "sealed.hls", "--encrypt"]].concat(),
     )
     .await;
+    let fmp4 = [
+        "--name",
+        "sealed-fmp4.hls",
+        "--encrypt",
+        "--segment-format",
+        "fmp4",
+    ];
+    test.submit_ok(&clip, &[&common[..], &fmp4].concat()).await;
 
-    play(&test.output_root().join("clear.hls")).await;
-    play(&test.output_root().join("sealed.hls")).await;
+    for output in ["clear.hls", "sealed.hls", "sealed-fmp4.hls"] {
+        play(&test.output_root().join(output)).await;
+    }
 }

@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use config::{Config, Environment, File, FileFormat};
-use hlsmux_protocol::{AmqpUrls, HistoryRetention, LadderName, MuxerId, Namespace, OutputNaming};
+use hlsmux_protocol::{
+    AmqpUrls, HistoryRetention, LadderName, MuxerId, Namespace, OutputNaming, SegmentFormat,
+};
 
 use crate::boot::{BootOptionError, BootOptions};
 use crate::pipeline::codec::EncoderChoice;
@@ -37,6 +39,8 @@ pub struct Settings {
     pub ladder: LadderName,
     /// How outputs' files are named unless a job says otherwise.
     pub naming: OutputNaming,
+    /// MPEG-TS or fMP4 segments unless a job says otherwise.
+    pub segment_format: SegmentFormat,
     pub audio_bitrate_kbps: u32,
     /// The audio track to encode from inputs with several (ISO 639-2 code,
     /// `eng`); the first track when absent or not found.
@@ -115,6 +119,7 @@ struct RawSettings {
     x264_preset: String,
     ladder: String,
     naming: String,
+    segment_format: String,
     audio_bitrate_kbps: u32,
     audio_language: String,
     max_rung_lines: u32,
@@ -184,6 +189,7 @@ vaapi_device = "/dev/dri/renderD128"
 x264_preset = "veryfast"
 ladder = "standard"
 naming = "hlsmux"
+segment_format = "mpegts"
 audio_bitrate_kbps = 128
 audio_language = ""
 max_rung_lines = 1080
@@ -403,6 +409,10 @@ impl RawSettings {
             x264_preset: self.x264_preset,
             ladder: self.ladder.parse().map_err(invalid("ladder"))?,
             naming: self.naming.parse().map_err(invalid("naming"))?,
+            segment_format: self
+                .segment_format
+                .parse()
+                .map_err(invalid("segment_format"))?,
             audio_bitrate_kbps: self.audio_bitrate_kbps,
             audio_language: Some(self.audio_language.trim().to_owned()).filter(|l| !l.is_empty()),
             max_rung_lines: self.max_rung_lines,

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hlsmux_protocol::{
-    FailureReason, JobId, JobRequest, JobState, PublishError, RequeueReason, TidyRequest,
+    FailureReason, JobId, JobRequest, JobState, PublishError, RequeueReason, SegmentFormat,
+    TidyRequest,
 };
 use lapin::message::Delivery;
 use tokio::sync::watch;
@@ -376,6 +377,17 @@ impl JobRunner {
             }
         };
 
+        let layout = Layout {
+            naming: request.naming.unwrap_or(settings.naming),
+            format: request.segment_format.unwrap_or(settings.segment_format),
+        };
+        if layout.format == SegmentFormat::Fmp4 && !self.codecs.encoder.writes_fmp4() {
+            return Err(JobError::InvalidRequest(format!(
+                "fMP4 segments cannot be made with {} (it writes its stream headers late); submit with --segment-format mpegts, or to a muxer whose workers use another encoder",
+                self.codecs.encoder
+            ))
+            .into());
+        }
         let encrypted = request.encrypt.unwrap_or(settings.encrypt);
 
         events
@@ -418,7 +430,7 @@ impl JobRunner {
                 OutputOptions {
                     ladder: request.ladder.unwrap_or(settings.ladder),
                     segment_seconds,
-                    layout: Layout(request.naming.unwrap_or(settings.naming)),
+                    layout,
                 },
             )
         });

@@ -72,7 +72,10 @@ async fn encode_test_clip(
     let options = OutputOptions {
         ladder: settings.ladder,
         segment_seconds: SEGMENT_SECONDS,
-        layout: Layout(settings.naming),
+        layout: Layout {
+            naming: settings.naming,
+            format: settings.segment_format,
+        },
     };
     let plan = runner.plan(source, &media, options);
     let args: Vec<OsString> = encode::ffmpeg_args(&plan, out_dir);

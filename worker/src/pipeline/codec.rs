@@ -52,6 +52,14 @@ impl VideoEncoder {
         matches!(self, VideoEncoder::V4l2m2m | VideoEncoder::Omx)
     }
 
+    /// Whether its output can go into fMP4 segments: an MP4 initialization
+    /// section needs the SPS/PPS before the first frame, and the Pi's
+    /// VideoCore encoders give them only with it (MPEG-TS segments carry
+    /// their own).
+    pub fn writes_fmp4(self) -> bool {
+        !self.is_pi()
+    }
+
     /// What the encoder cannot do; the ladder stays inside it.
     pub fn limits(self) -> EncoderLimits {
         match self {

@@ -25,7 +25,7 @@ use super::layout::{AUDIO_RENDITION, Layout};
 use super::probe::last_lines;
 use super::probe::{AudioTrack, SourceMedia};
 use crate::config::Settings;
-use hlsmux_protocol::LadderName;
+use hlsmux_protocol::{LadderName, SegmentFormat};
 
 /// What a job asks of its output, each the worker's default unless the job
 /// says otherwise.
@@ -190,7 +190,7 @@ pub fn ffmpeg_args(plan: &EncodePlan, out_dir: &Path) -> Vec<OsString> {
         stream_map.push(format!("a:0{group},name:{AUDIO_RENDITION}"));
     }
     let segment_seconds = plan.segment_seconds.to_string();
-    let muxer: [&str; 14] = [
+    let muxer: [&str; 12] = [
         "-max_muxing_queue_size",
         "1024",
         "-f",
@@ -201,14 +201,20 @@ pub fn ffmpeg_args(plan: &EncodePlan, out_dir: &Path) -> Vec<OsString> {
         "vod",
         "-hls_flags",
         "independent_segments",
-        // MPEG-TS, not fMP4: the Pi encoder's late SPS/PPS breaks MP4 init
-        // segments, and TS segments each carry their own headers.
-        "-hls_segment_type",
-        "mpegts",
         "-var_stream_map",
         &stream_map.join(" "),
     ];
     args.extend(muxer.iter().map(OsString::from));
+    args.extend([
+        "-hls_segment_type".into(),
+        plan.layout.format.as_str().into(),
+    ]);
+    if plan.layout.format == SegmentFormat::Fmp4 {
+        args.extend([
+            "-hls_fmp4_init_filename".into(),
+            plan.layout.ffmpeg_init().into(),
+        ]);
+    }
     args.push("-hls_segment_filename".into());
     args.push(out_dir.join(plan.layout.ffmpeg_segments()).into());
     args.push(out_dir.join(plan.layout.ffmpeg_playlists()).into());
@@ -649,11 +655,19 @@ mod tests {
             "the worker writes the master playlist itself"
         );
         let mut seed = plan(Some(2));
-        seed.layout = Layout(hlsmux_protocol::OutputNaming::Seed);
+        seed.layout = Layout {
+            naming: hlsmux_protocol::OutputNaming::Seed,
+            format: SegmentFormat::Fmp4,
+        };
         let args = ffmpeg_args(&seed, Path::new("/out/stage"));
         assert_eq!(
             value_after(&args, "-hls_segment_filename"),
-            ["/out/stage/media_%v_%05d.ts"]
+            ["/out/stage/media_%v_%05d.m4s"]
+        );
+        assert_eq!(value_after(&args, "-hls_segment_type"), ["fmp4"]);
+        assert_eq!(
+            value_after(&args, "-hls_fmp4_init_filename"),
+            ["media_init.mp4"]
         );
         assert_eq!(value_after(&args, "-threads"), ["2", "2"]);
     }

@@ -17,14 +17,17 @@ use super::JobError;
 use super::encode::EncodePlan;
 use super::ladder::Rung;
 use super::layout::AUDIO_RENDITION;
-use super::ts::{self, PACKET_BYTES, SegmentFacts};
-use super::verify::{fail, read_media};
+use super::segment::{self, SegmentFacts};
+use super::ts::PACKET_BYTES;
+use super::verify::{fail, read, read_media};
+use hlsmux_protocol::SegmentFormat;
 
-/// How much of a segment is read to describe it: the tables and the first
-/// picture, which even a 4K keyframe fits in. Whole packets.
+/// How much of a segment is read to describe it: the headers and the
+/// first picture, which even a 4K keyframe fits in. Whole TS packets.
 pub const SEGMENT_PREFIX_BYTES: usize = PACKET_BYTES * 16 * 1024;
-/// Playlist versions: 6 for the master (FRAME-RATE, no PROGRAM-ID); 4 for
-/// I-frame playlists (byte ranges).
+/// Playlist versions: 6 for the master (FRAME-RATE, no PROGRAM-ID); at
+/// least 4 for I-frame playlists (byte ranges), their media playlist's when
+/// higher (7 for fMP4).
 const MASTER_VERSION: usize = 6;
 const I_FRAME_VERSION: usize = 4;
 const AUDIO_GROUP: &str = AUDIO_RENDITION;
@@ -104,16 +107,19 @@ pub fn segment_prefix(path: &Path) -> Result<Vec<u8>, JobError> {
     Ok(prefix)
 }
 
-/// One media playlist of the output, with its segment sizes.
+/// One media playlist of the output, with its segment sizes and (fMP4)
+/// its initialization section.
 struct Stream {
     uri: String,
+    format: SegmentFormat,
     media: MediaPlaylist,
     sizes: Vec<u64>,
+    init: Option<Vec<u8>>,
 }
 
 impl Stream {
     /// Reads `uri`'s playlist, fixes its TARGETDURATION and rewrites it.
-    fn read(dir: &Path, uri: String) -> Result<Stream, JobError> {
+    fn read(dir: &Path, uri: String, format: SegmentFormat) -> Result<Stream, JobError> {
         let path = dir.join(&uri);
         let mut media = read_media(&path)?;
         media.target_duration = target_duration(&media);
@@ -128,7 +134,17 @@ impl Stream {
                     .map_err(|error| fail(format!("{uri}: segment {}: {error}", segment.uri)))
             })
             .collect::<Result<Vec<u64>, JobError>>()?;
-        Ok(Stream { uri, media, sizes })
+        let init = match media.segments.first().and_then(|s| s.map.as_ref()) {
+            Some(map) => Some(read(&segment_dir.join(&map.uri))?),
+            None => None,
+        };
+        Ok(Stream {
+            uri,
+            format,
+            media,
+            sizes,
+            init,
+        })
     }
 
     fn rates(&self) -> Rates {
@@ -152,8 +168,7 @@ impl Stream {
     fn facts(&self, dir: &Path, index: usize) -> Result<SegmentFacts, JobError> {
         let segment = &self.media.segments[index];
         let bytes = segment_prefix(&self.segment_dir(dir).join(&segment.uri))?;
-        let whole_packets = bytes.len() - bytes.len() % PACKET_BYTES;
-        ts::read_segment(&bytes[..whole_packets])
+        segment::read(self.format, self.init.as_deref(), &bytes)
             .map_err(|error| fail(format!("{}: segment {} {error}", self.uri, segment.uri)))
     }
 }
@@ -164,7 +179,8 @@ impl Stream {
 pub fn write_master(dir: &Path, plan: &EncodePlan) -> Result<(), JobError> {
     let audio = match plan.audio {
         Some(_) => {
-            let stream = Stream::read(dir, plan.layout.media_playlist(AUDIO_RENDITION))?;
+            let uri = plan.layout.media_playlist(AUDIO_RENDITION);
+            let stream = Stream::read(dir, uri, plan.layout.format)?;
             let codec = stream.facts(dir, 0)?.audio_codec.ok_or_else(|| {
                 fail(format!(
                     "{}: no AAC stream in the first segment",
@@ -177,7 +193,8 @@ pub fn write_master(dir: &Path, plan: &EncodePlan) -> Result<(), JobError> {
     };
     let mut variants = Vec::with_capacity(plan.rungs.len() * 2);
     for rung in &plan.rungs {
-        let stream = Stream::read(dir, plan.layout.media_playlist(&rung.name()))?;
+        let uri = plan.layout.media_playlist(&rung.name());
+        let stream = Stream::read(dir, uri, plan.layout.format)?;
         let video_codec = stream.facts(dir, 0)?.video_codec.ok_or_else(|| {
             fail(format!(
                 "{}: no H.264 sequence header in the first segment",
@@ -269,11 +286,13 @@ fn write_i_frame_playlist(dir: &Path, uri: &str, stream: &Stream) -> Result<Rate
                 length,
                 offset: Some(0),
             }),
+            // fMP4: the same initialization section as the media playlist.
+            map: segment.map.clone(),
             ..MediaSegment::default()
         });
     }
     let playlist = MediaPlaylist {
-        version: Some(I_FRAME_VERSION),
+        version: Some(stream.media.version.unwrap_or(0).max(I_FRAME_VERSION)),
         target_duration: stream.media.target_duration,
         segments,
         end_list: true,

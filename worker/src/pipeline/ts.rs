@@ -4,6 +4,8 @@
 //! segment opens on a keyframe, and where its first frame ends (the byte
 //! range of an I-frame playlist entry).
 
+use super::segment::SegmentFacts;
+
 /// Every MPEG-TS packet is this long.
 pub const PACKET_BYTES: usize = 188;
 const SYNC_BYTE: u8 = 0x47;
@@ -17,20 +19,6 @@ const STREAM_TYPE_AAC_ADTS: u8 = 0x0f;
 const NAL_IDR: u8 = 5;
 const NAL_SPS: u8 = 7;
 
-/// What one segment holds.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct SegmentFacts {
-    /// RFC 6381 codec string of the H.264 stream, from its first SPS.
-    pub video_codec: Option<String>,
-    /// RFC 6381 codec string of the AAC stream, from its first ADTS header.
-    pub audio_codec: Option<String>,
-    /// The first video frame is an IDR picture (decodable on its own).
-    pub starts_with_keyframe: bool,
-    /// Bytes from the segment's start to the end of its first video frame
-    /// (whole packets): the tables and the first picture.
-    pub first_frame_bytes: Option<usize>,
-}
-
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum TsError {
     #[error("is not MPEG-TS: {0}")]
@@ -39,7 +27,9 @@ pub enum TsError {
     NoProgramMap,
 }
 
-/// Reads what a segment holds from its bytes.
+/// Reads what a segment holds from its bytes: codecs from the first SPS
+/// and ADTS header, a keyframe start when the first picture is IDR, and the
+/// first frame's end on a packet boundary (the tables and the picture).
 pub fn read_segment(bytes: &[u8]) -> Result<SegmentFacts, TsError> {
     if bytes.is_empty() || !bytes.len().is_multiple_of(PACKET_BYTES) {
         return Err(TsError::NotTransportStream(format!(

@@ -26,7 +26,8 @@ use super::encrypt::{self, KEY_BYTES};
 use super::ladder::Rung;
 use super::layout::{AUDIO_RENDITION, Layout};
 use super::master::{self, Rates, segment_prefix};
-use super::ts::{self, PACKET_BYTES};
+use super::segment;
+use hlsmux_protocol::SegmentFormat;
 
 /// How far a variant's total duration may stray from the source's.
 pub const DURATION_TOLERANCE_SECONDS: f64 = 0.5;
@@ -55,6 +56,7 @@ pub fn verify_output(
     }
     let reader = Reader {
         dir,
+        format: layout.format,
         key: key.as_ref(),
         expected_seconds,
     };
@@ -159,6 +161,7 @@ struct AudioRendition {
 
 struct Reader<'a> {
     dir: &'a Path,
+    format: SegmentFormat,
     key: Option<&'a [u8; KEY_BYTES]>,
     expected_seconds: f64,
 }
@@ -224,9 +227,8 @@ impl Reader<'_> {
 
     fn check_keyframes(&self, stream: &Stream) -> Result<(), JobError> {
         for segment in &stream.media.segments {
-            let mut opening = self.opening(&stream.dir, segment)?;
-            opening.truncate(opening.len() - opening.len() % PACKET_BYTES);
-            let facts = ts::read_segment(&opening).map_err(|error| {
+            let opening = self.opening(&stream.dir, segment)?;
+            let facts = segment::read(self.format, None, &opening).map_err(|error| {
                 invalid(&stream.uri, &format!("segment {} {error}", segment.uri))
             })?;
             if !facts.starts_with_keyframe {
@@ -393,6 +395,17 @@ fn check_media(
                 media.target_duration
             ),
         ));
+    }
+    if let Some(map) = media.segments.first().and_then(|s| s.map.as_ref()) {
+        let size = std::fs::metadata(dir.join(&map.uri))
+            .map(|m| m.len())
+            .unwrap_or(0);
+        if size == 0 {
+            return Err(fail(format!(
+                "{name}: initialization section {} is missing or empty",
+                map.uri
+            )));
+        }
     }
     let mut sizes = Vec::with_capacity(media.segments.len());
     for segment in &media.segments {
