@@ -1,12 +1,14 @@
-// Plays one hlsmux output with hls.js in the system's headless Chromium and
-// prints what happened as one JSON line; exits 0 when playback passed.
+// Plays hlsmux outputs with hls.js in the system's headless Chromium and
+// prints what happened as one JSON line per output; exits 0 when every
+// playback passed.
 //
-//   node play.mjs <output-dir> <segment-seconds>
+//   node play.mjs <segment-seconds> <master-playlist>...
 //
-// It serves <output-dir> and hls.js over HTTP on loopback, starts playback
-// of master.m3u8 (muted, so autoplay is allowed), waits until the current
-// time passes two segments, forces a switch to another rung, and waits until
-// that rung's fragments play on for another two segments. Any hls.js error
+// For each output it serves the master playlist's directory and hls.js over
+// HTTP on loopback, starts playback (muted, so autoplay is allowed), waits
+// until the current time passes two segments, forces a switch to another
+// rung, and waits until that rung's fragments play on for another two
+// segments (or to the end of a shorter video). Any hls.js error
 // event, or a deadline passed, fails it, with one exception, reported apart
 // as `tolerated`: hls.js 1.7 raises a non-fatal bufferAppendNoProgress once
 // for the first fragment of an alternate audio rendition in MPEG-TS (its
@@ -15,16 +17,18 @@
 
 import { createServer } from "node:http";
 import { readFile, stat } from "node:fs/promises";
-import { extname, join, normalize, dirname } from "node:path";
+import { basename, dirname, extname, join, normalize } from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
 
-const [outputDir, segmentArg] = process.argv.slice(2);
-if (!outputDir || !segmentArg) {
-  console.error("usage: node play.mjs <output-dir> <segment-seconds>");
+const [segmentArg, ...masters] = process.argv.slice(2);
+if (!segmentArg || masters.length === 0) {
+  console.error("usage: node play.mjs <segment-seconds> <master-playlist>...");
   process.exit(2);
 }
 const segmentSeconds = Number(segmentArg);
+// The output being played: the server serves its directory.
+let outputDir = "";
 const here = dirname(fileURLToPath(import.meta.url));
 const hlsJs = join(here, "node_modules/hls.js/dist/hls.js");
 const chromiumPath = process.env.CHROMIUM ?? "/usr/bin/chromium";
@@ -94,12 +98,26 @@ const browser = await chromium.launch({
     "--autoplay-policy=no-user-gesture-required",
   ],
 });
-let result;
+let allPassed = true;
 try {
+  for (const master of masters) {
+    outputDir = dirname(master);
+    const result = await play(`/${basename(master)}`);
+    console.log(JSON.stringify({ master, ...result }));
+    allPassed &&= result?.passed === true;
+  }
+} finally {
+  await browser.close();
+  server.close();
+}
+process.exit(allPassed ? 0 : 1);
+
+async function play(masterUri) {
   const tab = await browser.newPage();
-  await tab.goto(`${origin}/`);
-  result = await tab.evaluate(
-    async ({ segmentSeconds, deadlineMs }) => {
+  try {
+    await tab.goto(`${origin}/`);
+    return await tab.evaluate(
+    async ({ segmentSeconds, deadlineMs, masterUri }) => {
       const video = document.getElementById("v");
       const report = {
         supported: Hls.isSupported(),
@@ -140,7 +158,7 @@ try {
         report.levels = data.levels.map((l) => `${l.width}x${l.height}@${l.bitrate}`);
         video.play().catch((error) => report.errors.push(`play(): ${error}`));
       });
-      hls.loadSource("/master.m3u8");
+      hls.loadSource(masterUri);
       hls.attachMedia(video);
       await until(() => video.currentTime > 2 * segmentSeconds);
       if (report.errors.length || video.currentTime <= 2 * segmentSeconds) return report;
@@ -148,23 +166,17 @@ try {
       report.switchedTo = playing === 0 ? hls.levels.length - 1 : 0;
       report.timeAtSwitch = video.currentTime;
       hls.currentLevel = report.switchedTo;
-      await until(
-        () =>
-          report.playedLevels.at(-1) === report.switchedTo &&
-          video.currentTime > report.timeAtSwitch + 2 * segmentSeconds,
-      );
-      report.passed =
-        report.errors.length === 0 &&
-        report.levels.length > 1 &&
+      const playedOn = () =>
         report.playedLevels.at(-1) === report.switchedTo &&
-        video.currentTime > report.timeAtSwitch + 2 * segmentSeconds;
+        (video.currentTime > report.timeAtSwitch + 2 * segmentSeconds || video.ended);
+      await until(playedOn);
+      report.ended = video.ended;
+      report.passed = report.errors.length === 0 && report.levels.length > 1 && playedOn();
       return report;
     },
-    { segmentSeconds, deadlineMs },
+    { segmentSeconds, deadlineMs, masterUri },
   );
-} finally {
-  await browser.close();
-  server.close();
+  } finally {
+    await tab.close();
+  }
 }
-console.log(JSON.stringify(result));
-process.exit(result?.passed ? 0 : 1);

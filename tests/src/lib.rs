@@ -14,6 +14,7 @@ mod env;
 pub mod hls;
 pub mod http;
 pub mod media;
+pub mod player;
 mod worker;
 
 pub use broker::{EventLog, QueueCounts, TestPool, count_events};

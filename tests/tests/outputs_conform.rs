@@ -1,5 +1,6 @@
 //! Inputs that need care come out as conformant HLS: the conformance
-//! checker finds no broken rule, and ffmpeg reads every variant back.
+//! checker finds no broken rule, ffmpeg reads every variant back, and
+//! hls.js in Chromium plays each and switches rungs.
 //! Each kind is generated with ffmpeg: plain H.264 with stereo audio, no
 //! audio, two audio tracks in two languages, portrait, a phone clip stored
 //! sideways with rotation metadata, odd dimensions, interlaced MPEG-2,
@@ -9,7 +10,7 @@
 use hlsmux_protocol::{JobRequest, JobState, MuxerId, RelativePath, SegmentFormat};
 use hlsmux_tests::conformance::{Expected, broken_rules};
 use hlsmux_tests::media::{Clip, SourceCodec};
-use hlsmux_tests::{PATIENCE, TestEnv, WorkerOptions, hls};
+use hlsmux_tests::{PATIENCE, TestEnv, WorkerOptions, hls, player};
 
 struct Kind {
     file: &'static str,
@@ -23,10 +24,12 @@ struct Kind {
 fn kinds() -> Vec<Kind> {
     // 360 lines: two rungs (360p and 234p), so alignment and switching
     // have something to compare.
+    // Four seconds of one-second segments: two to play, a switch, and
+    // more to play on the other rung.
     let clip = Clip {
         width: 640,
         height: 360,
-        seconds: 3,
+        seconds: 4,
         ..Clip::default()
     };
     let kind = |file, clip: Clip| Kind {
@@ -114,7 +117,6 @@ fn kinds() -> Vec<Kind> {
                 Clip {
                     width: 3840,
                     height: 2160,
-                    seconds: 2,
                     fps: 10,
                     ..clip
                 },
@@ -124,7 +126,7 @@ fn kinds() -> Vec<Kind> {
 }
 
 #[tokio::test]
-async fn every_kind_of_input_yields_conformant_hls_that_ffmpeg_reads_back() {
+async fn every_kind_of_input_yields_conformant_hls_that_ffmpeg_and_hls_js_play() {
     let test = TestEnv::new("conform").await;
     let _worker = test
         .worker_with(
@@ -137,6 +139,7 @@ async fn every_kind_of_input_yields_conformant_hls_that_ffmpeg_reads_back() {
         .await;
     let mut events = test.pool.events().await;
     let mut failures = Vec::new();
+    let mut masters = Vec::new();
     for kind in kinds() {
         kind.clip.write(&test.media_root().join(kind.file)).await;
         let mut job = JobRequest::new(
@@ -160,9 +163,11 @@ async fn every_kind_of_input_yields_conformant_hls_that_ffmpeg_reads_back() {
             portrait: kind.portrait,
             fps: f64::from(kind.clip.fps),
         };
-        for rule in broken_rules(&dir.join("master.m3u8"), expected).await {
+        let master = dir.join("master.m3u8");
+        for rule in broken_rules(&master, expected).await {
             failures.push(format!("{}: {rule}", kind.file));
         }
+        masters.push(master);
         if let Err(error) = hls::decode(&dir.join("master.m3u8")).await {
             failures.push(format!(
                 "{}: ffmpeg cannot read it back: {error}",
@@ -180,6 +185,14 @@ async fn every_kind_of_input_yields_conformant_hls_that_ffmpeg_reads_back() {
         }
     }
     assert!(failures.is_empty(), "{failures:#?}");
+    match player::missing() {
+        Some(reason) => eprintln!("not played in a browser: {reason}"),
+        None => {
+            player::play(&masters, 1)
+                .await
+                .unwrap_or_else(|reports| panic!("hls.js did not play every kind: {reports}"));
+        }
+    }
 }
 
 #[tokio::test]

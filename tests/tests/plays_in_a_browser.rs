@@ -5,64 +5,14 @@
 //! segments. `scripts/provision` installs Chromium and
 //! the npm packages; where it could not, the test says so and skips.
 
-use std::path::{Path, PathBuf};
-
-use hlsmux_tests::TestEnv;
 use hlsmux_tests::media::Clip;
-use tokio::process::Command;
+use hlsmux_tests::{TestEnv, player};
 
-const SEGMENT_SECONDS: &str = "1";
-
-fn player_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("player")
-}
-
-/// Why the player cannot run here, if it cannot.
-fn player_missing() -> Option<String> {
-    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    if !Path::new(&chromium).exists() {
-        return Some(format!(
-            "{chromium} is not installed (apt-get install chromium)"
-        ));
-    }
-    let modules = player_dir().join("node_modules");
-    for package in ["hls.js", "playwright-core"] {
-        if !modules.join(package).exists() {
-            return Some(format!(
-                "{package} is not installed (npm ci --prefix {})",
-                player_dir().display()
-            ));
-        }
-    }
-    None
-}
-
-/// Plays the output in `dir`; panics with the player's report if playback
-/// did not pass.
-async fn play(dir: &Path) {
-    let output = Command::new("node")
-        .arg(player_dir().join("play.mjs"))
-        .arg(dir)
-        .arg(SEGMENT_SECONDS)
-        .output()
-        .await
-        .expect("node runs");
-    let report = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "hls.js did not play {}: {report}\n{}",
-        dir.display(),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let report: serde_json::Value = serde_json::from_str(report.trim()).expect("a JSON report");
-    assert_eq!(report["errors"], serde_json::json!([]), "{report}");
-    assert_eq!(report["passed"], true, "{report}");
-    assert!(report["currentTime"].as_f64() > Some(4.0), "{report}");
-}
+const SEGMENT_SECONDS: u32 = 1;
 
 #[tokio::test]
 async fn hls_js_in_chromium_plays_and_switches_rungs_in_clear_and_encrypted_outputs() {
-    if let Some(reason) = player_missing() {
+    if let Some(reason) = player::missing() {
         eprintln!("skipped: {reason}");
         return;
     }
@@ -74,12 +24,13 @@ async fn hls_js_in_chromium_plays_and_switches_rungs_in_clear_and_encrypted_outp
     }
     .write(&test.media_root().join("show.mp4"))
     .await;
+    let segment_length = SEGMENT_SECONDS.to_string();
     let common = [
         "--muxer",
         "1",
         "--wait",
         "--segment-length",
-        SEGMENT_SECONDS,
+        &segment_length,
     ];
     test.submit_ok(&clip, &[&common[..], &["--name", "clear.hls"]].concat())
         .await;
@@ -97,7 +48,14 @@ async fn hls_js_in_chromium_plays_and_switches_rungs_in_clear_and_encrypted_outp
     ];
     test.submit_ok(&clip, &[&common[..], &fmp4].concat()).await;
 
-    for output in ["clear.hls", "sealed.hls", "sealed-fmp4.hls"] {
-        play(&test.output_root().join(output)).await;
+    let masters: Vec<_> = ["clear.hls", "sealed.hls", "sealed-fmp4.hls"]
+        .iter()
+        .map(|output| test.output_root().join(output).join("master.m3u8"))
+        .collect();
+    let reports = player::play(&masters, SEGMENT_SECONDS)
+        .await
+        .unwrap_or_else(|failures| panic!("hls.js did not play every output: {failures}"));
+    for report in &reports {
+        assert!(report["currentTime"].as_f64() > Some(4.0), "{report}");
     }
 }

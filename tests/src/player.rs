@@ -1,0 +1,64 @@
+//! A real player: hls.js in the system's headless Chromium, driven by
+//! `tests/player/play.mjs` (Playwright, without its browser download).
+//! `scripts/provision` installs Chromium and the locked npm packages.
+
+use std::path::{Path, PathBuf};
+
+use tokio::process::Command;
+
+fn player_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("player")
+}
+
+/// Why the player cannot run on this machine, if it cannot.
+pub fn missing() -> Option<String> {
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    if !Path::new(&chromium).exists() {
+        return Some(format!(
+            "{chromium} is not installed (apt-get install chromium)"
+        ));
+    }
+    let modules = player_dir().join("node_modules");
+    for package in ["hls.js", "playwright-core"] {
+        if !modules.join(package).exists() {
+            return Some(format!(
+                "{package} is not installed (npm ci --prefix {})",
+                player_dir().display()
+            ));
+        }
+    }
+    None
+}
+
+/// Plays each master playlist in turn: playback starts, passes two
+/// segments, switches rung on demand and plays on, with no hls.js error.
+/// Returns each playback's report, or every report when any failed.
+pub async fn play(
+    masters: &[PathBuf],
+    segment_seconds: u32,
+) -> Result<Vec<serde_json::Value>, String> {
+    let output = Command::new("node")
+        .arg(player_dir().join("play.mjs"))
+        .arg(segment_seconds.to_string())
+        .args(masters)
+        .output()
+        .await
+        .map_err(|error| format!("cannot run node: {error}"))?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let reports: Vec<serde_json::Value> = stdout
+        .lines()
+        .filter_map(|line| serde_json::from_str(line).ok())
+        .collect();
+    let all_passed = reports.len() == masters.len()
+        && reports
+            .iter()
+            .all(|r| r["passed"] == true && r["errors"] == serde_json::json!([]));
+    if output.status.success() && all_passed {
+        Ok(reports)
+    } else {
+        Err(format!(
+            "{stdout}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        ))
+    }
+}
