@@ -292,3 +292,44 @@ async fn the_seed_naming_reproduces_the_seeds_flat_layout_and_conforms() {
         .await
         .expect("ffmpeg reads it back");
 }
+
+#[tokio::test]
+async fn a_source_without_audio_gets_a_silent_track_only_when_configured() {
+    let test = TestEnv::new("conform-silent-audio").await;
+    let _worker = test
+        .worker_with(
+            1,
+            WorkerOptions {
+                env: vec![("HLSMUX_SILENT_AUDIO".into(), "true".into())],
+                ..WorkerOptions::default()
+            },
+        )
+        .await;
+    let clip = Clip {
+        width: 640,
+        height: 360,
+        seconds: 3,
+        audio: false,
+        ..Clip::default()
+    }
+    .write(&test.media_root().join("mute.mp4"))
+    .await;
+    test.submit_ok(&clip, &["--muxer", "1", "--wait", "--segment-length", "1"])
+        .await;
+    let master = test.output_root().join("mute.mp4.hls/master.m3u8");
+    let broken = broken_rules(
+        &master,
+        Expected {
+            seconds: 3.0,
+            audio: true,
+            max_lines: 360,
+            portrait: false,
+            fps: 25.0,
+        },
+    )
+    .await;
+    assert!(broken.is_empty(), "{broken:#?}");
+    let rendition = test.output_root().join("mute.mp4.hls/audio/index.m3u8");
+    assert_eq!(hls::stream_types(&rendition).await, ["audio"]);
+    assert_eq!(hls::tone_frequency(&rendition).await, 0.0, "silence");
+}

@@ -45,6 +45,9 @@ pub struct Settings {
     /// The audio track to encode from inputs with several (ISO 639-2 code,
     /// `eng`); the first track when absent or not found.
     pub audio_language: Option<String>,
+    /// Give a source without audio a silent stereo track, for players and
+    /// pipelines that expect one; otherwise its variants are video only.
+    pub silent_audio: bool,
     /// No rung's short side is longer than this: a 4K source tops out here.
     pub max_rung_lines: u32,
     pub probe_timeout_seconds: u64,
@@ -122,6 +125,7 @@ struct RawSettings {
     segment_format: String,
     audio_bitrate_kbps: u32,
     audio_language: String,
+    silent_audio: bool,
     max_rung_lines: u32,
     probe_timeout_seconds: u64,
     requeue_delay_seconds: u64,
@@ -192,6 +196,7 @@ naming = "hlsmux"
 segment_format = "mpegts"
 audio_bitrate_kbps = 128
 audio_language = ""
+silent_audio = false
 max_rung_lines = 1080
 probe_timeout_seconds = 60
 requeue_delay_seconds = 5
@@ -415,6 +420,7 @@ impl RawSettings {
                 .map_err(invalid("segment_format"))?,
             audio_bitrate_kbps: self.audio_bitrate_kbps,
             audio_language: Some(self.audio_language.trim().to_owned()).filter(|l| !l.is_empty()),
+            silent_audio: self.silent_audio,
             max_rung_lines: self.max_rung_lines,
             probe_timeout_seconds: self.probe_timeout_seconds,
             requeue_delay: Duration::from_secs(self.requeue_delay_seconds),

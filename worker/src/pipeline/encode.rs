@@ -27,6 +27,25 @@ use super::probe::{AudioTrack, SourceMedia};
 use crate::config::Settings;
 use hlsmux_protocol::{LadderName, SegmentFormat};
 
+/// Where the audio rendition comes from.
+#[derive(Clone, Debug, PartialEq)]
+pub enum AudioSource {
+    /// A track of the input.
+    Track(AudioTrack),
+    /// Silence as long as the source: for a source without audio, when the
+    /// setting `silent_audio` asks for a track every output has.
+    Silence { seconds: f64 },
+}
+
+impl AudioSource {
+    pub fn language(&self) -> Option<&str> {
+        match self {
+            AudioSource::Track(track) => track.language.as_deref(),
+            AudioSource::Silence { .. } => None,
+        }
+    }
+}
+
 /// What a job asks of its output, each the worker's default unless the job
 /// says otherwise.
 #[derive(Clone, Copy, Debug)]
@@ -44,7 +63,7 @@ pub struct EncodePlan {
     /// Deinterlace before scaling (the source is stored as fields).
     pub deinterlace: bool,
     /// Encoded once, as a rendition all rungs share.
-    pub audio: Option<AudioTrack>,
+    pub audio: Option<AudioSource>,
     pub rungs: Vec<Rung>,
     pub segment_seconds: u32,
     /// Where each file goes.
@@ -86,9 +105,13 @@ impl EncodePlan {
             input,
             video_stream_index: source.video.index,
             deinterlace: source.video.interlaced,
-            audio: source
-                .audio_track(settings.audio_language.as_deref())
-                .cloned(),
+            audio: match source.audio_track(settings.audio_language.as_deref()) {
+                Some(track) => Some(AudioSource::Track(track.clone())),
+                None if settings.silent_audio => Some(AudioSource::Silence {
+                    seconds: source.duration_seconds,
+                }),
+                None => None,
+            },
             rungs,
             segment_seconds: options.segment_seconds,
             layout: options.layout,
@@ -130,12 +153,24 @@ pub fn ffmpeg_args(plan: &EncodePlan, out_dir: &Path) -> Vec<OsString> {
     args.push(plan.input.clone().into());
 
     let mut push = |items: &[String]| args.extend(items.iter().map(OsString::from));
+    if let Some(AudioSource::Silence { seconds }) = &plan.audio {
+        push(&[
+            "-f".into(),
+            "lavfi".into(),
+            "-t".into(),
+            format!("{seconds:.3}"),
+            "-i".into(),
+            "anullsrc=channel_layout=stereo:sample_rate=48000".into(),
+        ]);
+    }
     push(&["-filter_complex".into(), filter_graph(plan)]);
     for index in 0..plan.rungs.len() {
         push(&["-map".into(), format!("[video{index}]")]);
     }
-    if let Some(audio) = &plan.audio {
-        push(&["-map".into(), format!("0:{}", audio.index)]);
+    match &plan.audio {
+        Some(AudioSource::Track(track)) => push(&["-map".into(), format!("0:{}", track.index)]),
+        Some(AudioSource::Silence { .. }) => push(&["-map".into(), "1:a".into()]),
+        None => {}
     }
 
     // Keyframes exactly at segment boundaries in every variant: a GOP of one
@@ -512,9 +547,11 @@ mod tests {
             input: PathBuf::from("/media/in.mkv"),
             video_stream_index: 1,
             deinterlace: false,
-            audio: audio.map(|index| AudioTrack {
-                index,
-                language: None,
+            audio: audio.map(|index| {
+                AudioSource::Track(AudioTrack {
+                    index,
+                    language: None,
+                })
             }),
             rungs: vec![
                 Rung {
@@ -589,6 +626,23 @@ mod tests {
             map,
             "v:0,agroup:audio,name:360p_800k v:1,agroup:audio,name:240p_400k a:0,agroup:audio,name:audio"
         );
+        assert_eq!(value_after(&args, "-c:a"), ["aac"]);
+    }
+
+    #[test]
+    fn silence_as_long_as_the_source_is_a_second_input_when_asked_for() {
+        let mut silent = plan(None);
+        silent.audio = Some(AudioSource::Silence { seconds: 12.5 });
+        let args = ffmpeg_args(&silent, Path::new("/out/stage"));
+        assert_eq!(
+            value_after(&args, "-i"),
+            [
+                "/media/in.mkv",
+                "anullsrc=channel_layout=stereo:sample_rate=48000"
+            ]
+        );
+        assert_eq!(value_after(&args, "-t"), ["12.500"]);
+        assert_eq!(value_after(&args, "-map"), ["[video0]", "[video1]", "1:a"]);
         assert_eq!(value_after(&args, "-c:a"), ["aac"]);
     }
 

@@ -249,7 +249,11 @@ fn variant(rung: &Rung, uri: &str, rates: Rates, codecs: String, audio: bool) ->
 }
 
 fn audio_rendition(plan: &EncodePlan) -> AlternativeMedia {
-    let language = plan.audio.as_ref().and_then(|a| a.language.clone());
+    let language = plan
+        .audio
+        .as_ref()
+        .and_then(|a| a.language())
+        .map(str::to_owned);
     AlternativeMedia {
         media_type: AlternativeMediaType::Audio,
         uri: Some(plan.layout.media_playlist(AUDIO_RENDITION)),
