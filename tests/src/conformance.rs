@@ -11,6 +11,8 @@ use m3u8_rs::{MasterPlaylist, MediaPlaylist, VariantStream};
 use serde_json::Value;
 use tokio::process::Command;
 
+use crate::media::Clip;
+
 /// What the checker knows of the source.
 #[derive(Clone, Copy, Debug)]
 pub struct Expected {
@@ -21,6 +23,31 @@ pub struct Expected {
     pub portrait: bool,
     /// The source's frame rate (its average, for a variable-rate source).
     pub fps: f64,
+}
+
+impl From<Clip> for Expected {
+    /// What a clip made by [`Clip::write`] must come out as.
+    fn from(clip: Clip) -> Self {
+        let quarter_turned = clip.rotation % 180 == 90;
+        Expected {
+            seconds: f64::from(clip.seconds),
+            audio: clip.audio,
+            max_lines: clip.width.min(clip.height),
+            portrait: (clip.height > clip.width) != quarter_turned,
+            fps: f64::from(clip.fps),
+        }
+    }
+}
+
+/// Panics, listing every rule broken, unless the output whose master
+/// playlist is `master_path` conforms.
+pub async fn assert_conforms(master_path: &Path, expected: Expected) {
+    let broken = broken_rules(master_path, expected).await;
+    assert!(
+        broken.is_empty(),
+        "{} breaks rules: {broken:#?}",
+        master_path.display()
+    );
 }
 
 /// Rules the output whose master playlist is `master_path` breaks; empty

@@ -35,6 +35,14 @@ pub struct WorkerOptions {
 }
 
 impl WorkerOptions {
+    /// A worker with one setting (`HLSMUX_*` variable) changed.
+    pub fn setting(variable: &str, value: impl Into<String>) -> Self {
+        Self {
+            env: vec![(variable.to_owned(), value.into())],
+            ..Self::default()
+        }
+    }
+
     /// A worker whose ffmpeg reads at real-time speed (see
     /// [`realtime_ffmpeg`](crate::media::realtime_ffmpeg)): an N-second clip
     /// takes about N seconds, time for a test to act mid-job.

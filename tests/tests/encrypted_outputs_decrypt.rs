@@ -55,12 +55,13 @@ fn segments(master: &Path) -> Vec<std::path::PathBuf> {
 async fn an_encrypted_output_has_a_private_key_an_iv_per_segment_and_decodes_whole() {
     let test = TestEnv::new("encrypt").await;
     let _worker = test.worker(1).await;
-    let clip = Clip {
+    let clip_settings = Clip {
         seconds: CLIP_SECONDS,
         ..Clip::default()
-    }
-    .write(&test.media_root().join("secret.mp4"))
-    .await;
+    };
+    let clip = clip_settings
+        .write(&test.media_root().join("secret.mp4"))
+        .await;
     let run = test
         .submit_ok(
             &clip,
@@ -126,18 +127,7 @@ async fn an_encrypted_output_has_a_private_key_an_iv_per_segment_and_decodes_who
             );
         }
     }
-    let broken = conformance::broken_rules(
-        &master,
-        conformance::Expected {
-            seconds: f64::from(CLIP_SECONDS),
-            audio: true,
-            max_lines: 360,
-            portrait: false,
-            fps: 25.0,
-        },
-    )
-    .await;
-    assert!(broken.is_empty(), "{broken:#?}");
+    conformance::assert_conforms(&master, clip_settings.into()).await;
 }
 
 #[tokio::test]

@@ -8,16 +8,13 @@
 //! again in fMP4 segments.
 
 use hlsmux_protocol::{JobRequest, JobState, MuxerId, RelativePath, SegmentFormat};
-use hlsmux_tests::conformance::{Expected, broken_rules};
+use hlsmux_tests::conformance::{Expected, assert_conforms, broken_rules};
 use hlsmux_tests::media::{Clip, SourceCodec};
 use hlsmux_tests::{PATIENCE, TestEnv, WorkerOptions, hls, player};
 
 struct Kind {
     file: &'static str,
     clip: Clip,
-    /// The short side of the picture as displayed.
-    lines: u32,
-    portrait: bool,
     format: SegmentFormat,
 }
 
@@ -35,8 +32,6 @@ fn kinds() -> Vec<Kind> {
     let kind = |file, clip: Clip| Kind {
         file,
         clip,
-        lines: clip.width.min(clip.height),
-        portrait: clip.height > clip.width,
         format: SegmentFormat::Mpegts,
     };
     vec![
@@ -67,16 +62,13 @@ fn kinds() -> Vec<Kind> {
                 ..clip
             },
         ),
-        Kind {
-            portrait: true,
-            ..kind(
-                "sideways.mp4",
-                Clip {
-                    rotation: 90,
-                    ..clip
-                },
-            )
-        },
+        kind(
+            "sideways.mp4",
+            Clip {
+                rotation: 90,
+                ..clip
+            },
+        ),
         kind(
             "odd.mp4",
             Clip {
@@ -109,19 +101,16 @@ fn kinds() -> Vec<Kind> {
             },
         ),
         kind("sixty.mp4", Clip { fps: 60, ..clip }),
-        Kind {
-            // The ladder tops out at max_rung_lines (1080).
-            lines: 1080,
-            ..kind(
-                "uhd.mp4",
-                Clip {
-                    width: 3840,
-                    height: 2160,
-                    fps: 10,
-                    ..clip
-                },
-            )
-        },
+        // The ladder tops out at max_rung_lines (1080): checked below.
+        kind(
+            "uhd.mp4",
+            Clip {
+                width: 3840,
+                height: 2160,
+                fps: 10,
+                ..clip
+            },
+        ),
     ]
 }
 
@@ -129,13 +118,7 @@ fn kinds() -> Vec<Kind> {
 async fn every_kind_of_input_yields_conformant_hls_that_ffmpeg_and_hls_js_play() {
     let test = TestEnv::new("conform").await;
     let _worker = test
-        .worker_with(
-            1,
-            WorkerOptions {
-                env: vec![("HLSMUX_FFMPEG_THREADS".into(), "2".into())],
-                ..WorkerOptions::default()
-            },
-        )
+        .worker_with(1, WorkerOptions::setting("HLSMUX_FFMPEG_THREADS", "2"))
         .await;
     let mut events = test.pool.events().await;
     let mut failures = Vec::new();
@@ -156,13 +139,7 @@ async fn every_kind_of_input_yields_conformant_hls_that_ffmpeg_and_hls_js_play()
             continue;
         };
         let dir = job.output.under(&test.output_root());
-        let expected = Expected {
-            seconds: f64::from(kind.clip.seconds),
-            audio: kind.clip.audio,
-            max_lines: kind.lines,
-            portrait: kind.portrait,
-            fps: f64::from(kind.clip.fps),
-        };
+        let expected = Expected::from(kind.clip);
         let master = dir.join("master.m3u8");
         for rule in broken_rules(&master, expected).await {
             failures.push(format!("{}: {rule}", kind.file));
@@ -174,7 +151,7 @@ async fn every_kind_of_input_yields_conformant_hls_that_ffmpeg_and_hls_js_play()
                 kind.file
             ));
         }
-        if kind.lines >= 360 && rungs.len() < 2 {
+        if expected.max_lines >= 360 && rungs.len() < 2 {
             failures.push(format!(
                 "{}: one rung, nothing to switch to: {rungs:?}",
                 kind.file
@@ -199,13 +176,7 @@ async fn every_kind_of_input_yields_conformant_hls_that_ffmpeg_and_hls_js_play()
 async fn the_audio_track_in_the_configured_language_is_chosen() {
     let test = TestEnv::new("conform-language").await;
     let _worker = test
-        .worker_with(
-            1,
-            WorkerOptions {
-                env: vec![("HLSMUX_AUDIO_LANGUAGE".into(), "fre".into())],
-                ..WorkerOptions::default()
-            },
-        )
+        .worker_with(1, WorkerOptions::setting("HLSMUX_AUDIO_LANGUAGE", "fre"))
         .await;
     let clip = Clip {
         width: 320,
@@ -235,12 +206,11 @@ async fn the_seed_naming_reproduces_the_seeds_flat_layout_and_conforms() {
         height: 180,
         seconds: 2,
         ..Clip::default()
-    }
-    .write(&test.media_root().join("show.mp4"))
-    .await;
+    };
+    let path = clip.write(&test.media_root().join("show.mp4")).await;
     let run = test
         .submit_ok(
-            &clip,
+            &path,
             &["--muxer", "1", "--wait", "--json", "--naming", "seed"],
         )
         .await;
@@ -276,18 +246,7 @@ async fn the_seed_naming_reproduces_the_seeds_flat_layout_and_conforms() {
             .all(|n| n.starts_with("manifest_") || n.starts_with("media_")),
         "{names:?}"
     );
-    let broken = broken_rules(
-        &dir.join("manifest_master.m3u8"),
-        Expected {
-            seconds: 2.0,
-            audio: true,
-            max_lines: 180,
-            portrait: false,
-            fps: 25.0,
-        },
-    )
-    .await;
-    assert!(broken.is_empty(), "{broken:#?}");
+    assert_conforms(&dir.join("manifest_master.m3u8"), Expected::from(clip)).await;
     hls::decode(&dir.join("manifest_master.m3u8"))
         .await
         .expect("ffmpeg reads it back");
@@ -297,38 +256,22 @@ async fn the_seed_naming_reproduces_the_seeds_flat_layout_and_conforms() {
 async fn a_source_without_audio_gets_a_silent_track_only_when_configured() {
     let test = TestEnv::new("conform-silent-audio").await;
     let _worker = test
-        .worker_with(
-            1,
-            WorkerOptions {
-                env: vec![("HLSMUX_SILENT_AUDIO".into(), "true".into())],
-                ..WorkerOptions::default()
-            },
-        )
+        .worker_with(1, WorkerOptions::setting("HLSMUX_SILENT_AUDIO", "true"))
         .await;
     let clip = Clip {
-        width: 640,
-        height: 360,
         seconds: 3,
         audio: false,
         ..Clip::default()
-    }
-    .write(&test.media_root().join("mute.mp4"))
-    .await;
-    test.submit_ok(&clip, &["--muxer", "1", "--wait", "--segment-length", "1"])
+    };
+    let path = clip.write(&test.media_root().join("mute.mp4")).await;
+    test.submit_ok(&path, &["--muxer", "1", "--wait", "--segment-length", "1"])
         .await;
     let master = test.output_root().join("mute.mp4.hls/master.m3u8");
-    let broken = broken_rules(
-        &master,
-        Expected {
-            seconds: 3.0,
-            audio: true,
-            max_lines: 360,
-            portrait: false,
-            fps: 25.0,
-        },
-    )
-    .await;
-    assert!(broken.is_empty(), "{broken:#?}");
+    let with_silence = Expected {
+        audio: true,
+        ..Expected::from(clip)
+    };
+    assert_conforms(&master, with_silence).await;
     let rendition = test.output_root().join("mute.mp4.hls/audio/index.m3u8");
     assert_eq!(hls::stream_types(&rendition).await, ["audio"]);
     assert_eq!(hls::tone_frequency(&rendition).await, 0.0, "silence");

@@ -209,10 +209,7 @@ fn worker_of(view: &serde_json::Value, muxer: u64) -> Option<&serde_json::Value>
 #[tokio::test]
 async fn workers_shows_the_pool_and_marks_a_silent_worker_lost() {
     let test = TestEnv::new("workers").await;
-    let options = WorkerOptions {
-        env: vec![("HLSMUX_HEARTBEAT_INTERVAL_SECONDS".into(), "1".into())],
-        ..WorkerOptions::default()
-    };
+    let options = WorkerOptions::setting("HLSMUX_HEARTBEAT_INTERVAL_SECONDS", "1");
     let _one = test.worker_with(1, options.clone()).await;
     let two = test.worker_with(2, options).await;
 

@@ -12,12 +12,11 @@ use hlsmux_tests::{EventLog, PATIENCE, TestEnv, conformance, hls};
 async fn a_clip_with_subtitles_becomes_verified_multi_bitrate_hls() {
     let test = TestEnv::new("clip-to-hls").await;
     let _worker = test.worker(1).await;
-    let clip = Clip {
+    let subtitled = Clip {
         subtitles: true,
         ..Clip::default()
-    }
-    .write(&test.elsewhere().join("clip.mkv"))
-    .await;
+    };
+    let clip = subtitled.write(&test.elsewhere().join("clip.mkv")).await;
     assert!(
         hls::stream_types(&clip)
             .await
@@ -46,18 +45,7 @@ async fn a_clip_with_subtitles_becomes_verified_multi_bitrate_hls() {
         variants.len() >= 2,
         "a 360p source gets at least 360p and 234p"
     );
-    let broken = conformance::broken_rules(
-        &master_path,
-        conformance::Expected {
-            seconds: 3.0,
-            audio: true,
-            max_lines: 360,
-            portrait: false,
-            fps: 25.0,
-        },
-    )
-    .await;
-    assert!(broken.is_empty(), "{broken:#?}");
+    conformance::assert_conforms(&master_path, subtitled.into()).await;
 
     hls::decode(&master_path)
         .await

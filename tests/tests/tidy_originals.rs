@@ -10,10 +10,7 @@ use hlsmux_tests::media::Clip;
 use hlsmux_tests::{PATIENCE, TestEnv, WorkerOptions};
 
 fn tidy_after(seconds: u32) -> WorkerOptions {
-    WorkerOptions {
-        env: vec![("HLSMUX_TIDY_DELAY_SECONDS".into(), seconds.to_string())],
-        ..WorkerOptions::default()
-    }
+    WorkerOptions::setting("HLSMUX_TIDY_DELAY_SECONDS", seconds.to_string())
 }
 
 async fn wait_until_exists(path: &Path) {
