@@ -22,9 +22,13 @@ use super::ts::PACKET_BYTES;
 use super::verify::{fail, read, read_media};
 use hlsmux_protocol::SegmentFormat;
 
-/// How much of a segment is read to describe it: the headers and the
-/// first picture, which even a 4K keyframe fits in. Whole TS packets.
-pub const SEGMENT_PREFIX_BYTES: usize = PACKET_BYTES * 16 * 1024;
+/// How much of a segment is read first to describe it: the headers and,
+/// nearly always, the whole first picture (whole TS packets). Segments are
+/// on shared storage, so the rest is never read unless the first picture
+/// runs on, and then in growing steps up to [`SEGMENT_PREFIX_MAX_BYTES`],
+/// which even a 4K keyframe fits in.
+pub const SEGMENT_PREFIX_BYTES: usize = PACKET_BYTES * 2 * 1024;
+const SEGMENT_PREFIX_MAX_BYTES: usize = SEGMENT_PREFIX_BYTES * 16;
 /// Playlist versions: 6 for the master (FRAME-RATE, no PROGRAM-ID); at
 /// least 4 for I-frame playlists (byte ranges), their media playlist's when
 /// higher (7 for fMP4).
@@ -96,13 +100,10 @@ pub fn target_duration(media: &MediaPlaylist) -> u64 {
 }
 
 /// The first part of a segment file, as read from disk.
-pub fn segment_prefix(path: &Path) -> Result<Vec<u8>, JobError> {
+pub fn segment_prefix(path: &Path, limit: usize) -> Result<Vec<u8>, JobError> {
     let mut prefix = Vec::new();
     std::fs::File::open(path)
-        .and_then(|file| {
-            file.take(SEGMENT_PREFIX_BYTES as u64)
-                .read_to_end(&mut prefix)
-        })
+        .and_then(|file| file.take(limit as u64).read_to_end(&mut prefix))
         .map_err(|error| fail(format!("cannot read {}: {error}", path.display())))?;
     Ok(prefix)
 }
@@ -164,12 +165,31 @@ impl Stream {
             .map_or_else(|| dir.to_owned(), Path::to_owned)
     }
 
-    /// What the segment at `index` holds, read from its first bytes.
+    /// What the segment at `index` holds, read from as few of its first
+    /// bytes as hold its first picture.
     fn facts(&self, dir: &Path, index: usize) -> Result<SegmentFacts, JobError> {
         let segment = &self.media.segments[index];
-        let bytes = segment_prefix(&self.segment_dir(dir).join(&segment.uri))?;
-        segment::read(self.format, self.init.as_deref(), &bytes)
-            .map_err(|error| fail(format!("{}: segment {} {error}", self.uri, segment.uri)))
+        let path = self.segment_dir(dir).join(&segment.uri);
+        let size = usize::try_from(self.sizes[index]).unwrap_or(usize::MAX);
+        let mut limit = SEGMENT_PREFIX_BYTES;
+        loop {
+            let bytes = segment_prefix(&path, limit)?;
+            let facts = segment::read(self.format, self.init.as_deref(), &bytes).map_err(
+                |error| fail(format!("{}: segment {} {error}", self.uri, segment.uri)),
+            )?;
+            let whole = bytes.len() >= size;
+            // A TS picture that reaches the end of what was read may go on.
+            let picture_whole = match self.format {
+                SegmentFormat::Mpegts => facts
+                    .first_frame_bytes
+                    .is_some_and(|end| end + PACKET_BYTES <= bytes.len()),
+                SegmentFormat::Fmp4 => facts.first_frame_bytes.is_some(),
+            };
+            if whole || picture_whole || limit >= SEGMENT_PREFIX_MAX_BYTES {
+                return Ok(facts);
+            }
+            limit *= 4;
+        }
     }
 }
 
@@ -339,6 +359,32 @@ mod tests {
         assert_eq!(rates.peak, 200_000);
         let whole = measure(&[(0.5, 10_000)], 2);
         assert_eq!(whole.peak, whole.average, "shorter than half a target");
+    }
+
+    #[test]
+    fn a_first_picture_longer_than_the_first_read_is_read_to_its_end() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let picture_packets = SEGMENT_PREFIX_BYTES / PACKET_BYTES * 3;
+        let (bytes, end) = super::super::ts::fixtures::segment(picture_packets);
+        std::fs::write(dir.path().join("s.ts"), &bytes).expect("segment");
+        let stream = Stream {
+            uri: "index.m3u8".into(),
+            format: SegmentFormat::Mpegts,
+            media: MediaPlaylist {
+                segments: vec![MediaSegment {
+                    uri: "s.ts".into(),
+                    duration: 2.0,
+                    ..MediaSegment::default()
+                }],
+                ..MediaPlaylist::default()
+            },
+            sizes: vec![bytes.len() as u64],
+            init: None,
+        };
+        let facts = stream.facts(dir.path(), 0).expect("reads");
+        assert!(end > SEGMENT_PREFIX_BYTES, "the picture outgrows one read");
+        assert_eq!(facts.first_frame_bytes, Some(end));
+        assert_eq!(facts.video_codec.as_deref(), Some("avc1.64001f"));
     }
 
     #[test]

@@ -195,13 +195,14 @@ fn nal_units(stream: &[u8]) -> Vec<&[u8]> {
         .collect()
 }
 
+/// MPEG-TS built by hand, for tests here and in `master`.
 #[cfg(test)]
-mod tests {
+pub(crate) mod fixtures {
     use super::*;
 
     /// One TS packet on `pid` carrying `payload` (padded by an adaptation
     /// field, as muxers do).
-    fn packet(pid: u16, unit_start: bool, payload: &[u8]) -> Vec<u8> {
+    pub fn packet(pid: u16, unit_start: bool, payload: &[u8]) -> Vec<u8> {
         let mut packet = vec![
             SYNC_BYTE,
             (u8::from(unit_start) << 6) | (pid >> 8) as u8,
@@ -231,7 +232,7 @@ mod tests {
 
     /// A PAT naming PMT 0x1000, and a PMT naming H.264 on 0x100 and AAC on
     /// 0x101.
-    fn tables() -> Vec<u8> {
+    pub fn tables() -> Vec<u8> {
         let pat = psi(&[0x00, 0xb0, 13, 0, 1, 0xc1, 0, 0, 0, 1, 0xf0, 0x00]);
         let pmt = psi(&[
             0x02, 0xb0, 23, 0, 1, 0xc1, 0, 0, 0xe1, 0x00, 0xf0, 0x00, 0x1b, 0xe1, 0x00, 0xf0, 0x00,
@@ -242,15 +243,37 @@ mod tests {
         bytes
     }
 
-    fn pes(data: &[u8]) -> Vec<u8> {
+    pub fn pes(data: &[u8]) -> Vec<u8> {
         let mut pes = vec![0, 0, 1, 0xe0, 0, 0, 0x80, 0x80, 5, 0x21, 0, 1, 0, 1];
         pes.extend_from_slice(data);
         pes
     }
 
-    const SPS_HIGH_31: [u8; 8] = [0, 0, 0, 1, 0x67, 0x64, 0x00, 0x1f];
-    const IDR: [u8; 6] = [0, 0, 1, 0x65, 0x88, 0x84];
-    const NON_IDR: [u8; 6] = [0, 0, 1, 0x41, 0x9a, 0x02];
+    pub const SPS_HIGH_31: [u8; 8] = [0, 0, 0, 1, 0x67, 0x64, 0x00, 0x1f];
+    pub const IDR: [u8; 6] = [0, 0, 1, 0x65, 0x88, 0x84];
+    pub const NON_IDR: [u8; 6] = [0, 0, 1, 0x41, 0x9a, 0x02];
+
+    /// A segment whose first picture (SPS and IDR) fills
+    /// `picture_packets` packets before the next picture starts; returns
+    /// it and where its first picture ends.
+    pub fn segment(picture_packets: usize) -> (Vec<u8>, usize) {
+        let mut bytes = tables();
+        let mut first = SPS_HIGH_31.to_vec();
+        first.extend_from_slice(&IDR);
+        bytes.extend(packet(0x100, true, &pes(&first)));
+        for _ in 1..picture_packets {
+            bytes.extend(packet(0x100, false, &[0x11; 100]));
+        }
+        let end = bytes.len();
+        bytes.extend(packet(0x100, true, &pes(&NON_IDR)));
+        (bytes, end)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fixtures::*;
+    use super::*;
 
     #[test]
     fn codecs_keyframe_and_first_frame_are_read() {

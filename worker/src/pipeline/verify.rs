@@ -25,7 +25,7 @@ use super::encode::EncodePlan;
 use super::encrypt::{self, KEY_BYTES};
 use super::ladder::Rung;
 use super::layout::{AUDIO_RENDITION, Layout};
-use super::master::{self, Rates, segment_prefix};
+use super::master::{self, Rates, SEGMENT_PREFIX_BYTES, segment_prefix};
 use super::segment;
 use hlsmux_protocol::SegmentFormat;
 
@@ -214,7 +214,8 @@ impl Reader<'_> {
 
     /// The first bytes of `segment`, decrypted when the output is.
     fn opening(&self, dir: &Path, segment: &m3u8_rs::MediaSegment) -> Result<Vec<u8>, JobError> {
-        let prefix = segment_prefix(&dir.join(&segment.uri))?;
+        // The first picture's first bytes say whether it is a keyframe.
+        let prefix = segment_prefix(&dir.join(&segment.uri), SEGMENT_PREFIX_BYTES)?;
         let plain = match (self.key, segment.key.as_ref()) {
             (Some(key), Some(attribute)) => encrypt::decrypt_prefix(key, attribute, &prefix)
                 .map_err(|error| {
