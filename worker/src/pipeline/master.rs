@@ -174,9 +174,8 @@ impl Stream {
         let mut limit = SEGMENT_PREFIX_BYTES;
         loop {
             let bytes = segment_prefix(&path, limit)?;
-            let facts = segment::read(self.format, self.init.as_deref(), &bytes).map_err(
-                |error| fail(format!("{}: segment {} {error}", self.uri, segment.uri)),
-            )?;
+            let facts = segment::read(self.format, self.init.as_deref(), &bytes)
+                .map_err(|error| fail(format!("{}: segment {} {error}", self.uri, segment.uri)))?;
             let whole = bytes.len() >= size;
             // A TS picture that reaches the end of what was read may go on.
             let picture_whole = match self.format {
