@@ -63,6 +63,7 @@ const server = createServer(async (request, response) => {
       const start = Number(range[1]);
       const end = range[2] ? Number(range[2]) : body.length - 1;
       response.writeHead(206, {
+        "cache-control": "no-store",
         "content-type": types[type] ?? "application/octet-stream",
         "content-range": `bytes ${start}-${end}/${body.length}`,
         "accept-ranges": "bytes",
@@ -70,7 +71,9 @@ const server = createServer(async (request, response) => {
       response.end(body.subarray(start, end + 1));
       return;
     }
+    // Outputs played one after another share URLs: nothing may be cached.
     response.writeHead(200, {
+      "cache-control": "no-store",
       "content-type": types[type] ?? "application/octet-stream",
       "accept-ranges": "bytes",
     });
