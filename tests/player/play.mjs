@@ -2,13 +2,14 @@
 // prints what happened as one JSON line per output; exits 0 when every
 // playback passed.
 //
-//   node play.mjs <segment-seconds> <master-playlist>...
+//   node play.mjs <segment-seconds> <segments-after-switch> <master-playlist>...
 //
 // For each output it serves the master playlist's directory and hls.js over
 // HTTP on loopback, starts playback (muted, so autoplay is allowed), waits
 // until the current time passes two segments, forces a switch to another
-// rung, and waits until that rung's fragments play on for another two
-// segments (or to the end of a shorter video). Any hls.js error
+// rung, and waits until that rung's fragments play on for
+// <segments-after-switch> more segments (or to the end of a shorter
+// video). Any hls.js error
 // event, or a deadline passed, fails it, with one exception, reported apart
 // as `tolerated`: hls.js 1.7 raises a non-fatal bufferAppendNoProgress once
 // for the first fragment of an alternate audio rendition in MPEG-TS (its
@@ -21,12 +22,13 @@ import { basename, dirname, extname, join, normalize } from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
 
-const [segmentArg, ...masters] = process.argv.slice(2);
-if (!segmentArg || masters.length === 0) {
-  console.error("usage: node play.mjs <segment-seconds> <master-playlist>...");
+const [segmentArg, afterSwitchArg, ...masters] = process.argv.slice(2);
+if (!segmentArg || !afterSwitchArg || masters.length === 0) {
+  console.error("usage: node play.mjs <segment-seconds> <segments-after-switch> <master-playlist>...");
   process.exit(2);
 }
 const segmentSeconds = Number(segmentArg);
+const afterSwitch = Number(afterSwitchArg) * segmentSeconds;
 // The output being played: the server serves its directory.
 let outputDir = "";
 const here = dirname(fileURLToPath(import.meta.url));
@@ -120,7 +122,7 @@ async function play(masterUri) {
   try {
     await tab.goto(`${origin}/`);
     return await tab.evaluate(
-    async ({ segmentSeconds, deadlineMs, masterUri }) => {
+    async ({ segmentSeconds, afterSwitch, deadlineMs, masterUri }) => {
       const video = document.getElementById("v");
       const report = {
         supported: Hls.isSupported(),
@@ -171,13 +173,13 @@ async function play(masterUri) {
       hls.currentLevel = report.switchedTo;
       const playedOn = () =>
         report.playedLevels.at(-1) === report.switchedTo &&
-        (video.currentTime > report.timeAtSwitch + 2 * segmentSeconds || video.ended);
+        (video.currentTime > report.timeAtSwitch + afterSwitch || video.ended);
       await until(playedOn);
       report.ended = video.ended;
       report.passed = report.errors.length === 0 && report.levels.length > 1 && playedOn();
       return report;
     },
-    { segmentSeconds, deadlineMs, masterUri },
+    { segmentSeconds, afterSwitch, deadlineMs, masterUri },
   );
   } finally {
     await tab.close();

@@ -31,15 +31,18 @@ pub fn missing() -> Option<String> {
 }
 
 /// Plays each master playlist in turn: playback starts, passes two
-/// segments, switches rung on demand and plays on, with no hls.js error.
+/// segments, switches rung on demand and plays `segments_after_switch`
+/// more segments on the new rung (or to the end), with no hls.js error.
 /// Returns each playback's report, or every report when any failed.
 pub async fn play(
     masters: &[PathBuf],
     segment_seconds: u32,
+    segments_after_switch: u32,
 ) -> Result<Vec<serde_json::Value>, String> {
     let output = Command::new("node")
         .arg(player_dir().join("play.mjs"))
         .arg(segment_seconds.to_string())
+        .arg(segments_after_switch.to_string())
         .args(masters)
         .output()
         .await

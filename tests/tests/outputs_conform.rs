@@ -165,7 +165,8 @@ async fn every_kind_of_input_yields_conformant_hls_that_ffmpeg_and_hls_js_play()
     match player::missing() {
         Some(reason) => eprintln!("not played in a browser: {reason}"),
         None => {
-            player::play(&masters, 1)
+            // One segment on the new rung: these clips are short.
+            player::play(&masters, 1, 1)
                 .await
                 .unwrap_or_else(|reports| panic!("hls.js did not play every kind: {reports}"));
         }

@@ -52,7 +52,7 @@ async fn hls_js_in_chromium_plays_and_switches_rungs_in_clear_and_encrypted_outp
         .iter()
         .map(|output| test.output_root().join(output).join("master.m3u8"))
         .collect();
-    let reports = player::play(&masters, SEGMENT_SECONDS)
+    let reports = player::play(&masters, SEGMENT_SECONDS, 2)
         .await
         .unwrap_or_else(|failures| panic!("hls.js did not play every output: {failures}"));
     for report in &reports {
