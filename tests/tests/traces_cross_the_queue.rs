@@ -1,6 +1,7 @@
 //! One trace per job, across the queue: the submit tool's span context
 //! travels in the job message's AMQP headers, and every stage the worker
-//! runs is recorded under the same trace ID.
+//! runs is recorded under the same trace ID. The job is encrypted, so
+//! every stage (master and encrypt included) has a span to check.
 //!
 //! Worker and CLI run in this test process under one in-memory exporter;
 //! nothing but the message headers connects their spans.
@@ -74,6 +75,7 @@ async fn the_workers_stage_spans_carry_the_submitters_trace_id() {
         clip.to_str().expect("utf-8"),
         "--muxer",
         "1",
+        "--encrypt",
         "--wait",
         "--json",
     ]);
@@ -110,7 +112,9 @@ async fn the_workers_stage_spans_carry_the_submitters_trace_id() {
         submit.span_context.span_id(),
         "under the submit span"
     );
-    for stage in ["validate", "probe", "plan", "encode", "verify", "publish"] {
+    for stage in [
+        "validate", "probe", "plan", "encode", "master", "encrypt", "verify", "publish",
+    ] {
         let span = spans
             .iter()
             .find(|span| span.name == stage)
