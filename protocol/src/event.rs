@@ -145,6 +145,8 @@ pub enum FailureReason {
     /// The job was tried as often as the queue's delivery limit allows, each
     /// time ending with its worker crashing or giving it back.
     RetriesExhausted,
+    /// Someone cancelled the job (`hlsmux cancel`) before it was done.
+    Cancelled,
 }
 
 impl FailureReason {
@@ -163,6 +165,7 @@ impl FailureReason {
             FailureReason::OutputUnwritable => "output_unwritable",
             FailureReason::InputFormatRefused => "input_format_refused",
             FailureReason::RetriesExhausted => "retries_exhausted",
+            FailureReason::Cancelled => "cancelled",
         }
     }
 }

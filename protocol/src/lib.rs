@@ -5,6 +5,7 @@
 //! programs (and the tests, dashboards and deploy files) cannot drift apart.
 
 mod amqp_url;
+mod cancel;
 mod control;
 mod event;
 mod heartbeat;
@@ -17,6 +18,7 @@ mod tidy;
 mod topology;
 
 pub use amqp_url::{AmqpUrl, AmqpUrlError, AmqpUrls};
+pub use cancel::CancelRequest;
 pub use control::ControlCommand;
 pub use event::{EventState, FailureReason, JobState, RequeueReason, RungSummary, StatusEvent};
 pub use heartbeat::Heartbeat;

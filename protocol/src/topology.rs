@@ -80,9 +80,15 @@ pub fn died_of_delivery_limit(properties: &lapin::BasicProperties) -> bool {
 /// would otherwise loop forever.
 pub const DELIVERY_LIMIT: i64 = 5;
 
-/// How long the heartbeat stream keeps heartbeats, and its segment size.
+/// How long the heartbeat stream keeps heartbeats.
 pub const HEARTBEAT_MAX_AGE: &str = "1h";
-pub const HEARTBEAT_SEGMENT_BYTES: i64 = 1 << 20;
+/// The segment size of the small streams (heartbeats, cancellations):
+/// retention drops whole segments, so a small one lets old messages go.
+pub const SMALL_STREAM_SEGMENT_BYTES: i64 = 1 << 20;
+
+/// How long the cancellation stream keeps a cancellation: a job queued
+/// longer than this before a worker takes it would run after all.
+pub const CANCELLATION_MAX_AGE: &str = "7D";
 
 /// The reason RabbitMQ records in `x-death` for a message dead-lettered
 /// because it reached the queue's delivery limit.
@@ -199,6 +205,13 @@ impl Topology {
         format!("{}.event-history", self.namespace)
     }
 
+    /// A RabbitMQ stream of job cancellations (see
+    /// [`CancelRequest`](crate::CancelRequest)), which every worker reads
+    /// from its start.
+    pub fn cancellation_stream(&self) -> String {
+        format!("{}.cancellations", self.namespace)
+    }
+
     pub fn muxer_queue(&self, muxer: MuxerId) -> String {
         format!("{}.muxer.{muxer}", self.namespace)
     }
@@ -300,7 +313,7 @@ impl Topology {
             .await
     }
 
-    /// Declares the exchanges, the dead-letter queues and the two streams,
+    /// Declares the exchanges, the dead-letter queues and the three streams,
     /// on a channel of their own. Idempotent.
     pub async fn declare_exchanges(&self, connection: &Connection) -> lapin::Result<()> {
         let channel = connection.create_channel().await?;
@@ -356,6 +369,13 @@ impl Topology {
                 self.heartbeat_stream().into(),
                 QueueDeclareOptions::durable(),
                 Self::heartbeat_arguments(),
+            )
+            .await?;
+        channel
+            .queue_declare(
+                self.cancellation_stream().into(),
+                QueueDeclareOptions::durable(),
+                Self::cancellation_arguments(),
             )
             .await?;
         channel
@@ -592,7 +612,20 @@ impl Topology {
         arguments.insert("x-max-age".into(), long_string(HEARTBEAT_MAX_AGE));
         arguments.insert(
             "x-stream-max-segment-size-bytes".into(),
-            AMQPValue::LongLongInt(HEARTBEAT_SEGMENT_BYTES),
+            AMQPValue::LongLongInt(SMALL_STREAM_SEGMENT_BYTES),
+        );
+        arguments
+    }
+
+    /// The cancellation stream's arguments: as long as a job may wait in
+    /// its queue, in small segments (every worker reads all of it).
+    pub fn cancellation_arguments() -> FieldTable {
+        let mut arguments = FieldTable::default();
+        arguments.insert("x-queue-type".into(), long_string("stream"));
+        arguments.insert("x-max-age".into(), long_string(CANCELLATION_MAX_AGE));
+        arguments.insert(
+            "x-stream-max-segment-size-bytes".into(),
+            AMQPValue::LongLongInt(SMALL_STREAM_SEGMENT_BYTES),
         );
         arguments
     }

@@ -82,6 +82,13 @@ pub enum Command {
     /// Show one job's whole event timeline.
     #[command(after_help = "Example:\n  hlsmux status 0b9c6c1e-...")]
     Status(StatusArgs),
+    /// Stop queued or running jobs: a running one stops within seconds, a
+    /// queued one fails as `cancelled` when a worker takes it. Nothing is
+    /// published and the inputs stay.
+    #[command(
+        after_help = "Examples:\n  hlsmux cancel 0b9c6c1e-...\n  hlsmux cancel 0b9c6c1e-... 5d0f7a2b-... --wait"
+    )]
+    Cancel(CancelArgs),
     /// Take a muxer's workers out of service: each finishes its job in hand
     /// and then takes no more, as with its drain lock file.
     #[command(after_help = "Example:\n  hlsmux drain 2")]
@@ -171,6 +178,20 @@ pub struct StatusArgs {
     #[arg(long)]
     pub progress: bool,
     /// The events as JSON lines.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct CancelArgs {
+    /// The job IDs (`hlsmux submit` prints them).
+    #[arg(required = true)]
+    pub jobs: Vec<hlsmux_protocol::JobId>,
+    /// Wait until each job has stopped (exit 1 if one ended another way
+    /// first).
+    #[arg(long)]
+    pub wait: bool,
+    /// JSON lines instead of text.
     #[arg(long)]
     pub json: bool,
 }

@@ -12,12 +12,7 @@ pub async fn set_drained(pool: &PoolArgs, muxer: MuxerId, drain: bool) -> Result
     let channel = broker.publisher().await?;
     let topology = broker.topology();
     topology.declare_control_queue(&channel, muxer).await?;
-    let by = format!(
-        "{}@{}",
-        std::env::var("USER").unwrap_or_else(|_| "someone".into()),
-        gethostname::gethostname().to_string_lossy()
-    );
-    let command = ControlCommand::new(muxer, drain, by);
+    let command = ControlCommand::new(muxer, drain, who_asks());
     publish_json(
         &channel,
         "",
@@ -39,4 +34,13 @@ pub async fn set_drained(pool: &PoolArgs, muxer: MuxerId, drain: bool) -> Result
         );
     }
     Ok(())
+}
+
+/// The user and host giving a command, for the workers' logs and events.
+pub fn who_asks() -> String {
+    format!(
+        "{}@{}",
+        std::env::var("USER").unwrap_or_else(|_| "someone".into()),
+        gethostname::gethostname().to_string_lossy()
+    )
 }

@@ -62,12 +62,36 @@ pub enum CliError {
     Interrupted,
     #[error("{failed} of {total} jobs failed")]
     JobsFailed { failed: usize, total: usize },
+    #[error(
+        "job {job} has already ended ({state}): nothing to cancel, nothing sent (`hlsmux status {job}` shows how)"
+    )]
+    AlreadyEnded {
+        job: hlsmux_protocol::JobId,
+        state: &'static str,
+    },
+    #[error("{} ended before the cancellation reached {}: {}", plural_jobs(.0.len()), if .0.len() == 1 { "it" } else { "them" }, join(.0))]
+    EndedBeforeCancel(Vec<hlsmux_protocol::JobId>),
+}
+
+fn plural_jobs(count: usize) -> String {
+    if count == 1 {
+        "a job".into()
+    } else {
+        format!("{count} jobs")
+    }
+}
+
+fn join(jobs: &[hlsmux_protocol::JobId]) -> String {
+    jobs.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 impl CliError {
     pub fn exit_code(&self) -> u8 {
         match self {
-            CliError::JobsFailed { .. } => exit::JOB_FAILED,
+            CliError::JobsFailed { .. } | CliError::EndedBeforeCancel(_) => exit::JOB_FAILED,
             CliError::Interrupted => exit::INTERRUPTED,
             CliError::BrokerUnreachable { .. } | CliError::Broker(_) => exit::BROKER_UNREACHABLE,
             _ => exit::INPUT_ERROR,

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use hlsmux_protocol::{HistoryStart, JobId, JobState, StatusEvent, stream_offset};
+use hlsmux_protocol::{FailureReason, HistoryStart, JobId, JobState, StatusEvent, stream_offset};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use lapin::options::BasicAckOptions;
 
@@ -39,6 +39,8 @@ pub struct JobEnd {
     pub job_id: JobId,
     pub label: String,
     pub state: &'static str,
+    /// Why it failed, when it did.
+    pub reason: Option<FailureReason>,
     /// Wall seconds when done; the reason code and message when failed.
     pub detail: String,
 }
@@ -166,7 +168,7 @@ pub async fn follow(
         } else {
             show(&display, view, &event, output_root);
         }
-        let (state, detail) = match &event.state {
+        let (state, reason, detail) = match &event.state {
             JobState::Done {
                 wall_seconds,
                 media_seconds,
@@ -175,12 +177,13 @@ pub async fn follow(
                 summary.done += 1;
                 (
                     "done",
+                    None,
                     format!("{media_seconds:.1} s of video in {wall_seconds:.1} s"),
                 )
             }
             JobState::Failed { reason, message } => {
                 summary.failed += 1;
-                ("failed", format!("{reason}: {message}"))
+                ("failed", Some(*reason), format!("{reason}: {message}"))
             }
             _ => continue,
         };
@@ -188,6 +191,7 @@ pub async fn follow(
             job_id: event.job_id,
             label: view.label.clone(),
             state,
+            reason,
             detail,
         });
         view.finished = true;

@@ -2,6 +2,7 @@
 //! RabbitMQ and follows them to their HLS output.
 
 pub mod broker;
+pub mod cancel;
 pub mod cli;
 pub mod control;
 pub mod dlq;
@@ -40,6 +41,7 @@ async fn run_command(cli: Cli) -> Result<(), CliError> {
             clap_complete::generate(shell, &mut Cli::command(), "hlsmux", &mut std::io::stdout());
             Ok(())
         }
+        Command::Cancel(args) => cancel::run(&cli.pool, args).await,
         Command::Drain(args) => control::set_drained(&cli.pool, args.muxer, true).await,
         Command::Resume(args) => control::set_drained(&cli.pool, args.muxer, false).await,
     }

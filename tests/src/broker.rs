@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use hlsmux_protocol::{
-    EventState, JobId, JobRequest, MuxerId, StatusEvent, TidyRequest, Topology, publish_json,
-    publish_json_with_expiration,
+    CancelRequest, EventState, JobId, JobRequest, MuxerId, StatusEvent, TidyRequest, Topology,
+    publish_json, publish_json_with_expiration,
 };
 use lapin::options::{
     BasicPublishOptions, ConfirmSelectOptions, ExchangeDeleteOptions, QueueDeclareOptions,
@@ -264,30 +264,47 @@ impl TestPool {
     /// restarts, unlike a subscription), read on a fresh connection until
     /// nothing new arrives for `quiet`.
     pub async fn history(&self, quiet: Duration) -> Vec<StatusEvent> {
+        self.read_stream(&self.topology.event_history_stream(), quiet)
+            .await
+    }
+
+    /// Every cancellation in the pool's cancellations stream, read as
+    /// [`history`](Self::history) reads the events.
+    pub async fn cancellations(&self, quiet: Duration) -> Vec<CancelRequest> {
+        self.read_stream(&self.topology.cancellation_stream(), quiet)
+            .await
+    }
+
+    async fn read_stream<T: serde::de::DeserializeOwned>(
+        &self,
+        stream: &str,
+        quiet: Duration,
+    ) -> Vec<T> {
         let connection = Connection::connect(&amqp_url(), ConnectionProperties::default())
             .await
-            .expect("connect for history");
+            .expect("connect to read a stream");
         let channel = connection.create_channel().await.expect("channel");
         let mut consumer = self
             .topology
-            .read_event_history(
+            .read_stream(
                 &channel,
+                stream,
                 hlsmux_protocol::HistoryStart::First,
-                "test-history",
+                "test-stream-read",
             )
             .await
-            .expect("read the history stream");
-        let mut events = Vec::new();
+            .unwrap_or_else(|error| panic!("read the {stream} stream: {error}"));
+        let mut messages = Vec::new();
         while let Ok(Some(Ok(delivery))) = tokio::time::timeout(quiet, consumer.next()).await {
-            events.push(serde_json::from_slice(&delivery.data).expect("events parse"));
+            messages.push(serde_json::from_slice(&delivery.data).expect("messages parse"));
             delivery
                 .acker
                 .ack(lapin::options::BasicAckOptions::default())
                 .await
                 .expect("ack");
         }
-        let _ = connection.close(200, "history read".into()).await;
-        events
+        let _ = connection.close(200, "stream read".into()).await;
+        messages
     }
 
     /// The name prefix of the connections of this pool's workers.
@@ -449,6 +466,7 @@ async fn delete_everything(topology: Topology, muxers: Vec<MuxerId>) {
     queues.push(topology.dead_letter_notices_queue());
     queues.push(topology.event_history_stream());
     queues.push(topology.heartbeat_stream());
+    queues.push(topology.cancellation_stream());
     for queue in queues {
         let _ = channel
             .queue_delete(queue.into(), QueueDeleteOptions::default())

@@ -2,8 +2,8 @@
 //! real broker, give the policies and queues the pool needs, and their two
 //! users can do their jobs and no more: a worker running as the worker user
 //! serves the imported muxer queue, the submit tool as the submit user
-//! queues a video and follows it to `done`, and the submit user cannot
-//! create a muxer queue or take a job.
+//! queues a video, follows it to `done` and can cancel a job, and the
+//! submit user cannot create a muxer queue or take a job.
 
 use std::path::Path;
 use std::process::Stdio;
@@ -235,6 +235,19 @@ async fn imported_definitions_give_policies_queues_and_least_privilege_users_tha
         )
         .await;
     assert_eq!(pool.code, Some(0), "{pool:#?}");
+    // Cancelling writes to the cancellations stream (a job not yet started
+    // is cancelled unseen, so any ID will do).
+    let never_started = hlsmux_protocol::JobId::generate().to_string();
+    let cancel = test
+        .cli_with_env(
+            &["cancel", &never_started],
+            &[
+                ("HLSMUX_AMQP_URL", submit_url.as_str()),
+                ("HLSMUX_NAMESPACE", namespace.as_str()),
+            ],
+        )
+        .await;
+    assert_eq!(cancel.code, Some(0), "{cancel:#?}");
     assert!(
         worker.try_wait().expect("worker state").is_none(),
         "the worker runs on"

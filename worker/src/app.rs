@@ -14,8 +14,10 @@ use tracing::{error, info, warn};
 
 use lapin::Consumer;
 use lapin::message::Delivery;
+use lapin::options::BasicAckOptions;
 
 use crate::broker::{BrokerError, BrokerSession};
+use crate::cancellations::Cancellations;
 use crate::config::Settings;
 use crate::disposition::Disposition;
 use crate::gate::{Closed, RemoteDrain, ServiceGate};
@@ -28,10 +30,13 @@ use crate::state::{StateTracker, WorkerState};
 use crate::storage::{StorageConfig, StorageMonitor};
 use crate::tidy::Tidier;
 use crate::{dead_letters, selftest};
-use hlsmux_protocol::Heartbeat;
+use hlsmux_protocol::{CancelRequest, Heartbeat};
 
 /// How often the gate (drain lock) is looked at.
 const GATE_POLL: Duration = Duration::from_secs(1);
+/// The cancellations stream has been read to its end once it is quiet
+/// this long (a stream has no end marker; its backlog arrives at once).
+const CANCELLATIONS_QUIET: Duration = Duration::from_millis(300);
 const RECONNECT_MIN: Duration = Duration::from_millis(500);
 const RECONNECT_MAX: Duration = Duration::from_secs(30);
 
@@ -72,6 +77,7 @@ pub struct Worker {
     tidier: Tidier,
     quarantine: Arc<Quarantine>,
     remote_drain: Arc<RemoteDrain>,
+    cancellations: Cancellations,
     storage: Arc<StorageMonitor>,
     metrics: Arc<WorkerMetrics>,
 }
@@ -121,6 +127,7 @@ impl Worker {
         ));
         let remote_drain = Arc::new(RemoteDrain::default());
         let state = Arc::new(StateTracker::new(Arc::clone(&metrics)));
+        let cancellations = Cancellations::default();
         Ok(Self {
             gate: ServiceGate::new(
                 settings.drain_lock.clone(),
@@ -139,8 +146,10 @@ impl Worker {
                 Arc::clone(&storage),
                 Arc::clone(&metrics),
                 state,
+                cancellations.clone(),
                 &name,
             ),
+            cancellations,
             name,
             settings,
             storage,
@@ -229,6 +238,7 @@ impl Worker {
                 lost = self.tidy_originals(session, shutdown) => lost,
                 lost = self.report_dead_letters(session) => lost,
                 lost = self.follow_control(session) => lost,
+                lost = self.follow_cancellations(session) => lost,
                 lost = self.send_heartbeats(session) => lost,
             }
         };
@@ -391,6 +401,50 @@ impl Worker {
             }
             tokio::time::sleep(GATE_POLL).await;
         }
+    }
+
+    /// Keeps the set of cancelled jobs up to date with the pool's
+    /// cancellations stream, from its start, until the session fails.
+    async fn follow_cancellations(&self, session: &BrokerSession) -> BrokerError {
+        let mut consumer = match session.read_cancellations().await {
+            Ok(consumer) => consumer,
+            Err(error) => return error,
+        };
+        loop {
+            let next = match tokio::time::timeout(CANCELLATIONS_QUIET, consumer.next()).await {
+                Ok(Some(next)) => next,
+                Ok(None) => break,
+                Err(_) => {
+                    self.cancellations.mark_caught_up();
+                    continue;
+                }
+            };
+            let delivery = match next {
+                Ok(delivery) => delivery,
+                Err(error) => return BrokerError::Lost(error.to_string()),
+            };
+            // Streams count acknowledgements as credit for more.
+            if let Err(error) = delivery.acker.ack(BasicAckOptions::default()).await {
+                return BrokerError::Lost(error.to_string());
+            }
+            match serde_json::from_slice::<CancelRequest>(&delivery.data) {
+                Ok(request) => {
+                    if self
+                        .state
+                        .job()
+                        .is_some_and(|(job, _)| job == request.job_id)
+                    {
+                        info!(job_id = %request.job_id, by = %request.by, "the job in hand is cancelled: stopping it");
+                    }
+                    self.cancellations.record(request);
+                }
+                Err(error) => {
+                    warn!(%error, "skipping a message in the cancellations stream that is not a cancellation")
+                }
+            }
+        }
+        warn!("cancellations consumer cancelled by the broker");
+        std::future::pending().await
     }
 
     /// Waits while the gate is closed, reporting why. A quarantined worker

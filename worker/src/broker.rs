@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use hlsmux_protocol::{
-    AmqpUrl, AmqpUrls, ControlCommand, Heartbeat, JobId, JobState, MuxerId, PublishError,
-    StatusEvent, TidyRequest, Topology, publish_json, publish_json_with_expiration,
+    AmqpUrl, AmqpUrls, ControlCommand, Heartbeat, HistoryStart, JobId, JobState, MuxerId,
+    PublishError, StatusEvent, TidyRequest, Topology, publish_json, publish_json_with_expiration,
 };
 use lapin::options::{
     BasicCancelOptions, BasicConsumeOptions, BasicGetOptions, BasicNackOptions, BasicQosOptions,
@@ -75,6 +75,8 @@ pub struct BrokerSession {
     notices_queue: String,
     control: Channel,
     control_queue: String,
+    cancellations: Channel,
+    topology: Topology,
     events: Publisher,
     queue: String,
     consumer_tag: String,
@@ -134,6 +136,7 @@ impl BrokerSession {
             .map_err(topology_error)?;
 
         let history = connection.create_channel().await.map_err(topology_error)?;
+        let cancellations = connection.create_channel().await.map_err(topology_error)?;
         let events_channel = connection.create_channel().await.map_err(topology_error)?;
         events_channel
             .confirm_select(ConfirmSelectOptions::default())
@@ -159,6 +162,8 @@ impl BrokerSession {
             notices_queue: topology.dead_letter_notices_queue(),
             control,
             control_queue: topology.control_queue(settings.muxer_id),
+            cancellations,
+            topology: topology.clone(),
             consumer_tag: format!("hlsmux-worker-{worker_name}-{}", std::process::id()),
         })
     }
@@ -196,6 +201,19 @@ impl BrokerSession {
                 format!("{}-dead-letters", self.consumer_tag).into(),
                 BasicConsumeOptions::default(),
                 FieldTable::default(),
+            )
+            .await
+            .map_err(|error| BrokerError::Lost(error.to_string()))
+    }
+
+    /// Reads the pool's cancellations from the oldest kept.
+    pub async fn read_cancellations(&self) -> Result<Consumer, BrokerError> {
+        self.topology
+            .read_stream(
+                &self.cancellations,
+                &self.topology.cancellation_stream(),
+                HistoryStart::First,
+                &format!("{}-cancellations", self.consumer_tag),
             )
             .await
             .map_err(|error| BrokerError::Lost(error.to_string()))

@@ -8,7 +8,7 @@ use crate::pipeline::{JobError, Retry};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Disposition {
-    /// The job is finished (done, and its `done` event confirmed).
+    /// The job is finished (done, or cancelled, and its event confirmed).
     Ack,
     /// The job failed for good (its `failed` event confirmed): reject it
     /// to the dead-letter queue, where it can be inspected or retried.
@@ -19,9 +19,12 @@ pub enum Disposition {
 
 impl Disposition {
     pub fn for_error(error: &JobError) -> Self {
-        match error.retry() {
-            Retry::Permanent => Disposition::DeadLetter,
-            Retry::Transient => Disposition::Requeue,
+        match (error, error.retry()) {
+            // Whoever cancelled it does not want it retried from the
+            // dead-letter queue.
+            (JobError::Cancelled { .. }, _) => Disposition::Ack,
+            (_, Retry::Permanent) => Disposition::DeadLetter,
+            (_, Retry::Transient) => Disposition::Requeue,
         }
     }
 
@@ -50,7 +53,7 @@ mod tests {
     use std::path::PathBuf;
 
     #[test]
-    fn bad_jobs_are_dead_lettered_and_worker_trouble_is_requeued() {
+    fn bad_jobs_are_dead_lettered_worker_trouble_is_requeued_and_cancelled_jobs_are_gone() {
         assert_eq!(
             Disposition::for_error(&JobError::InputMissing(PathBuf::from("a"))),
             Disposition::DeadLetter
@@ -58,6 +61,10 @@ mod tests {
         assert_eq!(
             Disposition::for_error(&JobError::Interrupted),
             Disposition::Requeue
+        );
+        assert_eq!(
+            Disposition::for_error(&JobError::Cancelled { by: "a@b".into() }),
+            Disposition::Ack
         );
         assert_eq!(
             Disposition::for_error(&JobError::MediaRootUnavailable {

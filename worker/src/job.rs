@@ -16,6 +16,7 @@ use tracing::{Instrument, info, info_span, warn};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::broker::Publisher;
+use crate::cancellations::Cancellations;
 use crate::config::Settings;
 use crate::disposition::Disposition;
 use crate::hardware::{MachineCodecs, soc};
@@ -31,6 +32,9 @@ use crate::storage::{StorageHealth, StorageMonitor};
 
 /// At most one progress event a second per job.
 const PROGRESS_INTERVAL: Duration = Duration::from_secs(1);
+/// How long a job waits for a worker that has just come up to read the
+/// cancellations sent before it (normally well under a second).
+const CANCELLATIONS_CATCH_UP: Duration = Duration::from_secs(5);
 /// Segment lengths a job may ask for.
 const SEGMENT_SECONDS_RANGE: std::ops::RangeInclusive<u32> = 1..=60;
 
@@ -91,6 +95,7 @@ pub struct JobRunner {
     storage: Arc<StorageMonitor>,
     metrics: Arc<WorkerMetrics>,
     state: Arc<StateTracker>,
+    cancellations: Cancellations,
     owner: StagingOwner,
 }
 
@@ -101,6 +106,7 @@ impl JobRunner {
         storage: Arc<StorageMonitor>,
         metrics: Arc<WorkerMetrics>,
         state: Arc<StateTracker>,
+        cancellations: Cancellations,
         worker_name: &str,
     ) -> Self {
         Self {
@@ -109,17 +115,19 @@ impl JobRunner {
             storage,
             metrics,
             state,
+            cancellations,
             owner: StagingOwner::this_process(worker_name),
         }
     }
 
     /// Handles one delivery from start to finish and says how to settle it.
-    /// `cancel` interrupts the job (ffmpeg is stopped and the job requeued).
+    /// `interrupt` stops the job (ffmpeg is stopped and the job requeued);
+    /// so does a cancellation of the job, which fails it as `cancelled`.
     pub async fn handle(
         &self,
         delivery: &Delivery,
         events: &Publisher,
-        cancel: &CancellationToken,
+        interrupt: &CancellationToken,
     ) -> Settled {
         let request = match JobRequest::from_json(&delivery.data) {
             Ok(request) => request,
@@ -154,10 +162,12 @@ impl JobRunner {
             hlsmux_telemetry::extract_trace_context(delivery.properties.headers().as_ref());
         let _ = span.set_parent(parent);
         self.state.set_job(Some(request.job_id));
+        let in_hand = self.cancellations.watch(request.job_id, interrupt);
         let settled = self
-            .run(&request, delivery.redelivered, events, cancel)
+            .run(&request, delivery.redelivered, events, in_hand.token())
             .instrument(span)
             .await;
+        drop(in_hand);
         self.state.set_job(None);
         settled
     }
@@ -203,6 +213,10 @@ impl JobRunner {
             Err(failure) => failure,
         };
         let failure = match failure {
+            Failure::Job(JobError::Interrupted) => match self.cancellations.cancelled_by(job_id) {
+                Some(by) => Failure::Job(JobError::Cancelled { by }),
+                None => Failure::Job(JobError::Interrupted),
+            },
             Failure::Job(error)
                 if error.retry() == Retry::Permanent && error.could_be_storage() =>
             {
@@ -363,6 +377,10 @@ impl JobRunner {
                 .into());
             }
             ExistingOutput::Nothing => {}
+        }
+        self.cancellations.caught_up(CANCELLATIONS_CATCH_UP).await;
+        if let Some(by) = self.cancellations.cancelled_by(request.job_id) {
+            return Err(JobError::Cancelled { by }.into());
         }
         let segment_seconds = match request.segment_seconds {
             None => settings.segment_seconds,
@@ -578,6 +596,10 @@ impl JobRunner {
             plan.encoder.to_string(),
         );
         record.encryption_key = encrypted.then(|| location.relative(encrypt::KEY_FILE));
+        // The last moment a cancellation can keep the output unpublished.
+        if let Some(by) = self.cancellations.cancelled_by(job_id) {
+            return Err(JobError::Cancelled { by }.into());
+        }
         let location = location.clone();
         Ok(blocking(move || location.publish(record))
             .instrument(info_span!("publish"))

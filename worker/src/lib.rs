@@ -8,6 +8,7 @@
 pub mod app;
 pub mod boot;
 pub mod broker;
+pub mod cancellations;
 pub mod config;
 pub mod dead_letters;
 pub mod disposition;

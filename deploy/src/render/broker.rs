@@ -112,8 +112,8 @@ pub fn definitions_json(inventory: &Inventory, secrets: &Secrets) -> String {
 
     // The submit tool declares the exchanges, the dead-letter queues and
     // streams (as every program does), control queues (drain/resume) and
-    // server-named queues; publishes jobs and control commands; reads the
-    // streams and the dead-letter queue. It can neither create a muxer
+    // server-named queues; publishes jobs, control commands and
+    // cancellations; reads the streams and the dead-letter queue. It can neither create a muxer
     // queue nor consume jobs.
     let submit_configure = format!(
         "{}|{}|^{server_named}$",
@@ -125,6 +125,7 @@ pub fn definitions_json(inventory: &Inventory, secrets: &Secrets) -> String {
             topology.dead_letter_notices_queue(),
             topology.event_history_stream(),
             topology.heartbeat_stream(),
+            topology.cancellation_stream(),
         ]),
         every_muxer(|muxer| topology.control_queue(muxer))
     );
@@ -215,6 +216,10 @@ pub fn definitions_json(inventory: &Inventory, secrets: &Secrets) -> String {
             topology.event_history_arguments(),
         ),
         queue(topology.heartbeat_stream(), Topology::heartbeat_arguments()),
+        queue(
+            topology.cancellation_stream(),
+            Topology::cancellation_arguments(),
+        ),
     ];
     let mut bindings = vec![
         binding(

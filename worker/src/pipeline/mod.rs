@@ -73,6 +73,8 @@ pub enum JobError {
     Interrupted,
     #[error("the shared storage failed during the job: {0}")]
     StorageFailed(String),
+    #[error("cancelled by {by}; nothing was published")]
+    Cancelled { by: String },
 }
 
 impl JobError {
@@ -90,6 +92,7 @@ impl JobError {
             JobError::OutputInvalid(_) => FailureReason::OutputInvalid,
             JobError::OutputExists { .. } => FailureReason::OutputExists,
             JobError::OutputUnwritable { .. } => FailureReason::OutputUnwritable,
+            JobError::Cancelled { .. } => FailureReason::Cancelled,
             JobError::MediaRootUnavailable { .. }
             | JobError::ToolUnavailable { .. }
             | JobError::EncoderCrashed { .. }
