@@ -410,15 +410,23 @@ impl Worker {
             Ok(consumer) => consumer,
             Err(error) => return error,
         };
+        let mut caught_up = false;
         loop {
-            let next = match tokio::time::timeout(CANCELLATIONS_QUIET, consumer.next()).await {
-                Ok(Some(next)) => next,
-                Ok(None) => break,
-                Err(_) => {
-                    self.cancellations.mark_caught_up();
-                    continue;
+            // Timed only until the backlog is read, so an idle worker
+            // does not wake for nothing.
+            let next = if caught_up {
+                consumer.next().await
+            } else {
+                match tokio::time::timeout(CANCELLATIONS_QUIET, consumer.next()).await {
+                    Ok(next) => next,
+                    Err(_) => {
+                        caught_up = true;
+                        self.cancellations.mark_caught_up();
+                        continue;
+                    }
                 }
             };
+            let Some(next) = next else { break };
             let delivery = match next {
                 Ok(delivery) => delivery,
                 Err(error) => return BrokerError::Lost(error.to_string()),
