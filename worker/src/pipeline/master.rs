@@ -57,7 +57,7 @@ impl std::ops::Add for Rates {
 
 /// Measures `(seconds, bytes)` segments under `target_duration`. A stream
 /// shorter than half a target duration has only its average to go by.
-pub fn measure(segments: &[(f64, u64)], target_duration: u64) -> Rates {
+fn measure(segments: &[(f64, u64)], target_duration: u64) -> Rates {
     let bits_per_second = |seconds: f64, bytes: u64| {
         if seconds > 0.0 {
             (bytes as f64 * 8.0 / seconds).round() as u64
@@ -87,6 +87,17 @@ pub fn measure(segments: &[(f64, u64)], target_duration: u64) -> Rates {
         peak: peak.max(average),
         average,
     }
+}
+
+/// Measures a media playlist whose segments hold `sizes` bytes, in order.
+pub fn measure_playlist(media: &MediaPlaylist, sizes: &[u64]) -> Rates {
+    let segments: Vec<(f64, u64)> = media
+        .segments
+        .iter()
+        .map(|s| f64::from(s.duration))
+        .zip(sizes.iter().copied())
+        .collect();
+    measure(&segments, media.target_duration)
 }
 
 /// The longest segment, rounded up: every `#EXTINF` fits under it.
@@ -149,14 +160,7 @@ impl Stream {
     }
 
     fn rates(&self) -> Rates {
-        let segments: Vec<(f64, u64)> = self
-            .media
-            .segments
-            .iter()
-            .map(|s| f64::from(s.duration))
-            .zip(self.sizes.iter().copied())
-            .collect();
-        measure(&segments, self.media.target_duration)
+        measure_playlist(&self.media, &self.sizes)
     }
 
     fn segment_dir(&self, dir: &Path) -> std::path::PathBuf {
@@ -214,12 +218,18 @@ pub fn write_master(dir: &Path, plan: &EncodePlan) -> Result<(), JobError> {
     for rung in &plan.rungs {
         let uri = plan.layout.media_playlist(&rung.name());
         let stream = Stream::read(dir, uri, plan.layout.format)?;
-        let video_codec = stream.facts(dir, 0)?.video_codec.ok_or_else(|| {
-            fail(format!(
-                "{}: no H.264 sequence header in the first segment",
-                stream.uri
-            ))
-        })?;
+        let facts = (0..stream.media.segments.len())
+            .map(|index| stream.facts(dir, index))
+            .collect::<Result<Vec<SegmentFacts>, JobError>>()?;
+        let video_codec = facts
+            .first()
+            .and_then(|f| f.video_codec.clone())
+            .ok_or_else(|| {
+                fail(format!(
+                    "{}: no H.264 sequence header in the first segment",
+                    stream.uri
+                ))
+            })?;
         let video_rates = stream.rates();
         let (rates, codecs) = match &audio {
             Some((audio_rates, audio_codec)) => (
@@ -230,7 +240,7 @@ pub fn write_master(dir: &Path, plan: &EncodePlan) -> Result<(), JobError> {
         };
         variants.push(variant(rung, &stream.uri, rates, codecs, audio.is_some()));
         let uri = plan.layout.i_frame_playlist(&rung.name());
-        let i_frame_rates = write_i_frame_playlist(dir, &uri, &stream)?;
+        let i_frame_rates = write_i_frame_playlist(dir, &uri, &stream, &facts)?;
         let mut i_frames = variant(rung, &uri, i_frame_rates, video_codec, false);
         i_frames.is_i_frame = true;
         i_frames.frame_rate = None;
@@ -287,14 +297,19 @@ fn audio_rendition(plan: &EncodePlan) -> AlternativeMedia {
     }
 }
 
-/// Writes the I-frame playlist `uri` of a rung's `stream`: one entry per
-/// segment (each opens on its keyframe), the byte range from the segment's
-/// start through its first picture, so the tables come with it.
-fn write_i_frame_playlist(dir: &Path, uri: &str, stream: &Stream) -> Result<Rates, JobError> {
+/// Writes the I-frame playlist `uri` of a rung's `stream`, whose segments
+/// hold `facts`: one entry per segment (each opens on its keyframe), the
+/// byte range from the segment's start through its first picture, so the
+/// tables come with it.
+fn write_i_frame_playlist(
+    dir: &Path,
+    uri: &str,
+    stream: &Stream,
+    facts: &[SegmentFacts],
+) -> Result<Rates, JobError> {
     let mut segments = Vec::with_capacity(stream.media.segments.len());
     let mut measured = Vec::with_capacity(stream.media.segments.len());
-    for (index, segment) in stream.media.segments.iter().enumerate() {
-        let facts = stream.facts(dir, index)?;
+    for (segment, facts) in stream.media.segments.iter().zip(facts) {
         let length = facts.first_frame_bytes.ok_or_else(|| {
             fail(format!(
                 "{}: segment {} holds no picture",

@@ -174,13 +174,7 @@ impl Reader<'_> {
         let dir = path.parent().unwrap_or(self.dir).to_owned();
         let sizes = check_media(uri, &media, &dir, self.expected_seconds)?;
         check_encryption(uri, &media, self.key.is_some())?;
-        let segments: Vec<(f64, u64)> = media
-            .segments
-            .iter()
-            .map(|s| f64::from(s.duration))
-            .zip(sizes)
-            .collect();
-        let rates = master::measure(&segments, media.target_duration);
+        let rates = master::measure_playlist(&media, &sizes);
         Ok(Stream {
             uri: uri.to_owned(),
             dir,
