@@ -5,8 +5,6 @@
 //! as `cancelled` when a worker takes it, without being encoded. Either
 //! way nothing is published and the input stays where it is.
 
-use std::time::Duration;
-
 use hlsmux_protocol::{CancelRequest, FailureReason, HistoryStart, JobId, publish_json};
 use serde_json::json;
 
@@ -14,12 +12,8 @@ use crate::broker::Broker;
 use crate::cli::{CancelArgs, PoolArgs};
 use crate::control::who_asks;
 use crate::error::CliError;
-use crate::follow::{Followed, FollowedJob, follow};
+use crate::follow::{Attached, FollowedJob};
 use crate::history::{self, JobSummary};
-
-/// How far back `--wait` reads the job's events: covers a broker clock
-/// somewhat ahead of this machine's.
-const CLOCK_MARGIN: Duration = Duration::from_secs(60);
 
 pub async fn run(pool: &PoolArgs, args: CancelArgs) -> Result<(), CliError> {
     let broker = Broker::connect(pool).await?;
@@ -35,9 +29,8 @@ pub async fn run(pool: &PoolArgs, args: CancelArgs) -> Result<(), CliError> {
         }
     }
 
-    let history_start = history::since(CLOCK_MARGIN);
     let attached = if args.wait {
-        Some(broker.event_history(history_start).await?)
+        Some(Attached::before_publishing(&broker).await?)
     } else {
         None
     };
@@ -76,9 +69,9 @@ pub async fn run(pool: &PoolArgs, args: CancelArgs) -> Result<(), CliError> {
             eprintln!("{job}: cancellation sent; {where_it_is}");
         }
     }
-    if !args.wait {
+    let Some(attached) = attached else {
         return Ok(());
-    }
+    };
 
     let followed = args
         .jobs
@@ -88,15 +81,9 @@ pub async fn run(pool: &PoolArgs, args: CancelArgs) -> Result<(), CliError> {
             label: job.to_string(),
         })
         .collect();
-    let summary = follow(
-        &broker,
-        history_start,
-        attached,
-        Followed::Jobs(followed),
-        args.json,
-        pool.output_root.as_deref(),
-    )
-    .await?;
+    let summary = attached
+        .follow(&broker, followed, args.json, pool.output_root.as_deref())
+        .await?;
     let too_late: Vec<JobId> = summary
         .ends
         .iter()

@@ -23,6 +23,9 @@ const RECONNECT_MIN: Duration = Duration::from_millis(500);
 const RECONNECT_MAX: Duration = Duration::from_secs(5);
 /// How long following keeps trying to reach a broker that went away.
 const RECONNECT_GIVE_UP: Duration = Duration::from_secs(600);
+/// How far back a reader attached before publishing starts: covers a
+/// broker clock somewhat ahead of this machine's.
+const CLOCK_MARGIN: Duration = Duration::from_secs(60);
 
 /// How each followed job ended.
 #[derive(Debug, Default)]
@@ -84,6 +87,43 @@ pub enum Followed {
     Jobs(Vec<FollowedJob>),
     /// Every job of the pool, until interrupted.
     All,
+}
+
+/// A reader of the event history opened before publishing what it will
+/// follow (jobs, cancellations): RabbitMQ 3.10 was seen to skip an event
+/// written while a reader attaches, which must not be one of ours.
+pub struct Attached {
+    from: HistoryStart,
+    events: lapin::Consumer,
+}
+
+impl Attached {
+    pub async fn before_publishing(broker: &Broker) -> Result<Self, CliError> {
+        let from = crate::history::since(CLOCK_MARGIN);
+        Ok(Self {
+            from,
+            events: broker.event_history(from).await?,
+        })
+    }
+
+    /// Follows `jobs` until each is done or failed.
+    pub async fn follow(
+        self,
+        broker: &Broker,
+        jobs: Vec<FollowedJob>,
+        json: bool,
+        output_root: Option<&Path>,
+    ) -> Result<FollowSummary, CliError> {
+        follow(
+            broker,
+            self.from,
+            Some(self.events),
+            Followed::Jobs(jobs),
+            json,
+            output_root,
+        )
+        .await
+    }
 }
 
 /// Follows `followed` from `from` in the event history. `attached` is a

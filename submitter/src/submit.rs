@@ -3,21 +3,18 @@
 
 use std::path::PathBuf;
 
-use hlsmux_protocol::{HistoryStart, JobId, JobRequest, MuxerId, RelativePath};
+use hlsmux_protocol::{JobId, JobRequest, MuxerId, RelativePath};
 use serde_json::json;
 use tracing::Instrument;
 
 use crate::broker::Broker;
 use crate::cli::{MuxerChoice, PoolArgs, SubmitArgs};
 use crate::error::CliError;
-use crate::follow::{Followed, FollowedJob, follow};
+use crate::follow::{Attached, FollowedJob};
 use crate::input;
 
 /// Appended to an input's path to name its output by default, as the seed did.
 const OUTPUT_SUFFIX: &str = ".hls";
-/// How far back, before publishing, `--wait` starts reading the event
-/// history: covers a broker clock somewhat ahead of this machine's.
-const CLOCK_MARGIN_SECONDS: u64 = 60;
 
 pub async fn run(pool: &PoolArgs, mut args: SubmitArgs) -> Result<(), CliError> {
     args.files = input::expand_patterns(&args.files)?;
@@ -66,18 +63,8 @@ pub async fn run(pool: &PoolArgs, mut args: SubmitArgs) -> Result<(), CliError> 
         jobs.push((file.clone(), job));
     }
 
-    // Events are read back from the pool's history from a little before
-    // the jobs were published (the broker's clock may differ from ours).
-    let history_start = HistoryStart::Since(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |since| since.as_secs())
-            .saturating_sub(CLOCK_MARGIN_SECONDS),
-    );
-    // Attached before publishing: RabbitMQ 3.10 was seen to skip an event
-    // written while a reader attaches, which must not be one of ours.
     let attached = if args.wait {
-        Some(broker.event_history(history_start).await?)
+        Some(Attached::before_publishing(&broker).await?)
     } else {
         None
     };
@@ -109,9 +96,9 @@ pub async fn run(pool: &PoolArgs, mut args: SubmitArgs) -> Result<(), CliError> 
         }
     }
 
-    if !args.wait {
+    let Some(attached) = attached else {
         return Ok(());
-    }
+    };
     let followed = jobs
         .iter()
         .map(|(file, job)| FollowedJob {
@@ -119,15 +106,9 @@ pub async fn run(pool: &PoolArgs, mut args: SubmitArgs) -> Result<(), CliError> 
             label: label(file),
         })
         .collect();
-    let summary = follow(
-        &broker,
-        history_start,
-        attached,
-        Followed::Jobs(followed),
-        args.json,
-        pool.output_root.as_deref(),
-    )
-    .await?;
+    let summary = attached
+        .follow(&broker, followed, args.json, pool.output_root.as_deref())
+        .await?;
     if jobs.len() > 1 && !args.json {
         summary.print_table();
     }
