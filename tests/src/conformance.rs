@@ -356,6 +356,24 @@ fn check_codecs(variant: &VariantStream, streams: &[Value], broken: &mut Vec<Str
     }
 }
 
+/// The times ffprobe lists for the first video stream of a media playlist
+/// (decrypted when encrypted), as `entries` selects them.
+async fn video_times(playlist: &Path, entries: &[&str]) -> Vec<f64> {
+    let output = Command::new("ffprobe")
+        .args(["-v", "error", "-allowed_extensions", "ALL"])
+        .args(["-select_streams", "v:0"])
+        .args(entries)
+        .args(["-of", "csv=p=0"])
+        .arg(playlist)
+        .output()
+        .await
+        .expect("ffprobe runs");
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| line.trim().trim_end_matches(',').parse().ok())
+        .collect()
+}
+
 /// Every segment starts on a keyframe: ffprobe's keyframes fall on every
 /// segment boundary.
 async fn check_keyframes(
@@ -365,18 +383,11 @@ async fn check_keyframes(
     frame: f64,
     broken: &mut Vec<String>,
 ) {
-    let output = Command::new("ffprobe")
-        .args(["-v", "error", "-allowed_extensions", "ALL"])
-        .args(["-select_streams", "v:0", "-skip_frame", "nokey"])
-        .args(["-show_entries", "frame=pts_time", "-of", "csv=p=0"])
-        .arg(playlist)
-        .output()
-        .await
-        .expect("ffprobe runs");
-    let times: Vec<f64> = String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .filter_map(|line| line.trim().trim_end_matches(',').parse().ok())
-        .collect();
+    let times = video_times(
+        playlist,
+        &["-skip_frame", "nokey", "-show_entries", "frame=pts_time"],
+    )
+    .await;
     let Some(first) = times.first().copied() else {
         broken.push(format!("{uri}: ffprobe finds no keyframes"));
         return;
@@ -418,18 +429,7 @@ async fn check_frame_rate(
             "{name}: FRAME-RATE {declared} above the source's {source_fps}"
         ));
     }
-    let output = Command::new("ffprobe")
-        .args(["-v", "error", "-allowed_extensions", "ALL"])
-        .args(["-select_streams", "v:0", "-show_entries", "packet=pts_time"])
-        .args(["-of", "csv=p=0"])
-        .arg(playlist)
-        .output()
-        .await
-        .expect("ffprobe runs");
-    let mut times: Vec<f64> = String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .filter_map(|line| line.trim().trim_end_matches(',').parse().ok())
-        .collect();
+    let mut times = video_times(playlist, &["-show_entries", "packet=pts_time"]).await;
     times.sort_by(f64::total_cmp);
     let expected = 1.0 / declared;
     let uneven = times
