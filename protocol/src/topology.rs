@@ -607,27 +607,13 @@ impl Topology {
     /// The heartbeat stream's arguments: an hour, in small segments
     /// (retention drops whole segments, so old heartbeats do go).
     pub fn heartbeat_arguments() -> FieldTable {
-        let mut arguments = FieldTable::default();
-        arguments.insert("x-queue-type".into(), long_string("stream"));
-        arguments.insert("x-max-age".into(), long_string(HEARTBEAT_MAX_AGE));
-        arguments.insert(
-            "x-stream-max-segment-size-bytes".into(),
-            AMQPValue::LongLongInt(SMALL_STREAM_SEGMENT_BYTES),
-        );
-        arguments
+        small_stream_arguments(HEARTBEAT_MAX_AGE)
     }
 
     /// The cancellation stream's arguments: as long as a job may wait in
     /// its queue, in small segments (every worker reads all of it).
     pub fn cancellation_arguments() -> FieldTable {
-        let mut arguments = FieldTable::default();
-        arguments.insert("x-queue-type".into(), long_string("stream"));
-        arguments.insert("x-max-age".into(), long_string(CANCELLATION_MAX_AGE));
-        arguments.insert(
-            "x-stream-max-segment-size-bytes".into(),
-            AMQPValue::LongLongInt(SMALL_STREAM_SEGMENT_BYTES),
-        );
-        arguments
+        small_stream_arguments(CANCELLATION_MAX_AGE)
     }
 
     /// The dead-letter queue's and the notices queue's arguments.
@@ -667,6 +653,18 @@ pub fn is_precondition_failed(error: &lapin::Error) -> bool {
 fn is_soft_error(error: &lapin::Error, soft: AMQPSoftError) -> bool {
     matches!(error.kind(), ErrorKind::ProtocolError(amqp)
         if *amqp.kind() == AMQPErrorKind::Soft(soft))
+}
+
+/// A stream kept `max_age`, in small segments.
+fn small_stream_arguments(max_age: &str) -> FieldTable {
+    let mut arguments = FieldTable::default();
+    arguments.insert("x-queue-type".into(), long_string("stream"));
+    arguments.insert("x-max-age".into(), long_string(max_age));
+    arguments.insert(
+        "x-stream-max-segment-size-bytes".into(),
+        AMQPValue::LongLongInt(SMALL_STREAM_SEGMENT_BYTES),
+    );
+    arguments
 }
 
 fn quorum_arguments() -> FieldTable {
