@@ -179,6 +179,29 @@ impl Broker {
         })
     }
 
+    /// Publishes `message` straight to `queue` (through the default
+    /// exchange), persistent and mandatory, and waits for the broker to
+    /// confirm it arrived: for control commands and cancellations.
+    pub async fn publish_to_queue(
+        &self,
+        channel: &Channel,
+        queue: &str,
+        message_id: &str,
+        message: &impl serde::Serialize,
+    ) -> Result<(), CliError> {
+        publish_json(
+            channel,
+            "",
+            queue,
+            message_id,
+            message,
+            true,
+            FieldTable::default(),
+        )
+        .await
+        .map_err(|error| CliError::Broker(error.to_string()))
+    }
+
     /// Reads the pool's event history stream from `from`. Reading history,
     /// rather than a private queue, means a follower that lost its
     /// connection resumes where it was and misses nothing.

@@ -5,7 +5,7 @@
 //! as `cancelled` when a worker takes it, without being encoded. Either
 //! way nothing is published and the input stays where it is.
 
-use hlsmux_protocol::{CancelRequest, FailureReason, HistoryStart, JobId, publish_json};
+use hlsmux_protocol::{CancelRequest, FailureReason, HistoryStart, JobId};
 use serde_json::json;
 
 use crate::broker::Broker;
@@ -38,17 +38,14 @@ pub async fn run(pool: &PoolArgs, args: CancelArgs) -> Result<(), CliError> {
     let by = who_asks();
     for job in &args.jobs {
         let request = CancelRequest::new(*job, by.clone());
-        publish_json(
-            &publisher,
-            "",
-            &broker.topology().cancellation_stream(),
-            &format!("cancel-{job}"),
-            &request,
-            true,
-            lapin::types::FieldTable::default(),
-        )
-        .await
-        .map_err(|error| CliError::Broker(error.to_string()))?;
+        broker
+            .publish_to_queue(
+                &publisher,
+                &broker.topology().cancellation_stream(),
+                &format!("cancel-{job}"),
+                &request,
+            )
+            .await?;
         let where_it_is = match latest(*job) {
             Some(summary) if summary.state == "running" => format!(
                 "running on muxer {} ({}): it stops within seconds",

@@ -1,7 +1,7 @@
 //! `hlsmux drain` / `hlsmux resume`: set a muxer's workers out of or back
 //! in service, through the muxer's control queue.
 
-use hlsmux_protocol::{ControlCommand, MuxerId, publish_json};
+use hlsmux_protocol::{ControlCommand, MuxerId};
 
 use crate::broker::Broker;
 use crate::cli::PoolArgs;
@@ -13,17 +13,14 @@ pub async fn set_drained(pool: &PoolArgs, muxer: MuxerId, drain: bool) -> Result
     let topology = broker.topology();
     topology.declare_control_queue(&channel, muxer).await?;
     let command = ControlCommand::new(muxer, drain, who_asks());
-    publish_json(
-        &channel,
-        "",
-        &topology.control_queue(muxer),
-        &format!("control-{muxer}"),
-        &command,
-        true,
-        lapin::types::FieldTable::default(),
-    )
-    .await
-    .map_err(|error| CliError::Broker(error.to_string()))?;
+    broker
+        .publish_to_queue(
+            &channel,
+            &topology.control_queue(muxer),
+            &format!("control-{muxer}"),
+            &command,
+        )
+        .await?;
     if drain {
         eprintln!(
             "muxer {muxer}: drain requested; its workers finish the job in hand and then take no more (`hlsmux resume {muxer}` undoes it)"
