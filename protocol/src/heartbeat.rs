@@ -15,8 +15,7 @@ pub struct Heartbeat {
     pub worker: String,
     pub pid: u32,
     pub version: String,
-    /// idle, busy, draining, drained, storage-unhealthy or quarantined.
-    pub state: String,
+    pub state: WorkerState,
     /// The job in hand and how far its encode is.
     pub job: Option<JobId>,
     pub percent: Option<f64>,
@@ -29,6 +28,62 @@ pub struct Heartbeat {
     pub interval_seconds: u64,
     #[serde(with = "time::serde::rfc3339")]
     pub at: OffsetDateTime,
+}
+
+/// What a worker is doing, as its heartbeats say and its metrics export.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum WorkerState {
+    /// Consuming, no job in hand.
+    Idle,
+    /// Running a job.
+    Busy,
+    /// Running a job, asked to stop taking more afterwards.
+    Draining,
+    /// Out of service: not consuming.
+    Drained,
+    /// Not consuming until its shared storage answers again.
+    StorageUnhealthy,
+    /// Not consuming: its last jobs failed for its own reasons.
+    Quarantined,
+    /// A state this build does not know (a newer worker's).
+    #[serde(other)]
+    Unknown,
+}
+
+impl WorkerState {
+    /// Every state a worker of this build can be in, for metrics.
+    pub const ALL: [WorkerState; 6] = [
+        WorkerState::Idle,
+        WorkerState::Busy,
+        WorkerState::Draining,
+        WorkerState::Drained,
+        WorkerState::StorageUnhealthy,
+        WorkerState::Quarantined,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WorkerState::Idle => "idle",
+            WorkerState::Busy => "busy",
+            WorkerState::Draining => "draining",
+            WorkerState::Drained => "drained",
+            WorkerState::StorageUnhealthy => "storage-unhealthy",
+            WorkerState::Quarantined => "quarantined",
+            WorkerState::Unknown => "unknown",
+        }
+    }
+
+    /// Whether the worker has a job in hand.
+    pub fn has_job(self) -> bool {
+        matches!(self, WorkerState::Busy | WorkerState::Draining)
+    }
+}
+
+impl std::fmt::Display for WorkerState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 impl Heartbeat {
@@ -52,7 +107,7 @@ mod tests {
             worker: "pi1".into(),
             pid: 7,
             version: "0.1.0".into(),
-            state: "idle".into(),
+            state: WorkerState::Idle,
             job: None,
             percent: None,
             encoder: "libx264".into(),
@@ -64,5 +119,15 @@ mod tests {
         let at = heartbeat.at;
         assert!(!heartbeat.is_lost(at + time::Duration::seconds(14)));
         assert!(heartbeat.is_lost(at + time::Duration::seconds(16)));
+    }
+
+    #[test]
+    fn states_travel_as_the_words_earlier_workers_sent() {
+        for state in WorkerState::ALL {
+            let json = serde_json::to_string(&state).expect("serialises");
+            assert_eq!(json, format!("\"{state}\""));
+        }
+        let newer: WorkerState = serde_json::from_str("\"melting\"").expect("parses");
+        assert_eq!(newer, WorkerState::Unknown);
     }
 }

@@ -209,16 +209,6 @@ impl JobRequest {
         serde_json::from_value(value).map_err(BadMessage::Invalid)
     }
 
-    /// [`salvage_job_id`](Self::salvage_job_id) from a delivered message's
-    /// properties and body.
-    pub fn salvage_delivered_job_id(
-        properties: &lapin::BasicProperties,
-        body: &[u8],
-    ) -> Option<JobId> {
-        let message_id = properties.message_id().as_ref().map(|id| id.as_str());
-        Self::salvage_job_id(message_id, body)
-    }
-
     /// The job ID of a message that did not parse as a job, where one can be
     /// read, so that its failure can still be reported against it.
     pub fn salvage_job_id(message_id: Option<&str>, body: &[u8]) -> Option<JobId> {

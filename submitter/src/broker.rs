@@ -5,9 +5,10 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use deadpool_lapin::{Config, Pool, Runtime};
-use hlsmux_protocol::{
-    AmqpUrls, HistoryStart, JobRequest, MuxerId, PublishError, Topology, is_not_found, publish_json,
+use hlsmux_amqp::{
+    AmqpUrls, HistoryStart, PublishError, declare, is_not_found, publish_json, stream,
 };
+use hlsmux_protocol::{JobRequest, MuxerId, Topology};
 use lapin::options::{ConfirmSelectOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
 use lapin::{Channel, ConnectionProperties, Consumer, ErrorKind};
@@ -65,10 +66,7 @@ impl Broker {
             urls: args.amqp_url.clone(),
             topology: Topology::new(args.namespace.clone()),
         };
-        broker
-            .topology
-            .declare_exchanges(&*broker.connection().await?)
-            .await?;
+        declare::pool(&broker.topology, &*broker.connection().await?).await?;
         Ok(broker)
     }
 
@@ -217,10 +215,7 @@ impl Broker {
         from: HistoryStart,
     ) -> Result<Consumer, CliError> {
         let channel = self.channel().await?;
-        Ok(self
-            .topology
-            .read_stream(&channel, stream, from, "hlsmux-read")
-            .await?)
+        Ok(stream::open(&channel, stream, from, "hlsmux-read").await?)
     }
 }
 

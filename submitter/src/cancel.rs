@@ -5,7 +5,8 @@
 //! as `cancelled` when a worker takes it, without being encoded. Either
 //! way nothing is published and the input stays where it is.
 
-use hlsmux_protocol::{CancelRequest, FailureReason, HistoryStart, JobId};
+use hlsmux_amqp::HistoryStart;
+use hlsmux_protocol::{CancelRequest, FailureReason, JobId};
 use serde_json::json;
 
 use crate::broker::Broker;

@@ -4,7 +4,8 @@ use std::path::PathBuf;
 use std::str::FromStr;
 
 use clap::{Args, Parser, Subcommand};
-use hlsmux_protocol::{AmqpUrls, LadderName, MuxerId, Namespace, OutputNaming, SegmentFormat};
+use hlsmux_amqp::AmqpUrls;
+use hlsmux_protocol::{LadderName, MuxerId, Namespace, OutputNaming, SegmentFormat};
 
 #[derive(Parser, Debug)]
 #[command(

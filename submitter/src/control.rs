@@ -11,7 +11,7 @@ pub async fn set_drained(pool: &PoolArgs, muxer: MuxerId, drain: bool) -> Result
     let broker = Broker::connect(pool).await?;
     let channel = broker.publisher().await?;
     let topology = broker.topology();
-    topology.declare_control_queue(&channel, muxer).await?;
+    hlsmux_amqp::declare::control_queue(topology, &channel, muxer).await?;
     let command = ControlCommand::new(muxer, drain, who_asks());
     broker
         .publish_to_queue(

@@ -4,7 +4,8 @@
 
 use std::collections::HashSet;
 
-use hlsmux_protocol::{JobId, JobRequest, last_death};
+use hlsmux_amqp::last_death;
+use hlsmux_protocol::{JobId, JobRequest};
 use lapin::Channel;
 use lapin::message::BasicGetMessage;
 use lapin::options::{BasicAckOptions, BasicGetOptions};

@@ -11,7 +11,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use hlsmux_protocol::{FailureReason, HistoryStart, JobId, JobState, StatusEvent, stream_offset};
+use hlsmux_amqp::{HistoryStart, stream_offset};
+use hlsmux_protocol::{FailureReason, JobId, JobState, StatusEvent};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use lapin::options::BasicAckOptions;
 

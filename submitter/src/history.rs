@@ -4,23 +4,15 @@
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use futures_util::StreamExt;
-use hlsmux_protocol::{HistoryStart, JobId, JobState, MuxerId, StatusEvent};
-use lapin::options::BasicAckOptions;
+use hlsmux_amqp::HistoryStart;
+use hlsmux_amqp::stream::{self, Stamped};
+use hlsmux_protocol::{JobId, JobState, MuxerId, StatusEvent};
 use serde::Serialize;
-use time::OffsetDateTime;
 
 use crate::broker::Broker;
 use crate::cli::{JobsArgs, PoolArgs, StatusArgs, WatchArgs};
 use crate::error::CliError;
 use crate::follow::{Followed, FollowedJob, follow};
-
-/// The stream has no end marker: reading stops once it has been quiet
-/// this long...
-const CAUGHT_UP_AFTER: Duration = Duration::from_millis(800);
-/// ...or at a message stamped this long after the read began (workers'
-/// clocks may run a little ahead of this machine's).
-const CLOCK_SKEW: time::Duration = time::Duration::seconds(2);
 
 /// One job as its events tell it. The `--json` line of `hlsmux jobs`.
 #[derive(Debug, Serialize)]
@@ -123,38 +115,18 @@ fn rfc3339(event: &StatusEvent) -> String {
 
 /// Every event in the history from `from`, up to now.
 pub async fn read(broker: &Broker, from: HistoryStart) -> Result<Vec<StatusEvent>, CliError> {
-    read_stream(
-        broker,
-        &broker.topology().event_history_stream(),
-        from,
-        |e: &StatusEvent| e.at,
-    )
-    .await
+    read_stream(broker, &broker.topology().event_history_stream(), from).await
 }
 
-/// Every message of one of the pool's streams from `from`, up to now:
-/// until one stamped (by `stamp`) after the read began, or until the
-/// stream is quiet. A stream has no end to reach, and a busy one is never
-/// quiet. Messages that do not parse are skipped.
-pub async fn read_stream<T: serde::de::DeserializeOwned>(
+/// Every message of one of the pool's streams from `from`, up to now (see
+/// [`stream::read_until_quiet`]).
+pub async fn read_stream<T: serde::de::DeserializeOwned + Stamped>(
     broker: &Broker,
-    stream: &str,
+    name: &str,
     from: HistoryStart,
-    stamp: impl Fn(&T) -> OffsetDateTime,
 ) -> Result<Vec<T>, CliError> {
-    let live_after = OffsetDateTime::now_utc() + CLOCK_SKEW;
-    let mut consumer = broker.read_stream(stream, from).await?;
-    let mut messages = Vec::new();
-    while let Ok(Some(next)) = tokio::time::timeout(CAUGHT_UP_AFTER, consumer.next()).await {
-        let delivery = next?;
-        delivery.acker.ack(BasicAckOptions::default()).await?;
-        match serde_json::from_slice::<T>(&delivery.data) {
-            Ok(message) if stamp(&message) > live_after => break,
-            Ok(message) => messages.push(message),
-            Err(error) => tracing::debug!(%error, "skipping a message that does not parse"),
-        }
-    }
-    Ok(messages)
+    let mut consumer = broker.read_stream(name, from).await?;
+    Ok(stream::collect_until_quiet(&mut consumer, stream::CAUGHT_UP_QUIET).await?)
 }
 
 /// One summary per job, in the order the jobs first appear.

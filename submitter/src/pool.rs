@@ -49,7 +49,6 @@ pub async fn workers(pool: &PoolArgs, args: WorkersArgs) -> Result<(), CliError>
         &broker,
         &broker.topology().heartbeat_stream(),
         since(LOOK_BACK),
-        |h: &Heartbeat| h.at,
     )
     .await?;
     let now = OffsetDateTime::now_utc();
@@ -74,11 +73,7 @@ pub async fn workers(pool: &PoolArgs, args: WorkersArgs) -> Result<(), CliError>
         };
         let in_hand = workers
             .iter()
-            .filter(|w| {
-                w.heartbeat.muxer_id == muxer
-                    && !w.lost
-                    && matches!(w.heartbeat.state.as_str(), "busy" | "draining")
-            })
+            .filter(|w| w.heartbeat.muxer_id == muxer && !w.lost && w.heartbeat.state.has_job())
             .count();
         queues.push(QueueView {
             muxer_id: muxer,

@@ -6,9 +6,10 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
+use hlsmux_amqp::stream::{self, Stamped};
+use hlsmux_amqp::{HistoryStart, declare, publish_json, publish_json_with_expiration};
 use hlsmux_protocol::{
     CancelRequest, EventState, JobId, JobRequest, MuxerId, StatusEvent, TidyRequest, Topology,
-    publish_json, publish_json_with_expiration,
 };
 use lapin::options::{
     BasicPublishOptions, ConfirmSelectOptions, ExchangeDeleteOptions, QueueDeclareOptions,
@@ -57,8 +58,7 @@ impl TestPool {
             .confirm_select(ConfirmSelectOptions::default())
             .await
             .expect("confirm mode");
-        topology
-            .declare_exchanges(&connection)
+        declare::pool(&topology, &connection)
             .await
             .expect("declare exchanges");
         Self {
@@ -90,15 +90,14 @@ impl TestPool {
     /// Follows every status event of this pool from now on.
     pub async fn events(&self) -> EventLog {
         let channel = self.connection.create_channel().await.expect("channel");
-        let consumer = self
-            .topology
-            .subscribe_events(
-                &channel,
-                &[Topology::ALL_EVENTS_BINDING.to_owned()],
-                "test-events",
-            )
-            .await
-            .expect("subscribe to the pool's events");
+        let consumer = declare::subscribe_events(
+            &self.topology,
+            &channel,
+            &[Topology::ALL_EVENTS_BINDING.to_owned()],
+            "test-events",
+        )
+        .await
+        .expect("subscribe to the pool's events");
         EventLog {
             _channel: channel,
             consumer,
@@ -275,34 +274,21 @@ impl TestPool {
             .await
     }
 
-    async fn read_stream<T: serde::de::DeserializeOwned>(
+    async fn read_stream<T: serde::de::DeserializeOwned + Stamped>(
         &self,
-        stream: &str,
+        name: &str,
         quiet: Duration,
     ) -> Vec<T> {
         let connection = Connection::connect(&amqp_url(), ConnectionProperties::default())
             .await
             .expect("connect to read a stream");
         let channel = connection.create_channel().await.expect("channel");
-        let mut consumer = self
-            .topology
-            .read_stream(
-                &channel,
-                stream,
-                hlsmux_protocol::HistoryStart::First,
-                "test-stream-read",
-            )
+        let mut consumer = stream::open(&channel, name, HistoryStart::First, "test-stream-read")
             .await
-            .unwrap_or_else(|error| panic!("read the {stream} stream: {error}"));
-        let mut messages = Vec::new();
-        while let Ok(Some(Ok(delivery))) = tokio::time::timeout(quiet, consumer.next()).await {
-            messages.push(serde_json::from_slice(&delivery.data).expect("messages parse"));
-            delivery
-                .acker
-                .ack(lapin::options::BasicAckOptions::default())
-                .await
-                .expect("ack");
-        }
+            .unwrap_or_else(|error| panic!("read the {name} stream: {error}"));
+        let messages = stream::collect_until_quiet(&mut consumer, quiet)
+            .await
+            .unwrap_or_else(|error| panic!("read the {name} stream: {error}"));
         let _ = connection.close(200, "stream read".into()).await;
         messages
     }

@@ -26,10 +26,11 @@ use crate::job::{JobRunner, Settled};
 use crate::metrics::server::Endpoints;
 use crate::metrics::{self, WorkerMetrics};
 use crate::quarantine::Quarantine;
-use crate::state::{StateTracker, WorkerState};
+use crate::state::StateTracker;
 use crate::storage::{StorageConfig, StorageMonitor};
 use crate::tidy::Tidier;
 use crate::{dead_letters, selftest};
+use hlsmux_protocol::WorkerState;
 use hlsmux_protocol::{CancelRequest, Heartbeat};
 
 /// How often the gate (drain lock) is looked at.
@@ -368,7 +369,7 @@ impl Worker {
             worker: self.name.clone(),
             pid: std::process::id(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
-            state: self.state.get().to_string(),
+            state: self.state.get(),
             job: job.map(|(job, _)| job),
             percent: job.map(|(_, percent)| percent),
             encoder: self.encoder.clone(),

@@ -3,9 +3,12 @@
 
 use std::time::Duration;
 
+use hlsmux_amqp::{
+    AmqpUrl, AmqpUrls, HistoryStart, PublishError, declare, publish_json,
+    publish_json_with_expiration, stream,
+};
 use hlsmux_protocol::{
-    AmqpUrl, AmqpUrls, ControlCommand, Heartbeat, HistoryStart, JobId, JobState, MuxerId,
-    PublishError, StatusEvent, TidyRequest, Topology, publish_json, publish_json_with_expiration,
+    ControlCommand, Heartbeat, JobId, JobState, MuxerId, StatusEvent, TidyRequest, Topology,
 };
 use lapin::options::{
     BasicCancelOptions, BasicConsumeOptions, BasicGetOptions, BasicNackOptions, BasicQosOptions,
@@ -103,20 +106,17 @@ impl BrokerSession {
         };
         let topology = Topology::new(settings.namespace.clone())
             .with_history_retention(settings.history_retention.clone());
-        topology
-            .declare_exchanges(&connection)
+        declare::pool(&topology, &connection)
             .await
             .map_err(topology_error)?;
         let jobs = connection.create_channel().await.map_err(topology_error)?;
-        topology
-            .declare_muxer_queue(&jobs, settings.muxer_id)
+        declare::muxer_queue(&topology, &jobs, settings.muxer_id)
             .await
             .map_err(topology_error)?;
         jobs.basic_qos(PREFETCH, BasicQosOptions::default())
             .await
             .map_err(topology_error)?;
-        topology
-            .declare_tidy_queues(&jobs, settings.muxer_id)
+        declare::tidy_queues(&topology, &jobs, settings.muxer_id)
             .await
             .map_err(topology_error)?;
         let tidy = connection.create_channel().await.map_err(topology_error)?;
@@ -125,8 +125,7 @@ impl BrokerSession {
             .map_err(topology_error)?;
 
         let control = connection.create_channel().await.map_err(topology_error)?;
-        topology
-            .declare_control_queue(&control, settings.muxer_id)
+        declare::control_queue(&topology, &control, settings.muxer_id)
             .await
             .map_err(topology_error)?;
         let notices = connection.create_channel().await.map_err(topology_error)?;
@@ -208,15 +207,14 @@ impl BrokerSession {
 
     /// Reads the pool's cancellations from the oldest kept.
     pub async fn read_cancellations(&self) -> Result<Consumer, BrokerError> {
-        self.topology
-            .read_stream(
-                &self.cancellations,
-                &self.topology.cancellation_stream(),
-                HistoryStart::First,
-                &format!("{}-cancellations", self.consumer_tag),
-            )
-            .await
-            .map_err(|error| BrokerError::Lost(error.to_string()))
+        stream::open(
+            &self.cancellations,
+            &self.topology.cancellation_stream(),
+            HistoryStart::First,
+            &format!("{}-cancellations", self.consumer_tag),
+        )
+        .await
+        .map_err(|error| BrokerError::Lost(error.to_string()))
     }
 
     /// The latest drain/resume command for this muxer, if any was given.
@@ -337,20 +335,43 @@ impl Publisher {
         let since = u64::try_from(submitted_at.unix_timestamp())
             .unwrap_or(0)
             .saturating_sub(60);
-        let is_done = |event: &hlsmux_protocol::StatusEvent| {
+        let is_done = |event: &StatusEvent| {
             event.job_id == job_id && matches!(event.state, JobState::Done { .. })
         };
-        match self
-            .topology
-            .history_contains(&self.history, since, is_done)
-            .await
-        {
+        match self.history_contains(since, is_done).await {
             Ok(found) => found,
             Err(error) => {
                 tracing::warn!(%error, "cannot read the event history; reporting the job done again");
                 false
             }
         }
+    }
+
+    /// Whether the event history, read from `since` (seconds since the
+    /// epoch) up to now, holds an event that `wanted` accepts.
+    async fn history_contains(
+        &self,
+        since: u64,
+        wanted: impl Fn(&StatusEvent) -> bool,
+    ) -> lapin::Result<bool> {
+        let tag = format!("history-check-{}", JobId::generate());
+        let mut consumer = stream::open(
+            &self.history,
+            &self.topology.event_history_stream(),
+            HistoryStart::Since(since),
+            &tag,
+        )
+        .await?;
+        let mut found = false;
+        stream::read_until_quiet(&mut consumer, stream::CAUGHT_UP_QUIET, |event| {
+            found = wanted(&event);
+            !found
+        })
+        .await?;
+        self.history
+            .basic_cancel(tag.as_str().into(), BasicCancelOptions::default())
+            .await?;
+        Ok(found)
     }
 
     pub async fn publish_heartbeat(&self, heartbeat: &Heartbeat) -> Result<(), PublishError> {

@@ -5,8 +5,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use config::{Config, Environment, File, FileFormat};
+use hlsmux_amqp::AmqpUrls;
 use hlsmux_protocol::{
-    AmqpUrls, HistoryRetention, LadderName, MuxerId, Namespace, OutputNaming, SegmentFormat,
+    HistoryRetention, LadderName, MuxerId, Namespace, OutputNaming, SegmentFormat,
 };
 
 use crate::boot::{BootOptionError, BootOptions};

@@ -4,9 +4,8 @@
 //! say so; whichever worker reads its notice publishes the `failed` event.
 //! Jobs a worker rejected were reported by that worker already.
 
-use hlsmux_protocol::{
-    DELIVERY_LIMIT, FailureReason, JobRequest, JobState, died_of_delivery_limit,
-};
+use hlsmux_amqp::{died_of_delivery_limit, salvage_job_id};
+use hlsmux_protocol::{DELIVERY_LIMIT, FailureReason, JobState};
 use lapin::message::Delivery;
 use tracing::{info, warn};
 
@@ -23,8 +22,7 @@ pub async fn report(
     if !died_of_delivery_limit(&delivery.properties) {
         return Disposition::Ack;
     }
-    let Some(job_id) = JobRequest::salvage_delivered_job_id(&delivery.properties, &delivery.data)
-    else {
+    let Some(job_id) = salvage_job_id(&delivery.properties, &delivery.data) else {
         warn!(
             "a message with no job ID reached the delivery limit; it stays in the dead-letter queue"
         );

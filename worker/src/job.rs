@@ -5,9 +5,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use hlsmux_amqp::{PublishError, salvage_job_id};
 use hlsmux_protocol::{
-    FailureReason, JobId, JobRequest, JobState, PublishError, RequeueReason, SegmentFormat,
-    TidyRequest,
+    FailureReason, JobId, JobRequest, JobState, RequeueReason, SegmentFormat, TidyRequest,
 };
 use lapin::message::Delivery;
 use tokio::sync::watch;
@@ -132,8 +132,7 @@ impl JobRunner {
         let request = match JobRequest::from_json(&delivery.data) {
             Ok(request) => request,
             Err(bad) => {
-                let job_id =
-                    JobRequest::salvage_delivered_job_id(&delivery.properties, &delivery.data);
+                let job_id = salvage_job_id(&delivery.properties, &delivery.data);
                 warn!(?job_id, error = %bad, "dead-lettering a message that is not a job");
                 let Some(job_id) = job_id else {
                     return Settled::new(Disposition::DeadLetter, Evidence::Neutral);

@@ -1,48 +1,11 @@
 //! What the worker is doing, for logs now and for metrics and heartbeats.
 
-use std::fmt;
-
 use std::sync::{Arc, Mutex};
 
-use hlsmux_protocol::JobId;
+use hlsmux_protocol::{JobId, WorkerState};
 use tokio::sync::watch;
 
 use crate::metrics::WorkerMetrics;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum WorkerState {
-    /// Consuming, no job in hand.
-    Idle,
-    /// Running a job.
-    Busy,
-    /// Running a job, asked to stop taking more afterwards.
-    Draining,
-    /// Out of service: not consuming.
-    Drained,
-    /// Not consuming until its shared storage answers again.
-    StorageUnhealthy,
-    /// Not consuming: its last jobs failed for its own reasons.
-    Quarantined,
-}
-
-impl WorkerState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            WorkerState::Idle => "idle",
-            WorkerState::Busy => "busy",
-            WorkerState::Draining => "draining",
-            WorkerState::Drained => "drained",
-            WorkerState::StorageUnhealthy => "storage-unhealthy",
-            WorkerState::Quarantined => "quarantined",
-        }
-    }
-}
-
-impl fmt::Display for WorkerState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// Holds the current state, logs each change and exports it; and the job
 /// in hand with its progress, for heartbeats.

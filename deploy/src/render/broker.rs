@@ -5,9 +5,8 @@
 //! declare with, so an imported queue is exactly what a worker expects.
 
 use base64::Engine;
-use hlsmux_protocol::{DELIVERY_LIMIT, HistoryRetention, MuxerId, Topology};
-use lapin::types::{AMQPValue, FieldTable};
-use serde_json::{Value, json};
+use hlsmux_protocol::{DELIVERY_LIMIT, HistoryRetention, MuxerId, QueueArguments, Topology};
+use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use crate::inventory::{Inventory, Site};
@@ -77,25 +76,6 @@ fn every_muxer(name_of: impl Fn(MuxerId) -> String) -> String {
     let name = name_of(first);
     let prefix = name.strip_suffix(&first.to_string()).unwrap_or(&name);
     format!("^{}[0-9]+$", prefix.replace('.', "\\."))
-}
-
-fn arguments(table: &FieldTable) -> Value {
-    let map = table
-        .inner()
-        .iter()
-        .map(|(key, value)| {
-            let value = match value {
-                AMQPValue::LongString(text) => json!(text.to_string()),
-                AMQPValue::ShortString(text) => json!(text.as_str()),
-                AMQPValue::LongLongInt(number) => json!(number),
-                AMQPValue::LongInt(number) => json!(number),
-                AMQPValue::Boolean(flag) => json!(flag),
-                other => unreachable!("no queue argument of type {other:?}"),
-            };
-            (key.to_string(), value)
-        })
-        .collect();
-    Value::Object(map)
 }
 
 pub fn definitions_json(inventory: &Inventory, secrets: &Secrets) -> String {
@@ -171,13 +151,13 @@ pub fn definitions_json(inventory: &Inventory, secrets: &Secrets) -> String {
             "read": read,
         })
     };
-    let queue = |name: String, arguments_table: FieldTable| {
+    let queue = |name: String, arguments: QueueArguments| {
         json!({
             "name": name,
             "vhost": vhost,
             "durable": true,
             "auto_delete": false,
-            "arguments": arguments(&arguments_table),
+            "arguments": arguments,
         })
     };
     let binding = |source: String, destination: String, key: String| {

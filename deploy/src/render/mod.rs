@@ -182,7 +182,7 @@ mod tests {
             .find_map(|l| l.strip_prefix("amqp_url = "))
             .expect("amqp_url")
             .trim_matches('"');
-        let urls = hlsmux_protocol::AmqpUrls::parse(url).expect("the worker reads it");
+        let urls = hlsmux_amqp::AmqpUrls::parse(url).expect("the worker reads it");
         assert_eq!(urls.len(), 3);
         assert!(file(&files, "pi-root/etc/hlsmux/worker.toml").private);
         let prometheus = &file(&files, "prometheus/prometheus.yml").contents;

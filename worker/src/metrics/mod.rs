@@ -16,7 +16,7 @@ use prometheus::{
 
 use crate::hardware::encoder_probe::EncoderSelection;
 use crate::hardware::soc::Throttling;
-use crate::state::WorkerState;
+use hlsmux_protocol::WorkerState;
 
 const JOB_SECONDS_BUCKETS: [f64; 12] = [
     1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0, 7200.0,

@@ -19,8 +19,8 @@ use tracing::{debug, info};
 
 use super::WorkerMetrics;
 use crate::hardware::soc;
-use crate::state::WorkerState;
 use crate::storage::{StorageHealth, StorageMonitor};
+use hlsmux_protocol::WorkerState;
 
 /// What the endpoints look at.
 pub struct Endpoints {

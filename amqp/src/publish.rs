@@ -5,7 +5,7 @@ use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Confirmation};
 use serde::Serialize;
 
-use crate::CONTENT_TYPE_JSON;
+use hlsmux_protocol::CONTENT_TYPE_JSON;
 
 /// AMQP delivery mode 2: the broker writes the message to disk.
 const PERSISTENT: u8 = 2;

@@ -1,0 +1,226 @@
+//! Declares the pool's exchanges, queues and streams, with the names and
+//! arguments `hlsmux_protocol::Topology` gives. Every declaration is
+//! idempotent: each program declares what it uses on every connection.
+
+use hlsmux_protocol::{ArgumentValue, MuxerId, QueueArguments, Topology};
+use lapin::options::{
+    BasicConsumeOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
+};
+use lapin::types::{AMQPValue, FieldTable, LongString};
+use lapin::{Channel, Connection, Consumer, ExchangeKind, Queue};
+
+use crate::replies::{is_not_found, is_precondition_failed};
+
+/// Declares the exchanges, the dead-letter queues and the three streams,
+/// on a channel of their own.
+pub async fn pool(topology: &Topology, connection: &Connection) -> lapin::Result<()> {
+    let channel = connection.create_channel().await?;
+    for (exchange, kind) in [
+        (topology.jobs_exchange(), ExchangeKind::Direct),
+        (topology.events_exchange(), ExchangeKind::Topic),
+        (topology.dead_letter_exchange(), ExchangeKind::Fanout),
+    ] {
+        declare_exchange(&channel, &exchange, kind).await?;
+    }
+    for queue in [
+        topology.dead_letter_queue(),
+        topology.dead_letter_notices_queue(),
+    ] {
+        declare_queue(&channel, &queue, &Topology::dead_letter_arguments()).await?;
+        bind(&channel, &queue, &topology.dead_letter_exchange(), "").await?;
+    }
+    event_history(topology, connection).await?;
+    declare_queue(
+        &channel,
+        &topology.heartbeat_stream(),
+        &Topology::heartbeat_arguments(),
+    )
+    .await?;
+    declare_queue(
+        &channel,
+        &topology.cancellation_stream(),
+        &Topology::cancellation_arguments(),
+    )
+    .await?;
+    bind(
+        &channel,
+        &topology.event_history_stream(),
+        &topology.events_exchange(),
+        Topology::ALL_EVENTS_BINDING,
+    )
+    .await?;
+    channel.close(200, "declared".into()).await
+}
+
+/// Creates the event history stream with this program's retention
+/// unless it exists: an existing stream keeps the retention it was
+/// created with, whatever this program's settings say.
+async fn event_history(topology: &Topology, connection: &Connection) -> lapin::Result<()> {
+    let name = topology.event_history_stream();
+    // A passive declare of a missing queue closes its channel.
+    let probe = connection.create_channel().await?;
+    match probe
+        .queue_declare(
+            name.as_str().into(),
+            QueueDeclareOptions::durable().passive(),
+            FieldTable::default(),
+        )
+        .await
+    {
+        Ok(_) => return probe.close(200, "exists".into()).await,
+        Err(error) if is_not_found(&error) => {}
+        Err(error) => return Err(error),
+    }
+    let create = connection.create_channel().await?;
+    match declare_queue(&create, &name, &topology.event_history_arguments()).await {
+        Ok(_) => create.close(200, "created".into()).await,
+        // Another program created it in between, with its retention.
+        Err(error) if is_precondition_failed(&error) => Ok(()),
+        Err(error) => Err(error),
+    }
+}
+
+/// Declares and binds one muxer's job queue. Only workers call this.
+pub async fn muxer_queue(
+    topology: &Topology,
+    channel: &Channel,
+    muxer: MuxerId,
+) -> lapin::Result<Queue> {
+    let name = topology.muxer_queue(muxer);
+    let queue = declare_queue(channel, &name, &topology.muxer_queue_arguments()).await?;
+    bind(
+        channel,
+        &name,
+        &topology.jobs_exchange(),
+        &Topology::job_routing_key(muxer),
+    )
+    .await?;
+    Ok(queue)
+}
+
+/// Declares a muxer's tidy exchange, wait queue and tidy queue. Only
+/// workers call this.
+pub async fn tidy_queues(
+    topology: &Topology,
+    channel: &Channel,
+    muxer: MuxerId,
+) -> lapin::Result<()> {
+    declare_exchange(channel, &topology.tidy_exchange(), ExchangeKind::Direct).await?;
+    declare_queue(
+        channel,
+        &topology.tidy_wait_queue(muxer),
+        &topology.tidy_wait_queue_arguments(muxer),
+    )
+    .await?;
+    let tidy = topology.tidy_queue(muxer);
+    declare_queue(channel, &tidy, &Topology::tidy_queue_arguments()).await?;
+    bind(
+        channel,
+        &tidy,
+        &topology.tidy_exchange(),
+        &Topology::job_routing_key(muxer),
+    )
+    .await
+}
+
+/// Declares a muxer's control queue. Both the CLI and the muxer's workers
+/// declare it.
+pub async fn control_queue(
+    topology: &Topology,
+    channel: &Channel,
+    muxer: MuxerId,
+) -> lapin::Result<Queue> {
+    declare_queue(
+        channel,
+        &topology.control_queue(muxer),
+        &Topology::control_queue_arguments(),
+    )
+    .await
+}
+
+/// Follows status events through a private queue (deleted with its
+/// connection) bound with each of `bindings`. Subscribe before causing
+/// the events, so that none is missed.
+pub async fn subscribe_events(
+    topology: &Topology,
+    channel: &Channel,
+    bindings: &[String],
+    consumer_tag: &str,
+) -> lapin::Result<Consumer> {
+    let queue = channel
+        .queue_declare(
+            "".into(),
+            QueueDeclareOptions::exclusive().auto_delete(),
+            FieldTable::default(),
+        )
+        .await?;
+    for binding in bindings {
+        bind(
+            channel,
+            queue.name().as_str(),
+            &topology.events_exchange(),
+            binding,
+        )
+        .await?;
+    }
+    channel
+        .basic_consume(
+            queue.name().clone(),
+            consumer_tag.into(),
+            BasicConsumeOptions {
+                no_ack: true,
+                ..BasicConsumeOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+}
+
+/// The AMQP field table of a queue's arguments.
+pub fn field_table(arguments: &QueueArguments) -> FieldTable {
+    let mut table = FieldTable::default();
+    for (key, value) in arguments.iter() {
+        let value = match value {
+            ArgumentValue::Text(text) => AMQPValue::LongString(LongString::from(text.as_str())),
+            ArgumentValue::Integer(number) => AMQPValue::LongLongInt(*number),
+        };
+        table.insert(key.into(), value);
+    }
+    table
+}
+
+async fn declare_exchange(channel: &Channel, name: &str, kind: ExchangeKind) -> lapin::Result<()> {
+    let durable = ExchangeDeclareOptions {
+        durable: true,
+        ..ExchangeDeclareOptions::default()
+    };
+    channel
+        .exchange_declare(name.into(), kind, durable, FieldTable::default())
+        .await
+}
+
+async fn declare_queue(
+    channel: &Channel,
+    name: &str,
+    arguments: &QueueArguments,
+) -> lapin::Result<Queue> {
+    channel
+        .queue_declare(
+            name.into(),
+            QueueDeclareOptions::durable(),
+            field_table(arguments),
+        )
+        .await
+}
+
+async fn bind(channel: &Channel, queue: &str, exchange: &str, key: &str) -> lapin::Result<()> {
+    channel
+        .queue_bind(
+            queue.into(),
+            exchange.into(),
+            key.into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+}
