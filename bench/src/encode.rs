@@ -11,8 +11,8 @@ use hlsmux_tests::{TestEnv, TestWorker};
 use hlsmux_worker::config::Settings;
 use hlsmux_worker::pipeline::codec::VideoEncoder;
 use hlsmux_worker::pipeline::encode::{EncodePlan, OutputOptions, ffmpeg_args};
+use hlsmux_worker::pipeline::hls::layout::Layout;
 use hlsmux_worker::pipeline::ladder::{SourceVideo, plan_ladder};
-use hlsmux_worker::pipeline::layout::Layout;
 use hlsmux_worker::pipeline::probe::{SourceMedia, probe};
 use tokio::process::Command;
 

@@ -13,6 +13,7 @@ pub mod conformance;
 mod env;
 pub mod hls;
 pub mod http;
+pub mod layers;
 pub mod media;
 pub mod player;
 mod worker;

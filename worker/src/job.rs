@@ -22,10 +22,11 @@ use crate::disposition::Disposition;
 use crate::hardware::{MachineCodecs, soc};
 use crate::metrics::{Outcome, WorkerMetrics};
 use crate::pipeline::encode::{self, EncodePlan, EncodeProgress, OutputOptions};
-use crate::pipeline::layout::Layout;
+use crate::pipeline::hls::layout::Layout;
+use crate::pipeline::hls::{encrypt, key, master, verify};
 use crate::pipeline::probe::SourceMedia;
 use crate::pipeline::publish::{ExistingOutput, OutputLocation, OutputRecord, StagingOwner};
-use crate::pipeline::{JobError, Retry, encrypt, master, probe, validate, verify};
+use crate::pipeline::{JobError, Retry, probe, validate};
 use crate::quarantine::Evidence;
 use crate::state::StateTracker;
 use crate::storage::{StorageHealth, StorageMonitor};
@@ -594,7 +595,7 @@ impl JobRunner {
             started.elapsed().as_secs_f64(),
             plan.encoder.to_string(),
         );
-        record.encryption_key = encrypted.then(|| location.relative(encrypt::KEY_FILE));
+        record.encryption_key = encrypted.then(|| location.relative(key::KEY_FILE));
         // The last moment a cancellation can keep the output unpublished.
         if let Some(by) = self.cancellations.cancelled_by(job_id) {
             return Err(JobError::Cancelled { by }.into());

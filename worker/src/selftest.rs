@@ -13,8 +13,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::job::{JobRunner, blocking};
 use crate::pipeline::encode::OutputOptions;
-use crate::pipeline::layout::Layout;
-use crate::pipeline::{encode, master, probe, verify};
+use crate::pipeline::hls::layout::Layout;
+use crate::pipeline::hls::{master, verify};
+use crate::pipeline::{encode, probe};
 
 /// Seconds of test picture: long enough for two segments of one second.
 const CLIP_SECONDS: &str = "2";

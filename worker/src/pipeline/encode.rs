@@ -20,8 +20,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::JobError;
 use super::codec::{HardwareDecoder, VideoEncoder};
+use super::hls::layout::{AUDIO_RENDITION, Layout};
 use super::ladder::{Rung, SourceVideo, plan_ladder};
-use super::layout::{AUDIO_RENDITION, Layout};
 use super::probe::last_lines;
 use super::probe::{AudioTrack, SourceMedia};
 use crate::config::Settings;

@@ -7,18 +7,13 @@
 //! code and whether retrying could help.
 
 pub mod codec;
+pub mod container;
 pub mod encode;
-pub mod encrypt;
+pub mod hls;
 pub mod ladder;
-pub mod layout;
-pub mod master;
-pub mod mp4;
 pub mod probe;
 pub mod publish;
-pub mod segment;
-pub mod ts;
 pub mod validate;
-pub mod verify;
 
 use std::path::PathBuf;
 
@@ -130,6 +125,14 @@ impl JobError {
                 | JobError::VerifyFailed(_)
                 | JobError::OutputUnwritable { .. }
         )
+    }
+
+    /// A write under the output that failed.
+    pub fn unwritable(path: &std::path::Path, error: std::io::Error) -> Self {
+        JobError::OutputUnwritable {
+            path: path.to_owned(),
+            detail: error.to_string(),
+        }
     }
 
     pub fn retry(&self) -> Retry {

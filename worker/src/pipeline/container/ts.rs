@@ -4,7 +4,7 @@
 //! segment opens on a keyframe, and where its first frame ends (the byte
 //! range of an I-frame playlist entry).
 
-use super::segment::SegmentFacts;
+use super::facts::SegmentFacts;
 
 /// Every MPEG-TS packet is this long.
 pub const PACKET_BYTES: usize = 188;

@@ -3,7 +3,7 @@
 //! `esds`), and of a media segment whether its first sample is a sync
 //! sample and where that sample's bytes end (an I-frame byte range).
 
-use super::segment::SegmentFacts;
+use super::facts::SegmentFacts;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum Mp4Error {

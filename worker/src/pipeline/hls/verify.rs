@@ -20,13 +20,14 @@ use std::path::{Path, PathBuf};
 use hlsmux_protocol::RungSummary;
 use m3u8_rs::{KeyMethod, MasterPlaylist, MediaPlaylist, VariantStream};
 
-use super::JobError;
-use super::encode::EncodePlan;
-use super::encrypt::{self, KEY_BYTES};
-use super::ladder::Rung;
-use super::layout::{AUDIO_RENDITION, Layout};
-use super::master::{self, Rates, SEGMENT_PREFIX_BYTES, segment_prefix};
-use super::segment;
+use crate::pipeline::JobError;
+use crate::pipeline::container;
+use crate::pipeline::encode::EncodePlan;
+use crate::pipeline::hls::key::{self, KEY_BYTES};
+use crate::pipeline::hls::layout::{AUDIO_RENDITION, Layout};
+use crate::pipeline::hls::playlist::{fail, read_master, read_media};
+use crate::pipeline::hls::rates::{self, Rates, SEGMENT_PREFIX_BYTES, segment_prefix};
+use crate::pipeline::ladder::Rung;
 use hlsmux_protocol::SegmentFormat;
 
 /// How far a variant's total duration may stray from the source's.
@@ -44,8 +45,8 @@ pub fn verify_output(
     encrypted: bool,
 ) -> Result<Vec<RungSummary>, JobError> {
     let key = if encrypted {
-        encrypt::check_key_file(dir).map_err(fail)?;
-        Some(encrypt::read_key(dir)?)
+        key::check_key_file(dir).map_err(fail)?;
+        Some(key::read_key(dir)?)
     } else {
         None
     };
@@ -119,20 +120,6 @@ pub fn verify_output(
     Ok(summaries)
 }
 
-/// The URIs of every media playlist the master names: its variants' and
-/// its renditions'.
-pub(super) fn media_playlist_uris(master: &MasterPlaylist) -> Vec<&str> {
-    let mut uris: Vec<&str> = master
-        .variants
-        .iter()
-        .filter(|v| !v.is_i_frame)
-        .map(|v| v.uri.as_str())
-        .chain(master.alternatives.iter().filter_map(|a| a.uri.as_deref()))
-        .collect();
-    uris.dedup();
-    uris
-}
-
 /// One media playlist, read and measured.
 struct Stream {
     uri: String,
@@ -174,7 +161,7 @@ impl Reader<'_> {
         let dir = path.parent().unwrap_or(self.dir).to_owned();
         let sizes = check_media(uri, &media, &dir, self.expected_seconds)?;
         check_encryption(uri, &media, self.key.is_some())?;
-        let rates = master::measure_playlist(&media, &sizes);
+        let rates = rates::measure_playlist(&media, &sizes);
         Ok(Stream {
             uri: uri.to_owned(),
             dir,
@@ -211,10 +198,11 @@ impl Reader<'_> {
         // The first picture's first bytes say whether it is a keyframe.
         let prefix = segment_prefix(&dir.join(&segment.uri), SEGMENT_PREFIX_BYTES)?;
         let plain = match (self.key, segment.key.as_ref()) {
-            (Some(key), Some(attribute)) => encrypt::decrypt_prefix(key, attribute, &prefix)
-                .map_err(|error| {
+            (Some(key), Some(attribute)) => {
+                key::decrypt_prefix(key, attribute, &prefix).map_err(|error| {
                     fail(format!("segment {} does not decrypt: {error}", segment.uri))
-                })?,
+                })?
+            }
             _ => prefix,
         };
         Ok(plain)
@@ -223,7 +211,7 @@ impl Reader<'_> {
     fn check_keyframes(&self, stream: &Stream) -> Result<(), JobError> {
         for segment in &stream.media.segments {
             let opening = self.opening(&stream.dir, segment)?;
-            let facts = segment::read(self.format, None, &opening).map_err(|error| {
+            let facts = container::read(self.format, None, &opening).map_err(|error| {
                 invalid(&stream.uri, &format!("segment {} {error}", segment.uri))
             })?;
             if !facts.starts_with_keyframe {
@@ -381,7 +369,7 @@ fn check_media(
     if media.segments.is_empty() {
         return Err(fail(format!("{name} lists no segments")));
     }
-    let target = master::target_duration(media);
+    let target = rates::target_duration(media);
     if media.target_duration != target {
         return Err(invalid(
             name,
@@ -443,26 +431,6 @@ fn check_encryption(name: &str, media: &MediaPlaylist, encrypted: bool) -> Resul
         }
     }
     Ok(())
-}
-
-pub(super) fn read_master(path: &Path) -> Result<MasterPlaylist, JobError> {
-    let bytes = read(path)?;
-    m3u8_rs::parse_master_playlist_res(&bytes)
-        .map_err(|_| fail(format!("{} is not a valid master playlist", path.display())))
-}
-
-pub(super) fn read_media(path: &Path) -> Result<MediaPlaylist, JobError> {
-    let bytes = read(path)?;
-    m3u8_rs::parse_media_playlist_res(&bytes)
-        .map_err(|_| fail(format!("{} is not a valid media playlist", path.display())))
-}
-
-pub(super) fn read(path: &Path) -> Result<Vec<u8>, JobError> {
-    std::fs::read(path).map_err(|error| fail(format!("cannot read {}: {error}", path.display())))
-}
-
-pub(super) fn fail(detail: String) -> JobError {
-    JobError::VerifyFailed(detail)
 }
 
 /// A rule of the output broken, in `name` (a playlist).

@@ -1,23 +1,14 @@
-//! Segment: what one media segment holds, read from its own bytes (and,
-//! for fMP4, its initialization section) by the reader for its container.
+//! The containers segments come in (MPEG-TS, fragmented MP4): what one
+//! segment holds, read from its own bytes (and, for fMP4, its
+//! initialization section) by the reader for its container.
+
+mod facts;
+pub mod mp4;
+pub mod ts;
+
+pub use facts::SegmentFacts;
 
 use hlsmux_protocol::SegmentFormat;
-
-use super::{mp4, ts};
-
-/// What a segment holds, as a master playlist and its checks need it.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct SegmentFacts {
-    /// RFC 6381 codec string of the H.264 stream (`avc1.64001f`).
-    pub video_codec: Option<String>,
-    /// RFC 6381 codec string of the AAC stream (`mp4a.40.2`).
-    pub audio_codec: Option<String>,
-    /// The first video frame is a keyframe (decodable on its own).
-    pub starts_with_keyframe: bool,
-    /// Bytes from the segment's start to the end of its first video frame:
-    /// the byte range of an I-frame playlist entry.
-    pub first_frame_bytes: Option<usize>,
-}
 
 /// Reads the first bytes of a segment in `format`; `init` is the stream's
 /// initialization section (fMP4 only), where its codecs are declared.

@@ -5,7 +5,6 @@
 //! gets an I-frame playlist for trick play; each media playlist's
 //! TARGETDURATION is its longest segment rounded up.
 
-use std::io::Read;
 use std::path::Path;
 
 use m3u8_rs::{
@@ -13,111 +12,25 @@ use m3u8_rs::{
     MediaPlaylist, MediaPlaylistType, MediaSegment, Resolution, VariantStream,
 };
 
-use super::JobError;
-use super::encode::EncodePlan;
-use super::ladder::Rung;
-use super::layout::AUDIO_RENDITION;
-use super::segment::{self, SegmentFacts};
-use super::ts::PACKET_BYTES;
-use super::verify::{fail, read, read_media};
+use crate::pipeline::JobError;
+use crate::pipeline::container::ts::PACKET_BYTES;
+use crate::pipeline::container::{self, SegmentFacts};
+use crate::pipeline::encode::EncodePlan;
+use crate::pipeline::hls::layout::AUDIO_RENDITION;
+use crate::pipeline::hls::playlist::{fail, read, read_media};
+use crate::pipeline::hls::rates::{
+    Rates, SEGMENT_PREFIX_BYTES, SEGMENT_PREFIX_MAX_BYTES, measure, measure_playlist,
+    segment_prefix, target_duration,
+};
+use crate::pipeline::ladder::Rung;
 use hlsmux_protocol::SegmentFormat;
 
-/// How much of a segment is read first to describe it: the headers and,
-/// nearly always, the whole first picture (whole TS packets). Segments are
-/// on shared storage, so the rest is never read unless the first picture
-/// runs on, and then in growing steps up to [`SEGMENT_PREFIX_MAX_BYTES`],
-/// which even a 4K keyframe fits in.
-pub const SEGMENT_PREFIX_BYTES: usize = PACKET_BYTES * 2 * 1024;
-const SEGMENT_PREFIX_MAX_BYTES: usize = SEGMENT_PREFIX_BYTES * 16;
 /// Playlist versions: 6 for the master (FRAME-RATE, no PROGRAM-ID); at
 /// least 4 for I-frame playlists (byte ranges), their media playlist's when
 /// higher (7 for fMP4).
 const MASTER_VERSION: usize = 6;
 const I_FRAME_VERSION: usize = 4;
 const AUDIO_GROUP: &str = AUDIO_RENDITION;
-
-/// A stream's rates in bits per second, as the authoring specification
-/// defines them: the average over the whole playlist, and the peak over any
-/// run of consecutive segments lasting 0.5 to 1.5 target durations.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Rates {
-    pub peak: u64,
-    pub average: u64,
-}
-
-impl std::ops::Add for Rates {
-    type Output = Rates;
-    fn add(self, other: Rates) -> Rates {
-        Rates {
-            peak: self.peak + other.peak,
-            average: self.average + other.average,
-        }
-    }
-}
-
-/// Measures `(seconds, bytes)` segments under `target_duration`. A stream
-/// shorter than half a target duration has only its average to go by.
-fn measure(segments: &[(f64, u64)], target_duration: u64) -> Rates {
-    let bits_per_second = |seconds: f64, bytes: u64| {
-        if seconds > 0.0 {
-            (bytes as f64 * 8.0 / seconds).round() as u64
-        } else {
-            0
-        }
-    };
-    let total_seconds: f64 = segments.iter().map(|(seconds, _)| seconds).sum();
-    let total_bytes: u64 = segments.iter().map(|(_, bytes)| bytes).sum();
-    let average = bits_per_second(total_seconds, total_bytes);
-    let (shortest, longest) = (0.5 * target_duration as f64, 1.5 * target_duration as f64);
-    let mut peak = 0;
-    for start in 0..segments.len() {
-        let (mut seconds, mut bytes) = (0.0, 0);
-        for &(segment_seconds, segment_bytes) in &segments[start..] {
-            seconds += segment_seconds;
-            bytes += segment_bytes;
-            if seconds > longest + 1e-6 {
-                break;
-            }
-            if seconds >= shortest - 1e-6 {
-                peak = peak.max(bits_per_second(seconds, bytes));
-            }
-        }
-    }
-    Rates {
-        peak: peak.max(average),
-        average,
-    }
-}
-
-/// Measures a media playlist whose segments hold `sizes` bytes, in order.
-pub fn measure_playlist(media: &MediaPlaylist, sizes: &[u64]) -> Rates {
-    let segments: Vec<(f64, u64)> = media
-        .segments
-        .iter()
-        .map(|s| f64::from(s.duration))
-        .zip(sizes.iter().copied())
-        .collect();
-    measure(&segments, media.target_duration)
-}
-
-/// The longest segment, rounded up: every `#EXTINF` fits under it.
-pub fn target_duration(media: &MediaPlaylist) -> u64 {
-    let longest = media
-        .segments
-        .iter()
-        .map(|s| f64::from(s.duration))
-        .fold(0.0, f64::max);
-    longest.ceil().max(1.0) as u64
-}
-
-/// The first part of a segment file, as read from disk.
-pub fn segment_prefix(path: &Path, limit: usize) -> Result<Vec<u8>, JobError> {
-    let mut prefix = Vec::new();
-    std::fs::File::open(path)
-        .and_then(|file| file.take(limit as u64).read_to_end(&mut prefix))
-        .map_err(|error| fail(format!("cannot read {}: {error}", path.display())))?;
-    Ok(prefix)
-}
 
 /// One media playlist of the output, with its segment sizes and (fMP4)
 /// its initialization section.
@@ -178,7 +91,7 @@ impl Stream {
         let mut limit = SEGMENT_PREFIX_BYTES;
         loop {
             let bytes = segment_prefix(&path, limit)?;
-            let facts = segment::read(self.format, self.init.as_deref(), &bytes)
+            let facts = container::read(self.format, self.init.as_deref(), &bytes)
                 .map_err(|error| fail(format!("{}: segment {} {error}", self.uri, segment.uri)))?;
             let whole = bytes.len() >= size;
             // A TS picture that reaches the end of what was read may go on.
@@ -360,26 +273,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_average_is_all_bits_over_all_seconds() {
-        let rates = measure(&[(2.0, 100_000), (2.0, 300_000)], 2);
-        assert_eq!(rates.average, 800_000);
-        assert_eq!(rates.peak, 1_200_000, "the busier segment alone");
-    }
-
-    #[test]
-    fn a_short_last_segment_does_not_count_as_a_peak_on_its_own() {
-        // 0.02 s with its tables would read as 150 kb/s alone.
-        let rates = measure(&[(2.0, 50_000), (2.0, 50_000), (0.02, 376)], 2);
-        assert_eq!(rates.peak, 200_000);
-        let whole = measure(&[(0.5, 10_000)], 2);
-        assert_eq!(whole.peak, whole.average, "shorter than half a target");
-    }
-
-    #[test]
     fn a_first_picture_longer_than_the_first_read_is_read_to_its_end() {
         let dir = tempfile::tempdir().expect("tempdir");
         let picture_packets = SEGMENT_PREFIX_BYTES / PACKET_BYTES * 3;
-        let (bytes, end) = super::super::ts::fixtures::segment(picture_packets);
+        let (bytes, end) = crate::pipeline::container::ts::fixtures::segment(picture_packets);
         std::fs::write(dir.path().join("s.ts"), &bytes).expect("segment");
         let stream = Stream {
             uri: "index.m3u8".into(),
@@ -399,19 +296,5 @@ mod tests {
         assert!(end > SEGMENT_PREFIX_BYTES, "the picture outgrows one read");
         assert_eq!(facts.first_frame_bytes, Some(end));
         assert_eq!(facts.video_codec.as_deref(), Some("avc1.64001f"));
-    }
-
-    #[test]
-    fn target_duration_rounds_the_longest_segment_up() {
-        let mut media = MediaPlaylist::default();
-        for seconds in [2.0, 2.020_133, 1.2] {
-            media.segments.push(MediaSegment {
-                duration: seconds,
-                ..MediaSegment::default()
-            });
-        }
-        assert_eq!(target_duration(&media), 3);
-        media.segments.remove(1);
-        assert_eq!(target_duration(&media), 2);
     }
 }

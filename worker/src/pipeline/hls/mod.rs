@@ -1,0 +1,13 @@
+//! HLS: the output's layout, and what is done to a staged output once
+//! ffmpeg has written its segments, in order: master (describe what was
+//! encoded), encrypt (when asked), verify. Playlist reading, rate
+//! measurement and the key are their own modules beneath them, so the
+//! stages import downward only.
+
+pub mod encrypt;
+pub mod key;
+pub mod layout;
+pub mod master;
+pub mod playlist;
+pub mod rates;
+pub mod verify;
