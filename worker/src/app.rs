@@ -19,9 +19,9 @@ use lapin::options::BasicAckOptions;
 use crate::broker::{BrokerError, BrokerSession};
 use crate::cancellations::Cancellations;
 use crate::config::Settings;
-use crate::disposition::Disposition;
 use crate::gate::{Closed, RemoteDrain, ServiceGate};
 use crate::hardware::{MachineCodecs, encoder_probe, soc};
+use crate::job::outcome::Ending;
 use crate::job::{JobRunner, Settled};
 use crate::metrics::server::Endpoints;
 use crate::metrics::{self, WorkerMetrics};
@@ -537,7 +537,10 @@ impl Worker {
             // Storage is probed afresh before each job.
             if self.gate.closed(true).await.is_some() {
                 // Not in service as this job arrived: it is not ours to start.
-                let _ = Disposition::Requeue.apply(&delivery.acker).await;
+                let _ = Ending::NotInService
+                    .disposition()
+                    .apply(&delivery.acker)
+                    .await;
                 return (Some(consumer), Ok(Stop::GateClosed));
             }
             self.state.set(WorkerState::Busy, "job received");

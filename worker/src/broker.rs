@@ -21,7 +21,7 @@ use futures_util::StreamExt;
 use time::OffsetDateTime;
 
 use crate::config::Settings;
-use crate::disposition::Disposition;
+use crate::job::outcome::Ending;
 
 /// How long to wait for a delivery that crossed a consumer cancellation.
 const STRAY_DELIVERY_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
@@ -259,7 +259,7 @@ impl BrokerSession {
         while let Ok(Some(Ok(stray))) =
             tokio::time::timeout(STRAY_DELIVERY_WAIT, consumer.next()).await
         {
-            let _ = Disposition::Requeue.apply(&stray.acker).await;
+            let _ = Ending::NotInService.disposition().apply(&stray.acker).await;
         }
         Ok(())
     }

@@ -10,7 +10,7 @@ use lapin::message::Delivery;
 use tracing::{info, warn};
 
 use crate::broker::Publisher;
-use crate::disposition::Disposition;
+use crate::job::outcome::{Disposition, Ending, Reported, report_then_settle};
 use crate::metrics::{Outcome, WorkerMetrics};
 
 /// Handles one dead-letter notice and says how to settle it.
@@ -20,13 +20,13 @@ pub async fn report(
     metrics: &WorkerMetrics,
 ) -> Disposition {
     if !died_of_delivery_limit(&delivery.properties) {
-        return Disposition::Ack;
+        return Ending::NoticeHandled.disposition();
     }
     let Some(job_id) = salvage_job_id(&delivery.properties, &delivery.data) else {
         warn!(
             "a message with no job ID reached the delivery limit; it stays in the dead-letter queue"
         );
-        return Disposition::Ack;
+        return Ending::NoticeHandled.disposition();
     };
     let failed = JobState::Failed {
         reason: FailureReason::RetriesExhausted,
@@ -35,15 +35,11 @@ pub async fn report(
              see `hlsmux dlq list`, and `hlsmux dlq retry {job_id}` once the cause is fixed"
         ),
     };
-    match events.publish(job_id, failed).await {
-        Ok(()) => {
-            info!(%job_id, "reported a job that reached its delivery limit");
-            metrics.job_finished(Outcome::Failed, FailureReason::RetriesExhausted.as_str());
-            Disposition::Ack
-        }
-        Err(error) => {
-            warn!(%job_id, %error, "could not report a dead-lettered job; keeping its notice");
-            Disposition::Requeue
-        }
+    let (disposition, reported) =
+        report_then_settle(events, job_id, failed, Ending::NoticeHandled).await;
+    if reported == Reported::Yes {
+        info!(%job_id, "reported a job that reached its delivery limit");
+        metrics.job_finished(Outcome::Failed, FailureReason::RetriesExhausted.as_str());
     }
+    disposition
 }

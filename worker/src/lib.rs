@@ -11,7 +11,6 @@ pub mod broker;
 pub mod cancellations;
 pub mod config;
 pub mod dead_letters;
-pub mod disposition;
 pub mod gate;
 pub mod hardware;
 pub mod job;

@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::config::Settings;
-use crate::disposition::Disposition;
+use crate::job::outcome::{Disposition, Ending};
 use crate::pipeline::publish::{ExistingOutput, existing_output};
 
 /// Folder under the media root that receives tidied originals.
@@ -41,7 +41,7 @@ impl Tidier {
             Ok(request) => request,
             Err(error) => {
                 warn!(%error, "dead-lettering a tidy request that does not parse");
-                return Disposition::DeadLetter;
+                return Ending::TidyUnreadable.disposition();
             }
         };
         let (media_root, output_root) = (
@@ -54,15 +54,15 @@ impl Tidier {
         match outcome {
             Ok(Ok(TidyOutcome::Moved(to))) => {
                 info!(job_id = %request.job_id, input = %request.input, to = %to.display(), "original moved");
-                Disposition::Ack
+                Ending::TidyFinished.disposition()
             }
             Ok(Ok(TidyOutcome::OriginalMissing)) => {
                 info!(job_id = %request.job_id, input = %request.input, "original already gone; nothing to tidy");
-                Disposition::Ack
+                Ending::TidyFinished.disposition()
             }
             Ok(Ok(TidyOutcome::OutputIncomplete)) => {
                 warn!(job_id = %request.job_id, output = %request.output, "output not complete: original left in place");
-                Disposition::Ack
+                Ending::TidyFinished.disposition()
             }
             Ok(Err(error)) => {
                 warn!(job_id = %request.job_id, %error, "cannot move the original yet; retrying later");
@@ -70,7 +70,7 @@ impl Tidier {
                     () = tokio::time::sleep(self.settings.requeue_delay) => {}
                     () = shutdown.cancelled() => {}
                 }
-                Disposition::Requeue
+                Ending::TidyBlocked.disposition()
             }
             Err(join) => std::panic::resume_unwind(join.into_panic()),
         }

@@ -1,0 +1,336 @@
+//! Produces one job's output: finds it already published (a redelivery),
+//! or validates, probes, plans, encodes, describes, encrypts, verifies and
+//! publishes it, reporting `started` and progress on the way.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use hlsmux_amqp::PublishError;
+use hlsmux_protocol::{JobId, JobRequest, JobState};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, info, info_span, warn};
+
+use super::blocking;
+use super::handle::JobRunner;
+use super::spec::JobSpec;
+use crate::broker::Publisher;
+use crate::config::Settings;
+use crate::hardware::soc;
+use crate::pipeline::JobError;
+use crate::pipeline::encode::{self, EncodePlan, EncodeProgress, OutputOptions};
+use crate::pipeline::hls::{encrypt, key, master, verify};
+use crate::pipeline::probe::{self, SourceMedia};
+use crate::pipeline::publish::{ExistingOutput, OutputLocation, OutputRecord};
+use crate::pipeline::validate;
+
+/// At most one progress event a second per job.
+const PROGRESS_INTERVAL: Duration = Duration::from_secs(1);
+/// How long a job waits for a worker that has just come up to read the
+/// cancellations sent before it (normally well under a second).
+const CANCELLATIONS_CATCH_UP: Duration = Duration::from_secs(5);
+
+/// Why a job did not finish.
+#[derive(Debug)]
+pub(super) enum Failure {
+    Job(JobError),
+    /// An event could not be published: the broker connection is in doubt,
+    /// so the job goes back to the queue rather than being acked unreported.
+    Broker(PublishError),
+}
+
+impl From<JobError> for Failure {
+    fn from(error: JobError) -> Self {
+        Failure::Job(error)
+    }
+}
+
+impl From<PublishError> for Failure {
+    fn from(error: PublishError) -> Self {
+        Failure::Broker(error)
+    }
+}
+
+/// What producing a job's output came to.
+pub(super) enum Produced {
+    /// The output is published (now, or by an earlier delivery whose
+    /// `done` event did not go out): report it.
+    Done {
+        state: Box<JobState>,
+        location: OutputLocation,
+    },
+    /// An earlier delivery published the output and reported it.
+    AlreadyReported,
+}
+
+/// One attempt at a job's output, from encode to publish.
+struct Attempt<'a> {
+    job_id: JobId,
+    plan: &'a EncodePlan,
+    encrypted: bool,
+    duration_seconds: f64,
+    location: &'a OutputLocation,
+    started: Instant,
+    events: &'a Publisher,
+    cancel: &'a CancellationToken,
+}
+
+impl JobRunner {
+    /// Produces the job's output, or finds it already produced, and returns
+    /// the `done` state to report.
+    pub(super) async fn produce(
+        &self,
+        request: &JobRequest,
+        redelivered: bool,
+        events: &Publisher,
+        cancel: &CancellationToken,
+    ) -> Result<Produced, Failure> {
+        let settings = &self.settings;
+        let location = OutputLocation::new(
+            &settings.output_root,
+            &request.output,
+            request.job_id,
+            self.owner.clone(),
+        );
+        let existing = {
+            let location = location.clone();
+            blocking(move || location.existing()).await?
+        };
+        match existing {
+            ExistingOutput::ThisJob { reported: true, .. } => return Ok(Produced::AlreadyReported),
+            ExistingOutput::ThisJob {
+                record,
+                reported: false,
+            } => {
+                if events
+                    .done_already_published(request.job_id, request.submitted_at)
+                    .await
+                {
+                    info!(
+                        "an earlier delivery published the output and reported it, then died; recording that"
+                    );
+                    let location = location.clone();
+                    if let Err(error) = blocking(move || location.mark_reported()).await {
+                        warn!(%error, "could not record that the job was reported");
+                    }
+                    return Ok(Produced::AlreadyReported);
+                }
+                info!("output already published by an earlier delivery; reporting it");
+                let state = Box::new(done_state(&location, record, true));
+                return Ok(Produced::Done { state, location });
+            }
+            ExistingOutput::Other { owner } => {
+                return Err(JobError::OutputExists {
+                    path: location.final_dir().to_owned(),
+                    owner,
+                }
+                .into());
+            }
+            ExistingOutput::Nothing => {}
+        }
+        self.cancellations.caught_up(CANCELLATIONS_CATCH_UP).await;
+        if let Some(by) = self.cancellations.cancelled_by(request.job_id) {
+            return Err(JobError::Cancelled { by }.into());
+        }
+        let spec = JobSpec::resolve(request, settings, self.codecs.encoder)?;
+
+        events
+            .publish(
+                request.job_id,
+                JobState::Started {
+                    input: request.input.to_string(),
+                    redelivered,
+                },
+            )
+            .await?;
+        let started = Instant::now();
+        if let Some(throttling) = soc::read_throttling(&settings.throttling_command).await
+            && throttling.any_now()
+        {
+            warn!(
+                raw = format!("{:#x}", throttling.raw()),
+                "the SoC is throttled: this job will run slow"
+            );
+        }
+
+        let input = {
+            let (root, input) = (settings.media_root.clone(), request.input.clone());
+            blocking(move || validate::resolve_input(&root, &input))
+                .instrument(info_span!("validate"))
+                .await?
+        };
+        let source = probe::probe(
+            &settings.ffprobe,
+            &input.path,
+            &settings.input_formats,
+            Duration::from_secs(settings.probe_timeout_seconds),
+        )
+        .instrument(info_span!("probe"))
+        .await?;
+        let plan =
+            info_span!("plan").in_scope(|| self.plan(input.path.clone(), &source, spec.output));
+
+        {
+            let (location, stale) = (location.clone(), settings.stale_staging);
+            blocking(move || location.prepare_staging(stale)).await?;
+        }
+        let attempt = Attempt {
+            job_id: request.job_id,
+            plan: &plan,
+            encrypted: spec.encrypted,
+            duration_seconds: source.duration_seconds,
+            location: &location,
+            started,
+            events,
+            cancel,
+        };
+        let produced = self.encode_verify_publish(attempt).await;
+        if produced.is_err() {
+            let location = location.clone();
+            blocking(move || location.discard_staging()).await;
+        }
+        let record = produced?;
+        info!(wall_seconds = record.wall_seconds, "job done");
+        let state = Box::new(done_state(&location, record, false));
+        Ok(Produced::Done { state, location })
+    }
+
+    /// How this worker encodes `source`: the ladder trimmed to the source
+    /// and the encoder's limits, and a hardware decoder where one fits.
+    pub(crate) fn plan(
+        &self,
+        input: PathBuf,
+        source: &SourceMedia,
+        options: OutputOptions,
+    ) -> EncodePlan {
+        let encoder = self.codecs.encoder;
+        let decoder = self.codecs.decoder_for(&source.video.codec);
+        if self.settings.hw_decode && decoder.is_none() {
+            info!(codec = %source.video.codec, %encoder, "no hardware decoder for this input: decoding in software");
+        }
+        let plan = EncodePlan::new(&self.settings, input, source, options, encoder, decoder);
+        info!(
+            duration = source.duration_seconds,
+            rungs = ?plan.rungs.iter().map(|r| r.name()).collect::<Vec<_>>(),
+            "planned"
+        );
+        plan
+    }
+
+    pub(crate) fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    async fn encode_verify_publish(&self, attempt: Attempt<'_>) -> Result<OutputRecord, Failure> {
+        let Attempt {
+            job_id,
+            plan,
+            encrypted,
+            duration_seconds,
+            location,
+            started,
+            events,
+            cancel,
+        } = attempt;
+        let log_path = self.settings.work_dir.join(format!("{job_id}.ffmpeg.log"));
+        let args = encode::ffmpeg_args(plan, location.staging_dir());
+        let (progress_tx, mut progress_rx) = watch::channel(None);
+        let encoding = encode::run_ffmpeg(
+            &self.settings.ffmpeg,
+            &args,
+            &self.settings.work_dir,
+            &log_path,
+            &progress_tx,
+            self.settings.stall_timeout,
+            cancel,
+        );
+        tokio::pin!(encoding);
+        let mut last_report: Option<Instant> = None;
+        let encoded = async {
+            loop {
+                tokio::select! {
+                    result = &mut encoding => break result,
+                    Ok(()) = progress_rx.changed() => {
+                        let due = last_report.is_none_or(|at| at.elapsed() >= PROGRESS_INTERVAL);
+                        let latest: Option<EncodeProgress> = *progress_rx.borrow_and_update();
+                        if let Some(progress) = latest {
+                            self.metrics.encode_fps.set(progress.fps);
+                            self.metrics.encode_speed.set(progress.speed);
+                            self.state.set_progress(progress.percent_of(duration_seconds));
+                        }
+                        if let (true, Some(progress)) = (due, latest) {
+                            last_report = Some(Instant::now());
+                            let state = JobState::Progress {
+                                percent: progress.percent_of(duration_seconds),
+                                fps: progress.fps,
+                                speed: progress.speed,
+                            };
+                            if let Err(error) = events.publish(job_id, state).await {
+                                warn!(%error, "could not publish progress");
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        .instrument(info_span!("encode", encoder = %plan.encoder, rungs = plan.rungs.len()))
+        .await;
+        if let Err(error) = &encoded {
+            warn!(log = %log_path.display(), %error, "ffmpeg did not finish");
+        }
+        encoded?;
+        let _ = tokio::fs::remove_file(&log_path).await;
+
+        {
+            let (dir, plan) = (location.staging_dir().to_owned(), plan.clone());
+            blocking(move || master::write_master(&dir, &plan))
+                .instrument(info_span!("master"))
+                .await?;
+        }
+        if encrypted {
+            let dir = location.staging_dir().to_owned();
+            let output = location.relative_dir().to_owned();
+            let prefix = self.settings.key_uri_prefix.clone();
+            let layout = plan.layout;
+            blocking(move || encrypt::encrypt_output(&dir, layout, &output, &prefix))
+                .instrument(info_span!("encrypt"))
+                .await?;
+        }
+        let rung_summaries = {
+            let (dir, plan) = (location.staging_dir().to_owned(), plan.clone());
+            blocking(move || verify::verify_output(&dir, &plan, duration_seconds, encrypted))
+                .instrument(info_span!("verify"))
+                .await?
+        };
+        let mut record = OutputRecord::new(
+            job_id,
+            location.relative(plan.layout.master()),
+            rung_summaries,
+            duration_seconds,
+            started.elapsed().as_secs_f64(),
+            plan.encoder.to_string(),
+        );
+        record.encryption_key = encrypted.then(|| location.relative(key::KEY_FILE));
+        // The last moment a cancellation can keep the output unpublished.
+        if let Some(by) = self.cancellations.cancelled_by(job_id) {
+            return Err(JobError::Cancelled { by }.into());
+        }
+        let location = location.clone();
+        Ok(blocking(move || location.publish(record))
+            .instrument(info_span!("publish"))
+            .await?)
+    }
+}
+
+fn done_state(location: &OutputLocation, record: OutputRecord, reused: bool) -> JobState {
+    JobState::Done {
+        output: location.relative_dir().to_owned(),
+        master_playlist: record.master_playlist,
+        rungs: record.rungs,
+        media_seconds: record.media_seconds,
+        wall_seconds: record.wall_seconds,
+        reused,
+        encoder: record.encoder,
+        encryption_key: record.encryption_key,
+    }
+}

@@ -1,0 +1,58 @@
+//! What a job asks for, with this worker's defaults filled in and checked
+//! once, before anything is encoded: a request this worker cannot honour
+//! fails here with `bad_message`, not halfway through.
+
+use hlsmux_protocol::{JobRequest, SegmentFormat};
+
+use crate::config::Settings;
+use crate::pipeline::JobError;
+use crate::pipeline::codec::VideoEncoder;
+use crate::pipeline::encode::OutputOptions;
+use crate::pipeline::hls::layout::Layout;
+
+/// Segment lengths a job may ask for.
+const SEGMENT_SECONDS_RANGE: std::ops::RangeInclusive<u32> = 1..=60;
+
+/// A job's output options, valid for this worker.
+#[derive(Clone, Copy, Debug)]
+pub struct JobSpec {
+    pub output: OutputOptions,
+    pub encrypted: bool,
+}
+
+impl JobSpec {
+    pub fn resolve(
+        request: &JobRequest,
+        settings: &Settings,
+        encoder: VideoEncoder,
+    ) -> Result<Self, JobError> {
+        let segment_seconds = match request.segment_seconds {
+            None => settings.segment_seconds,
+            Some(seconds) if SEGMENT_SECONDS_RANGE.contains(&seconds) => seconds,
+            Some(seconds) => {
+                return Err(JobError::InvalidRequest(format!(
+                    "segment length {seconds} s is outside {}..={} s",
+                    SEGMENT_SECONDS_RANGE.start(),
+                    SEGMENT_SECONDS_RANGE.end()
+                )));
+            }
+        };
+        let layout = Layout {
+            naming: request.naming.unwrap_or(settings.naming),
+            format: request.segment_format.unwrap_or(settings.segment_format),
+        };
+        if layout.format == SegmentFormat::Fmp4 && !encoder.writes_fmp4() {
+            return Err(JobError::InvalidRequest(format!(
+                "fMP4 segments cannot be made with {encoder} (it writes its stream headers late); submit with --segment-format mpegts, or to a muxer whose workers use another encoder"
+            )));
+        }
+        Ok(Self {
+            output: OutputOptions {
+                ladder: request.ladder.unwrap_or(settings.ladder),
+                segment_seconds,
+                layout,
+            },
+            encrypted: request.encrypt.unwrap_or(settings.encrypt),
+        })
+    }
+}
