@@ -1,0 +1,47 @@
+//! The side task that tells the pool what this worker is doing.
+
+use super::Worker;
+use crate::broker::{BrokerError, BrokerSession};
+use crate::hardware::soc;
+use hlsmux_protocol::Heartbeat;
+
+impl Worker {
+    /// Publishes a heartbeat every interval until the session fails.
+    pub(super) async fn send_heartbeats(&self, session: &BrokerSession) -> BrokerError {
+        loop {
+            let heartbeat = self.heartbeat().await;
+            if let Err(error) = session.events().publish_heartbeat(&heartbeat).await {
+                return BrokerError::Lost(error.to_string());
+            }
+            tokio::time::sleep(self.settings.heartbeat_interval).await;
+        }
+    }
+
+    pub(super) async fn heartbeat(&self) -> Heartbeat {
+        let throttled = soc::read_throttling(&self.settings.throttling_command)
+            .await
+            .map(|t| {
+                t.flags()
+                    .filter(|(_, on)| *on)
+                    .map(|(name, _)| name.to_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let job = self.state.job();
+        Heartbeat {
+            schema: hlsmux_protocol::SCHEMA_VERSION,
+            muxer_id: self.settings.muxer_id,
+            worker: self.name.clone(),
+            pid: std::process::id(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            state: self.state.get(),
+            job: job.map(|(job, _)| job),
+            percent: job.map(|(_, percent)| percent),
+            encoder: self.encoder.clone(),
+            temperature_celsius: soc::read_temperature(&self.settings.thermal_zone).await,
+            throttled,
+            interval_seconds: self.settings.heartbeat_interval.as_secs(),
+            at: time::OffsetDateTime::now_utc(),
+        }
+    }
+}

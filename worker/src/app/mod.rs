@@ -1,0 +1,79 @@
+//! The worker as a whole: built from its settings (`startup`), it runs
+//! until shutdown, connecting and reconnecting (`session`), consuming one
+//! job at a time behind its gate (`consume`), with one module per side
+//! task that shares the session: tidy, dead-letter notices, control
+//! commands, cancellations and heartbeats.
+
+mod cancellations;
+mod consume;
+mod control;
+mod dead_letters;
+mod heartbeat;
+mod session;
+pub mod startup;
+mod tidy;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+
+use crate::cancellations::Cancellations;
+use crate::config::Settings;
+use crate::gate::{RemoteDrain, ServiceGate};
+use crate::job::JobRunner;
+use crate::metrics::server::Endpoints;
+use crate::metrics::{self, WorkerMetrics};
+use crate::quarantine::Quarantine;
+use crate::state::StateTracker;
+use crate::storage::StorageMonitor;
+use crate::tidy::Tidier;
+
+/// How often the gate (drain lock) is looked at.
+const GATE_POLL: Duration = Duration::from_secs(1);
+
+/// A worker ready to run.
+pub struct Worker {
+    settings: Arc<Settings>,
+    name: String,
+    runner: JobRunner,
+    gate: ServiceGate,
+    state: Arc<StateTracker>,
+    /// The video encoder chosen at start-up, for heartbeats.
+    encoder: String,
+    tidier: Tidier,
+    quarantine: Arc<Quarantine>,
+    remote_drain: Arc<RemoteDrain>,
+    cancellations: Cancellations,
+    storage: Arc<StorageMonitor>,
+    metrics: Arc<WorkerMetrics>,
+}
+
+impl Worker {
+    /// Runs until `shutdown` is cancelled, serving metrics on
+    /// `metrics_listener`. Stop order: the consumer stops, a job in hand may
+    /// finish within the grace period or is interrupted and given back to
+    /// its queue, the connection closes, and last the HTTP server stops.
+    pub async fn run(self, metrics_listener: TcpListener, shutdown: CancellationToken) {
+        let endpoints = Arc::new(Endpoints {
+            metrics: Arc::clone(&self.metrics),
+            state: self.state.subscribe(),
+            storage: Arc::clone(&self.storage),
+            quarantine: Arc::clone(&self.quarantine),
+            thermal_zone: self.settings.thermal_zone.clone(),
+            throttling_command: self.settings.throttling_command.clone(),
+        });
+        let stop_server = CancellationToken::new();
+        let server = tokio::spawn(metrics::server::serve(
+            metrics_listener,
+            endpoints,
+            stop_server.clone(),
+        ));
+        self.consume_until_shutdown(&shutdown).await;
+        stop_server.cancel();
+        let _ = server.await;
+        info!("worker stopped");
+    }
+}

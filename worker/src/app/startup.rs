@@ -1,0 +1,197 @@
+//! Builds a worker from its settings: checks what it needs before it takes any job.
+
+use super::Worker;
+use crate::cancellations::Cancellations;
+use crate::config::Settings;
+use crate::gate::{RemoteDrain, ServiceGate};
+use crate::hardware::{MachineCodecs, encoder_probe, soc};
+use crate::job::JobRunner;
+use crate::metrics::WorkerMetrics;
+use crate::quarantine::Quarantine;
+use crate::state::StateTracker;
+use crate::storage::{StorageConfig, StorageMonitor};
+use crate::tidy::Tidier;
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::Arc;
+use tokio::process::Command;
+use tracing::info;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(
+        "{what} {path} is not a directory: mount it, or point {key} (HLSMUX_{upper}) at the right place"
+    )]
+    MissingDirectory {
+        what: &'static str,
+        key: &'static str,
+        upper: String,
+        path: String,
+    },
+    #[error("cannot create the work directory {path}: {detail}")]
+    WorkDir { path: String, detail: String },
+    #[error(
+        "cannot run {program} ({detail}): install ffmpeg (apt-get install ffmpeg) or set HLSMUX_{key}"
+    )]
+    Tool {
+        program: String,
+        key: &'static str,
+        detail: String,
+    },
+    #[error(transparent)]
+    Encoder(#[from] encoder_probe::EncoderError),
+}
+
+impl Worker {
+    /// Checks what the worker needs before it takes any job.
+    pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        require_directory("media root", "media_root", &settings.media_root)?;
+        require_directory("output root", "output_root", &settings.output_root)?;
+        std::fs::create_dir_all(&settings.work_dir).map_err(|error| StartupError::WorkDir {
+            path: settings.work_dir.display().to_string(),
+            detail: error.to_string(),
+        })?;
+        crate::pipeline::encode::stop_orphaned_encoders(&settings.work_dir);
+        require_tool(&settings.ffmpeg, "FFMPEG").await?;
+        require_tool(&settings.ffprobe, "FFPROBE").await?;
+        let selection = encoder_probe::select_encoder(
+            &settings.ffmpeg,
+            settings.encoder,
+            &settings.vaapi_device,
+        )
+        .await?;
+        let hardware_decoders = if settings.hw_decode {
+            let decoders = encoder_probe::available_decoders(&settings.ffmpeg)
+                .await
+                .map_err(encoder_probe::EncoderError::List)?;
+            Some(decoders)
+        } else {
+            None
+        };
+        let codecs = MachineCodecs {
+            encoder: selection.encoder,
+            hardware_decoders,
+        };
+        log_soc(&settings).await;
+        let name = gethostname::gethostname().to_string_lossy().into_owned();
+        let metrics = Arc::new(WorkerMetrics::new(settings.muxer_id, &name));
+        metrics.set_encoder(&selection);
+        let storage = Arc::new(StorageMonitor::new(
+            storage_config(&settings, &name),
+            Arc::clone(&metrics),
+        ));
+        let settings = Arc::new(settings);
+        let quarantine = Arc::new(Quarantine::new(
+            settings.quarantine_after,
+            settings.quarantine_cooldown,
+        ));
+        let remote_drain = Arc::new(RemoteDrain::default());
+        let state = Arc::new(StateTracker::new(Arc::clone(&metrics)));
+        let cancellations = Cancellations::default();
+        Ok(Self {
+            gate: ServiceGate::new(
+                settings.drain_lock.clone(),
+                Arc::clone(&remote_drain),
+                Arc::clone(&quarantine),
+                Arc::clone(&storage),
+            ),
+            quarantine,
+            remote_drain,
+            state: Arc::clone(&state),
+            encoder: selection.encoder.to_string(),
+            tidier: Tidier::new(Arc::clone(&settings)),
+            runner: JobRunner::new(
+                Arc::clone(&settings),
+                codecs,
+                Arc::clone(&storage),
+                Arc::clone(&metrics),
+                state,
+                cancellations.clone(),
+                &name,
+            ),
+            cancellations,
+            name,
+            settings,
+            storage,
+            metrics,
+        })
+    }
+}
+
+/// What the storage monitor watches: the named mount points, or else the
+/// media and output roots themselves.
+fn storage_config(settings: &Settings, worker_name: &str) -> StorageConfig {
+    let probed = if settings.storage_mounts.is_empty() {
+        vec![settings.media_root.clone(), settings.output_root.clone()]
+    } else {
+        Vec::new()
+    };
+    StorageConfig {
+        mounts: settings.storage_mounts.clone(),
+        probed,
+        mountinfo: settings.mountinfo.clone(),
+        mount_command: settings.mount_command.clone(),
+        probe_timeout: settings.storage_probe_timeout,
+        check_interval: settings.storage_check_interval,
+        // Unique per process: workers sharing a mount never race on it.
+        probe_file_name: format!(".hlsmux-probe-{worker_name}-{}", std::process::id()),
+    }
+}
+
+/// Logs the SoC's state at start-up, where the machine reports it.
+async fn log_soc(settings: &Settings) {
+    let temperature = soc::read_temperature(&settings.thermal_zone).await;
+    let throttling = soc::read_throttling(&settings.throttling_command).await;
+    match (temperature, throttling) {
+        (None, None) => info!("no SoC temperature or throttling source on this machine"),
+        (temperature, throttling) => {
+            let flags: Vec<&str> = throttling
+                .into_iter()
+                .flat_map(|t| {
+                    t.flags()
+                        .filter(|(_, on)| *on)
+                        .map(|(name, _)| name)
+                        .collect::<Vec<_>>()
+                })
+                .collect();
+            info!(temperature_celsius = ?temperature, throttling = ?flags, "SoC state");
+        }
+    }
+}
+
+fn require_directory(
+    what: &'static str,
+    key: &'static str,
+    path: &Path,
+) -> Result<(), StartupError> {
+    if path.is_dir() {
+        return Ok(());
+    }
+    Err(StartupError::MissingDirectory {
+        what,
+        key,
+        upper: key.to_uppercase(),
+        path: path.display().to_string(),
+    })
+}
+
+async fn require_tool(program: &Path, key: &'static str) -> Result<(), StartupError> {
+    let failed = |detail: String| StartupError::Tool {
+        program: program.display().to_string(),
+        key,
+        detail,
+    };
+    let status = Command::new(program)
+        .arg("-version")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .await
+        .map_err(|error| failed(error.to_string()))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(failed(format!("`-version` exited with {status}")))
+    }
+}
