@@ -34,6 +34,16 @@ pub enum HistoryStart {
     After(u64),
 }
 
+impl HistoryStart {
+    /// From `ago` before now.
+    pub fn ago(ago: Duration) -> Self {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        HistoryStart::Since(now.saturating_sub(ago.as_secs()))
+    }
+}
+
 /// A message of one of the pool's streams, stamped by its writer.
 pub trait Stamped {
     fn stamped_at(&self) -> OffsetDateTime;

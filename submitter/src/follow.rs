@@ -100,7 +100,7 @@ pub struct Attached {
 
 impl Attached {
     pub async fn before_publishing(broker: &Broker) -> Result<Self, CliError> {
-        let from = crate::history::since(CLOCK_MARGIN);
+        let from = HistoryStart::ago(CLOCK_MARGIN);
         Ok(Self {
             from,
             events: broker.event_history(from).await?,

@@ -2,7 +2,7 @@
 //! event history stream (no database: RabbitMQ keeps the events).
 
 use std::collections::HashMap;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use hlsmux_amqp::HistoryStart;
 use hlsmux_amqp::stream::{self, Stamped};
@@ -146,16 +146,9 @@ pub fn summarise(events: &[StatusEvent]) -> Vec<JobSummary> {
         .collect()
 }
 
-pub fn since(duration: Duration) -> HistoryStart {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    HistoryStart::Since(now.saturating_sub(duration.as_secs()))
-}
-
 pub async fn jobs(pool: &PoolArgs, args: JobsArgs) -> Result<(), CliError> {
     let broker = Broker::connect(pool).await?;
-    let events = read(&broker, since(args.since.into())).await?;
+    let events = read(&broker, HistoryStart::ago(args.since.into())).await?;
     let summaries: Vec<JobSummary> = summarise(&events)
         .into_iter()
         .filter(|job| args.state.is_none_or(|state| state.as_str() == job.state))
@@ -204,13 +197,13 @@ pub async fn watch(pool: &PoolArgs, args: WatchArgs) -> Result<(), CliError> {
     let broker = Broker::connect(pool).await?;
     let (from, followed) = match args.job {
         Some(job) => (
-            since(WATCH_LOOK_BACK),
+            HistoryStart::ago(WATCH_LOOK_BACK),
             Followed::Jobs(vec![FollowedJob {
                 job_id: job,
                 label: job.to_string(),
             }]),
         ),
-        None => (since(Duration::ZERO), Followed::All),
+        None => (HistoryStart::ago(Duration::ZERO), Followed::All),
     };
     let summary = follow(
         &broker,

@@ -11,7 +11,8 @@ use time::OffsetDateTime;
 use crate::broker::Broker;
 use crate::cli::{PoolArgs, WorkersArgs};
 use crate::error::CliError;
-use crate::history::{read_stream, since};
+use crate::history::read_stream;
+use hlsmux_amqp::HistoryStart;
 
 /// How far back heartbeats are read: a worker silent longer is not shown.
 const LOOK_BACK: Duration = Duration::from_secs(600);
@@ -48,7 +49,7 @@ pub async fn workers(pool: &PoolArgs, args: WorkersArgs) -> Result<(), CliError>
     let heartbeats: Vec<Heartbeat> = read_stream(
         &broker,
         &broker.topology().heartbeat_stream(),
-        since(LOOK_BACK),
+        HistoryStart::ago(LOOK_BACK),
     )
     .await?;
     let now = OffsetDateTime::now_utc();

@@ -10,6 +10,7 @@ use hlsmux_amqp::{
 use hlsmux_protocol::{
     ControlCommand, Heartbeat, JobId, JobState, MuxerId, StatusEvent, TidyRequest, Topology,
 };
+use lapin::message::Delivery;
 use lapin::options::{
     BasicCancelOptions, BasicConsumeOptions, BasicGetOptions, BasicNackOptions, BasicQosOptions,
     ConfirmSelectOptions,
@@ -21,7 +22,6 @@ use futures_util::StreamExt;
 use time::OffsetDateTime;
 
 use crate::config::Settings;
-use crate::job::outcome::Ending;
 
 /// How long to wait for a delivery that crossed a consumer cancellation.
 const STRAY_DELIVERY_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
@@ -246,9 +246,13 @@ impl BrokerSession {
         Ok(command)
     }
 
-    /// Cancels the consumer so the broker hands this worker no more jobs. A
-    /// job the broker pushed before the cancel arrived goes straight back.
-    pub async fn stop_consuming(&self, mut consumer: Consumer) -> Result<(), BrokerError> {
+    /// Cancels the consumer so the broker hands this worker no more jobs,
+    /// and returns the jobs the broker pushed before the cancel arrived:
+    /// they are not this worker's to start.
+    pub async fn stop_consuming(
+        &self,
+        mut consumer: Consumer,
+    ) -> Result<Vec<Delivery>, BrokerError> {
         self.jobs
             .basic_cancel(
                 self.consumer_tag.as_str().into(),
@@ -256,12 +260,13 @@ impl BrokerSession {
             )
             .await
             .map_err(|error| BrokerError::Lost(error.to_string()))?;
+        let mut strays = Vec::new();
         while let Ok(Some(Ok(stray))) =
             tokio::time::timeout(STRAY_DELIVERY_WAIT, consumer.next()).await
         {
-            let _ = Ending::NotInService.disposition().apply(&stray.acker).await;
+            strays.push(stray);
         }
-        Ok(())
+        Ok(strays)
     }
 
     pub fn events(&self) -> &Publisher {

@@ -6,6 +6,7 @@
 //! builds and runs the whole worker.
 
 pub mod app;
+pub mod blocking;
 pub mod boot;
 pub mod broker;
 pub mod cancellations;

@@ -11,7 +11,8 @@ use tokio::process::Command;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::job::{JobRunner, blocking};
+use crate::blocking;
+use crate::job::JobRunner;
 use crate::pipeline::encode::OutputOptions;
 use crate::pipeline::hls::layout::Layout;
 use crate::pipeline::hls::{master, verify};
@@ -93,7 +94,7 @@ async fn encode_test_clip(
     .await
     .map_err(|e| e.to_string())?;
     let (out_dir, seconds) = (out_dir.to_owned(), media.duration_seconds);
-    blocking(move || {
+    blocking::run(move || {
         master::write_master(&out_dir, &plan)?;
         verify::verify_output(&out_dir, &plan, seconds, false)
     })

@@ -304,7 +304,7 @@ consumer_timeout = 86400000
 definitions.import_backend = local_filesystem
 definitions.local.path = /etc/rabbitmq/definitions.json
 ",
-        super::GENERATED
+        super::header::GENERATED
     )
 }
 

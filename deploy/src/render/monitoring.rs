@@ -2,7 +2,7 @@
 
 use crate::inventory::{Pi, Site};
 
-use super::GENERATED;
+use super::header::GENERATED;
 
 /// The port every worker serves `/metrics` on (setting `metrics_addr`).
 pub const WORKER_METRICS_PORT: u16 = 9797;

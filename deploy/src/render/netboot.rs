@@ -6,7 +6,7 @@ use std::fmt::Write;
 
 use crate::inventory::{Inventory, Pi, Site};
 
-use super::GENERATED;
+use super::header::GENERATED;
 
 /// The kernel command line: root on NFS (the Pi's own root on the NAS),
 /// and the hlsmux boot options the worker reads (`muxid=`, `muxhwdec=1`).

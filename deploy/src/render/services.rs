@@ -6,8 +6,8 @@
 use crate::inventory::Site;
 use crate::secrets::Secrets;
 
-use super::GENERATED;
 use super::broker::{submit_amqp_url, worker_amqp_url};
+use super::header::GENERATED;
 
 /// How long a job in hand may run on after SIGTERM (the worker's
 /// `shutdown_grace_seconds`), and how much longer systemd waits before

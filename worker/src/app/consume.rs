@@ -4,8 +4,8 @@
 use super::{GATE_POLL, Worker};
 use crate::broker::{BrokerError, BrokerSession};
 use crate::gate::Closed;
-use crate::job::Settled;
 use crate::job::outcome::Ending;
+use crate::job::outcome::Settled;
 use crate::selftest;
 use futures_util::StreamExt;
 use hlsmux_protocol::WorkerState;

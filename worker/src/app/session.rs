@@ -4,6 +4,7 @@
 use super::Worker;
 use super::consume::Stop;
 use crate::broker::{BrokerError, BrokerSession};
+use crate::job::outcome::Ending;
 use hlsmux_protocol::WorkerState;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio_util::sync::CancellationToken;
@@ -108,7 +109,9 @@ impl Worker {
             );
             let (consumer, stopped) = self.consume(session, consumer, shutdown, lost).await;
             if let Some(consumer) = consumer {
-                session.stop_consuming(consumer).await?;
+                for stray in session.stop_consuming(consumer).await? {
+                    let _ = Ending::NotInService.disposition().apply(&stray.acker).await;
+                }
             }
             match stopped? {
                 Stop::Shutdown => return Ok(()),

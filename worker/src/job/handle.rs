@@ -2,8 +2,6 @@
 //! pipeline (see `produce`), reports every step as a status event, and
 //! says how to settle the delivery (through `outcome`'s table).
 
-use std::sync::Arc;
-
 use hlsmux_amqp::salvage_job_id;
 use hlsmux_protocol::{FailureReason, JobId, JobRequest, JobState, RequeueReason, TidyRequest};
 use lapin::message::Delivery;
@@ -11,69 +9,17 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info, info_span, warn};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-use super::blocking;
-use super::outcome::{Disposition, Ending, Reported, report_then_settle};
+use super::JobRunner;
+use super::outcome::{Ending, Reported, Settled, report_then_settle};
 use super::produce::{Failure, Produced};
+use crate::blocking;
 use crate::broker::Publisher;
-use crate::cancellations::Cancellations;
-use crate::config::Settings;
-use crate::hardware::MachineCodecs;
-use crate::metrics::{Outcome, WorkerMetrics};
-use crate::pipeline::publish::StagingOwner;
+use crate::metrics::Outcome;
 use crate::pipeline::{JobError, Retry};
 use crate::quarantine::Evidence;
-use crate::state::StateTracker;
-use crate::storage::{StorageHealth, StorageMonitor};
-
-/// How a delivery is to be settled, and what it says about the worker.
-#[derive(Debug)]
-pub struct Settled {
-    pub disposition: Disposition,
-    pub evidence: Evidence,
-}
-
-impl Settled {
-    fn new(disposition: Disposition, evidence: Evidence) -> Self {
-        Self {
-            disposition,
-            evidence,
-        }
-    }
-}
-
-/// Runs jobs with one worker's settings, codecs and storage.
-#[derive(Clone)]
-pub struct JobRunner {
-    pub(super) settings: Arc<Settings>,
-    pub(super) codecs: Arc<MachineCodecs>,
-    storage: Arc<StorageMonitor>,
-    pub(super) metrics: Arc<WorkerMetrics>,
-    pub(super) state: Arc<StateTracker>,
-    pub(super) cancellations: Cancellations,
-    pub(super) owner: StagingOwner,
-}
+use crate::storage::StorageHealth;
 
 impl JobRunner {
-    pub fn new(
-        settings: Arc<Settings>,
-        codecs: MachineCodecs,
-        storage: Arc<StorageMonitor>,
-        metrics: Arc<WorkerMetrics>,
-        state: Arc<StateTracker>,
-        cancellations: Cancellations,
-        worker_name: &str,
-    ) -> Self {
-        Self {
-            settings,
-            codecs: Arc::new(codecs),
-            storage,
-            metrics,
-            state,
-            cancellations,
-            owner: StagingOwner::this_process(worker_name),
-        }
-    }
-
     /// Handles one delivery from start to finish and says how to settle it.
     /// `interrupt` stops the job (ffmpeg is stopped and the job requeued);
     /// so does a cancellation of the job, which fails it as `cancelled`.
@@ -152,7 +98,7 @@ impl JobRunner {
                     self.metrics.job_finished(Outcome::Requeued, "broker");
                     return Settled::new(disposition, Evidence::Neutral);
                 }
-                if let Err(error) = blocking(move || location.mark_reported()).await {
+                if let Err(error) = blocking::run(move || location.mark_reported()).await {
                     warn!(%error, "could not record that the job was reported; a redelivery would report it again");
                 }
                 match finished {

@@ -7,13 +7,46 @@ pub mod outcome;
 mod produce;
 mod spec;
 
-pub use handle::{JobRunner, Settled};
+use std::sync::Arc;
 
-/// Runs filesystem work off the async threads: the media and output roots
-/// may be network mounts that stall.
-pub(crate) async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
-    match tokio::task::spawn_blocking(work).await {
-        Ok(value) => value,
-        Err(error) => std::panic::resume_unwind(error.into_panic()),
+use crate::cancellations::Cancellations;
+use crate::config::Settings;
+use crate::hardware::MachineCodecs;
+use crate::metrics::WorkerMetrics;
+use crate::pipeline::publish::StagingOwner;
+use crate::state::StateTracker;
+use crate::storage::StorageMonitor;
+
+/// Runs jobs with one worker's settings, codecs and storage.
+#[derive(Clone)]
+pub struct JobRunner {
+    pub(super) settings: Arc<Settings>,
+    pub(super) codecs: Arc<MachineCodecs>,
+    pub(super) storage: Arc<StorageMonitor>,
+    pub(super) metrics: Arc<WorkerMetrics>,
+    pub(super) state: Arc<StateTracker>,
+    pub(super) cancellations: Cancellations,
+    pub(super) owner: StagingOwner,
+}
+
+impl JobRunner {
+    pub fn new(
+        settings: Arc<Settings>,
+        codecs: MachineCodecs,
+        storage: Arc<StorageMonitor>,
+        metrics: Arc<WorkerMetrics>,
+        state: Arc<StateTracker>,
+        cancellations: Cancellations,
+        worker_name: &str,
+    ) -> Self {
+        Self {
+            settings,
+            codecs: Arc::new(codecs),
+            storage,
+            metrics,
+            state,
+            cancellations,
+            owner: StagingOwner::this_process(worker_name),
+        }
     }
 }

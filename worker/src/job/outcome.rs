@@ -14,6 +14,7 @@ use tracing::warn;
 
 use crate::broker::Publisher;
 use crate::pipeline::{JobError, Retry};
+use crate::quarantine::Evidence;
 
 /// What the broker is told about a delivery.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -91,6 +92,22 @@ impl Disposition {
             }
         }
         .map(|_| ())
+    }
+}
+
+/// How a delivery is to be settled, and what it says about the worker.
+#[derive(Debug)]
+pub struct Settled {
+    pub disposition: Disposition,
+    pub evidence: Evidence,
+}
+
+impl Settled {
+    pub fn new(disposition: Disposition, evidence: Evidence) -> Self {
+        Self {
+            disposition,
+            evidence,
+        }
     }
 }
 

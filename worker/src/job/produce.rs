@@ -11,9 +11,9 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info, info_span, warn};
 
-use super::blocking;
-use super::handle::JobRunner;
+use super::JobRunner;
 use super::spec::JobSpec;
+use crate::blocking;
 use crate::broker::Publisher;
 use crate::config::Settings;
 use crate::hardware::soc;
@@ -94,7 +94,7 @@ impl JobRunner {
         );
         let existing = {
             let location = location.clone();
-            blocking(move || location.existing()).await?
+            blocking::run(move || location.existing()).await?
         };
         match existing {
             ExistingOutput::ThisJob { reported: true, .. } => return Ok(Produced::AlreadyReported),
@@ -110,7 +110,7 @@ impl JobRunner {
                         "an earlier delivery published the output and reported it, then died; recording that"
                     );
                     let location = location.clone();
-                    if let Err(error) = blocking(move || location.mark_reported()).await {
+                    if let Err(error) = blocking::run(move || location.mark_reported()).await {
                         warn!(%error, "could not record that the job was reported");
                     }
                     return Ok(Produced::AlreadyReported);
@@ -155,7 +155,7 @@ impl JobRunner {
 
         let input = {
             let (root, input) = (settings.media_root.clone(), request.input.clone());
-            blocking(move || validate::resolve_input(&root, &input))
+            blocking::run(move || validate::resolve_input(&root, &input))
                 .instrument(info_span!("validate"))
                 .await?
         };
@@ -172,7 +172,7 @@ impl JobRunner {
 
         {
             let (location, stale) = (location.clone(), settings.stale_staging);
-            blocking(move || location.prepare_staging(stale)).await?;
+            blocking::run(move || location.prepare_staging(stale)).await?;
         }
         let attempt = Attempt {
             job_id: request.job_id,
@@ -187,7 +187,7 @@ impl JobRunner {
         let produced = self.encode_verify_publish(attempt).await;
         if produced.is_err() {
             let location = location.clone();
-            blocking(move || location.discard_staging()).await;
+            blocking::run(move || location.discard_staging()).await;
         }
         let record = produced?;
         info!(wall_seconds = record.wall_seconds, "job done");
@@ -283,7 +283,7 @@ impl JobRunner {
 
         {
             let (dir, plan) = (location.staging_dir().to_owned(), plan.clone());
-            blocking(move || master::write_master(&dir, &plan))
+            blocking::run(move || master::write_master(&dir, &plan))
                 .instrument(info_span!("master"))
                 .await?;
         }
@@ -292,13 +292,13 @@ impl JobRunner {
             let output = location.relative_dir().to_owned();
             let prefix = self.settings.key_uri_prefix.clone();
             let layout = plan.layout;
-            blocking(move || encrypt::encrypt_output(&dir, layout, &output, &prefix))
+            blocking::run(move || encrypt::encrypt_output(&dir, layout, &output, &prefix))
                 .instrument(info_span!("encrypt"))
                 .await?;
         }
         let rung_summaries = {
             let (dir, plan) = (location.staging_dir().to_owned(), plan.clone());
-            blocking(move || verify::verify_output(&dir, &plan, duration_seconds, encrypted))
+            blocking::run(move || verify::verify_output(&dir, &plan, duration_seconds, encrypted))
                 .instrument(info_span!("verify"))
                 .await?
         };
@@ -316,7 +316,7 @@ impl JobRunner {
             return Err(JobError::Cancelled { by }.into());
         }
         let location = location.clone();
-        Ok(blocking(move || location.publish(record))
+        Ok(blocking::run(move || location.publish(record))
             .instrument(info_span!("publish"))
             .await?)
     }
