@@ -1,0 +1,111 @@
+//! The encode plan: everything ffmpeg needs to know to encode one job,
+//! made from the worker's encoding settings, the probed source and the
+//! job's options.
+
+use std::path::PathBuf;
+
+use crate::config::Settings;
+use crate::pipeline::codec::{HardwareDecoder, VideoEncoder};
+use crate::pipeline::hls::layout::Layout;
+use crate::pipeline::ladder::{Rung, SourceVideo, plan_ladder};
+use crate::pipeline::probe::{AudioTrack, SourceMedia};
+use hlsmux_protocol::LadderName;
+
+/// Where the audio rendition comes from.
+#[derive(Clone, Debug, PartialEq)]
+pub enum AudioSource {
+    /// A track of the input.
+    Track(AudioTrack),
+    /// Silence as long as the source: for a source without audio, when the
+    /// setting `silent_audio` asks for a track every output has.
+    Silence { seconds: f64 },
+}
+
+impl AudioSource {
+    pub fn language(&self) -> Option<&str> {
+        match self {
+            AudioSource::Track(track) => track.language.as_deref(),
+            AudioSource::Silence { .. } => None,
+        }
+    }
+}
+
+/// What a job asks of its output, each the worker's default unless the job
+/// says otherwise.
+#[derive(Clone, Copy, Debug)]
+pub struct OutputOptions {
+    pub ladder: LadderName,
+    pub segment_seconds: u32,
+    pub layout: Layout,
+}
+
+/// Everything ffmpeg needs to know to encode one job.
+#[derive(Clone, Debug)]
+pub struct EncodePlan {
+    pub input: PathBuf,
+    pub video_stream_index: usize,
+    /// Deinterlace before scaling (the source is stored as fields).
+    pub deinterlace: bool,
+    /// Encoded once, as a rendition all rungs share.
+    pub audio: Option<AudioSource>,
+    pub rungs: Vec<Rung>,
+    pub segment_seconds: u32,
+    /// Where each file goes.
+    pub layout: Layout,
+    pub encoder: VideoEncoder,
+    /// Decode in hardware with this, where the input's codec allows.
+    pub decoder: Option<HardwareDecoder>,
+    pub vaapi_device: String,
+    pub x264_preset: String,
+    pub audio_kbps: u32,
+    pub threads: u32,
+    /// The demuxers the input may be opened with.
+    pub input_formats: String,
+}
+
+impl EncodePlan {
+    /// The plan for `source` under `settings`: the ladder trimmed to the
+    /// source, to the encoder's limits and to `max_rung_lines`; the audio
+    /// track in `audio_language`, or the first.
+    pub fn new(
+        settings: &Settings,
+        input: PathBuf,
+        source: &SourceMedia,
+        options: OutputOptions,
+        encoder: VideoEncoder,
+        decoder: Option<HardwareDecoder>,
+    ) -> Self {
+        let rungs = plan_ladder(
+            options.ladder,
+            SourceVideo {
+                width: source.video.width,
+                height: source.video.height,
+                bitrate: source.video_bitrate,
+                frame_rate: source.video.frame_rate,
+            },
+            encoder.limits().at_most_lines(settings.max_rung_lines),
+        );
+        Self {
+            input,
+            video_stream_index: source.video.index,
+            deinterlace: source.video.interlaced,
+            audio: match source.audio_track(settings.audio_language.as_deref()) {
+                Some(track) => Some(AudioSource::Track(track.clone())),
+                None if settings.silent_audio => Some(AudioSource::Silence {
+                    seconds: source.duration_seconds,
+                }),
+                None => None,
+            },
+            rungs,
+            segment_seconds: options.segment_seconds,
+            layout: options.layout,
+            encoder,
+            decoder,
+            vaapi_device: settings.vaapi_device.clone(),
+            x264_preset: settings.x264_preset.clone(),
+            audio_kbps: settings.audio_bitrate_kbps,
+            threads: settings.ffmpeg_threads,
+            input_formats: settings.input_formats.clone(),
+        }
+    }
+}

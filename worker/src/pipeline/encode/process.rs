@@ -1,0 +1,234 @@
+//! Running ffmpeg as a supervised child: progress, stalls, cancellation,
+//! its stderr kept for the log, and no orphan left behind by a crash.
+
+use std::collections::VecDeque;
+use std::ffi::OsString;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use tokio::time::Instant;
+
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader};
+use tokio::process::Command;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::pipeline::JobError;
+use crate::pipeline::probe::last_lines;
+
+use super::progress::{EncodeProgress, ProgressParser};
+
+/// How many of ffmpeg's last error lines a failure message quotes.
+const STDERR_TAIL_LINES: usize = 5;
+
+/// The running encode's process group is recorded in the work dir, in a
+/// file named after the worker's process: a worker killed outright
+/// (SIGKILL, OOM) leaves its ffmpeg running, and the next worker to start
+/// there stops it.
+fn encoder_record(work_dir: &Path) -> PathBuf {
+    work_dir.join(format!("encoder.{}.pgid", std::process::id()))
+}
+
+/// Blocking. Stops encoders that workers which no longer run left behind
+/// in `work_dir`, where the recorded process group still runs ffmpeg (so a
+/// reused ID is left alone).
+pub fn stop_orphaned_encoders(work_dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(work_dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(worker_pid) = name
+            .strip_prefix("encoder.")
+            .and_then(|rest| rest.strip_suffix(".pgid"))
+            .and_then(|pid| pid.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let worker_alive = nix::sys::signal::kill(Pid::from_raw(worker_pid), None).is_ok();
+        if worker_alive {
+            continue;
+        }
+        let pgid = std::fs::read_to_string(entry.path())
+            .ok()
+            .and_then(|text| text.trim().parse::<i32>().ok());
+        let _ = std::fs::remove_file(entry.path());
+        let Some(pgid) = pgid else { continue };
+        let runs_ffmpeg = std::fs::read(format!("/proc/{pgid}/cmdline"))
+            .is_ok_and(|cmdline| String::from_utf8_lossy(&cmdline).contains("ffmpeg"));
+        if runs_ffmpeg {
+            tracing::warn!(
+                pgid,
+                worker_pid,
+                "stopping an encoder left running by a killed worker"
+            );
+            let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
+        }
+    }
+}
+
+/// Runs ffmpeg with `args`, publishing progress on `progress` and writing its
+/// error output to `log_path`. ffmpeg is killed and awaited when `cancel`
+/// fires, or when its output time has not advanced for `stall_timeout`.
+/// While it runs, its process group is recorded in `work_dir`.
+pub async fn run_ffmpeg(
+    ffmpeg: &Path,
+    args: &[OsString],
+    work_dir: &Path,
+    log_path: &Path,
+    progress: &watch::Sender<Option<EncodeProgress>>,
+    stall_timeout: Duration,
+    cancel: &CancellationToken,
+) -> Result<(), JobError> {
+    let child = Command::new(ffmpeg)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        // Its own process group, so that stopping it also stops anything it
+        // (or a wrapper script around it) started.
+        .process_group(0)
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|error| JobError::ToolUnavailable {
+            program: ffmpeg.to_owned(),
+            detail: error.to_string(),
+        })?;
+    let pgid_record = encoder_record(work_dir);
+    if let Some(pid) = child.id() {
+        let _ = tokio::fs::write(&pgid_record, pid.to_string()).await;
+    }
+    let result = supervise(child, ffmpeg, log_path, progress, stall_timeout, cancel).await;
+    let _ = tokio::fs::remove_file(&pgid_record).await;
+    result
+}
+
+async fn supervise(
+    mut child: tokio::process::Child,
+    ffmpeg: &Path,
+    log_path: &Path,
+    progress: &watch::Sender<Option<EncodeProgress>>,
+    stall_timeout: Duration,
+    cancel: &CancellationToken,
+) -> Result<(), JobError> {
+    let stdout = child.stdout.take();
+    let stderr = child.stderr.take();
+
+    enum Cut {
+        Cancelled,
+        Stalled,
+    }
+    let finished = tokio::select! {
+        outcome = async {
+            tokio::join!(
+                read_progress(stdout, progress),
+                keep_stderr(stderr, log_path),
+                child.wait(),
+            )
+        } => Ok(outcome),
+        () = cancel.cancelled() => Err(Cut::Cancelled),
+        () = stalled(progress.subscribe(), stall_timeout) => Err(Cut::Stalled),
+    };
+    let ((), stderr_text, status) = match finished {
+        Ok(outcome) => outcome,
+        Err(cut) => {
+            // Never leave an orphan ffmpeg writing into a directory we delete.
+            if let Some(pid) = child.id().and_then(|id| i32::try_from(id).ok()) {
+                let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
+            }
+            let _ = child.kill().await;
+            return Err(match cut {
+                Cut::Cancelled => JobError::Interrupted,
+                Cut::Stalled => JobError::Stalled {
+                    seconds: stall_timeout.as_secs(),
+                },
+            });
+        }
+    };
+    let status = status.map_err(|error| JobError::ToolUnavailable {
+        program: ffmpeg.to_owned(),
+        detail: error.to_string(),
+    })?;
+    if status.success() {
+        return Ok(());
+    }
+    let stderr_tail = last_lines(&stderr_text, STDERR_TAIL_LINES);
+    if let Some(signal) = status.signal() {
+        // Killed from outside (a crash, the kernel's OOM killer): the
+        // machine's trouble, not necessarily the input's.
+        let signal =
+            Signal::try_from(signal).map_or_else(|_| format!("signal {signal}"), |s| s.to_string());
+        return Err(JobError::EncoderCrashed {
+            signal,
+            stderr_tail,
+        });
+    }
+    Err(JobError::EncodeFailed {
+        status: status.to_string(),
+        stderr_tail,
+    })
+}
+
+/// Resolves once ffmpeg's output time has not advanced for `limit` (from
+/// the start, or from its last advance). Never resolves after ffmpeg ends.
+async fn stalled(mut progress: watch::Receiver<Option<EncodeProgress>>, limit: Duration) {
+    let mut reached = progress.borrow_and_update().map(|p| p.out_seconds);
+    let mut deadline = Instant::now() + limit;
+    loop {
+        match tokio::time::timeout_at(deadline, progress.changed()).await {
+            Err(_) => return,
+            Ok(Err(_)) => std::future::pending().await,
+            Ok(Ok(())) => {
+                let now = progress.borrow_and_update().map(|p| p.out_seconds);
+                if now > reached {
+                    reached = now;
+                    deadline = Instant::now() + limit;
+                }
+            }
+        }
+    }
+}
+
+async fn read_progress(
+    stdout: Option<impl AsyncRead + Unpin>,
+    progress: &watch::Sender<Option<EncodeProgress>>,
+) {
+    let Some(stdout) = stdout else { return };
+    let mut lines = BufReader::new(stdout).lines();
+    let mut parser = ProgressParser::default();
+    while let Ok(Some(line)) = lines.next_line().await {
+        if let Some(update) = parser.feed(&line) {
+            progress.send_replace(Some(update));
+        }
+    }
+}
+
+/// Collects ffmpeg's error output: the last lines in memory for the failure
+/// message, all of it in the log file for whoever investigates.
+async fn keep_stderr(stderr: Option<impl AsyncRead + Unpin>, log_path: &Path) -> String {
+    let Some(stderr) = stderr else {
+        return String::new();
+    };
+    let mut log = tokio::fs::File::create(log_path).await.ok();
+    let mut tail: VecDeque<String> = VecDeque::with_capacity(STDERR_TAIL_LINES + 1);
+    let mut lines = BufReader::new(stderr).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        if let Some(file) = log.as_mut()
+            && file
+                .write_all(format!("{line}\n").as_bytes())
+                .await
+                .is_err()
+        {
+            log = None;
+        }
+        tail.push_back(line);
+        if tail.len() > STDERR_TAIL_LINES {
+            tail.pop_front();
+        }
+    }
+    Vec::from(tail).join("\n")
+}
