@@ -10,4 +10,5 @@ pub mod layout;
 pub mod master;
 pub mod playlist;
 pub mod rates;
+mod rules;
 pub mod verify;

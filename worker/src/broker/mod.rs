@@ -1,15 +1,8 @@
 //! The worker's edge to RabbitMQ: one connection, a consuming channel with
 //! prefetch 1 on the muxer's queue, and a confirming channel for events.
 
-use std::time::Duration;
-
-use hlsmux_amqp::{
-    AmqpUrl, AmqpUrls, HistoryStart, PublishError, declare, publish_json,
-    publish_json_with_expiration, stream,
-};
-use hlsmux_protocol::{
-    ControlCommand, Heartbeat, JobId, JobState, MuxerId, StatusEvent, TidyRequest, Topology,
-};
+use hlsmux_amqp::{AmqpUrl, AmqpUrls, HistoryStart, declare, stream};
+use hlsmux_protocol::{ControlCommand, Topology};
 use lapin::message::Delivery;
 use lapin::options::{
     BasicCancelOptions, BasicConsumeOptions, BasicGetOptions, BasicNackOptions, BasicQosOptions,
@@ -19,9 +12,12 @@ use lapin::types::FieldTable;
 use lapin::{Channel, Connection, ConnectionProperties, Consumer};
 
 use futures_util::StreamExt;
-use time::OffsetDateTime;
 
 use crate::config::Settings;
+
+mod publisher;
+
+pub use publisher::Publisher;
 
 /// How long to wait for a delivery that crossed a consumer cancellation.
 const STRAY_DELIVERY_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
@@ -290,120 +286,5 @@ impl BrokerSession {
         {
             tracing::debug!(%error, "closing the broker connection");
         }
-    }
-}
-
-/// Publishes a worker's status events and tidy requests, each confirmed by
-/// the broker.
-#[derive(Clone)]
-pub struct Publisher {
-    channel: Channel,
-    /// Reads the event history (see `done_already_published`).
-    history: Channel,
-    topology: Topology,
-    exchange: String,
-    heartbeat_stream: String,
-    tidy_wait_queue: String,
-    muxer_id: MuxerId,
-    worker_name: String,
-}
-
-impl Publisher {
-    /// Schedules the tidying of a finished job's original after `delay`.
-    pub async fn schedule_tidy(
-        &self,
-        request: &TidyRequest,
-        delay: Duration,
-    ) -> Result<(), PublishError> {
-        publish_json_with_expiration(
-            &self.channel,
-            "",
-            &self.tidy_wait_queue,
-            &request.job_id.to_string(),
-            request,
-            delay,
-        )
-        .await
-    }
-
-    /// Whether this job's `done` is already in the event history: an
-    /// attempt that died between its `done` and recording it leaves an
-    /// output without the record, and the redelivery must not say `done`
-    /// again. When the history cannot be read, `false` (better a second
-    /// `done` than none).
-    pub async fn done_already_published(
-        &self,
-        job_id: JobId,
-        submitted_at: OffsetDateTime,
-    ) -> bool {
-        // A minute's margin for clocks that disagree.
-        let since = u64::try_from(submitted_at.unix_timestamp())
-            .unwrap_or(0)
-            .saturating_sub(60);
-        let is_done = |event: &StatusEvent| {
-            event.job_id == job_id && matches!(event.state, JobState::Done { .. })
-        };
-        match self.history_contains(since, is_done).await {
-            Ok(found) => found,
-            Err(error) => {
-                tracing::warn!(%error, "cannot read the event history; reporting the job done again");
-                false
-            }
-        }
-    }
-
-    /// Whether the event history, read from `since` (seconds since the
-    /// epoch) up to now, holds an event that `wanted` accepts.
-    async fn history_contains(
-        &self,
-        since: u64,
-        wanted: impl Fn(&StatusEvent) -> bool,
-    ) -> lapin::Result<bool> {
-        let tag = format!("history-check-{}", JobId::generate());
-        let mut consumer = stream::open(
-            &self.history,
-            &self.topology.event_history_stream(),
-            HistoryStart::Since(since),
-            &tag,
-        )
-        .await?;
-        let mut found = false;
-        stream::read_until_quiet(&mut consumer, stream::CAUGHT_UP_QUIET, |event| {
-            found = wanted(&event);
-            !found
-        })
-        .await?;
-        self.history
-            .basic_cancel(tag.as_str().into(), BasicCancelOptions::default())
-            .await?;
-        Ok(found)
-    }
-
-    pub async fn publish_heartbeat(&self, heartbeat: &Heartbeat) -> Result<(), PublishError> {
-        publish_json(
-            &self.channel,
-            "",
-            &self.heartbeat_stream,
-            &format!("heartbeat-{}-{}", heartbeat.worker, heartbeat.pid),
-            heartbeat,
-            false,
-            FieldTable::default(),
-        )
-        .await
-    }
-
-    pub async fn publish(&self, job_id: JobId, state: JobState) -> Result<(), PublishError> {
-        let routing_key = Topology::event_routing_key(job_id, state.event_state());
-        let event = StatusEvent::new(job_id, self.muxer_id, &self.worker_name, state);
-        publish_json(
-            &self.channel,
-            &self.exchange,
-            &routing_key,
-            &job_id.to_string(),
-            &event,
-            false,
-            hlsmux_telemetry::inject_trace_context(&tracing::Span::current()),
-        )
-        .await
     }
 }

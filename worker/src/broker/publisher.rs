@@ -1,0 +1,127 @@
+//! The worker's confirmed publishes: status events, heartbeats and tidy
+//! requests, and the one look back at the event history a redelivery needs.
+
+use std::time::Duration;
+
+use hlsmux_amqp::{HistoryStart, PublishError, publish_json, publish_json_with_expiration, stream};
+use hlsmux_protocol::{Heartbeat, JobId, JobState, MuxerId, StatusEvent, TidyRequest, Topology};
+use lapin::Channel;
+use lapin::options::BasicCancelOptions;
+use lapin::types::FieldTable;
+
+use time::OffsetDateTime;
+
+/// Publishes a worker's status events and tidy requests, each confirmed by
+/// the broker.
+#[derive(Clone)]
+pub struct Publisher {
+    pub(super) channel: Channel,
+    /// Reads the event history (see `done_already_published`).
+    pub(super) history: Channel,
+    pub(super) topology: Topology,
+    pub(super) exchange: String,
+    pub(super) heartbeat_stream: String,
+    pub(super) tidy_wait_queue: String,
+    pub(super) muxer_id: MuxerId,
+    pub(super) worker_name: String,
+}
+
+impl Publisher {
+    /// Schedules the tidying of a finished job's original after `delay`.
+    pub async fn schedule_tidy(
+        &self,
+        request: &TidyRequest,
+        delay: Duration,
+    ) -> Result<(), PublishError> {
+        publish_json_with_expiration(
+            &self.channel,
+            "",
+            &self.tidy_wait_queue,
+            &request.job_id.to_string(),
+            request,
+            delay,
+        )
+        .await
+    }
+
+    /// Whether this job's `done` is already in the event history: an
+    /// attempt that died between its `done` and recording it leaves an
+    /// output without the record, and the redelivery must not say `done`
+    /// again. When the history cannot be read, `false` (better a second
+    /// `done` than none).
+    pub async fn done_already_published(
+        &self,
+        job_id: JobId,
+        submitted_at: OffsetDateTime,
+    ) -> bool {
+        // A minute's margin for clocks that disagree.
+        let since = u64::try_from(submitted_at.unix_timestamp())
+            .unwrap_or(0)
+            .saturating_sub(60);
+        let is_done = |event: &StatusEvent| {
+            event.job_id == job_id && matches!(event.state, JobState::Done { .. })
+        };
+        match self.history_contains(since, is_done).await {
+            Ok(found) => found,
+            Err(error) => {
+                tracing::warn!(%error, "cannot read the event history; reporting the job done again");
+                false
+            }
+        }
+    }
+
+    /// Whether the event history, read from `since` (seconds since the
+    /// epoch) up to now, holds an event that `wanted` accepts.
+    async fn history_contains(
+        &self,
+        since: u64,
+        wanted: impl Fn(&StatusEvent) -> bool,
+    ) -> lapin::Result<bool> {
+        let tag = format!("history-check-{}", JobId::generate());
+        let mut consumer = stream::open(
+            &self.history,
+            &self.topology.event_history_stream(),
+            HistoryStart::Since(since),
+            &tag,
+        )
+        .await?;
+        let mut found = false;
+        stream::read_until_quiet(&mut consumer, stream::CAUGHT_UP_QUIET, |event| {
+            found = wanted(&event);
+            !found
+        })
+        .await?;
+        self.history
+            .basic_cancel(tag.as_str().into(), BasicCancelOptions::default())
+            .await?;
+        Ok(found)
+    }
+
+    pub async fn publish_heartbeat(&self, heartbeat: &Heartbeat) -> Result<(), PublishError> {
+        publish_json(
+            &self.channel,
+            "",
+            &self.heartbeat_stream,
+            &format!("heartbeat-{}-{}", heartbeat.worker, heartbeat.pid),
+            heartbeat,
+            false,
+            FieldTable::default(),
+        )
+        .await
+    }
+
+    pub async fn publish(&self, job_id: JobId, state: JobState) -> Result<(), PublishError> {
+        let routing_key = Topology::event_routing_key(job_id, state.event_state());
+        let event = StatusEvent::new(job_id, self.muxer_id, &self.worker_name, state);
+        publish_json(
+            &self.channel,
+            &self.exchange,
+            &routing_key,
+            &job_id.to_string(),
+            &event,
+            false,
+            hlsmux_telemetry::inject_trace_context(&tracing::Span::current()),
+        )
+        .await
+    }
+}
