@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use hlsmux_protocol::LadderName;
 use hlsmux_tests::{TestEnv, TestWorker};
-use hlsmux_worker::config::Settings;
+use hlsmux_worker::config::{EncodingSettings, Settings};
 use hlsmux_worker::pipeline::codec::VideoEncoder;
 use hlsmux_worker::pipeline::encode::{EncodePlan, OutputOptions, ffmpeg_args};
 use hlsmux_worker::pipeline::hls::layout::Layout;
@@ -37,12 +37,14 @@ pub fn worker_env() -> Vec<(String, String)> {
 pub struct Source {
     pub path: PathBuf,
     pub media: SourceMedia,
-    settings: Settings,
+    settings: EncodingSettings,
 }
 
 impl Source {
     pub async fn probe(path: PathBuf) -> Self {
-        let (mut settings, _) = Settings::load(None).expect("default settings");
+        let mut settings = Settings::defaults()
+            .expect("the built-in settings parse")
+            .encoding;
         settings.x264_preset = PRESET.into();
         settings.ffmpeg_threads = THREADS;
         let media = probe(

@@ -398,15 +398,15 @@ async fn every_rendered_file_passes_the_program_that_reads_it() {
     assert_eq!(mode, 0o600, "it holds the broker password");
     let (settings, _) = hlsmux_worker::config::Settings::load(Some(&settings_path))
         .expect("the worker loads its rendered settings");
-    assert_eq!(settings.namespace.to_string(), "hlsmux");
+    assert_eq!(settings.broker.namespace.to_string(), "hlsmux");
     assert_eq!(
-        settings.storage_mounts,
+        settings.storage.storage_mounts,
         [
             PathBuf::from("/srv/hlsmux/media"),
             PathBuf::from("/srv/hlsmux/output")
         ]
     );
-    assert!(settings.amqp_url.has_password());
+    assert!(settings.broker.amqp_url.has_password());
 
     // systemd waits longer than the worker's grace period before SIGKILL.
     let stop_timeout: u64 = unit
@@ -415,7 +415,7 @@ async fn every_rendered_file_passes_the_program_that_reads_it() {
         .and_then(|v| v.parse().ok())
         .expect("TimeoutStopSec");
     assert!(
-        stop_timeout >= settings.shutdown_grace.as_secs() + 30,
+        stop_timeout >= settings.service.shutdown_grace.as_secs() + 30,
         "{stop_timeout}"
     );
 

@@ -59,7 +59,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let settings_addr = settings.metrics_addr;
+    let settings_addr = settings.service.metrics_addr;
     let worker = match Worker::build(settings).await {
         Ok(worker) => worker,
         Err(error) => {

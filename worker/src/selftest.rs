@@ -25,7 +25,7 @@ const SEGMENT_SECONDS: u32 = 1;
 /// Runs the self-test in `work_dir/self-test`; `Err` says what failed.
 pub async fn run(runner: &JobRunner, cancel: &CancellationToken) -> Result<(), String> {
     let settings = runner.settings();
-    let dir = settings.work_dir.join("self-test");
+    let dir = settings.paths.work_dir.join("self-test");
     let _ = tokio::fs::remove_dir_all(&dir).await;
     let out_dir = dir.join("out");
     tokio::fs::create_dir_all(&out_dir)
@@ -46,7 +46,7 @@ async fn encode_test_clip(
     let source = dir.join("source.mkv");
     // mpeg4 is built into every ffmpeg, so making the clip tests nothing
     // but ffmpeg starting; the encode below is the real test.
-    let made = Command::new(&settings.ffmpeg)
+    let made = Command::new(&settings.tools.ffmpeg)
         .args(["-hide_banner", "-nostdin", "-loglevel", "error", "-y"])
         .args(["-f", "lavfi", "-i", "testsrc=size=320x180:rate=25"])
         .args(["-t", CLIP_SECONDS, "-c:v", "mpeg4", "-an"])
@@ -55,7 +55,7 @@ async fn encode_test_clip(
         .kill_on_drop(true)
         .output()
         .await
-        .map_err(|e| format!("cannot run {}: {e}", settings.ffmpeg.display()))?;
+        .map_err(|e| format!("cannot run {}: {e}", settings.tools.ffmpeg.display()))?;
     if !made.status.success() {
         return Err(format!(
             "making the test clip failed ({}): {}",
@@ -64,31 +64,31 @@ async fn encode_test_clip(
         ));
     }
     let media = probe::probe(
-        &settings.ffprobe,
+        &settings.tools.ffprobe,
         &source,
-        &settings.input_formats,
-        Duration::from_secs(settings.probe_timeout_seconds),
+        &settings.encoding.input_formats,
+        Duration::from_secs(settings.tools.probe_timeout_seconds),
     )
     .await
     .map_err(|e| e.to_string())?;
     let options = OutputOptions {
-        ladder: settings.ladder,
+        ladder: settings.encoding.ladder,
         segment_seconds: SEGMENT_SECONDS,
         layout: Layout {
-            naming: settings.naming,
-            format: settings.segment_format,
+            naming: settings.encoding.naming,
+            format: settings.encoding.segment_format,
         },
     };
     let plan = runner.plan(source, &media, options);
     let args: Vec<OsString> = encode::ffmpeg_args(&plan, out_dir);
     let (progress, _) = watch::channel(None);
     encode::run_ffmpeg(
-        &settings.ffmpeg,
+        &settings.tools.ffmpeg,
         &args,
         dir,
         &dir.join("ffmpeg.log"),
         &progress,
-        settings.stall_timeout,
+        settings.encoding.stall_timeout,
         cancel,
     )
     .await

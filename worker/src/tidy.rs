@@ -45,8 +45,8 @@ impl Tidier {
             }
         };
         let (media_root, output_root) = (
-            self.settings.media_root.clone(),
-            self.settings.output_root.clone(),
+            self.settings.paths.media_root.clone(),
+            self.settings.paths.output_root.clone(),
         );
         let job = request.clone();
         let outcome =
@@ -67,7 +67,7 @@ impl Tidier {
             Ok(Err(error)) => {
                 warn!(job_id = %request.job_id, %error, "cannot move the original yet; retrying later");
                 tokio::select! {
-                    () = tokio::time::sleep(self.settings.requeue_delay) => {}
+                    () = tokio::time::sleep(self.settings.service.requeue_delay) => {}
                     () = shutdown.cancelled() => {}
                 }
                 Ending::TidyBlocked.disposition()

@@ -111,7 +111,7 @@ impl Worker {
                 warn!(%error, ?disposition, "could not settle the job; the broker will redeliver it");
             }
             if let Some(reasons) = self.quarantine.record(&evidence) {
-                error!(%reasons, cooldown = ?self.settings.quarantine_cooldown, "quarantining this worker: it takes no jobs until a self-test passes");
+                error!(%reasons, cooldown = ?self.settings.service.quarantine_cooldown, "quarantining this worker: it takes no jobs until a self-test passes");
                 self.metrics.quarantines.inc();
             }
             if self.gate.closed(false).await.is_some() {
@@ -143,7 +143,7 @@ impl Worker {
                     }
                 }
                 () = shutdown.cancelled(), if grace_ends.is_none() => {
-                    let grace = self.settings.shutdown_grace;
+                    let grace = self.settings.service.shutdown_grace;
                     info!(?grace, "stopping: the job in hand may finish within the grace period");
                     self.state.set(WorkerState::Draining, "shutting down");
                     grace_ends = Some(tokio::time::Instant::now() + grace);

@@ -13,12 +13,12 @@ impl Worker {
             if let Err(error) = session.events().publish_heartbeat(&heartbeat).await {
                 return BrokerError::Lost(error.to_string());
             }
-            tokio::time::sleep(self.settings.heartbeat_interval).await;
+            tokio::time::sleep(self.settings.broker.heartbeat_interval).await;
         }
     }
 
     pub(super) async fn heartbeat(&self) -> Heartbeat {
-        let throttled = soc::read_throttling(&self.settings.throttling_command)
+        let throttled = soc::read_throttling(&self.settings.soc.throttling_command)
             .await
             .map(|t| {
                 t.flags()
@@ -30,7 +30,7 @@ impl Worker {
         let job = self.state.job();
         Heartbeat {
             schema: hlsmux_protocol::SCHEMA_VERSION,
-            muxer_id: self.settings.muxer_id,
+            muxer_id: self.settings.broker.muxer_id,
             worker: self.name.clone(),
             pid: std::process::id(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
@@ -38,9 +38,9 @@ impl Worker {
             job: job.map(|(job, _)| job),
             percent: job.map(|(_, percent)| percent),
             encoder: self.encoder.clone(),
-            temperature_celsius: soc::read_temperature(&self.settings.thermal_zone).await,
+            temperature_celsius: soc::read_temperature(&self.settings.soc.thermal_zone).await,
             throttled,
-            interval_seconds: self.settings.heartbeat_interval.as_secs(),
+            interval_seconds: self.settings.broker.heartbeat_interval.as_secs(),
             at: time::OffsetDateTime::now_utc(),
         }
     }

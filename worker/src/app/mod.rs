@@ -62,8 +62,8 @@ impl Worker {
             state: self.state.subscribe(),
             storage: Arc::clone(&self.storage),
             quarantine: Arc::clone(&self.quarantine),
-            thermal_zone: self.settings.thermal_zone.clone(),
-            throttling_command: self.settings.throttling_command.clone(),
+            thermal_zone: self.settings.soc.thermal_zone.clone(),
+            throttling_command: self.settings.soc.throttling_command.clone(),
         });
         let stop_server = CancellationToken::new();
         let server = tokio::spawn(metrics::server::serve(

@@ -103,8 +103,8 @@ impl Worker {
             let consumer = session.consume().await?;
             self.state.set(WorkerState::Idle, "consuming");
             info!(
-                muxer_id = %self.settings.muxer_id,
-                namespace = %self.settings.namespace,
+                muxer_id = %self.settings.broker.muxer_id,
+                namespace = %self.settings.broker.namespace,
                 "worker ready, waiting for jobs"
             );
             let (consumer, stopped) = self.consume(session, consumer, shutdown, lost).await;

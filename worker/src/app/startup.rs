@@ -45,23 +45,25 @@ pub enum StartupError {
 impl Worker {
     /// Checks what the worker needs before it takes any job.
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
-        require_directory("media root", "media_root", &settings.media_root)?;
-        require_directory("output root", "output_root", &settings.output_root)?;
-        std::fs::create_dir_all(&settings.work_dir).map_err(|error| StartupError::WorkDir {
-            path: settings.work_dir.display().to_string(),
-            detail: error.to_string(),
+        require_directory("media root", "media_root", &settings.paths.media_root)?;
+        require_directory("output root", "output_root", &settings.paths.output_root)?;
+        std::fs::create_dir_all(&settings.paths.work_dir).map_err(|error| {
+            StartupError::WorkDir {
+                path: settings.paths.work_dir.display().to_string(),
+                detail: error.to_string(),
+            }
         })?;
-        crate::pipeline::encode::stop_orphaned_encoders(&settings.work_dir);
-        require_tool(&settings.ffmpeg, "FFMPEG").await?;
-        require_tool(&settings.ffprobe, "FFPROBE").await?;
+        crate::pipeline::encode::stop_orphaned_encoders(&settings.paths.work_dir);
+        require_tool(&settings.tools.ffmpeg, "FFMPEG").await?;
+        require_tool(&settings.tools.ffprobe, "FFPROBE").await?;
         let selection = encoder_probe::select_encoder(
-            &settings.ffmpeg,
-            settings.encoder,
-            &settings.vaapi_device,
+            &settings.tools.ffmpeg,
+            settings.encoding.encoder,
+            &settings.encoding.vaapi_device,
         )
         .await?;
-        let hardware_decoders = if settings.hw_decode {
-            let decoders = encoder_probe::available_decoders(&settings.ffmpeg)
+        let hardware_decoders = if settings.encoding.hw_decode {
+            let decoders = encoder_probe::available_decoders(&settings.tools.ffmpeg)
                 .await
                 .map_err(encoder_probe::EncoderError::List)?;
             Some(decoders)
@@ -74,7 +76,7 @@ impl Worker {
         };
         log_soc(&settings).await;
         let name = gethostname::gethostname().to_string_lossy().into_owned();
-        let metrics = Arc::new(WorkerMetrics::new(settings.muxer_id, &name));
+        let metrics = Arc::new(WorkerMetrics::new(settings.broker.muxer_id, &name));
         metrics.set_encoder(&selection);
         let storage = Arc::new(StorageMonitor::new(
             storage_config(&settings, &name),
@@ -82,15 +84,15 @@ impl Worker {
         ));
         let settings = Arc::new(settings);
         let quarantine = Arc::new(Quarantine::new(
-            settings.quarantine_after,
-            settings.quarantine_cooldown,
+            settings.service.quarantine_after,
+            settings.service.quarantine_cooldown,
         ));
         let remote_drain = Arc::new(RemoteDrain::default());
         let state = Arc::new(StateTracker::new(Arc::clone(&metrics)));
         let cancellations = Cancellations::default();
         Ok(Self {
             gate: ServiceGate::new(
-                settings.drain_lock.clone(),
+                settings.paths.drain_lock.clone(),
                 Arc::clone(&remote_drain),
                 Arc::clone(&quarantine),
                 Arc::clone(&storage),
@@ -121,18 +123,21 @@ impl Worker {
 /// What the storage monitor watches: the named mount points, or else the
 /// media and output roots themselves.
 fn storage_config(settings: &Settings, worker_name: &str) -> StorageConfig {
-    let probed = if settings.storage_mounts.is_empty() {
-        vec![settings.media_root.clone(), settings.output_root.clone()]
+    let probed = if settings.storage.storage_mounts.is_empty() {
+        vec![
+            settings.paths.media_root.clone(),
+            settings.paths.output_root.clone(),
+        ]
     } else {
         Vec::new()
     };
     StorageConfig {
-        mounts: settings.storage_mounts.clone(),
+        mounts: settings.storage.storage_mounts.clone(),
         probed,
-        mountinfo: settings.mountinfo.clone(),
-        mount_command: settings.mount_command.clone(),
-        probe_timeout: settings.storage_probe_timeout,
-        check_interval: settings.storage_check_interval,
+        mountinfo: settings.storage.mountinfo.clone(),
+        mount_command: settings.storage.mount_command.clone(),
+        probe_timeout: settings.storage.storage_probe_timeout,
+        check_interval: settings.storage.storage_check_interval,
         // Unique per process: workers sharing a mount never race on it.
         probe_file_name: format!(".hlsmux-probe-{worker_name}-{}", std::process::id()),
     }
@@ -140,8 +145,8 @@ fn storage_config(settings: &Settings, worker_name: &str) -> StorageConfig {
 
 /// Logs the SoC's state at start-up, where the machine reports it.
 async fn log_soc(settings: &Settings) {
-    let temperature = soc::read_temperature(&settings.thermal_zone).await;
-    let throttling = soc::read_throttling(&settings.throttling_command).await;
+    let temperature = soc::read_temperature(&settings.soc.thermal_zone).await;
+    let throttling = soc::read_throttling(&settings.soc.throttling_command).await;
     match (temperature, throttling) {
         (None, None) => info!("no SoC temperature or throttling source on this machine"),
         (temperature, throttling) => {

@@ -88,31 +88,31 @@ impl BrokerSession {
         let properties = ConnectionProperties::default().with_connection_name(
             format!(
                 "hlsmux-worker {} muxer {} on {worker_name} pid {}",
-                settings.namespace,
-                settings.muxer_id,
+                settings.broker.namespace,
+                settings.broker.muxer_id,
                 std::process::id()
             )
             .into(),
         );
-        let (connection, url) = connect_first(&settings.amqp_url, properties).await?;
+        let (connection, url) = connect_first(&settings.broker.amqp_url, properties).await?;
         let url = &url;
         let topology_error = |source| BrokerError::Topology {
             url: url.clone(),
             source,
         };
-        let topology = Topology::new(settings.namespace.clone())
-            .with_history_retention(settings.history_retention.clone());
+        let topology = Topology::new(settings.broker.namespace.clone())
+            .with_history_retention(settings.broker.history_retention.clone());
         declare::pool(&topology, &connection)
             .await
             .map_err(topology_error)?;
         let jobs = connection.create_channel().await.map_err(topology_error)?;
-        declare::muxer_queue(&topology, &jobs, settings.muxer_id)
+        declare::muxer_queue(&topology, &jobs, settings.broker.muxer_id)
             .await
             .map_err(topology_error)?;
         jobs.basic_qos(PREFETCH, BasicQosOptions::default())
             .await
             .map_err(topology_error)?;
-        declare::tidy_queues(&topology, &jobs, settings.muxer_id)
+        declare::tidy_queues(&topology, &jobs, settings.broker.muxer_id)
             .await
             .map_err(topology_error)?;
         let tidy = connection.create_channel().await.map_err(topology_error)?;
@@ -121,7 +121,7 @@ impl BrokerSession {
             .map_err(topology_error)?;
 
         let control = connection.create_channel().await.map_err(topology_error)?;
-        declare::control_queue(&topology, &control, settings.muxer_id)
+        declare::control_queue(&topology, &control, settings.broker.muxer_id)
             .await
             .map_err(topology_error)?;
         let notices = connection.create_channel().await.map_err(topology_error)?;
@@ -146,17 +146,17 @@ impl BrokerSession {
                 topology: topology.clone(),
                 exchange: topology.events_exchange(),
                 heartbeat_stream: topology.heartbeat_stream(),
-                tidy_wait_queue: topology.tidy_wait_queue(settings.muxer_id),
-                muxer_id: settings.muxer_id,
+                tidy_wait_queue: topology.tidy_wait_queue(settings.broker.muxer_id),
+                muxer_id: settings.broker.muxer_id,
                 worker_name: worker_name.to_owned(),
             },
-            queue: topology.muxer_queue(settings.muxer_id),
+            queue: topology.muxer_queue(settings.broker.muxer_id),
             tidy,
-            tidy_queue: topology.tidy_queue(settings.muxer_id),
+            tidy_queue: topology.tidy_queue(settings.broker.muxer_id),
             notices,
             notices_queue: topology.dead_letter_notices_queue(),
             control,
-            control_queue: topology.control_queue(settings.muxer_id),
+            control_queue: topology.control_queue(settings.broker.muxer_id),
             cancellations,
             topology: topology.clone(),
             consumer_tag: format!("hlsmux-worker-{worker_name}-{}", std::process::id()),

@@ -166,7 +166,7 @@ impl JobRunner {
             // Give another worker (or this one, later) a chance, instead of
             // taking the same job straight back.
             tokio::select! {
-                () = tokio::time::sleep(self.settings.requeue_delay) => {}
+                () = tokio::time::sleep(self.settings.service.requeue_delay) => {}
                 () = cancel.cancelled() => {}
             }
         }
@@ -210,7 +210,7 @@ impl JobRunner {
     /// redelivered job (the first delivery may have died before this); a
     /// second request finds the original gone, which is fine.
     async fn schedule_tidy(&self, request: &JobRequest, events: &Publisher) {
-        if !self.settings.tidy_originals {
+        if !self.settings.service.tidy_originals {
             return;
         }
         let tidy = TidyRequest::new(
@@ -218,7 +218,10 @@ impl JobRunner {
             request.input.clone(),
             request.output.clone(),
         );
-        if let Err(error) = events.schedule_tidy(&tidy, self.settings.tidy_delay).await {
+        if let Err(error) = events
+            .schedule_tidy(&tidy, self.settings.service.tidy_delay)
+            .await
+        {
             warn!(%error, "could not schedule tidying the original; it stays in place");
         }
     }

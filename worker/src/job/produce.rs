@@ -87,7 +87,7 @@ impl JobRunner {
     ) -> Result<Produced, Failure> {
         let settings = &self.settings;
         let location = OutputLocation::new(
-            &settings.output_root,
+            &settings.paths.output_root,
             &request.output,
             request.job_id,
             self.owner.clone(),
@@ -144,7 +144,7 @@ impl JobRunner {
             )
             .await?;
         let started = Instant::now();
-        if let Some(throttling) = soc::read_throttling(&settings.throttling_command).await
+        if let Some(throttling) = soc::read_throttling(&settings.soc.throttling_command).await
             && throttling.any_now()
         {
             warn!(
@@ -154,16 +154,16 @@ impl JobRunner {
         }
 
         let input = {
-            let (root, input) = (settings.media_root.clone(), request.input.clone());
+            let (root, input) = (settings.paths.media_root.clone(), request.input.clone());
             blocking::run(move || validate::resolve_input(&root, &input))
                 .instrument(info_span!("validate"))
                 .await?
         };
         let source = probe::probe(
-            &settings.ffprobe,
+            &settings.tools.ffprobe,
             &input.path,
-            &settings.input_formats,
-            Duration::from_secs(settings.probe_timeout_seconds),
+            &settings.encoding.input_formats,
+            Duration::from_secs(settings.tools.probe_timeout_seconds),
         )
         .instrument(info_span!("probe"))
         .await?;
@@ -171,7 +171,7 @@ impl JobRunner {
             info_span!("plan").in_scope(|| self.plan(input.path.clone(), &source, spec.output));
 
         {
-            let (location, stale) = (location.clone(), settings.stale_staging);
+            let (location, stale) = (location.clone(), settings.storage.stale_staging);
             blocking::run(move || location.prepare_staging(stale)).await?;
         }
         let attempt = Attempt {
@@ -205,10 +205,17 @@ impl JobRunner {
     ) -> EncodePlan {
         let encoder = self.codecs.encoder;
         let decoder = self.codecs.decoder_for(&source.video.codec);
-        if self.settings.hw_decode && decoder.is_none() {
+        if self.settings.encoding.hw_decode && decoder.is_none() {
             info!(codec = %source.video.codec, %encoder, "no hardware decoder for this input: decoding in software");
         }
-        let plan = EncodePlan::new(&self.settings, input, source, options, encoder, decoder);
+        let plan = EncodePlan::new(
+            &self.settings.encoding,
+            input,
+            source,
+            options,
+            encoder,
+            decoder,
+        );
         info!(
             duration = source.duration_seconds,
             rungs = ?plan.rungs.iter().map(|r| r.name()).collect::<Vec<_>>(),
@@ -232,16 +239,20 @@ impl JobRunner {
             events,
             cancel,
         } = attempt;
-        let log_path = self.settings.work_dir.join(format!("{job_id}.ffmpeg.log"));
+        let log_path = self
+            .settings
+            .paths
+            .work_dir
+            .join(format!("{job_id}.ffmpeg.log"));
         let args = encode::ffmpeg_args(plan, location.staging_dir());
         let (progress_tx, mut progress_rx) = watch::channel(None);
         let encoding = encode::run_ffmpeg(
-            &self.settings.ffmpeg,
+            &self.settings.tools.ffmpeg,
             &args,
-            &self.settings.work_dir,
+            &self.settings.paths.work_dir,
             &log_path,
             &progress_tx,
-            self.settings.stall_timeout,
+            self.settings.encoding.stall_timeout,
             cancel,
         );
         tokio::pin!(encoding);
@@ -290,7 +301,7 @@ impl JobRunner {
         if encrypted {
             let dir = location.staging_dir().to_owned();
             let output = location.relative_dir().to_owned();
-            let prefix = self.settings.key_uri_prefix.clone();
+            let prefix = self.settings.encoding.key_uri_prefix.clone();
             let layout = plan.layout;
             blocking::run(move || encrypt::encrypt_output(&dir, layout, &output, &prefix))
                 .instrument(info_span!("encrypt"))

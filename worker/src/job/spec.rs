@@ -27,7 +27,7 @@ impl JobSpec {
         encoder: VideoEncoder,
     ) -> Result<Self, JobError> {
         let segment_seconds = match request.segment_seconds {
-            None => settings.segment_seconds,
+            None => settings.encoding.segment_seconds,
             Some(seconds) if SEGMENT_SECONDS_RANGE.contains(&seconds) => seconds,
             Some(seconds) => {
                 return Err(JobError::InvalidRequest(format!(
@@ -38,8 +38,10 @@ impl JobSpec {
             }
         };
         let layout = Layout {
-            naming: request.naming.unwrap_or(settings.naming),
-            format: request.segment_format.unwrap_or(settings.segment_format),
+            naming: request.naming.unwrap_or(settings.encoding.naming),
+            format: request
+                .segment_format
+                .unwrap_or(settings.encoding.segment_format),
         };
         if layout.format == SegmentFormat::Fmp4 && !encoder.writes_fmp4() {
             return Err(JobError::InvalidRequest(format!(
@@ -48,11 +50,11 @@ impl JobSpec {
         }
         Ok(Self {
             output: OutputOptions {
-                ladder: request.ladder.unwrap_or(settings.ladder),
+                ladder: request.ladder.unwrap_or(settings.encoding.ladder),
                 segment_seconds,
                 layout,
             },
-            encrypted: request.encrypt.unwrap_or(settings.encrypt),
+            encrypted: request.encrypt.unwrap_or(settings.encoding.encrypt),
         })
     }
 }

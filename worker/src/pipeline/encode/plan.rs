@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use crate::config::Settings;
+use crate::config::EncodingSettings;
 use crate::pipeline::codec::{HardwareDecoder, VideoEncoder};
 use crate::pipeline::hls::layout::Layout;
 use crate::pipeline::ladder::{Rung, SourceVideo, plan_ladder};
@@ -68,7 +68,7 @@ impl EncodePlan {
     /// source, to the encoder's limits and to `max_rung_lines`; the audio
     /// track in `audio_language`, or the first.
     pub fn new(
-        settings: &Settings,
+        settings: &EncodingSettings,
         input: PathBuf,
         source: &SourceMedia,
         options: OutputOptions,

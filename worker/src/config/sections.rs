@@ -1,0 +1,145 @@
+//! The worker's settings in sections: each part of the worker takes only
+//! the section it needs.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use hlsmux_amqp::AmqpUrls;
+use hlsmux_protocol::{
+    HistoryRetention, LadderName, MuxerId, Namespace, OutputNaming, SegmentFormat,
+};
+
+use crate::pipeline::codec::EncoderChoice;
+
+/// Effective worker settings, every value already checked, in sections:
+/// each part of the worker takes only the section it needs.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub broker: BrokerSettings,
+    pub paths: PathSettings,
+    pub tools: ToolSettings,
+    pub encoding: EncodingSettings,
+    pub soc: SocSettings,
+    pub storage: StorageSettings,
+    pub service: ServiceSettings,
+}
+
+/// Where the pool's broker is and who this worker is in it.
+#[derive(Clone, Debug)]
+pub struct BrokerSettings {
+    /// The broker, or its cluster's nodes in the order to try them.
+    pub amqp_url: AmqpUrls,
+    pub namespace: Namespace,
+    pub muxer_id: MuxerId,
+    /// How often the worker publishes its heartbeat.
+    pub heartbeat_interval: Duration,
+    /// The event history's retention, if this worker creates the stream.
+    pub history_retention: HistoryRetention,
+}
+
+/// The directories the worker reads, writes and keeps its state in.
+#[derive(Clone, Debug)]
+pub struct PathSettings {
+    /// Where job inputs are found; job messages name paths relative to it.
+    pub media_root: PathBuf,
+    /// Where finished HLS outputs are published.
+    pub output_root: PathBuf,
+    /// Local scratch space: ffmpeg logs of failed jobs.
+    pub work_dir: PathBuf,
+    /// While this file exists the worker takes no new jobs.
+    pub drain_lock: PathBuf,
+}
+
+/// The programs the worker runs.
+#[derive(Clone, Debug)]
+pub struct ToolSettings {
+    pub ffmpeg: PathBuf,
+    pub ffprobe: PathBuf,
+    pub probe_timeout_seconds: u64,
+}
+
+/// How inputs are opened and outputs encoded: all an encode plan reads.
+#[derive(Clone, Debug)]
+pub struct EncodingSettings {
+    /// The demuxers an input may be opened with (ffmpeg's format names).
+    pub input_formats: String,
+    pub segment_seconds: u32,
+    /// Threads ffmpeg may use; 0 lets ffmpeg decide.
+    pub ffmpeg_threads: u32,
+    /// The encoder, or `auto`: the first that passes a trial at start-up.
+    pub encoder: EncoderChoice,
+    /// The VAAPI render node, for `h264_vaapi`.
+    pub vaapi_device: String,
+    pub x264_preset: String,
+    pub ladder: LadderName,
+    /// How outputs' files are named unless a job says otherwise.
+    pub naming: OutputNaming,
+    /// MPEG-TS or fMP4 segments unless a job says otherwise.
+    pub segment_format: SegmentFormat,
+    pub audio_bitrate_kbps: u32,
+    /// The audio track to encode from inputs with several (ISO 639-2 code,
+    /// `eng`); the first track when absent or not found.
+    pub audio_language: Option<String>,
+    /// Give a source without audio a silent stereo track, for players and
+    /// pipelines that expect one; otherwise its variants are video only.
+    pub silent_audio: bool,
+    /// No rung's short side is longer than this: a 4K source tops out here.
+    pub max_rung_lines: u32,
+    /// Decode inputs in hardware where the codec allows (`muxhwdec=1`).
+    pub hw_decode: bool,
+    /// Encrypt outputs with AES-128 unless a job says otherwise.
+    pub encrypt: bool,
+    /// Where players fetch keys: empty for a path relative to the playlists,
+    /// or a URL prefix to which `<output>/encryption.key` is appended.
+    pub key_uri_prefix: String,
+    /// An encode whose output time does not advance this long is killed
+    /// and its job requeued.
+    pub stall_timeout: Duration,
+}
+
+/// Where the SoC's temperature and throttling are read.
+#[derive(Clone, Debug)]
+pub struct SocSettings {
+    /// The SoC temperature, in millidegrees Celsius.
+    pub thermal_zone: PathBuf,
+    /// The command that prints `throttled=0x...`.
+    pub throttling_command: String,
+}
+
+/// The shared storage's mounts and how they are checked.
+#[derive(Clone, Debug)]
+pub struct StorageSettings {
+    /// Mount points of the shared storage that must be mounted; empty
+    /// means the media and output roots are only probed.
+    pub storage_mounts: Vec<PathBuf>,
+    pub mountinfo: PathBuf,
+    /// Run as `<mount_command> <path>` for a mount point that is missing.
+    pub mount_command: String,
+    pub storage_probe_timeout: Duration,
+    pub storage_check_interval: Duration,
+    /// Another machine's staging directory for the same job that has not
+    /// changed this long is taken as abandoned and removed.
+    pub stale_staging: Duration,
+}
+
+/// How the worker serves the pool: requeues, tidying, shutdown, quarantine, metrics.
+#[derive(Clone, Debug)]
+pub struct ServiceSettings {
+    /// How long a job the worker could not do (for its own reasons) waits
+    /// before going back to the queue.
+    pub requeue_delay: Duration,
+    /// Move originals into `originals/` once their output is done...
+    pub tidy_originals: bool,
+    /// ...this long after.
+    pub tidy_delay: Duration,
+    /// On SIGTERM, how long a job in hand may run on before it is stopped
+    /// and requeued.
+    pub shutdown_grace: Duration,
+    /// After this many jobs in a row fail for the worker's own reasons, it
+    /// stops taking jobs; 0 never.
+    pub quarantine_after: u32,
+    /// How long a quarantined worker waits before its self-test.
+    pub quarantine_cooldown: Duration,
+    /// Where `/metrics`, `/healthz` and `/readyz` are served.
+    pub metrics_addr: std::net::SocketAddr,
+}
