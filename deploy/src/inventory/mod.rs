@@ -4,14 +4,18 @@
 //! refused with the rule it breaks before anything is written.
 
 use std::collections::HashMap;
-use std::fmt;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 
 use hlsmux_protocol::{MuxerId, Namespace, StreamMaxAge};
 use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
+
+mod error;
+mod names;
+
+pub use error::InventoryError;
+pub use names::{MacAddress, PiName, PiSerial};
 
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -124,154 +128,6 @@ fn default_submit_user() -> String {
 }
 fn default_gpu_mem() -> u32 {
     128
-}
-
-/// A Pi's host name: letters, digits and `-`, as DHCP and NFS paths take it.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct PiName(String);
-
-/// A Pi's serial number as its bootloader asks TFTP for it: 8 hex digits
-/// (the last 8 of `/proc/cpuinfo`'s Serial).
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct PiSerial(String);
-
-/// An Ethernet address, `aa:bb:cc:dd:ee:ff`, kept in lower case.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct MacAddress(String);
-
-macro_rules! text_type {
-    ($type:ident) => {
-        impl TryFrom<String> for $type {
-            type Error = InventoryError;
-            fn try_from(value: String) -> Result<Self, Self::Error> {
-                value.parse()
-            }
-        }
-        impl From<$type> for String {
-            fn from(value: $type) -> Self {
-                value.0
-            }
-        }
-        impl fmt::Display for $type {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&self.0)
-            }
-        }
-        impl $type {
-            pub fn as_str(&self) -> &str {
-                &self.0
-            }
-        }
-    };
-}
-text_type!(PiName);
-text_type!(PiSerial);
-text_type!(MacAddress);
-
-impl FromStr for PiName {
-    type Err = InventoryError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let valid = (1..=63).contains(&s.len())
-            && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-            && !s.starts_with('-')
-            && !s.ends_with('-');
-        if valid {
-            Ok(Self(s.to_owned()))
-        } else {
-            Err(InventoryError::BadName(s.to_owned()))
-        }
-    }
-}
-
-impl FromStr for PiSerial {
-    type Err = InventoryError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let lower = s.to_ascii_lowercase();
-        if lower.len() == 8 && lower.chars().all(|c| c.is_ascii_hexdigit()) {
-            Ok(Self(lower))
-        } else {
-            Err(InventoryError::BadSerial(s.to_owned()))
-        }
-    }
-}
-
-impl FromStr for MacAddress {
-    type Err = InventoryError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let lower = s.to_ascii_lowercase();
-        let octets: Vec<&str> = lower.split(':').collect();
-        let valid = octets.len() == 6
-            && octets
-                .iter()
-                .all(|o| o.len() == 2 && o.chars().all(|c| c.is_ascii_hexdigit()));
-        if valid {
-            Ok(Self(lower))
-        } else {
-            Err(InventoryError::BadMac(s.to_owned()))
-        }
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum InventoryError {
-    #[error("cannot read the inventory {path}: {detail}")]
-    Unreadable { path: PathBuf, detail: String },
-    #[error("the inventory {path} is not valid: {detail}")]
-    Malformed { path: PathBuf, detail: String },
-    #[error("Pi name {0:?} is not a host name: use 1 to 63 letters, digits and '-'")]
-    BadName(String),
-    #[error(
-        "Pi serial {0:?} is not 8 hex digits: use the last 8 digits of `Serial` in the Pi's /proc/cpuinfo (for example 1a2b3c4d)"
-    )]
-    BadSerial(String),
-    #[error(
-        "MAC address {0:?} is not six two-digit hex octets separated by ':' (b8:27:eb:12:34:56)"
-    )]
-    BadMac(String),
-    #[error("{what} {value} is used by both {first} and {second}: each Pi needs its own")]
-    Duplicate {
-        what: &'static str,
-        value: String,
-        first: String,
-        second: String,
-    },
-    #[error("{pi}: IP {ip} is outside the site's subnet {subnet}")]
-    OutsideSubnet {
-        pi: String,
-        ip: Ipv4Addr,
-        subnet: Ipv4Net,
-    },
-    #[error(
-        "{pi}: IP {ip} is inside the DHCP range {first}-{last}, where DHCP could hand it to another machine: pick one outside"
-    )]
-    InsideDhcpRange {
-        pi: String,
-        ip: Ipv4Addr,
-        first: Ipv4Addr,
-        last: Ipv4Addr,
-    },
-    #[error("{pi}: IP {ip} is the {role}'s address")]
-    ReservedAddress {
-        pi: String,
-        ip: Ipv4Addr,
-        role: &'static str,
-    },
-    #[error("{pi}: muxer ID 0 is not valid: use 1 to 65535")]
-    BadMuxerId { pi: String },
-    #[error("{pi}: gpu_mem {value} MB is outside 16-944")]
-    BadGpuMem { pi: String, value: u32 },
-    #[error("the site's {what} is not valid: {detail}")]
-    BadSite { what: &'static str, detail: String },
-    #[error("no Pi named {0} in the inventory")]
-    UnknownPi(String),
-    #[error("cannot write the inventory {path}: {detail}")]
-    Unwritable { path: PathBuf, detail: String },
 }
 
 impl Inventory {
