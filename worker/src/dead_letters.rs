@@ -39,7 +39,7 @@ pub async fn report(
         report_then_settle(events, job_id, failed, Ending::NoticeHandled).await;
     if reported == Reported::Yes {
         info!(%job_id, "reported a job that reached its delivery limit");
-        metrics.job_finished(Outcome::Failed, FailureReason::RetriesExhausted.as_str());
+        metrics.job_finished(Outcome::Failed(FailureReason::RetriesExhausted));
     }
     disposition
 }

@@ -11,16 +11,16 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::quarantine::Quarantine;
-use crate::storage::{StorageHealth, StorageMonitor};
+use crate::storage::{StorageHealth, StorageMonitor, StorageProblem};
 
 /// Why the worker is not taking jobs.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Closed {
     DrainLock(PathBuf),
     /// `hlsmux drain` (by whom).
     RemoteDrain(String),
     Quarantined(String),
-    Storage(String),
+    Storage(StorageProblem),
 }
 
 impl fmt::Display for Closed {

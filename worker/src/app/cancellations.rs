@@ -36,11 +36,11 @@ impl Worker {
             let Some(next) = next else { break };
             let delivery = match next {
                 Ok(delivery) => delivery,
-                Err(error) => return BrokerError::Lost(error.to_string()),
+                Err(error) => return BrokerError::Lost(error),
             };
             // Streams count acknowledgements as credit for more.
             if let Err(error) = delivery.acker.ack(BasicAckOptions::default()).await {
-                return BrokerError::Lost(error.to_string());
+                return BrokerError::Lost(error);
             }
             match serde_json::from_slice::<CancelRequest>(&delivery.data) {
                 Ok(request) => {

@@ -87,9 +87,9 @@ impl Worker {
             };
             let delivery = match next {
                 Some(Ok(delivery)) => delivery,
-                Some(Err(error)) => return (None, Err(BrokerError::Lost(error.to_string()))),
+                Some(Err(error)) => return (None, Err(BrokerError::Lost(error))),
                 None => {
-                    let lost = BrokerError::Lost("the broker cancelled the consumer".into());
+                    let lost = BrokerError::ConsumerCancelled("job");
                     return (None, Err(lost));
                 }
             };

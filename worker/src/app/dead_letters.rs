@@ -20,10 +20,10 @@ impl Worker {
                         crate::dead_letters::report(&delivery, session.events(), &self.metrics)
                             .await;
                     if let Err(error) = disposition.apply(&delivery.acker).await {
-                        return BrokerError::Lost(error.to_string());
+                        return BrokerError::Lost(error);
                     }
                 }
-                Err(error) => return BrokerError::Lost(error.to_string()),
+                Err(error) => return BrokerError::Lost(error),
             }
         }
         warn!("dead-letter notice consumer cancelled by the broker");

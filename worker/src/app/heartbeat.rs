@@ -11,7 +11,7 @@ impl Worker {
         loop {
             let heartbeat = self.heartbeat().await;
             if let Err(error) = session.events().publish_heartbeat(&heartbeat).await {
-                return BrokerError::Lost(error.to_string());
+                return BrokerError::Publish(error);
             }
             tokio::time::sleep(self.settings.broker.heartbeat_interval).await;
         }

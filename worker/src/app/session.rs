@@ -95,7 +95,7 @@ impl Worker {
         loop {
             let open = tokio::select! {
                 open = self.wait_for_open_gate(shutdown) => open,
-                () = lost.cancelled() => return Err(BrokerError::Lost("a side consumer failed".into())),
+                () = lost.cancelled() => return Err(BrokerError::SessionLost),
             };
             if !open {
                 return Ok(());
@@ -117,7 +117,7 @@ impl Worker {
                 Stop::Shutdown => return Ok(()),
                 Stop::GateClosed => continue,
                 Stop::SessionLost => {
-                    return Err(BrokerError::Lost("a side consumer failed".into()));
+                    return Err(BrokerError::SessionLost);
                 }
             }
         }

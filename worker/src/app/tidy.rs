@@ -23,10 +23,10 @@ impl Worker {
                 Ok(delivery) => {
                     let disposition = self.tidier.handle(&delivery, shutdown).await;
                     if let Err(error) = disposition.apply(&delivery.acker).await {
-                        return BrokerError::Lost(error.to_string());
+                        return BrokerError::Lost(error);
                     }
                 }
-                Err(error) => return BrokerError::Lost(error.to_string()),
+                Err(error) => return BrokerError::Lost(error),
             }
         }
         // The broker cancelled the tidy consumer (its queue was deleted):

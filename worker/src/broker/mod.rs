@@ -1,7 +1,7 @@
 //! The worker's edge to RabbitMQ: one connection, a consuming channel with
 //! prefetch 1 on the muxer's queue, and a confirming channel for events.
 
-use hlsmux_amqp::{AmqpUrl, AmqpUrls, HistoryStart, declare, stream};
+use hlsmux_amqp::{AmqpUrl, AmqpUrls, HistoryStart, PublishError, declare, stream};
 use hlsmux_protocol::{ControlCommand, Topology};
 use lapin::message::Delivery;
 use lapin::options::{
@@ -38,7 +38,15 @@ pub enum BrokerError {
     #[error("cannot set up queues and exchanges on {url}: {source}")]
     Topology { url: AmqpUrl, source: lapin::Error },
     #[error("lost the RabbitMQ connection: {0}")]
-    Lost(String),
+    Lost(#[source] lapin::Error),
+    /// The broker ended a consumer (its queue was deleted, or a node went).
+    #[error("the broker cancelled the {0} consumer")]
+    ConsumerCancelled(&'static str),
+    #[error("lost the RabbitMQ connection while publishing: {0}")]
+    Publish(#[source] PublishError),
+    /// Another task of the session lost it.
+    #[error("a side consumer failed")]
+    SessionLost,
 }
 
 /// Connects to the first of `urls` that answers, in order.
@@ -172,7 +180,7 @@ impl BrokerSession {
                 FieldTable::default(),
             )
             .await
-            .map_err(|error| BrokerError::Lost(error.to_string()))
+            .map_err(BrokerError::Lost)
     }
 
     /// Consumes this muxer's due tidy requests.
@@ -185,7 +193,7 @@ impl BrokerSession {
                 FieldTable::default(),
             )
             .await
-            .map_err(|error| BrokerError::Lost(error.to_string()))
+            .map_err(BrokerError::Lost)
     }
 
     /// Consumes the pool's dead-letter notices (shared by all workers).
@@ -198,7 +206,7 @@ impl BrokerSession {
                 FieldTable::default(),
             )
             .await
-            .map_err(|error| BrokerError::Lost(error.to_string()))
+            .map_err(BrokerError::Lost)
     }
 
     /// Reads the pool's cancellations from the oldest kept.
@@ -210,14 +218,14 @@ impl BrokerSession {
             &format!("{}-cancellations", self.consumer_tag),
         )
         .await
-        .map_err(|error| BrokerError::Lost(error.to_string()))
+        .map_err(BrokerError::Lost)
     }
 
     /// The latest drain/resume command for this muxer, if any was given.
     /// It is looked at and put back, never consumed: every worker of the
     /// muxer, now and later, reads the same command.
     pub async fn peek_control(&self) -> Result<Option<ControlCommand>, BrokerError> {
-        let lost = |error: lapin::Error| BrokerError::Lost(error.to_string());
+        let lost = BrokerError::Lost;
         let Some(message) = self
             .control
             .basic_get(
@@ -255,7 +263,7 @@ impl BrokerSession {
                 BasicCancelOptions::default(),
             )
             .await
-            .map_err(|error| BrokerError::Lost(error.to_string()))?;
+            .map_err(BrokerError::Lost)?;
         let mut strays = Vec::new();
         while let Ok(Some(Ok(stray))) =
             tokio::time::timeout(STRAY_DELIVERY_WAIT, consumer.next()).await

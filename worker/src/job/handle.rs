@@ -45,7 +45,7 @@ impl JobRunner {
                     report_then_settle(events, job_id, failed, Ending::NotAJob).await;
                 if reported == Reported::Yes {
                     self.metrics
-                        .job_finished(Outcome::Failed, FailureReason::BadMessage.as_str());
+                        .job_finished(Outcome::Failed(FailureReason::BadMessage));
                 }
                 return Settled::new(disposition, Evidence::Neutral);
             }
@@ -95,7 +95,7 @@ impl JobRunner {
                     report_then_settle(events, job_id, *state, Ending::JobDone).await;
                 if reported == Reported::No {
                     // The output, if published, is recognised by the redelivery.
-                    self.metrics.job_finished(Outcome::Requeued, "broker");
+                    self.metrics.job_finished(Outcome::Unreported);
                     return Settled::new(disposition, Evidence::Neutral);
                 }
                 if let Err(error) = blocking::run(move || location.mark_reported()).await {
@@ -103,7 +103,7 @@ impl JobRunner {
                 }
                 match finished {
                     Some((wall, media)) => self.metrics.job_done(wall, media),
-                    None => self.metrics.job_finished(Outcome::Done, ""),
+                    None => self.metrics.job_finished(Outcome::Done),
                 }
                 return Settled::new(disposition, Evidence::WorkerWell);
             }
@@ -130,7 +130,7 @@ impl JobRunner {
         let error = match failure {
             Failure::Broker(error) => {
                 warn!(%error, "could not publish the job's event; requeueing it");
-                self.metrics.job_finished(Outcome::Requeued, "broker");
+                self.metrics.job_finished(Outcome::Unreported);
                 return Settled::new(Ending::Unreported.disposition(), Evidence::Neutral);
             }
             Failure::Job(error) => error,
@@ -170,8 +170,7 @@ impl JobRunner {
                 () = cancel.cancelled() => {}
             }
         }
-        self.metrics
-            .job_finished(Outcome::Requeued, reason.as_str());
+        self.metrics.job_finished(Outcome::Requeued(reason));
         let evidence = if reason.is_worker_fault() {
             Evidence::WorkerFault {
                 reason,
@@ -195,12 +194,12 @@ impl JobRunner {
             report_then_settle(events, job_id, failed, Ending::JobFailed(error)).await;
         match reported {
             Reported::Yes => {
-                self.metrics.job_finished(Outcome::Failed, reason.as_str());
+                self.metrics.job_finished(Outcome::Failed(reason));
                 // The job's fault, which the worker handled as it should.
                 Settled::new(disposition, Evidence::WorkerWell)
             }
             Reported::No => {
-                self.metrics.job_finished(Outcome::Requeued, "broker");
+                self.metrics.job_finished(Outcome::Unreported);
                 Settled::new(disposition, Evidence::Neutral)
             }
         }

@@ -168,9 +168,14 @@ mod tests {
     fn a_job_the_worker_could_not_do_is_requeued() {
         assert_eq!(failed(JobError::Interrupted), Disposition::Requeue);
         assert_eq!(
+            failed(JobError::NoRandomness(getrandom::Error::UNSUPPORTED)),
+            Disposition::Requeue,
+            "running out of entropy is the machine's trouble, not the input's"
+        );
+        assert_eq!(
             failed(JobError::MediaRootUnavailable {
                 path: PathBuf::from("/media"),
-                detail: "gone".into()
+                source: std::io::ErrorKind::NotFound.into(),
             }),
             Disposition::Requeue
         );

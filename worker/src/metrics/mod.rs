@@ -8,7 +8,7 @@ pub mod server;
 use std::collections::HashMap;
 use std::path::Path;
 
-use hlsmux_protocol::MuxerId;
+use hlsmux_protocol::{FailureReason, MuxerId, RequeueReason};
 use prometheus::{
     Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
     IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
@@ -35,16 +35,20 @@ const ALL_STATES: [WorkerState; 6] = [
 #[derive(Clone, Copy, Debug)]
 pub enum Outcome {
     Done,
-    Failed,
-    Requeued,
+    Failed(FailureReason),
+    Requeued(RequeueReason),
+    /// Given back because its ending could not be reported to the broker.
+    Unreported,
 }
 
 impl Outcome {
-    fn as_str(self) -> &'static str {
+    /// The `outcome` and `reason` labels.
+    fn labels(self) -> [&'static str; 2] {
         match self {
-            Outcome::Done => "done",
-            Outcome::Failed => "failed",
-            Outcome::Requeued => "requeued",
+            Outcome::Done => ["done", ""],
+            Outcome::Failed(reason) => ["failed", reason.as_str()],
+            Outcome::Requeued(reason) => ["requeued", reason.as_str()],
+            Outcome::Unreported => ["requeued", "broker"],
         }
     }
 }
@@ -242,9 +246,9 @@ impl WorkerMetrics {
         }
     }
 
-    pub fn job_finished(&self, outcome: Outcome, reason: &str) {
+    pub fn job_finished(&self, outcome: Outcome) {
         self.jobs_finished
-            .with_label_values(&[outcome.as_str(), reason])
+            .with_label_values(&outcome.labels())
             .inc();
         self.encode_fps.set(0.0);
         self.encode_speed.set(0.0);
@@ -253,7 +257,7 @@ impl WorkerMetrics {
     pub fn job_done(&self, wall_seconds: f64, media_seconds: f64) {
         self.job_duration.observe(wall_seconds);
         self.media_duration.observe(media_seconds);
-        self.job_finished(Outcome::Done, "");
+        self.job_finished(Outcome::Done);
     }
 
     /// Records the SoC readings; a missing reading removes its series.

@@ -19,6 +19,8 @@ use std::path::PathBuf;
 
 use hlsmux_protocol::{FailureReason, RequeueReason};
 
+use crate::storage::problem::StorageProblem;
+
 /// Whether a failed job could succeed if tried again.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Retry {
@@ -26,6 +28,17 @@ pub enum Retry {
     Permanent,
     /// The worker or its surroundings are at fault: give the job back.
     Transient,
+}
+
+/// Why an input that exists cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum Unreadable {
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    #[error("it is not a regular file")]
+    NotAFile,
+    #[error("it is empty (0 bytes)")]
+    Empty,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -36,8 +49,12 @@ pub enum JobError {
     InputMissing(PathBuf),
     #[error("input {0} resolves outside the media root")]
     InputOutsideRoot(PathBuf),
-    #[error("input {path} cannot be read: {detail}")]
-    InputUnreadable { path: PathBuf, detail: String },
+    #[error("input {path} cannot be read: {why}")]
+    InputUnreadable {
+        path: PathBuf,
+        #[source]
+        why: Unreadable,
+    },
     #[error("ffprobe cannot read {path} as media: {detail}")]
     ProbeFailed { path: PathBuf, detail: String },
     #[error("input {0} has no video stream")]
@@ -58,16 +75,30 @@ pub enum JobError {
     OutputInvalid(String),
     #[error("output {path} already exists ({owner}); remove it or submit with another --name")]
     OutputExists { path: PathBuf, owner: String },
-    #[error("cannot write output under {path}: {detail}")]
-    OutputUnwritable { path: PathBuf, detail: String },
-    #[error("media root {path} is not usable: {detail}")]
-    MediaRootUnavailable { path: PathBuf, detail: String },
-    #[error("cannot run {program}: {detail}")]
-    ToolUnavailable { program: PathBuf, detail: String },
+    #[error("cannot write output under {path}: {source}")]
+    OutputUnwritable {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("media root {path} is not usable: {source}")]
+    MediaRootUnavailable {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot run {program}: {source}")]
+    ToolUnavailable {
+        program: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("no randomness for the encryption key: {0}")]
+    NoRandomness(#[source] getrandom::Error),
     #[error("the job was interrupted because the worker is shutting down")]
     Interrupted,
     #[error("the shared storage failed during the job: {0}")]
-    StorageFailed(String),
+    StorageFailed(#[source] StorageProblem),
     #[error("cancelled by {by}; nothing was published")]
     Cancelled { by: String },
 }
@@ -90,6 +121,7 @@ impl JobError {
             JobError::Cancelled { .. } => FailureReason::Cancelled,
             JobError::MediaRootUnavailable { .. }
             | JobError::ToolUnavailable { .. }
+            | JobError::NoRandomness(_)
             | JobError::EncoderCrashed { .. }
             | JobError::Stalled { .. }
             | JobError::Interrupted
@@ -104,7 +136,10 @@ impl JobError {
             JobError::MediaRootUnavailable { .. } | JobError::StorageFailed(_) => {
                 Some(RequeueReason::StorageUnhealthy)
             }
-            JobError::ToolUnavailable { .. } => Some(RequeueReason::ToolUnavailable),
+            // The machine's random source is a tool the worker needs too.
+            JobError::ToolUnavailable { .. } | JobError::NoRandomness(_) => {
+                Some(RequeueReason::ToolUnavailable)
+            }
             JobError::EncoderCrashed { .. } => Some(RequeueReason::EncoderCrashed),
             JobError::Stalled { .. } => Some(RequeueReason::Stalled),
             JobError::Interrupted => Some(RequeueReason::WorkerStopping),
@@ -128,10 +163,10 @@ impl JobError {
     }
 
     /// A write under the output that failed.
-    pub fn unwritable(path: &std::path::Path, error: std::io::Error) -> Self {
+    pub fn unwritable(path: &std::path::Path, source: std::io::Error) -> Self {
         JobError::OutputUnwritable {
             path: path.to_owned(),
-            detail: error.to_string(),
+            source,
         }
     }
 

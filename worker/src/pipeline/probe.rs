@@ -87,9 +87,9 @@ pub async fn probe(
             path: input.to_owned(),
             detail: format!("ffprobe did not finish within {} s", timeout.as_secs()),
         })?
-        .map_err(|error| JobError::ToolUnavailable {
+        .map_err(|source| JobError::ToolUnavailable {
             program: ffprobe.to_owned(),
-            detail: error.to_string(),
+            source,
         })?;
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);

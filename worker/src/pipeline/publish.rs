@@ -255,10 +255,8 @@ impl OutputLocation {
     /// or that of an earlier delivery of this job that got there first.
     pub fn publish(&self, record: OutputRecord) -> Result<OutputRecord, JobError> {
         let record_path = self.staging_dir.join(JOB_RECORD);
-        let bytes = serde_json::to_vec_pretty(&record).map_err(|e| JobError::OutputUnwritable {
-            path: record_path.clone(),
-            detail: e.to_string(),
-        })?;
+        let bytes = serde_json::to_vec_pretty(&record)
+            .map_err(|e| self.unwritable(&record_path, std::io::Error::other(e)))?;
         std::fs::File::create(&record_path)
             .and_then(|mut file| {
                 file.write_all(&bytes)?;
@@ -292,10 +290,7 @@ impl OutputLocation {
     }
 
     fn unwritable(&self, path: &Path, error: std::io::Error) -> JobError {
-        JobError::OutputUnwritable {
-            path: path.to_owned(),
-            detail: error.to_string(),
-        }
+        JobError::unwritable(path, error)
     }
 }
 

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use hlsmux_protocol::RelativePath;
 
-use super::JobError;
+use super::{JobError, Unreadable};
 
 /// The demuxers a worker opens unless configured otherwise: containers that
 /// hold their media themselves. Playlists (hls, dash), lists (concat) and
@@ -51,9 +51,9 @@ pub struct ValidInput {
 pub fn resolve_input(media_root: &Path, input: &RelativePath) -> Result<ValidInput, JobError> {
     let root = media_root
         .canonicalize()
-        .map_err(|error| JobError::MediaRootUnavailable {
+        .map_err(|source| JobError::MediaRootUnavailable {
             path: media_root.to_owned(),
-            detail: error.to_string(),
+            source,
         })?;
     let candidate = input.under(&root);
     let resolved = match candidate.canonicalize() {
@@ -64,28 +64,28 @@ pub fn resolve_input(media_root: &Path, input: &RelativePath) -> Result<ValidInp
         Err(error) => {
             return Err(JobError::InputUnreadable {
                 path: candidate,
-                detail: error.to_string(),
+                why: error.into(),
             });
         }
     };
     if !resolved.starts_with(&root) {
         return Err(JobError::InputOutsideRoot(candidate));
     }
-    let unreadable = |detail: String| JobError::InputUnreadable {
+    let unreadable = |why: Unreadable| JobError::InputUnreadable {
         path: resolved.clone(),
-        detail,
+        why,
     };
-    let metadata = resolved.metadata().map_err(|e| unreadable(e.to_string()))?;
+    let metadata = resolved.metadata().map_err(|e| unreadable(e.into()))?;
     if !metadata.is_file() {
-        return Err(unreadable("it is not a regular file".into()));
+        return Err(unreadable(Unreadable::NotAFile));
     }
     if metadata.len() == 0 {
-        return Err(unreadable("it is empty (0 bytes)".into()));
+        return Err(unreadable(Unreadable::Empty));
     }
     let mut first_byte = [0_u8; 1];
     File::open(&resolved)
         .and_then(|mut file| file.read_exact(&mut first_byte))
-        .map_err(|e| unreadable(e.to_string()))?;
+        .map_err(|e| unreadable(e.into()))?;
     Ok(ValidInput {
         size_bytes: metadata.len(),
         path: resolved,

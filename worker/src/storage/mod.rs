@@ -3,5 +3,7 @@
 
 pub mod monitor;
 pub mod mountinfo;
+pub mod problem;
 
 pub use monitor::{StorageConfig, StorageHealth, StorageMonitor};
+pub use problem::{ProbeStep, StorageProblem};

@@ -18,6 +18,7 @@ use tokio::sync::oneshot;
 use tracing::{info, warn};
 
 use super::mountinfo;
+use super::problem::{ProbeStep, StorageProblem};
 use crate::metrics::WorkerMetrics;
 
 const PROBE_PAYLOAD: &[u8] = b"hlsmux storage probe\n";
@@ -25,10 +26,10 @@ const REMOUNT_BACKOFF_MIN: Duration = Duration::from_secs(5);
 const REMOUNT_BACKOFF_MAX: Duration = Duration::from_secs(300);
 const MOUNT_COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum StorageHealth {
     Healthy,
-    Unhealthy(String),
+    Unhealthy(StorageProblem),
 }
 
 impl StorageHealth {
@@ -55,7 +56,7 @@ pub struct StorageConfig {
 }
 
 /// A probe running on its own thread, and when it started.
-type InFlightProbe = (oneshot::Receiver<Result<(), String>>, Instant);
+type InFlightProbe = (oneshot::Receiver<Result<(), StorageProblem>>, Instant);
 
 struct Target {
     path: PathBuf,
@@ -137,10 +138,10 @@ impl StorageMonitor {
             match tokio::fs::read_to_string(&self.config.mountinfo).await {
                 Ok(text) => Some(text),
                 Err(error) => {
-                    return StorageHealth::Unhealthy(format!(
-                        "cannot read {}: {error}",
-                        self.config.mountinfo.display()
-                    ));
+                    return StorageHealth::Unhealthy(StorageProblem::MountTableUnreadable {
+                        path: self.config.mountinfo.clone(),
+                        source: Arc::new(error),
+                    });
                 }
             }
         } else {
@@ -157,11 +158,11 @@ impl StorageMonitor {
             });
             let result = if mounted == Some(false) {
                 self.try_mount(target).await;
-                Err(format!("{} is not mounted", target.path.display()))
+                Err(StorageProblem::NotMounted {
+                    path: target.path.clone(),
+                })
             } else {
-                self.probe(target)
-                    .await
-                    .map_err(|reason| format!("{}: {reason}", target.path.display()))
+                self.probe(target).await
             };
             self.metrics
                 .storage_checked(&target.path, mounted, result.is_ok());
@@ -176,7 +177,7 @@ impl StorageMonitor {
     }
 
     /// Probes one target, or waits on the probe already in flight.
-    async fn probe(&self, target: &Target) -> Result<(), String> {
+    async fn probe(&self, target: &Target) -> Result<(), StorageProblem> {
         let pending = target
             .in_flight
             .lock()
@@ -189,12 +190,16 @@ impl StorageMonitor {
                 let file = target.path.join(&self.config.probe_file_name);
                 // A plain thread, detached: if the kernel never returns, it
                 // must not hold a slot of the runtime's blocking pool.
+                let path = target.path.clone();
                 std::thread::Builder::new()
                     .name("storage-probe".into())
                     .spawn(move || {
-                        let _ = sender.send(probe_file(&file));
+                        let _ = sender.send(probe_file(&path, &file));
                     })
-                    .map_err(|e| format!("cannot start a probe: {e}"))?;
+                    .map_err(|error| StorageProblem::ProbeNotStarted {
+                        path: target.path.clone(),
+                        source: Arc::new(error),
+                    })?;
                 (receiver, Instant::now())
             }
         };
@@ -207,15 +212,18 @@ impl StorageMonitor {
         );
         match outcome {
             Ok(Ok(result)) => result,
-            Ok(Err(_)) => Err("the probe thread vanished".into()),
+            Ok(Err(_)) => Err(StorageProblem::ProbeLost {
+                path: target.path.clone(),
+            }),
             Err(_) => {
                 let stuck_for = started.elapsed().as_secs();
                 if let Ok(mut slot) = target.in_flight.lock() {
                     *slot = Some((receiver, started));
                 }
-                Err(format!(
-                    "probe stuck for {stuck_for} s (is the server answering?)"
-                ))
+                Err(StorageProblem::ProbeStuck {
+                    path: target.path.clone(),
+                    seconds: stuck_for,
+                })
             }
         }
     }
@@ -260,20 +268,31 @@ impl StorageMonitor {
     }
 }
 
-/// Write, sync, read back, remove. Blocking, possibly forever.
-fn probe_file(path: &Path) -> Result<(), String> {
-    let step = |what: &str, error: std::io::Error| format!("{what} {}: {error}", path.display());
-    let mut file = File::create(path).map_err(|e| step("cannot create", e))?;
+/// Write, sync, read back, remove `file` in `target`. Blocking, possibly
+/// forever.
+fn probe_file(target: &Path, file_path: &Path) -> Result<(), StorageProblem> {
+    let failed = |step: ProbeStep| {
+        move |error: std::io::Error| StorageProblem::ProbeFailed {
+            path: target.to_owned(),
+            step,
+            file: file_path.to_owned(),
+            source: Arc::new(error),
+        }
+    };
+    let mut file = File::create(file_path).map_err(failed(ProbeStep::Create))?;
     file.write_all(PROBE_PAYLOAD)
-        .map_err(|e| step("cannot write", e))?;
-    file.sync_all().map_err(|e| step("cannot sync", e))?;
+        .map_err(failed(ProbeStep::Write))?;
+    file.sync_all().map_err(failed(ProbeStep::Sync))?;
     drop(file);
-    let back = std::fs::read(path).map_err(|e| step("cannot read back", e))?;
-    std::fs::remove_file(path).map_err(|e| step("cannot remove", e))?;
+    let back = std::fs::read(file_path).map_err(failed(ProbeStep::ReadBack))?;
+    std::fs::remove_file(file_path).map_err(failed(ProbeStep::Remove))?;
     if back == PROBE_PAYLOAD {
         Ok(())
     } else {
-        Err(format!("{} read back different bytes", path.display()))
+        Err(StorageProblem::ProbeMismatch {
+            path: target.to_owned(),
+            file: file_path.to_owned(),
+        })
     }
 }
 
@@ -311,9 +330,13 @@ mod tests {
     #[tokio::test]
     async fn a_missing_directory_is_unhealthy() {
         let monitor = StorageMonitor::new(config(Path::new("/nonexistent/hlsmux")), metrics());
-        assert!(
-            matches!(monitor.health(true).await, StorageHealth::Unhealthy(r) if r.contains("cannot create"))
-        );
+        assert!(matches!(
+            monitor.health(true).await,
+            StorageHealth::Unhealthy(StorageProblem::ProbeFailed {
+                step: ProbeStep::Create,
+                ..
+            })
+        ));
     }
 
     #[tokio::test]
@@ -329,7 +352,10 @@ mod tests {
         let started = Instant::now();
         let first = monitor.health(true).await;
         assert!(
-            matches!(&first, StorageHealth::Unhealthy(r) if r.contains("stuck")),
+            matches!(
+                &first,
+                StorageHealth::Unhealthy(StorageProblem::ProbeStuck { .. })
+            ),
             "{first:?}"
         );
         assert!(
@@ -339,7 +365,10 @@ mod tests {
         let again = Instant::now();
         let second = monitor.health(true).await;
         assert!(
-            matches!(&second, StorageHealth::Unhealthy(r) if r.contains("stuck")),
+            matches!(
+                &second,
+                StorageHealth::Unhealthy(StorageProblem::ProbeStuck { .. })
+            ),
             "{second:?}"
         );
         assert!(
@@ -390,7 +419,10 @@ mod tests {
         );
         let health = monitor.health(true).await;
         assert!(
-            matches!(&health, StorageHealth::Unhealthy(r) if r.contains("not mounted")),
+            matches!(
+                &health,
+                StorageHealth::Unhealthy(StorageProblem::NotMounted { .. })
+            ),
             "{health:?}"
         );
         let _ = monitor.health(true).await;

@@ -94,9 +94,9 @@ pub async fn run_ffmpeg(
         .process_group(0)
         .kill_on_drop(true)
         .spawn()
-        .map_err(|error| JobError::ToolUnavailable {
+        .map_err(|source| JobError::ToolUnavailable {
             program: ffmpeg.to_owned(),
-            detail: error.to_string(),
+            source,
         })?;
     let pgid_record = encoder_record(work_dir);
     if let Some(pid) = child.id() {
@@ -149,9 +149,9 @@ async fn supervise(
             });
         }
     };
-    let status = status.map_err(|error| JobError::ToolUnavailable {
+    let status = status.map_err(|source| JobError::ToolUnavailable {
         program: ffmpeg.to_owned(),
-        detail: error.to_string(),
+        source,
     })?;
     if status.success() {
         return Ok(());

@@ -91,8 +91,7 @@ pub fn decrypt_prefix(
 
 pub fn random<const N: usize>() -> Result<[u8; N], JobError> {
     let mut bytes = [0u8; N];
-    getrandom::fill(&mut bytes)
-        .map_err(|error| fail(format!("no randomness for the key: {error}")))?;
+    getrandom::fill(&mut bytes).map_err(JobError::NoRandomness)?;
     Ok(bytes)
 }
 

@@ -262,10 +262,7 @@ fn write_playlist(
     let mut bytes = Vec::new();
     write(&mut bytes)
         .and_then(|()| std::fs::write(path, &bytes))
-        .map_err(|error| JobError::OutputUnwritable {
-            path: path.to_owned(),
-            detail: error.to_string(),
-        })
+        .map_err(|error| JobError::unwritable(path, error))
 }
 
 #[cfg(test)]
