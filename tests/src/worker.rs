@@ -73,16 +73,10 @@ pub struct TestWorker {
 
 impl TestWorker {
     pub(crate) async fn spawn(test: &TestEnv, muxer: MuxerId, options: WorkerOptions) -> Self {
-        // The free port picked for /metrics can be taken by another
-        // process before the worker binds it: then try another.
-        for _ in 0..3 {
-            match Self::try_spawn(test, muxer, &options).await {
-                Ok(worker) => return worker,
-                Err(said) if said.contains("cannot serve metrics") => continue,
-                Err(said) => panic!("worker for muxer {muxer} exited at start; it said:\n{said}"),
-            }
+        match Self::try_spawn(test, muxer, &options).await {
+            Ok(worker) => worker,
+            Err(said) => panic!("worker for muxer {muxer} exited at start; it said:\n{said}"),
         }
-        panic!("worker for muxer {muxer}: no free port for /metrics in three tries");
     }
 
     async fn try_spawn(
@@ -90,14 +84,14 @@ impl TestWorker {
         muxer: MuxerId,
         options: &WorkerOptions,
     ) -> Result<Self, String> {
-        let metrics_addr = free_local_address();
-        let mut command = Self::command(test, muxer, options, metrics_addr);
+        let spawned = SPAWNED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        // The worker takes any free port and says which in this file.
+        let addr_file = test.path().join(format!("metrics-addr-{muxer}-{spawned}"));
+        let mut command = Self::command(test, muxer, options);
+        command.env("HLSMUX_METRICS_ADDR_FILE", &addr_file);
         // Without TEST_LOG the worker's errors still go to a file, quoted
         // if it dies at start.
-        let start_log = test.path().join(format!(
-            "worker-{muxer}-{}.log",
-            SPAWNED.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-        ));
+        let start_log = test.path().join(format!("worker-{muxer}-{spawned}.log"));
         match std::env::var("TEST_LOG") {
             _ if options.log_file.is_some() => {
                 let path = options.log_file.as_ref().expect("checked");
@@ -129,6 +123,11 @@ impl TestWorker {
                 return Err(format!("{status:?}: {said}"));
             }
         }
+        let metrics_addr = std::fs::read_to_string(&addr_file)
+            .unwrap_or_else(|error| panic!("{}: {error}", addr_file.display()))
+            .trim()
+            .parse()
+            .expect("the worker writes a socket address");
         Ok(Self {
             child,
             muxer,
@@ -142,7 +141,7 @@ impl TestWorker {
         muxer: MuxerId,
         options: WorkerOptions,
     ) -> StartupFailure {
-        let mut command = Self::command(test, muxer, &options, free_local_address());
+        let mut command = Self::command(test, muxer, &options);
         command.env("RUST_LOG", "error").stderr(Stdio::piped());
         let output = tokio::time::timeout(crate::PATIENCE, command.output())
             .await
@@ -154,12 +153,7 @@ impl TestWorker {
         }
     }
 
-    fn command(
-        test: &TestEnv,
-        muxer: MuxerId,
-        options: &WorkerOptions,
-        metrics_addr: SocketAddr,
-    ) -> Command {
+    fn command(test: &TestEnv, muxer: MuxerId, options: &WorkerOptions) -> Command {
         let cmdline = test.path().join(format!("cmdline-{muxer}"));
         if let Some(contents) = &options.kernel_cmdline {
             std::fs::write(&cmdline, contents).expect("write kernel command line");
@@ -169,7 +163,7 @@ impl TestWorker {
             .envs(test.hlsmux_env())
             .env("HLSMUX_KERNEL_CMDLINE", &cmdline)
             .env("HLSMUX_WORK_DIR", test.work_dir())
-            .env("HLSMUX_METRICS_ADDR", metrics_addr.to_string())
+            .env("HLSMUX_METRICS_ADDR", "127.0.0.1:0")
             // No SoC sources unless a test provides them: this machine's own
             // thermal zones must not leak into the results.
             .env("HLSMUX_THERMAL_ZONE", test.path().join("no-thermal-zone"))
@@ -257,10 +251,4 @@ impl TestWorker {
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
     }
-}
-
-/// A loopback address with a port free right now.
-fn free_local_address() -> SocketAddr {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-    listener.local_addr().expect("local address")
 }

@@ -5,8 +5,9 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use hlsmux_telemetry::{LogFormat, TelemetryConfig};
+use hlsmux_worker::app::{Worker, startup};
 use hlsmux_worker::config::{self, Settings};
-use hlsmux_worker::{app::Worker, shutdown};
+use hlsmux_worker::shutdown;
 use tokio_util::sync::CancellationToken;
 
 /// Consumes one muxer's hlsmux jobs and writes multi-bitrate HLS.
@@ -59,7 +60,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let settings_addr = settings.service.metrics_addr;
+    let service = settings.service.clone();
     let worker = match Worker::build(settings).await {
         Ok(worker) => worker,
         Err(error) => {
@@ -67,12 +68,10 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let metrics_listener = match tokio::net::TcpListener::bind(settings_addr).await {
+    let metrics_listener = match startup::bind_metrics(&service).await {
         Ok(listener) => listener,
         Err(error) => {
-            tracing::error!(
-                "cannot serve metrics on {settings_addr} ({error}): set metrics_addr (HLSMUX_METRICS_ADDR) to a free HOST:PORT"
-            );
+            tracing::error!("{error}");
             return ExitCode::from(2);
         }
     };

@@ -2,7 +2,7 @@
 
 use super::Worker;
 use crate::cancellations::Cancellations;
-use crate::config::Settings;
+use crate::config::{ServiceSettings, Settings};
 use crate::gate::{RemoteDrain, ServiceGate};
 use crate::hardware::{MachineCodecs, encoder_probe, soc};
 use crate::job::JobRunner;
@@ -14,6 +14,7 @@ use crate::tidy::Tidier;
 use std::path::Path;
 use std::process::Stdio;
 use std::sync::Arc;
+use tokio::net::TcpListener;
 use tokio::process::Command;
 use tracing::info;
 
@@ -40,6 +41,46 @@ pub enum StartupError {
     },
     #[error(transparent)]
     Encoder(#[from] encoder_probe::EncoderError),
+    #[error(
+        "cannot serve metrics on {addr} ({source}): set metrics_addr (HLSMUX_METRICS_ADDR) to a free HOST:PORT, or port 0 for any"
+    )]
+    Metrics {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot write the metrics address to {}: {source}", path.display())]
+    MetricsAddrFile {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Binds the metrics listener of `settings.metrics_addr` (port 0 picks a
+/// free one), says where it listens, and writes the address to
+/// `settings.metrics_addr_file` when one is set.
+pub async fn bind_metrics(settings: &ServiceSettings) -> Result<TcpListener, StartupError> {
+    let addr = settings.metrics_addr;
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartupError::Metrics { addr, source })?;
+    let bound = listener
+        .local_addr()
+        .map_err(|source| StartupError::Metrics { addr, source })?;
+    info!(metrics_addr = %bound, "serving /metrics, /healthz and /readyz");
+    if let Some(path) = &settings.metrics_addr_file {
+        // Written whole, then renamed: a reader never sees half an address.
+        let mut temporary = path.as_os_str().to_owned();
+        temporary.push(".tmp");
+        std::fs::write(&temporary, format!("{bound}\n"))
+            .and_then(|()| std::fs::rename(&temporary, path))
+            .map_err(|source| StartupError::MetricsAddrFile {
+                path: path.clone(),
+                source,
+            })?;
+    }
+    Ok(listener)
 }
 
 impl Worker {

@@ -52,6 +52,7 @@ pub(super) struct RawSettings {
     pub(super) tidy_originals: bool,
     pub(super) tidy_delay_seconds: u64,
     pub(super) metrics_addr: String,
+    pub(super) metrics_addr_file: String,
     pub(super) input_formats: String,
     pub(super) stall_timeout_seconds: u64,
     pub(super) shutdown_grace_seconds: u64,
@@ -124,6 +125,7 @@ storage_check_interval_seconds = 30
 tidy_originals = true
 tidy_delay_seconds = 86400
 metrics_addr = "0.0.0.0:9797"
+metrics_addr_file = ""
 input_formats = "mov,matroska,mpegts,mpeg,avi,flv,asf,ogg,mxf,dv,nut,h264,hevc,m4v,mpegvideo,yuv4mpegpipe"
 stall_timeout_seconds = 120
 shutdown_grace_seconds = 30
@@ -252,6 +254,9 @@ impl RawSettings {
                         invalid("metrics_addr")(format!("{e}: use HOST:PORT"))
                     },
                 )?,
+                metrics_addr_file: Some(self.metrics_addr_file)
+                    .filter(|file| !file.is_empty())
+                    .map(PathBuf::from),
             },
         })
     }

@@ -140,6 +140,10 @@ pub struct ServiceSettings {
     pub quarantine_after: u32,
     /// How long a quarantined worker waits before its self-test.
     pub quarantine_cooldown: Duration,
-    /// Where `/metrics`, `/healthz` and `/readyz` are served.
+    /// Where `/metrics`, `/healthz` and `/readyz` are served (port 0: any
+    /// free port)...
     pub metrics_addr: std::net::SocketAddr,
+    /// ...and, when set, the file the bound address is written to once
+    /// the worker listens (for supervisors and tests that ask for port 0).
+    pub metrics_addr_file: Option<PathBuf>,
 }
