@@ -1,8 +1,8 @@
 //! The self-test a quarantined worker must pass before it takes jobs again:
-//! a short generated clip through the real pipeline (probe, plan, the same
-//! ffmpeg command a job gets, master, verify), on this machine's own scratch space.
+//! a short generated clip through the real pipeline (probe, plan, then the
+//! very stages a job runs: encode, master, verify), on this machine's own
+//! scratch space.
 
-use std::ffi::OsString;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
@@ -11,12 +11,11 @@ use tokio::process::Command;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::blocking;
 use crate::job::JobRunner;
 use crate::pipeline::encode::OutputOptions;
 use crate::pipeline::hls::layout::Layout;
-use crate::pipeline::hls::{master, verify};
-use crate::pipeline::{encode, probe};
+use crate::pipeline::probe;
+use crate::pipeline::produce::{Production, produce};
 
 /// Seconds of test picture: long enough for two segments of one second.
 const CLIP_SECONDS: &str = "2";
@@ -80,25 +79,20 @@ async fn encode_test_clip(
         },
     };
     let plan = runner.plan(source, &media, options);
-    let args: Vec<OsString> = encode::ffmpeg_args(&plan, out_dir);
     let (progress, _) = watch::channel(None);
-    encode::run_ffmpeg(
-        &settings.tools.ffmpeg,
-        &args,
-        dir,
-        &dir.join("ffmpeg.log"),
-        &progress,
-        settings.encoding.stall_timeout,
+    let production = Production {
+        plan: &plan,
+        staging_dir: out_dir,
+        source_seconds: media.duration_seconds,
+        encryption: None,
+        ffmpeg: &settings.tools.ffmpeg,
+        work_dir: dir,
+        log_path: dir.join("ffmpeg.log"),
+        stall_timeout: settings.encoding.stall_timeout,
         cancel,
-    )
-    .await
-    .map_err(|e| e.to_string())?;
-    let (out_dir, seconds) = (out_dir.to_owned(), media.duration_seconds);
-    blocking::run(move || {
-        master::write_master(&out_dir, &plan)?;
-        verify::verify_output(&out_dir, &plan, seconds, false)
-    })
-    .await
-    .map(drop)
-    .map_err(|e| e.to_string())
+    };
+    produce(production, &progress)
+        .await
+        .map(drop)
+        .map_err(|e| e.to_string())
 }

@@ -18,9 +18,10 @@ use crate::broker::Publisher;
 use crate::config::Settings;
 use crate::hardware::soc;
 use crate::pipeline::JobError;
-use crate::pipeline::encode::{self, EncodePlan, EncodeProgress, OutputOptions};
-use crate::pipeline::hls::{encrypt, key, master, verify};
+use crate::pipeline::encode::{EncodePlan, EncodeProgress, OutputOptions};
+use crate::pipeline::hls::key;
 use crate::pipeline::probe::{self, SourceMedia};
+use crate::pipeline::produce::{Encryption, Production, produce};
 use crate::pipeline::publish::{ExistingOutput, OutputLocation, OutputRecord};
 use crate::pipeline::validate;
 
@@ -239,79 +240,52 @@ impl JobRunner {
             events,
             cancel,
         } = attempt;
-        let log_path = self
-            .settings
-            .paths
-            .work_dir
-            .join(format!("{job_id}.ffmpeg.log"));
-        let args = encode::ffmpeg_args(plan, location.staging_dir());
-        let (progress_tx, mut progress_rx) = watch::channel(None);
-        let encoding = encode::run_ffmpeg(
-            &self.settings.tools.ffmpeg,
-            &args,
-            &self.settings.paths.work_dir,
-            &log_path,
-            &progress_tx,
-            self.settings.encoding.stall_timeout,
+        let production = Production {
+            plan,
+            staging_dir: location.staging_dir(),
+            source_seconds: duration_seconds,
+            encryption: encrypted.then(|| Encryption {
+                output: location.relative_dir().to_owned(),
+                key_uri_prefix: self.settings.encoding.key_uri_prefix.clone(),
+            }),
+            ffmpeg: &self.settings.tools.ffmpeg,
+            work_dir: &self.settings.paths.work_dir,
+            log_path: self
+                .settings
+                .paths
+                .work_dir
+                .join(format!("{job_id}.ffmpeg.log")),
+            stall_timeout: self.settings.encoding.stall_timeout,
             cancel,
-        );
-        tokio::pin!(encoding);
+        };
+        let (progress_tx, mut progress_rx) = watch::channel(None);
+        let producing = produce(production, &progress_tx);
+        tokio::pin!(producing);
         let mut last_report: Option<Instant> = None;
-        let encoded = async {
-            loop {
-                tokio::select! {
-                    result = &mut encoding => break result,
-                    Ok(()) = progress_rx.changed() => {
-                        let due = last_report.is_none_or(|at| at.elapsed() >= PROGRESS_INTERVAL);
-                        let latest: Option<EncodeProgress> = *progress_rx.borrow_and_update();
-                        if let Some(progress) = latest {
-                            self.metrics.encode_fps.set(progress.fps);
-                            self.metrics.encode_speed.set(progress.speed);
-                            self.state.set_progress(progress.percent_of(duration_seconds));
-                        }
-                        if let (true, Some(progress)) = (due, latest) {
-                            last_report = Some(Instant::now());
-                            let state = JobState::Progress {
-                                percent: progress.percent_of(duration_seconds),
-                                fps: progress.fps,
-                                speed: progress.speed,
-                            };
-                            if let Err(error) = events.publish(job_id, state).await {
-                                warn!(%error, "could not publish progress");
-                            }
+        let rung_summaries = loop {
+            tokio::select! {
+                result = &mut producing => break result?,
+                Ok(()) = progress_rx.changed() => {
+                    let due = last_report.is_none_or(|at| at.elapsed() >= PROGRESS_INTERVAL);
+                    let latest: Option<EncodeProgress> = *progress_rx.borrow_and_update();
+                    if let Some(progress) = latest {
+                        self.metrics.encode_fps.set(progress.fps);
+                        self.metrics.encode_speed.set(progress.speed);
+                        self.state.set_progress(progress.percent_of(duration_seconds));
+                    }
+                    if let (true, Some(progress)) = (due, latest) {
+                        last_report = Some(Instant::now());
+                        let state = JobState::Progress {
+                            percent: progress.percent_of(duration_seconds),
+                            fps: progress.fps,
+                            speed: progress.speed,
+                        };
+                        if let Err(error) = events.publish(job_id, state).await {
+                            warn!(%error, "could not publish progress");
                         }
                     }
                 }
             }
-        }
-        .instrument(info_span!("encode", encoder = %plan.encoder, rungs = plan.rungs.len()))
-        .await;
-        if let Err(error) = &encoded {
-            warn!(log = %log_path.display(), %error, "ffmpeg did not finish");
-        }
-        encoded?;
-        let _ = tokio::fs::remove_file(&log_path).await;
-
-        {
-            let (dir, plan) = (location.staging_dir().to_owned(), plan.clone());
-            blocking::run(move || master::write_master(&dir, &plan))
-                .instrument(info_span!("master"))
-                .await?;
-        }
-        if encrypted {
-            let dir = location.staging_dir().to_owned();
-            let output = location.relative_dir().to_owned();
-            let prefix = self.settings.encoding.key_uri_prefix.clone();
-            let layout = plan.layout;
-            blocking::run(move || encrypt::encrypt_output(&dir, layout, &output, &prefix))
-                .instrument(info_span!("encrypt"))
-                .await?;
-        }
-        let rung_summaries = {
-            let (dir, plan) = (location.staging_dir().to_owned(), plan.clone());
-            blocking::run(move || verify::verify_output(&dir, &plan, duration_seconds, encrypted))
-                .instrument(info_span!("verify"))
-                .await?
         };
         let mut record = OutputRecord::new(
             job_id,

@@ -12,6 +12,7 @@ pub mod encode;
 pub mod hls;
 pub mod ladder;
 pub mod probe;
+pub mod produce;
 pub mod publish;
 pub mod validate;
 

@@ -17,30 +17,29 @@ use m3u8_rs::{Key, KeyMethod, MediaPlaylist};
 
 use crate::pipeline::JobError;
 use crate::pipeline::hls::key::{KEY_BYTES, KEY_FILE, key_uri, random, write_key};
-use crate::pipeline::hls::layout::Layout;
-use crate::pipeline::hls::playlist::{fail, media_playlist_uris, read, read_master, read_media};
+use crate::pipeline::hls::master::Presentation;
+use crate::pipeline::hls::playlist::{fail, read};
 
 type Aes128CbcEncryptor = cbc::Encryptor<aes::Aes128>;
 
 /// Blocking. Encrypts every segment of the output staged in `dir` (named
 /// `output` under the output root) in place, and rewrites each media
-/// playlist with one `#EXT-X-KEY` per segment. I-frame playlists name the
-/// same key and IV as the segment they point into.
+/// playlist of `presentation` (as master wrote them) with one `#EXT-X-KEY`
+/// per segment. I-frame playlists name the same key and IV as the segment
+/// they point into.
 pub fn encrypt_output(
     dir: &Path,
-    layout: Layout,
+    presentation: Presentation,
     output: &str,
     key_uri_prefix: &str,
 ) -> Result<(), JobError> {
     let key: [u8; KEY_BYTES] = random()?;
     write_key(&dir.join(KEY_FILE), &key)?;
-    let master = read_master(&dir.join(layout.master()))?;
     let mut keys: HashMap<PathBuf, (Key, u64)> = HashMap::new();
-    for uri in media_playlist_uris(&master) {
-        let playlist_path = dir.join(uri);
-        let mut media = read_media(&playlist_path)?;
+    for (uri, mut media) in presentation.media {
+        let playlist_path = dir.join(&uri);
         let variant_dir = playlist_path.parent().unwrap_or(dir);
-        let key_uri = key_uri(key_uri_prefix, output, uri);
+        let key_uri = key_uri(key_uri_prefix, output, &uri);
         for segment in &mut media.segments {
             let iv: [u8; KEY_BYTES] = random()?;
             let path = variant_dir.join(&segment.uri);
@@ -60,16 +59,15 @@ pub fn encrypt_output(
         }
         replace(&playlist_path, &render(&media)?)?;
     }
-    for variant in master.variants.iter().filter(|v| v.is_i_frame) {
-        let playlist_path = dir.join(&variant.uri);
-        let mut media = read_media(&playlist_path)?;
+    for (uri, mut media) in presentation.i_frames {
+        let playlist_path = dir.join(&uri);
         let variant_dir = playlist_path.parent().unwrap_or(dir);
         for segment in &mut media.segments {
             let Some((segment_key, sealed_bytes)) = keys.get(&variant_dir.join(&segment.uri))
             else {
                 return Err(fail(format!(
-                    "{}: {} is no segment of a media playlist",
-                    variant.uri, segment.uri
+                    "{uri}: {} is no segment of a media playlist",
+                    segment.uri
                 )));
             };
             segment.key = Some(segment_key.clone());
@@ -113,6 +111,8 @@ fn hex(bytes: &[u8]) -> String {
 mod tests {
     use super::*;
     use crate::pipeline::hls::key::check_key_file;
+    use crate::pipeline::hls::layout::Layout;
+    use crate::pipeline::hls::playlist::{media_playlist_uris, read_master, read_media};
     use aes::cipher::BlockDecryptMut;
     use std::os::unix::fs::PermissionsExt;
 
@@ -141,11 +141,25 @@ mod tests {
         }
     }
 
+    /// The playlists as master would hand them over.
+    fn presentation(dir: &Path) -> Presentation {
+        let master = read_master(&dir.join(Layout::default().master())).expect("master");
+        let media = media_playlist_uris(&master)
+            .into_iter()
+            .map(|uri| (uri.to_owned(), read_media(&dir.join(uri)).expect("media")))
+            .collect();
+        Presentation {
+            master,
+            media,
+            i_frames: Vec::new(),
+        }
+    }
+
     #[test]
     fn every_segment_gets_its_own_iv_under_one_private_key_and_decrypts_back() {
         let dir = tempfile::tempdir().expect("tempdir");
         write_output(dir.path());
-        encrypt_output(dir.path(), Layout::default(), "talks/a.hls", "").expect("encrypts");
+        encrypt_output(dir.path(), presentation(dir.path()), "talks/a.hls", "").expect("encrypts");
 
         check_key_file(dir.path()).expect("a private 16-byte key");
         let key = std::fs::read(dir.path().join(KEY_FILE)).expect("key");

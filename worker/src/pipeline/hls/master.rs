@@ -32,6 +32,17 @@ const MASTER_VERSION: usize = 6;
 const I_FRAME_VERSION: usize = 4;
 const AUDIO_GROUP: &str = AUDIO_RENDITION;
 
+/// The playlists master wrote, as written: what encrypt rewrites, handed
+/// over in memory rather than read back from the staging directory.
+#[derive(Clone, Debug, Default)]
+pub struct Presentation {
+    pub master: MasterPlaylist,
+    /// Every media playlist (variants' and renditions'), by URI.
+    pub media: Vec<(String, MediaPlaylist)>,
+    /// Every I-frame playlist, by URI.
+    pub i_frames: Vec<(String, MediaPlaylist)>,
+}
+
 /// One media playlist of the output, with its segment sizes and (fMP4)
 /// its initialization section.
 struct Stream {
@@ -112,11 +123,15 @@ impl Stream {
 /// Blocking (reads every playlist and the start of every segment). Writes
 /// the master playlist of the output staged in `dir`, encoded as `plan`
 /// says, and each rung's I-frame playlist.
-pub fn write_master(dir: &Path, plan: &EncodePlan) -> Result<(), JobError> {
+pub fn write_master(dir: &Path, plan: &EncodePlan) -> Result<Presentation, JobError> {
+    let mut presentation = Presentation::default();
     let audio = match plan.audio {
         Some(_) => {
             let uri = plan.layout.media_playlist(AUDIO_RENDITION);
             let stream = Stream::read(dir, uri, plan.layout.format)?;
+            presentation
+                .media
+                .push((stream.uri.clone(), stream.media.clone()));
             let codec = stream.facts(dir, 0)?.audio_codec.ok_or_else(|| {
                 fail(format!(
                     "{}: no AAC stream in the first segment",
@@ -153,12 +168,14 @@ pub fn write_master(dir: &Path, plan: &EncodePlan) -> Result<(), JobError> {
         };
         variants.push(variant(rung, &stream.uri, rates, codecs, audio.is_some()));
         let uri = plan.layout.i_frame_playlist(&rung.name());
-        let i_frame_rates = write_i_frame_playlist(dir, &uri, &stream, &facts)?;
+        let (i_frame_playlist, i_frame_rates) = write_i_frame_playlist(dir, &uri, &stream, &facts)?;
+        presentation.i_frames.push((uri.clone(), i_frame_playlist));
         let mut i_frames = variant(rung, &uri, i_frame_rates, video_codec, false);
         i_frames.is_i_frame = true;
         i_frames.frame_rate = None;
         i_frames.closed_captions = None;
         variants.push(i_frames);
+        presentation.media.push((stream.uri, stream.media));
     }
     // Lowest first, as players list them; I-frame streams after the rest.
     variants.sort_by_key(|v| (v.is_i_frame, v.bandwidth));
@@ -169,7 +186,9 @@ pub fn write_master(dir: &Path, plan: &EncodePlan) -> Result<(), JobError> {
         alternatives: audio.iter().map(|_| audio_rendition(plan)).collect(),
         ..MasterPlaylist::default()
     };
-    write_playlist(&dir.join(plan.layout.master()), |out| master.write_to(out))
+    write_playlist(&dir.join(plan.layout.master()), |out| master.write_to(out))?;
+    presentation.master = master;
+    Ok(presentation)
 }
 
 fn variant(rung: &Rung, uri: &str, rates: Rates, codecs: String, audio: bool) -> VariantStream {
@@ -219,7 +238,7 @@ fn write_i_frame_playlist(
     uri: &str,
     stream: &Stream,
     facts: &[SegmentFacts],
-) -> Result<Rates, JobError> {
+) -> Result<(MediaPlaylist, Rates), JobError> {
     let mut segments = Vec::with_capacity(stream.media.segments.len());
     let mut measured = Vec::with_capacity(stream.media.segments.len());
     for (segment, facts) in stream.media.segments.iter().zip(facts) {
@@ -252,7 +271,8 @@ fn write_i_frame_playlist(
         ..MediaPlaylist::default()
     };
     write_playlist(&dir.join(uri), |out| playlist.write_to(out))?;
-    Ok(measure(&measured, playlist.target_duration))
+    let rates = measure(&measured, playlist.target_duration);
+    Ok((playlist, rates))
 }
 
 fn write_playlist(

@@ -1,0 +1,101 @@
+//! The stages after planning, in order, for a job and for the quarantine
+//! self-test alike: encode → master → encrypt (when asked) → verify. All
+//! of it happens in a staging directory; publishing is the caller's.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use hlsmux_protocol::RungSummary;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, info_span, warn};
+
+use super::JobError;
+use super::encode::{self, EncodePlan, EncodeProgress};
+use super::hls::{encrypt, master, verify};
+use crate::blocking;
+
+/// One run of the stages over a plan.
+pub struct Production<'a> {
+    pub plan: &'a EncodePlan,
+    pub staging_dir: &'a Path,
+    /// How long the source is, to check the output against.
+    pub source_seconds: f64,
+    /// `None`: the output stays clear.
+    pub encryption: Option<Encryption>,
+    pub ffmpeg: &'a Path,
+    /// ffmpeg runs here and keeps its log at `log_path` (removed once it
+    /// succeeds, kept for a failure).
+    pub work_dir: &'a Path,
+    pub log_path: PathBuf,
+    pub stall_timeout: Duration,
+    pub cancel: &'a CancellationToken,
+}
+
+/// How an encrypted output names its key.
+pub struct Encryption {
+    /// The output's directory under the output root.
+    pub output: String,
+    /// `key_uri_prefix`: empty for a relative key URI.
+    pub key_uri_prefix: String,
+}
+
+/// Runs the stages, reporting ffmpeg's progress on `progress`, and returns
+/// what verify measured of each rung.
+pub async fn produce(
+    production: Production<'_>,
+    progress: &watch::Sender<Option<EncodeProgress>>,
+) -> Result<Vec<RungSummary>, JobError> {
+    let Production {
+        plan,
+        staging_dir,
+        source_seconds,
+        encryption,
+        ffmpeg,
+        work_dir,
+        log_path,
+        stall_timeout,
+        cancel,
+    } = production;
+    let args = encode::ffmpeg_args(plan, staging_dir);
+    let encoded = encode::run_ffmpeg(
+        ffmpeg,
+        &args,
+        work_dir,
+        &log_path,
+        progress,
+        stall_timeout,
+        cancel,
+    )
+    .instrument(info_span!("encode", encoder = %plan.encoder, rungs = plan.rungs.len()))
+    .await;
+    if let Err(error) = &encoded {
+        warn!(log = %log_path.display(), %error, "ffmpeg did not finish");
+    }
+    encoded?;
+    let _ = tokio::fs::remove_file(&log_path).await;
+
+    let presentation = {
+        let (dir, plan) = (staging_dir.to_owned(), plan.clone());
+        blocking::run(move || master::write_master(&dir, &plan))
+            .instrument(info_span!("master"))
+            .await?
+    };
+    let encrypted = encryption.is_some();
+    if let Some(Encryption {
+        output,
+        key_uri_prefix,
+    }) = encryption
+    {
+        let dir = staging_dir.to_owned();
+        blocking::run(move || {
+            encrypt::encrypt_output(&dir, presentation, &output, &key_uri_prefix)
+        })
+        .instrument(info_span!("encrypt"))
+        .await?;
+    }
+    let (dir, plan) = (staging_dir.to_owned(), plan.clone());
+    blocking::run(move || verify::verify_output(&dir, &plan, source_seconds, encrypted))
+        .instrument(info_span!("verify"))
+        .await
+}
