@@ -9,11 +9,11 @@ use std::time::{Duration, Instant};
 use hlsmux_protocol::LadderName;
 use hlsmux_tests::{TestEnv, TestWorker};
 use hlsmux_worker::config::{EncodingSettings, Settings};
-use hlsmux_worker::pipeline::codec::VideoEncoder;
 use hlsmux_worker::pipeline::encode::{EncodePlan, OutputOptions, ffmpeg_args};
 use hlsmux_worker::pipeline::hls::layout::Layout;
-use hlsmux_worker::pipeline::ladder::{SourceVideo, plan_ladder};
-use hlsmux_worker::pipeline::probe::{SourceMedia, probe};
+use hlsmux_worker::pipeline::input::probe::{SourceMedia, probe};
+use hlsmux_worker::pipeline::plan::codec::VideoEncoder;
+use hlsmux_worker::pipeline::plan::ladder::{SourceVideo, plan_ladder};
 use tokio::process::Command;
 
 use crate::measure::{cpu_seconds, reaped_children_cpu, sampling_rss};

@@ -3,10 +3,10 @@
 
 use super::{GATE_POLL, Worker};
 use crate::broker::{BrokerError, BrokerSession};
-use crate::gate::Closed;
+use crate::health::gate::Closed;
+use crate::health::selftest;
 use crate::job::outcome::Ending;
 use crate::job::outcome::Settled;
-use crate::selftest;
 use futures_util::StreamExt;
 use hlsmux_protocol::WorkerState;
 use lapin::Consumer;
@@ -43,8 +43,12 @@ impl Worker {
     pub(super) async fn self_test(&self, shutdown: &CancellationToken) {
         info!("quarantine cool-down over: running the self-test");
         let outcome = match self.storage.health(true).await {
-            crate::storage::StorageHealth::Unhealthy(reason) => Err(format!("storage: {reason}")),
-            crate::storage::StorageHealth::Healthy => selftest::run(&self.runner, shutdown).await,
+            crate::health::storage::StorageHealth::Unhealthy(reason) => {
+                Err(format!("storage: {reason}"))
+            }
+            crate::health::storage::StorageHealth::Healthy => {
+                selftest::run(&self.runner, shutdown).await
+            }
         };
         match outcome {
             Ok(()) => {

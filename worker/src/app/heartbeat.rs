@@ -2,7 +2,7 @@
 
 use super::Worker;
 use crate::broker::{BrokerError, BrokerSession};
-use crate::hardware::soc;
+use crate::hardware::soc::SocSensor;
 use hlsmux_protocol::Heartbeat;
 
 impl Worker {
@@ -18,15 +18,7 @@ impl Worker {
     }
 
     pub(super) async fn heartbeat(&self) -> Heartbeat {
-        let throttled = soc::read_throttling(&self.settings.soc.throttling_command)
-            .await
-            .map(|t| {
-                t.flags()
-                    .filter(|(_, on)| *on)
-                    .map(|(name, _)| name.to_owned())
-                    .collect()
-            })
-            .unwrap_or_default();
+        let soc = SocSensor::new(&self.settings.soc).read().await;
         let job = self.state.job();
         Heartbeat {
             schema: hlsmux_protocol::SCHEMA_VERSION,
@@ -38,8 +30,12 @@ impl Worker {
             job: job.map(|(job, _)| job),
             percent: job.map(|(_, percent)| percent),
             encoder: self.encoder.clone(),
-            temperature_celsius: soc::read_temperature(&self.settings.soc.thermal_zone).await,
-            throttled,
+            temperature_celsius: soc.temperature_celsius,
+            throttled: soc
+                .throttled_flags()
+                .into_iter()
+                .map(str::to_owned)
+                .collect(),
             interval_seconds: self.settings.broker.heartbeat_interval.as_secs(),
             at: time::OffsetDateTime::now_utc(),
         }

@@ -22,13 +22,14 @@ use tracing::info;
 
 use crate::cancellations::Cancellations;
 use crate::config::Settings;
-use crate::gate::{RemoteDrain, ServiceGate};
+use crate::hardware::soc::SocSensor;
+use crate::health::gate::{RemoteDrain, ServiceGate};
+use crate::health::quarantine::Quarantine;
+use crate::health::state::StateTracker;
+use crate::health::storage::StorageMonitor;
 use crate::job::JobRunner;
 use crate::metrics::server::Endpoints;
 use crate::metrics::{self, WorkerMetrics};
-use crate::quarantine::Quarantine;
-use crate::state::StateTracker;
-use crate::storage::StorageMonitor;
 use crate::tidy::Tidier;
 
 /// How often the gate (drain lock) is looked at.
@@ -62,8 +63,7 @@ impl Worker {
             state: self.state.subscribe(),
             storage: Arc::clone(&self.storage),
             quarantine: Arc::clone(&self.quarantine),
-            thermal_zone: self.settings.soc.thermal_zone.clone(),
-            throttling_command: self.settings.soc.throttling_command.clone(),
+            soc: SocSensor::new(&self.settings.soc),
         });
         let stop_server = CancellationToken::new();
         let server = tokio::spawn(metrics::server::serve(

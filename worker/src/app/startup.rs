@@ -3,13 +3,14 @@
 use super::Worker;
 use crate::cancellations::Cancellations;
 use crate::config::{ServiceSettings, Settings};
-use crate::gate::{RemoteDrain, ServiceGate};
-use crate::hardware::{MachineCodecs, encoder_probe, soc};
+use crate::hardware::soc::{SocReading, SocSensor};
+use crate::hardware::{MachineCodecs, encoder_probe};
+use crate::health::gate::{RemoteDrain, ServiceGate};
+use crate::health::quarantine::Quarantine;
+use crate::health::state::StateTracker;
+use crate::health::storage::{StorageConfig, StorageMonitor};
 use crate::job::JobRunner;
 use crate::metrics::WorkerMetrics;
-use crate::quarantine::Quarantine;
-use crate::state::StateTracker;
-use crate::storage::{StorageConfig, StorageMonitor};
 use crate::tidy::Tidier;
 use std::path::Path;
 use std::process::Stdio;
@@ -186,22 +187,11 @@ fn storage_config(settings: &Settings, worker_name: &str) -> StorageConfig {
 
 /// Logs the SoC's state at start-up, where the machine reports it.
 async fn log_soc(settings: &Settings) {
-    let temperature = soc::read_temperature(&settings.soc.thermal_zone).await;
-    let throttling = soc::read_throttling(&settings.soc.throttling_command).await;
-    match (temperature, throttling) {
-        (None, None) => info!("no SoC temperature or throttling source on this machine"),
-        (temperature, throttling) => {
-            let flags: Vec<&str> = throttling
-                .into_iter()
-                .flat_map(|t| {
-                    t.flags()
-                        .filter(|(_, on)| *on)
-                        .map(|(name, _)| name)
-                        .collect::<Vec<_>>()
-                })
-                .collect();
-            info!(temperature_celsius = ?temperature, throttling = ?flags, "SoC state");
-        }
+    let reading = SocSensor::new(&settings.soc).read().await;
+    if reading == SocReading::default() {
+        info!("no SoC temperature or throttling source on this machine");
+    } else {
+        info!(temperature_celsius = ?reading.temperature_celsius, throttling = ?reading.throttled_flags(), "SoC state");
     }
 }
 

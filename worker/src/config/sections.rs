@@ -9,7 +9,7 @@ use hlsmux_protocol::{
     HistoryRetention, LadderName, MuxerId, Namespace, OutputNaming, SegmentFormat,
 };
 
-use crate::pipeline::codec::EncoderChoice;
+use crate::pipeline::plan::codec::EncoderChoice;
 
 /// Effective worker settings, every value already checked, in sections:
 /// each part of the worker takes only the section it needs.

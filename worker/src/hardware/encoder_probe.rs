@@ -11,8 +11,8 @@ use std::time::Duration;
 use tokio::process::Command;
 use tracing::{info, warn};
 
-use crate::pipeline::codec::{EncoderChoice, VideoEncoder};
-use crate::pipeline::probe::last_lines;
+use crate::pipeline::input::probe::last_lines;
+use crate::pipeline::plan::codec::{EncoderChoice, VideoEncoder};
 
 /// The reason given for an encoder this ffmpeg build does not have.
 pub const NOT_IN_BUILD: &str = "not in this ffmpeg build";

@@ -6,7 +6,7 @@ pub mod soc;
 
 use std::collections::HashSet;
 
-use crate::pipeline::codec::{HardwareDecoder, VideoEncoder};
+use crate::pipeline::plan::codec::{HardwareDecoder, VideoEncoder};
 
 /// The codecs this worker uses, decided once at start-up.
 #[derive(Clone, Debug)]

@@ -2,11 +2,13 @@
 //! thermal zone and `vcgencmd get_throttled`. Where a source does not exist
 //! (not a Pi, no thermal zone), the reading is absent, never a made-up zero.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
 use tokio::process::Command;
+
+use crate::config::SocSettings;
 
 /// How long `vcgencmd` may take before the reading counts as absent.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
@@ -78,14 +80,14 @@ pub fn parse_get_throttled(text: &str) -> Option<Throttling> {
 }
 
 /// Reads the temperature, or `None` where there is no thermal zone.
-pub async fn read_temperature(thermal_zone: &Path) -> Option<f64> {
+async fn read_temperature(thermal_zone: &Path) -> Option<f64> {
     let text = tokio::fs::read_to_string(thermal_zone).await.ok()?;
     parse_thermal_zone(&text)
 }
 
 /// Runs the throttling command (`vcgencmd get_throttled`), or `None` where
 /// it does not exist or does not answer.
-pub async fn read_throttling(command: &str) -> Option<Throttling> {
+async fn read_throttling(command: &str) -> Option<Throttling> {
     let mut words = command.split_whitespace();
     let program = words.next()?;
     let run = Command::new(program)
@@ -102,6 +104,52 @@ pub async fn read_throttling(command: &str) -> Option<Throttling> {
         return None;
     }
     parse_get_throttled(&String::from_utf8_lossy(&output.stdout))
+}
+
+/// One reading of the SoC: each part absent where the machine has no
+/// source for it.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct SocReading {
+    pub temperature_celsius: Option<f64>,
+    pub throttling: Option<Throttling>,
+}
+
+impl SocReading {
+    /// The throttling flags that are set (now or since boot), by name.
+    pub fn throttled_flags(&self) -> Vec<&'static str> {
+        self.throttling
+            .into_iter()
+            .flat_map(|t| t.flags().filter(|(_, on)| *on).map(|(name, _)| name))
+            .collect()
+    }
+}
+
+/// Reads the SoC where the settings say its sources are: the one place the
+/// worker's start-up log, heartbeats, jobs and `/metrics` read it from.
+#[derive(Clone, Debug)]
+pub struct SocSensor {
+    pub thermal_zone: PathBuf,
+    throttling_command: String,
+}
+
+impl SocSensor {
+    pub fn new(settings: &SocSettings) -> Self {
+        Self {
+            thermal_zone: settings.thermal_zone.clone(),
+            throttling_command: settings.throttling_command.clone(),
+        }
+    }
+
+    pub async fn read(&self) -> SocReading {
+        SocReading {
+            temperature_celsius: read_temperature(&self.thermal_zone).await,
+            throttling: read_throttling(&self.throttling_command).await,
+        }
+    }
+
+    pub async fn throttling(&self) -> Option<Throttling> {
+        read_throttling(&self.throttling_command).await
+    }
 }
 
 #[cfg(test)]

@@ -14,10 +14,10 @@ use super::outcome::{Ending, Reported, Settled, report_then_settle};
 use super::produce::{Failure, Produced};
 use crate::blocking;
 use crate::broker::Publisher;
+use crate::health::quarantine::Evidence;
+use crate::health::storage::StorageHealth;
 use crate::metrics::Outcome;
 use crate::pipeline::{JobError, Retry};
-use crate::quarantine::Evidence;
-use crate::storage::StorageHealth;
 
 impl JobRunner {
     /// Handles one delivery from start to finish and says how to settle it.

@@ -12,10 +12,10 @@ use std::sync::Arc;
 use crate::cancellations::Cancellations;
 use crate::config::Settings;
 use crate::hardware::MachineCodecs;
+use crate::health::state::StateTracker;
+use crate::health::storage::StorageMonitor;
 use crate::metrics::WorkerMetrics;
 use crate::pipeline::publish::StagingOwner;
-use crate::state::StateTracker;
-use crate::storage::StorageMonitor;
 
 /// Runs jobs with one worker's settings, codecs and storage.
 #[derive(Clone)]

@@ -13,8 +13,8 @@ use lapin::options::{BasicAckOptions, BasicNackOptions, BasicRejectOptions};
 use tracing::warn;
 
 use crate::broker::Publisher;
+use crate::health::quarantine::Evidence;
 use crate::pipeline::{JobError, Retry};
-use crate::quarantine::Evidence;
 
 /// What the broker is told about a delivery.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

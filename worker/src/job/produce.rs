@@ -16,14 +16,14 @@ use super::spec::JobSpec;
 use crate::blocking;
 use crate::broker::Publisher;
 use crate::config::Settings;
-use crate::hardware::soc;
+use crate::hardware::soc::SocSensor;
 use crate::pipeline::JobError;
 use crate::pipeline::encode::{EncodePlan, EncodeProgress, OutputOptions};
 use crate::pipeline::hls::key;
-use crate::pipeline::probe::{self, SourceMedia};
+use crate::pipeline::input::probe::{self, SourceMedia};
+use crate::pipeline::input::validate;
 use crate::pipeline::produce::{Encryption, Production, produce};
 use crate::pipeline::publish::{ExistingOutput, OutputLocation, OutputRecord};
-use crate::pipeline::validate;
 
 /// At most one progress event a second per job.
 const PROGRESS_INTERVAL: Duration = Duration::from_secs(1);
@@ -145,7 +145,7 @@ impl JobRunner {
             )
             .await?;
         let started = Instant::now();
-        if let Some(throttling) = soc::read_throttling(&settings.soc.throttling_command).await
+        if let Some(throttling) = SocSensor::new(&settings.soc).throttling().await
             && throttling.any_now()
         {
             warn!(

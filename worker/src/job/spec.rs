@@ -6,9 +6,9 @@ use hlsmux_protocol::{JobRequest, SegmentFormat};
 
 use crate::config::Settings;
 use crate::pipeline::JobError;
-use crate::pipeline::codec::VideoEncoder;
 use crate::pipeline::encode::OutputOptions;
 use crate::pipeline::hls::layout::Layout;
+use crate::pipeline::plan::codec::VideoEncoder;
 
 /// Segment lengths a job may ask for.
 const SEGMENT_SECONDS_RANGE: std::ops::RangeInclusive<u32> = 1..=60;

@@ -3,7 +3,6 @@
 //! HTTP/1 with hyper, on a listener the caller binds.
 
 use std::convert::Infallible;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use http_body_util::Full;
@@ -18,8 +17,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 
 use super::WorkerMetrics;
-use crate::hardware::soc;
-use crate::storage::{StorageHealth, StorageMonitor};
+use crate::hardware::soc::SocSensor;
+use crate::health::storage::{StorageHealth, StorageMonitor};
 use hlsmux_protocol::WorkerState;
 
 /// What the endpoints look at.
@@ -27,9 +26,8 @@ pub struct Endpoints {
     pub metrics: Arc<WorkerMetrics>,
     pub state: watch::Receiver<WorkerState>,
     pub storage: Arc<StorageMonitor>,
-    pub quarantine: Arc<crate::quarantine::Quarantine>,
-    pub thermal_zone: PathBuf,
-    pub throttling_command: String,
+    pub quarantine: Arc<crate::health::quarantine::Quarantine>,
+    pub soc: SocSensor,
 }
 
 impl Endpoints {
@@ -40,10 +38,12 @@ impl Endpoints {
         match request.uri().path() {
             "/metrics" => {
                 // Read the SoC at scrape time: fresh, and absent where absent.
-                let temperature = soc::read_temperature(&self.thermal_zone).await;
-                let throttling = soc::read_throttling(&self.throttling_command).await;
-                self.metrics
-                    .record_soc(&self.thermal_zone, temperature, throttling);
+                let reading = self.soc.read().await;
+                self.metrics.record_soc(
+                    &self.soc.thermal_zone,
+                    reading.temperature_celsius,
+                    reading.throttling,
+                );
                 let mut response = text(StatusCode::OK, self.metrics.render());
                 response.headers_mut().insert(
                     hyper::header::CONTENT_TYPE,

@@ -6,21 +6,19 @@
 //! the broker. Every stage fails with a [`JobError`], which knows its reason
 //! code and whether retrying could help.
 
-pub mod codec;
 pub mod container;
 pub mod encode;
 pub mod hls;
-pub mod ladder;
-pub mod probe;
+pub mod input;
+pub mod plan;
 pub mod produce;
 pub mod publish;
-pub mod validate;
 
 use std::path::PathBuf;
 
 use hlsmux_protocol::{FailureReason, RequeueReason};
 
-use crate::storage::problem::StorageProblem;
+use crate::health::storage::problem::StorageProblem;
 
 /// Whether a failed job could succeed if tried again.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

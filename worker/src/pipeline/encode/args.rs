@@ -31,7 +31,7 @@ pub fn ffmpeg_args(plan: &EncodePlan, out_dir: &Path) -> Vec<OsString> {
     if let Some(decoder) = plan.decoder {
         args.extend(decoder.input_args(&plan.vaapi_device));
     }
-    args.extend(crate::pipeline::validate::confinement_args(
+    args.extend(crate::pipeline::input::validate::confinement_args(
         &plan.input_formats,
     ));
     let mut args: Vec<OsString> = args.into_iter().map(OsString::from).collect();

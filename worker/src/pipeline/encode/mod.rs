@@ -19,11 +19,11 @@ pub use progress::{EncodeProgress, ProgressParser};
 mod tests {
     use super::*;
 
-    use crate::pipeline::codec::{HardwareDecoder, VideoEncoder};
     use crate::pipeline::hls::layout::Layout;
-    use crate::pipeline::ladder::FrameRate;
-    use crate::pipeline::ladder::Rung;
-    use crate::pipeline::probe::AudioTrack;
+    use crate::pipeline::input::probe::AudioTrack;
+    use crate::pipeline::plan::codec::{HardwareDecoder, VideoEncoder};
+    use crate::pipeline::plan::ladder::FrameRate;
+    use crate::pipeline::plan::ladder::Rung;
     use hlsmux_protocol::SegmentFormat;
     use std::ffi::OsString;
     use std::path::{Path, PathBuf};

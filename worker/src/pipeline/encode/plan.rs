@@ -5,10 +5,10 @@
 use std::path::PathBuf;
 
 use crate::config::EncodingSettings;
-use crate::pipeline::codec::{HardwareDecoder, VideoEncoder};
 use crate::pipeline::hls::layout::Layout;
-use crate::pipeline::ladder::{Rung, SourceVideo, plan_ladder};
-use crate::pipeline::probe::{AudioTrack, SourceMedia};
+use crate::pipeline::input::probe::{AudioTrack, SourceMedia};
+use crate::pipeline::plan::codec::{HardwareDecoder, VideoEncoder};
+use crate::pipeline::plan::ladder::{Rung, SourceVideo, plan_ladder};
 use hlsmux_protocol::LadderName;
 
 /// Where the audio rendition comes from.

@@ -18,7 +18,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::pipeline::JobError;
-use crate::pipeline::probe::last_lines;
+use crate::pipeline::input::probe::last_lines;
 
 use super::progress::{EncodeProgress, ProgressParser};
 

@@ -22,7 +22,7 @@ use crate::pipeline::hls::rates::{
     Rates, SEGMENT_PREFIX_BYTES, SEGMENT_PREFIX_MAX_BYTES, measure, measure_playlist,
     segment_prefix, target_duration,
 };
-use crate::pipeline::ladder::Rung;
+use crate::pipeline::plan::ladder::Rung;
 use hlsmux_protocol::SegmentFormat;
 
 /// Playlist versions: 6 for the master (FRAME-RATE, no PROGRAM-ID); at

@@ -4,7 +4,7 @@
 use crate::pipeline::JobError;
 use crate::pipeline::hls::playlist::fail;
 use crate::pipeline::hls::rates::{self, Rates};
-use crate::pipeline::ladder::Rung;
+use crate::pipeline::plan::ladder::Rung;
 use m3u8_rs::{KeyMethod, MediaPlaylist, VariantStream};
 use std::path::Path;
 

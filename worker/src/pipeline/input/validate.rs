@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use hlsmux_protocol::RelativePath;
 
-use super::{JobError, Unreadable};
+use crate::pipeline::{JobError, Unreadable};
 
 /// The demuxers a worker opens unless configured otherwise: containers that
 /// hold their media themselves. Playlists (hls, dash), lists (concat) and
@@ -161,6 +161,6 @@ mod tests {
     fn a_missing_media_root_is_the_workers_problem() {
         let error =
             resolve_input(Path::new("/nonexistent/media"), &input("a.mp4")).expect_err("no root");
-        assert_eq!(error.retry(), super::super::Retry::Transient);
+        assert_eq!(error.retry(), crate::pipeline::Retry::Transient);
     }
 }

@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use crate::job::JobRunner;
 use crate::pipeline::encode::OutputOptions;
 use crate::pipeline::hls::layout::Layout;
-use crate::pipeline::probe;
+use crate::pipeline::input::probe;
 use crate::pipeline::produce::{Production, produce};
 
 /// Seconds of test picture: long enough for two segments of one second.

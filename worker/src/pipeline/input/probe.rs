@@ -9,8 +9,8 @@ use std::time::Duration;
 use serde::Deserialize;
 use tokio::process::Command;
 
-use super::JobError;
-use super::ladder::FrameRate;
+use crate::pipeline::JobError;
+use crate::pipeline::plan::ladder::FrameRate;
 
 /// What the pipeline knows of an input after probing.
 #[derive(Clone, Debug, PartialEq)]
@@ -76,7 +76,9 @@ pub async fn probe(
             "-show_format",
             "-show_streams",
         ])
-        .args(super::validate::confinement_args(input_formats))
+        .args(crate::pipeline::input::validate::confinement_args(
+            input_formats,
+        ))
         .arg(input)
         .stdin(Stdio::null())
         .kill_on_drop(true)
@@ -93,7 +95,7 @@ pub async fn probe(
         })?;
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
-        if let Some(format) = super::validate::refused_format(&stderr) {
+        if let Some(format) = crate::pipeline::input::validate::refused_format(&stderr) {
             return Err(JobError::InputFormatRefused {
                 path: input.to_owned(),
                 format,

@@ -7,7 +7,7 @@
 
 use hlsmux_protocol::LadderName;
 
-use super::codec::EncoderLimits;
+use crate::pipeline::plan::codec::EncoderLimits;
 
 /// One output variant.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -415,7 +415,7 @@ mod tests {
 
     #[test]
     fn the_pi_encoder_is_never_asked_for_more_than_1080p_or_20_mbps() {
-        let pi = super::super::codec::VideoEncoder::V4l2m2m.limits();
+        let pi = crate::pipeline::plan::codec::VideoEncoder::V4l2m2m.limits();
         let uhd = source(3840, 2160, Some(40_000));
         let standard = super::plan_ladder(LadderName::Standard, uhd, pi);
         assert!(standard.iter().all(|r| r.height <= 1080), "{standard:?}");

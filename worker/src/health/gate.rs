@@ -10,8 +10,8 @@ use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::quarantine::Quarantine;
-use crate::storage::{StorageHealth, StorageMonitor, StorageProblem};
+use crate::health::quarantine::Quarantine;
+use crate::health::storage::{StorageHealth, StorageMonitor, StorageProblem};
 
 /// Why the worker is not taking jobs.
 #[derive(Clone, Debug, PartialEq)]
