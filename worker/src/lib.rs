@@ -1,9 +1,18 @@
 //! The hlsmux worker: consumes its muxer's job queue and turns each input
 //! video into multi-bitrate HLS on the shared output root.
 //!
-//! `pipeline` holds the stages of one job; `job` drives them for a
-//! delivery; `broker` and `disposition` are the edge to RabbitMQ; `app`
-//! builds and runs the whole worker.
+//! Layers, each importing only those below it:
+//! - `app`: builds the worker and runs it (sessions, the job consumer, the
+//!   side tasks), on top of
+//! - `job` (one delivery: spec, produce, and `outcome`, the one place that
+//!   decides ack, dead-letter or requeue), `tidy`, `dead_letters` and
+//!   `cancellations` (what the side tasks do with their messages), on top of
+//! - `health` (gate, quarantine and its self-test, storage, state), on
+//! - `pipeline` (the stages: input, plan, encode, hls, publish), `broker`
+//!   (the worker's edge to RabbitMQ), `hardware`, `metrics` and `config`.
+//!
+//! `tests/tests/layers_import_downward.rs` checks that no module imports
+//! one that imports it back.
 
 pub mod app;
 pub mod blocking;

@@ -1,6 +1,8 @@
-//! The stages one job goes through, in order:
-//! validate → probe → plan (ladder) → encode → master (describe what was
-//! encoded) → encrypt (when asked) → verify → publish.
+//! The stages one job goes through, in order: input (validate → probe) →
+//! plan (ladder) → encode → hls (master: describe what was encoded →
+//! encrypt, when asked → verify) → publish. `produce` runs encode through
+//! verify, for a job and for the self-test alike; `container` reads the
+//! segments' own bytes for hls.
 //!
 //! Each stage is a plain function over plain data; only `job` ties them to
 //! the broker. Every stage fails with a [`JobError`], which knows its reason
