@@ -98,40 +98,39 @@ pub async fn open(
         .await
 }
 
-/// Reads `consumer` up to now, handing each message to `visit` until it
-/// returns `false`: up to a message stamped after the read began (a busy
-/// stream is never quiet), or until nothing arrives for `quiet`. Messages
-/// that do not parse are skipped.
+/// Reads `consumer` up to now, handing each message (or why it does not
+/// parse) to `visit` until it returns `false`: up to a message stamped
+/// after the read began (a busy stream is never quiet), or until nothing
+/// arrives for `quiet`.
 pub async fn read_until_quiet<T: DeserializeOwned + Stamped>(
     consumer: &mut Consumer,
     quiet: Duration,
-    mut visit: impl FnMut(T) -> bool,
+    mut visit: impl FnMut(Result<T, serde_json::Error>) -> bool,
 ) -> lapin::Result<()> {
     let live_after = OffsetDateTime::now_utc() + CLOCK_SKEW;
     while let Ok(Some(next)) = tokio::time::timeout(quiet, consumer.next()).await {
         let delivery = next?;
         delivery.acker.ack(BasicAckOptions::default()).await?;
-        match serde_json::from_slice::<T>(&delivery.data) {
-            Ok(message) if message.stamped_at() > live_after => break,
-            Ok(message) => {
-                if !visit(message) {
-                    break;
-                }
-            }
-            Err(error) => tracing::debug!(%error, "skipping a stream message that does not parse"),
+        let parsed = serde_json::from_slice::<T>(&delivery.data);
+        if parsed.as_ref().is_ok_and(|m| m.stamped_at() > live_after) || !visit(parsed) {
+            break;
         }
     }
     Ok(())
 }
 
-/// Every message of `consumer` up to now (see [`read_until_quiet`]).
+/// Every message of `consumer` up to now (see [`read_until_quiet`]),
+/// skipping those that do not parse (a stream may hold a newer schema's).
 pub async fn collect_until_quiet<T: DeserializeOwned + Stamped>(
     consumer: &mut Consumer,
     quiet: Duration,
 ) -> lapin::Result<Vec<T>> {
     let mut messages = Vec::new();
-    read_until_quiet(consumer, quiet, |message| {
-        messages.push(message);
+    read_until_quiet(consumer, quiet, |parsed| {
+        match parsed {
+            Ok(message) => messages.push(message),
+            Err(error) => tracing::debug!(%error, "skipping a stream message that does not parse"),
+        }
         true
     })
     .await?;

@@ -286,9 +286,13 @@ impl TestPool {
         let mut consumer = stream::open(&channel, name, HistoryStart::First, "test-stream-read")
             .await
             .unwrap_or_else(|error| panic!("read the {name} stream: {error}"));
-        let messages = stream::collect_until_quiet(&mut consumer, quiet)
-            .await
-            .unwrap_or_else(|error| panic!("read the {name} stream: {error}"));
+        let mut messages = Vec::new();
+        stream::read_until_quiet(&mut consumer, quiet, |parsed| {
+            messages.push(parsed.expect("messages parse"));
+            true
+        })
+        .await
+        .unwrap_or_else(|error| panic!("read the {name} stream: {error}"));
         let _ = connection.close(200, "stream read".into()).await;
         messages
     }

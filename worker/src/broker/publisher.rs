@@ -87,7 +87,7 @@ impl Publisher {
         .await?;
         let mut found = false;
         stream::read_until_quiet(&mut consumer, stream::CAUGHT_UP_QUIET, |event| {
-            found = wanted(&event);
+            found = event.is_ok_and(|event| wanted(&event));
             !found
         })
         .await?;
