@@ -10,55 +10,83 @@ use hlsmux_protocol::SegmentFormat;
 
 use super::plan::{AudioSource, EncodePlan};
 
-/// The ffmpeg arguments for `plan`, writing into `out_dir`.
+/// The ffmpeg arguments for `plan`, writing into `out_dir`: the global
+/// options and the input, the filter graph and the streams it maps, the
+/// encoders, then the HLS muxer.
 pub fn ffmpeg_args(plan: &EncodePlan, out_dir: &Path) -> Vec<OsString> {
-    let mut args: Vec<String> = Vec::new();
-    let mut push = |items: &[&str]| args.extend(items.iter().map(|s| (*s).to_owned()));
-    push(&[
+    let mut args = Args::default();
+    input_args(&mut args, plan);
+    mapping_args(&mut args, plan);
+    encoder_args(&mut args, plan);
+    muxer_args(&mut args, plan, out_dir);
+    args.0
+}
+
+/// An ffmpeg command line being built.
+#[derive(Default)]
+struct Args(Vec<OsString>);
+
+impl Args {
+    fn push<S: Into<OsString>>(&mut self, items: impl IntoIterator<Item = S>) {
+        self.0.extend(items.into_iter().map(Into::into));
+    }
+}
+
+/// Quiet, machine-readable progress on stdout, the hardware device and
+/// decoder, the confinement of what the input may open, and the input
+/// (with a silent track after it when one is asked for).
+fn input_args(args: &mut Args, plan: &EncodePlan) {
+    args.push([
         "-hide_banner",
         "-nostdin",
         "-y",
         "-loglevel",
         "error",
         "-nostats",
+        "-progress",
+        "pipe:1",
     ]);
-    push(&["-progress", "pipe:1"]);
-    let threads = plan.threads.to_string();
     if plan.threads > 0 {
-        push(&["-threads", &threads]);
+        args.push(["-threads".to_owned(), plan.threads.to_string()]);
     }
-    args.extend(plan.encoder.device_args(&plan.vaapi_device));
+    args.push(plan.encoder.device_args(&plan.vaapi_device));
     if let Some(decoder) = plan.decoder {
-        args.extend(decoder.input_args(&plan.vaapi_device));
+        args.push(decoder.input_args(&plan.vaapi_device));
     }
-    args.extend(crate::pipeline::input::validate::confinement_args(
+    args.push(crate::pipeline::input::validate::confinement_args(
         &plan.input_formats,
     ));
-    let mut args: Vec<OsString> = args.into_iter().map(OsString::from).collect();
-    args.push("-i".into());
-    args.push(plan.input.clone().into());
-
-    let mut push = |items: &[String]| args.extend(items.iter().map(OsString::from));
+    args.push([OsString::from("-i"), plan.input.clone().into_os_string()]);
     if let Some(AudioSource::Silence { seconds }) = &plan.audio {
-        push(&[
-            "-f".into(),
-            "lavfi".into(),
-            "-t".into(),
+        args.push([
+            "-f".to_owned(),
+            "lavfi".to_owned(),
+            "-t".to_owned(),
             format!("{seconds:.3}"),
-            "-i".into(),
-            "anullsrc=channel_layout=stereo:sample_rate=48000".into(),
+            "-i".to_owned(),
+            "anullsrc=channel_layout=stereo:sample_rate=48000".to_owned(),
         ]);
     }
-    push(&["-filter_complex".into(), filter_graph(plan)]);
+}
+
+/// The filter graph, one output per rung, and the audio stream.
+fn mapping_args(args: &mut Args, plan: &EncodePlan) {
+    args.push(["-filter_complex".to_owned(), filter_graph(plan)]);
     for index in 0..plan.rungs.len() {
-        push(&["-map".into(), format!("[video{index}]")]);
+        args.push(["-map".to_owned(), format!("[video{index}]")]);
     }
     match &plan.audio {
-        Some(AudioSource::Track(track)) => push(&["-map".into(), format!("0:{}", track.index)]),
-        Some(AudioSource::Silence { .. }) => push(&["-map".into(), "1:a".into()]),
+        Some(AudioSource::Track(track)) => {
+            args.push(["-map".to_owned(), format!("0:{}", track.index)]);
+        }
+        Some(AudioSource::Silence { .. }) => args.push(["-map", "1:a"]),
         None => {}
     }
+}
 
+/// The video encoder with each rung's rates, keyframes at every segment
+/// boundary, and AAC.
+fn encoder_args(args: &mut Args, plan: &EncodePlan) {
     // Keyframes exactly at segment boundaries in every variant: a GOP of one
     // segment (at the fastest rung's rate), and keyframes forced by time
     // (which every encoder honours).
@@ -68,35 +96,39 @@ pub fn ffmpeg_args(plan: &EncodePlan, out_dir: &Path) -> Vec<OsString> {
         .map(|rung| rung.frame_rate.as_f64())
         .fold(1.0, f64::max);
     let gop = (fastest * f64::from(plan.segment_seconds)).round().max(1.0) as u32;
-    push(&plan.encoder.codec_args(&plan.x264_preset, gop));
+    args.push(plan.encoder.codec_args(&plan.x264_preset, gop));
     if plan.threads > 0 {
-        push(&["-threads".into(), threads]);
+        args.push(["-threads".to_owned(), plan.threads.to_string()]);
     }
     for (index, rung) in plan.rungs.iter().enumerate() {
-        push(
-            &plan
-                .encoder
-                .rate_args(index, rung.video_kbps, rung.max_kbps(), rung.buffer_kbits()),
-        );
+        args.push(plan.encoder.rate_args(
+            index,
+            rung.video_kbps,
+            rung.max_kbps(),
+            rung.buffer_kbits(),
+        ));
     }
-    push(&[
-        "-force_key_frames".into(),
+    args.push([
+        "-force_key_frames".to_owned(),
         format!("expr:gte(t,n_forced*{})", plan.segment_seconds),
     ]);
     if plan.audio.is_some() {
-        push(&[
-            "-c:a".into(),
-            "aac".into(),
-            "-b:a".into(),
+        args.push([
+            "-c:a".to_owned(),
+            "aac".to_owned(),
+            "-b:a".to_owned(),
             format!("{}k", plan.audio_kbps),
-            "-ac".into(),
-            "2".into(),
+            "-ac".to_owned(),
+            "2".to_owned(),
         ]);
     }
+}
 
-    // The audio is one rendition group: every rung names it, and players
-    // fetch it once whichever rung they play. (ffmpeg writes no master
-    // playlist: `master` writes it from what was actually encoded.)
+/// The HLS muxer: one variant per rung naming the shared audio rendition
+/// group (players fetch the audio once whichever rung they play), VOD
+/// playlists, and the layout's file names. ffmpeg writes no master
+/// playlist: `master` writes it from what was actually encoded.
+fn muxer_args(args: &mut Args, plan: &EncodePlan, out_dir: &Path) {
     let group = match plan.audio {
         Some(_) => format!(",agroup:{AUDIO_RENDITION}"),
         None => String::new(),
@@ -110,36 +142,35 @@ pub fn ffmpeg_args(plan: &EncodePlan, out_dir: &Path) -> Vec<OsString> {
     if plan.audio.is_some() {
         stream_map.push(format!("a:0{group},name:{AUDIO_RENDITION}"));
     }
-    let segment_seconds = plan.segment_seconds.to_string();
-    let muxer: [&str; 12] = [
-        "-max_muxing_queue_size",
-        "1024",
-        "-f",
-        "hls",
-        "-hls_time",
-        &segment_seconds,
-        "-hls_playlist_type",
-        "vod",
-        "-hls_flags",
-        "independent_segments",
-        "-var_stream_map",
-        &stream_map.join(" "),
-    ];
-    args.extend(muxer.iter().map(OsString::from));
-    args.extend([
-        "-hls_segment_type".into(),
-        plan.layout.format.as_str().into(),
+    args.push([
+        "-max_muxing_queue_size".to_owned(),
+        "1024".to_owned(),
+        "-f".to_owned(),
+        "hls".to_owned(),
+        "-hls_time".to_owned(),
+        plan.segment_seconds.to_string(),
+        "-hls_playlist_type".to_owned(),
+        "vod".to_owned(),
+        "-hls_flags".to_owned(),
+        "independent_segments".to_owned(),
+        "-var_stream_map".to_owned(),
+        stream_map.join(" "),
+        "-hls_segment_type".to_owned(),
+        plan.layout.format.as_str().to_owned(),
     ]);
     if plan.layout.format == SegmentFormat::Fmp4 {
-        args.extend([
-            "-hls_fmp4_init_filename".into(),
-            plan.layout.ffmpeg_init().into(),
+        args.push([
+            "-hls_fmp4_init_filename".to_owned(),
+            plan.layout.ffmpeg_init().to_owned(),
         ]);
     }
-    args.push("-hls_segment_filename".into());
-    args.push(out_dir.join(plan.layout.ffmpeg_segments()).into());
-    args.push(out_dir.join(plan.layout.ffmpeg_playlists()).into());
-    args
+    args.push([
+        OsString::from("-hls_segment_filename"),
+        out_dir.join(plan.layout.ffmpeg_segments()).into_os_string(),
+        out_dir
+            .join(plan.layout.ffmpeg_playlists())
+            .into_os_string(),
+    ]);
 }
 
 /// Decodes the video once (deinterlaced when stored as fields), splits it,
