@@ -10,6 +10,7 @@ mod control;
 mod dead_letters;
 mod heartbeat;
 mod session;
+mod side_consumer;
 pub mod startup;
 mod tidy;
 

@@ -1,10 +1,10 @@
 //! The side task that tidies originals: consumes this muxer's due tidy requests.
 
-use super::Worker;
-use crate::broker::{BrokerError, BrokerSession};
-use futures_util::StreamExt;
 use tokio_util::sync::CancellationToken;
-use tracing::warn;
+
+use super::Worker;
+use super::side_consumer::settle_each;
+use crate::broker::{BrokerError, BrokerSession};
 
 impl Worker {
     /// Handles due tidy requests until the session fails. Never returns
@@ -14,24 +14,14 @@ impl Worker {
         session: &BrokerSession,
         shutdown: &CancellationToken,
     ) -> BrokerError {
-        let mut consumer = match session.consume_tidy().await {
-            Ok(consumer) => consumer,
-            Err(error) => return error,
-        };
-        while let Some(next) = consumer.next().await {
-            match next {
-                Ok(delivery) => {
-                    let disposition = self.tidier.handle(&delivery, shutdown).await;
-                    if let Err(error) = disposition.apply(&delivery.acker).await {
-                        return BrokerError::Lost(error);
-                    }
-                }
-                Err(error) => return BrokerError::Lost(error),
+        match session.consume_tidy().await {
+            Ok(consumer) => {
+                settle_each("tidy", consumer, async |delivery| {
+                    self.tidier.handle(delivery, shutdown).await
+                })
+                .await
             }
+            Err(error) => error,
         }
-        // The broker cancelled the tidy consumer (its queue was deleted):
-        // jobs go on; tidying resumes with the next session.
-        warn!("tidy consumer cancelled by the broker");
-        std::future::pending().await
     }
 }

@@ -22,14 +22,6 @@ const JOB_SECONDS_BUCKETS: [f64; 12] = [
     1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0, 7200.0,
 ];
 const PROBE_SECONDS_BUCKETS: [f64; 9] = [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0];
-const ALL_STATES: [WorkerState; 6] = [
-    WorkerState::Idle,
-    WorkerState::Busy,
-    WorkerState::Draining,
-    WorkerState::Drained,
-    WorkerState::StorageUnhealthy,
-    WorkerState::Quarantined,
-];
 
 /// How a job's delivery ended, for `hlsmux_jobs_finished_total`.
 #[derive(Clone, Copy, Debug)]
@@ -223,7 +215,7 @@ impl WorkerMetrics {
     }
 
     pub fn set_state(&self, current: WorkerState) {
-        for state in ALL_STATES {
+        for state in WorkerState::ALL {
             self.state
                 .with_label_values(&[state.as_str()])
                 .set(i64::from(state == current));
