@@ -85,7 +85,10 @@ pub async fn probe_locally(file: &Path) -> Result<(), CliError> {
     };
     let run = tokio::process::Command::new("ffprobe")
         .args(["-v", "error", "-protocol_whitelist", "file"])
-        .args(["-show_entries", "stream=codec_type", "-of", "csv=p=0"])
+        // JSON, not CSV: a stream with side data (a phone's display
+        // matrix, a transport stream's CPB properties) prints as `video,`
+        // in CSV.
+        .args(["-show_entries", "stream=codec_type", "-of", "json"])
         .arg(file)
         .stdin(std::process::Stdio::null())
         .kill_on_drop(true)
@@ -117,13 +120,8 @@ pub async fn probe_locally(file: &Path) -> Result<(), CliError> {
             "ffprobe cannot read it as media ({why}); --no-probe submits it anyway"
         )));
     }
-    let streams = String::from_utf8_lossy(&output.stdout);
-    if !streams.lines().any(|kind| kind.trim() == "video") {
-        let kinds: Vec<&str> = streams
-            .lines()
-            .map(str::trim)
-            .filter(|k| !k.is_empty())
-            .collect();
+    let kinds = stream_kinds(&output.stdout);
+    if !kinds.iter().any(|kind| kind == "video") {
         let seen = if kinds.is_empty() {
             "nothing".to_owned()
         } else {
@@ -134,6 +132,28 @@ pub async fn probe_locally(file: &Path) -> Result<(), CliError> {
         )));
     }
     Ok(())
+}
+
+/// The `codec_type` of each stream in ffprobe's JSON, in order.
+fn stream_kinds(json: &[u8]) -> Vec<String> {
+    #[derive(serde::Deserialize)]
+    struct Report {
+        #[serde(default)]
+        streams: Vec<Stream>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Stream {
+        codec_type: Option<String>,
+    }
+    serde_json::from_slice::<Report>(json)
+        .map(|report| {
+            report
+                .streams
+                .into_iter()
+                .filter_map(|stream| stream.codec_type)
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Blocking. Returns `file`'s path relative to the media root, copying it

@@ -1,0 +1,33 @@
+//! What the queue-consuming side tasks share: take each delivery, let the
+//! task say how it ended, settle it, until the session fails.
+
+use futures_util::StreamExt;
+use lapin::Consumer;
+use lapin::message::Delivery;
+use tracing::warn;
+
+use crate::broker::BrokerError;
+use crate::job::outcome::Disposition;
+
+/// Handles every delivery of `consumer` with `handle` and settles it as
+/// `handle` says, until the session fails. When the broker cancels the
+/// consumer (its queue was deleted), the task waits for the next session
+/// rather than cut the job in hand short.
+pub(super) async fn settle_each(
+    name: &'static str,
+    mut consumer: Consumer,
+    mut handle: impl AsyncFnMut(&Delivery) -> Disposition,
+) -> BrokerError {
+    while let Some(next) = consumer.next().await {
+        let delivery = match next {
+            Ok(delivery) => delivery,
+            Err(error) => return BrokerError::Lost(error),
+        };
+        let disposition = handle(&delivery).await;
+        if let Err(error) = disposition.apply(&delivery.acker).await {
+            return BrokerError::Lost(error);
+        }
+    }
+    warn!("the broker cancelled the {name} consumer; it resumes with the next session");
+    std::future::pending().await
+}
