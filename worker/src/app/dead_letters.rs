@@ -10,8 +10,8 @@ impl Worker {
     pub(super) async fn report_dead_letters(&self, session: &BrokerSession) -> BrokerError {
         match session.consume_dead_letter_notices().await {
             Ok(consumer) => {
-                settle_each("dead-letter notice", consumer, async |delivery| {
-                    crate::dead_letters::report(delivery, session.events(), &self.metrics).await
+                settle_each("dead-letter notice", consumer, |delivery| async move {
+                    crate::dead_letters::report(&delivery, session.events(), &self.metrics).await
                 })
                 .await
             }

@@ -13,18 +13,19 @@ use crate::job::outcome::Disposition;
 /// `handle` says, until the session fails. When the broker cancels the
 /// consumer (its queue was deleted), the task waits for the next session
 /// rather than cut the job in hand short.
-pub(super) async fn settle_each(
+pub(super) async fn settle_each<Handled: Future<Output = Disposition>>(
     name: &'static str,
     mut consumer: Consumer,
-    mut handle: impl AsyncFnMut(&Delivery) -> Disposition,
+    mut handle: impl FnMut(Delivery) -> Handled,
 ) -> BrokerError {
     while let Some(next) = consumer.next().await {
         let delivery = match next {
             Ok(delivery) => delivery,
             Err(error) => return BrokerError::Lost(error),
         };
-        let disposition = handle(&delivery).await;
-        if let Err(error) = disposition.apply(&delivery.acker).await {
+        let acker = delivery.acker.clone();
+        let disposition = handle(delivery).await;
+        if let Err(error) = disposition.apply(&acker).await {
             return BrokerError::Lost(error);
         }
     }

@@ -16,8 +16,8 @@ impl Worker {
     ) -> BrokerError {
         match session.consume_tidy().await {
             Ok(consumer) => {
-                settle_each("tidy", consumer, async |delivery| {
-                    self.tidier.handle(delivery, shutdown).await
+                settle_each("tidy", consumer, |delivery| async move {
+                    self.tidier.handle(&delivery, shutdown).await
                 })
                 .await
             }
