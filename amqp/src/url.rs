@@ -112,7 +112,13 @@ impl AmqpUrls {
             .map(str::trim)
             .filter(|part| !part.is_empty())
             .map(AmqpUrl::parse)
-            .collect::<Result<Vec<_>, _>>()?;
+            .collect::<Result<Vec<_>, _>>()
+            // The part that failed may be half of a password cut at a
+            // comma: show the whole list, redacted as one.
+            .map_err(|error| AmqpUrlError {
+                redacted: redact_text(text),
+                reason: error.reason,
+            })?;
         if urls.is_empty() {
             return Err(AmqpUrlError {
                 redacted: String::new(),
@@ -168,18 +174,45 @@ impl fmt::Debug for AmqpUrls {
     }
 }
 
-/// Hides the password of a URL that did not parse, for error messages.
+/// Hides every password in `text` (one URL, or a comma-separated list that
+/// did not parse), for error messages. Each URL runs from its `scheme://` to
+/// the next one; its user information ends at its *last* `@`, since a
+/// password may hold `@` or `,` unescaped. A list is never split before
+/// redacting: a comma inside a password would cut it in two.
 fn redact_text(text: &str) -> String {
-    let Some((scheme, rest)) = text.split_once("://") else {
+    let starts: Vec<usize> = text.match_indices("://").map(|(at, _)| at).collect();
+    if starts.is_empty() {
         return "(unparseable)".into();
-    };
-    match rest.split_once('@') {
-        Some((userinfo, host)) => {
-            let user = userinfo.split(':').next().unwrap_or_default();
-            format!("{scheme}://{user}@{host}")
-        }
-        None => text.to_owned(),
     }
+    let mut shown = String::new();
+    for (index, &scheme_end) in starts.iter().enumerate() {
+        let authority_start = scheme_end + "://".len();
+        // This URL's scheme begins after the previous URL's text.
+        let scheme_start = text[..scheme_end]
+            .rfind(|c: char| !c.is_ascii_alphanumeric() && c != '+' && c != '-' && c != '.')
+            .map_or(0, |at| at + 1);
+        if index == 0 {
+            shown.push_str(&text[..scheme_start]);
+        }
+        let end = starts.get(index + 1).map_or(text.len(), |&next| {
+            text[..next]
+                .rfind(|c: char| !c.is_ascii_alphanumeric() && c != '+' && c != '-' && c != '.')
+                .map_or(next, |at| at + 1)
+        });
+        let url = &text[authority_start..end.max(authority_start)];
+        shown.push_str(&text[scheme_start..authority_start]);
+        match url.rsplit_once('@') {
+            Some((userinfo, rest)) => {
+                let user = userinfo.split(':').next().unwrap_or_default();
+                shown.push_str(&format!("{user}@{rest}"));
+            }
+            // No `@` at all: a `user:pass` cut off from its host would
+            // read as `host:port`; show no more than the scheme.
+            None if url.contains(':') => shown.push_str("(hidden)"),
+            None => shown.push_str(url),
+        }
+    }
+    shown
 }
 
 #[cfg(test)]
@@ -220,6 +253,22 @@ mod tests {
         assert!(AmqpUrls::parse(" , ").is_err());
         let error = AmqpUrls::parse("amqp://w:pw@nas1/x, http://w:pw@nas2/").expect_err("one bad");
         assert!(!error.to_string().contains("pw"), "{error}");
+    }
+
+    #[test]
+    fn a_password_with_at_signs_or_commas_is_hidden_whole() {
+        for text in [
+            "amqp://hlsmux:Zq9x,Kv7w@Jm3p@127.0.0.1:notaport/%2f",
+            "amqp://hlsmux:Zq9x@Kv7w,Jm3p@nas:5672/%2f, amqp://hlsmux:Zq9x@Kv7w,Jm3p@nas2:x/",
+            "amqp://hlsmux:Zq9x,Kv7w,Jm3p@nas:notaport/",
+        ] {
+            let error = AmqpUrls::parse(text).expect_err("a bad port");
+            let said = error.to_string();
+            for secret in ["Zq9x", "Kv7w", "Jm3p"] {
+                assert!(!said.contains(secret), "{said}");
+            }
+            assert!(said.contains("hlsmux@"), "the user stays: {said}");
+        }
     }
 
     #[test]

@@ -22,6 +22,34 @@ pub struct Cli {
 }
 
 /// Where the pool is: the same variables the workers read.
+/// Parses `--amqp-url` without clap's "invalid value '...'", which would
+/// print the URL whole, password included: the error names the URL with
+/// its password hidden.
+#[derive(Clone, Copy, Debug)]
+struct AmqpUrlsParser;
+
+impl clap::builder::TypedValueParser for AmqpUrlsParser {
+    type Value = AmqpUrls;
+
+    fn parse_ref(
+        &self,
+        _command: &clap::Command,
+        _arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<AmqpUrls, clap::Error> {
+        use clap::error::ErrorKind;
+        let text = value
+            .to_str()
+            .ok_or_else(|| clap::Error::raw(ErrorKind::InvalidUtf8, "--amqp-url is not UTF-8\n"))?;
+        AmqpUrls::parse(text).map_err(|error| {
+            clap::Error::raw(
+                ErrorKind::ValueValidation,
+                format!("--amqp-url (HLSMUX_AMQP_URL): {error}\n"),
+            )
+        })
+    }
+}
+
 #[derive(Args, Debug, Clone)]
 pub struct PoolArgs {
     /// RabbitMQ URL, or a cluster's nodes' URLs separated by commas (the
@@ -31,7 +59,8 @@ pub struct PoolArgs {
         global = true,
         env = "HLSMUX_AMQP_URL",
         default_value = "amqp://guest:guest@127.0.0.1:5672/%2f",
-        hide_env_values = true
+        hide_env_values = true,
+        value_parser = AmqpUrlsParser
     )]
     pub amqp_url: AmqpUrls,
     /// Prefix of the pool's exchange and queue names.

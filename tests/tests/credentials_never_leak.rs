@@ -135,3 +135,31 @@ async fn the_broker_password_appears_in_no_log_event_metric_or_error() {
         assert!(!text.contains(&password), "the password is in the {what}");
     }
 }
+
+/// A URL that does not parse, with a password holding `,` and `@` (the
+/// list separator, and what ends user information), and a bad port.
+const BAD_URL: &str = "amqp://hlsmux:Zq9x,Kv7w@Jm3p@127.0.0.1:notaport/%2f";
+const BAD_URL_SECRETS: [&str; 3] = ["Zq9x", "Kv7w", "Jm3p"];
+
+#[tokio::test]
+async fn a_url_that_does_not_parse_is_refused_without_its_password() {
+    let test = TestEnv::new("credentials-bad-url").await;
+    let by_flag = test.cli(&["--amqp-url", BAD_URL, "workers"]).await;
+    let by_env = test
+        .cli_with_env(&["workers"], &[("HLSMUX_AMQP_URL", BAD_URL)])
+        .await;
+    let worker = test
+        .failed_worker(1, WorkerOptions::setting("HLSMUX_AMQP_URL", BAD_URL))
+        .await;
+    for (who, code, said) in [
+        ("hlsmux --amqp-url", by_flag.code, &by_flag.stderr),
+        ("hlsmux with HLSMUX_AMQP_URL", by_env.code, &by_env.stderr),
+        ("hlsmux-worker", worker.code, &worker.stderr),
+    ] {
+        assert_eq!(code, Some(2), "{who} refuses it: {said}");
+        assert!(said.contains("hlsmux@"), "{who} says which URL: {said}");
+        for secret in BAD_URL_SECRETS {
+            assert!(!said.contains(secret), "{who} printed {secret}: {said}");
+        }
+    }
+}
