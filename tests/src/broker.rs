@@ -162,6 +162,57 @@ impl TestPool {
         );
     }
 
+    /// Puts a notice into the pool's dead-letter notices queue as RabbitMQ
+    /// would write one: the dead message's body and ID, and an `x-death`
+    /// entry with `reason` (`delivery_limit`, `rejected`, ...). What anyone
+    /// who can publish to that queue can forge.
+    pub async fn publish_dead_letter_notice(&self, body: &[u8], message_id: JobId, reason: &str) {
+        use lapin::types::{AMQPValue, FieldArray, LongString};
+        let mut death = FieldTable::default();
+        death.insert(
+            "reason".into(),
+            AMQPValue::LongString(LongString::from(reason)),
+        );
+        death.insert("count".into(), AMQPValue::LongLongInt(1));
+        death.insert(
+            "queue".into(),
+            AMQPValue::LongString(LongString::from(
+                self.topology
+                    .muxer_queue(MuxerId::new(1).expect("valid"))
+                    .as_str(),
+            )),
+        );
+        let mut headers = FieldTable::default();
+        headers.insert(
+            "x-death".into(),
+            AMQPValue::FieldArray(FieldArray::from(vec![AMQPValue::FieldTable(death)])),
+        );
+        let properties = BasicProperties::default()
+            .with_delivery_mode(2)
+            .with_message_id(message_id.to_string().into())
+            .with_headers(headers);
+        let confirmation = self
+            .publisher
+            .basic_publish(
+                "".into(),
+                self.topology.dead_letter_notices_queue().as_str().into(),
+                BasicPublishOptions {
+                    mandatory: true,
+                    ..BasicPublishOptions::default()
+                },
+                body,
+                properties,
+            )
+            .await
+            .expect("publish")
+            .await
+            .expect("confirm");
+        assert!(
+            confirmation.is_ack() && confirmation.take_message().is_none(),
+            "notice not routed"
+        );
+    }
+
     /// Ready and consumer counts of a muxer queue (0 when it does not exist).
     pub async fn ready_and_consumers(&self, muxer: MuxerId) -> (u32, u32) {
         self.passive_counts(&self.topology.muxer_queue(muxer))

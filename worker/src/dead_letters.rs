@@ -2,11 +2,14 @@
 //! delivery ended with its worker crashing or giving it back reaches the
 //! muxer queue's delivery limit and is dead-lettered with no worker left to
 //! say so; whichever worker reads its notice publishes the `failed` event.
-//! Jobs a worker rejected were reported by that worker already.
+//! Jobs a worker rejected were reported by that worker already, and a job
+//! whose `done` is in the event history is never reported failed, whatever
+//! a notice claims.
 
 use hlsmux_amqp::{died_of_delivery_limit, salvage_job_id};
-use hlsmux_protocol::{DELIVERY_LIMIT, FailureReason, JobState};
+use hlsmux_protocol::{DELIVERY_LIMIT, FailureReason, JobRequest, JobState};
 use lapin::message::Delivery;
+use time::OffsetDateTime;
 use tracing::{info, warn};
 
 use crate::broker::Publisher;
@@ -28,6 +31,14 @@ pub async fn report(
         );
         return Ending::NoticeHandled.disposition();
     };
+    // A notice is a claim: anyone who can publish into the notices queue
+    // can write one. A job whose `done` is in the history stays done.
+    let submitted_at = JobRequest::from_json(&delivery.data)
+        .map_or(OffsetDateTime::UNIX_EPOCH, |request| request.submitted_at);
+    if events.done_already_published(job_id, submitted_at).await {
+        warn!(%job_id, "ignoring a delivery-limit notice for a job that finished done");
+        return Ending::NoticeHandled.disposition();
+    }
     let failed = JobState::Failed {
         reason: FailureReason::RetriesExhausted,
         message: format!(
