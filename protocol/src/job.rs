@@ -8,7 +8,7 @@
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::{JobId, MuxerId, RelativePath, SCHEMA_VERSION};
+use crate::{JobId, MuxerId, RelativePath, RelativePathError, SCHEMA_VERSION};
 
 /// The bitrate/resolution ladders a worker knows how to plan.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -170,6 +170,8 @@ pub enum BadMessage {
     Invalid(serde_json::Error),
     #[error("message of {size} bytes is larger than the {MAX_JOB_MESSAGE_BYTES} a job may be")]
     TooLarge { size: usize },
+    #[error("message is not a valid job: {0}")]
+    Output(#[source] RelativePathError),
 }
 
 /// A job message is a few hundred bytes; anything near this is not a job,
@@ -206,17 +208,33 @@ impl JobRequest {
                 found: u32::try_from(found).unwrap_or(u32::MAX),
             });
         }
-        serde_json::from_value(value).map_err(BadMessage::Invalid)
+        let mut request: Self = serde_json::from_value(value).map_err(BadMessage::Invalid)?;
+        request.output = request
+            .output
+            .as_output_name()
+            .map_err(BadMessage::Output)?;
+        Ok(request)
     }
 
     /// The job ID of a message that did not parse as a job, where one can be
-    /// read, so that its failure can still be reported against it.
+    /// read, so that its failure can still be reported against it: its
+    /// message ID, else the body's `job_id` when the body is no larger than
+    /// a job may be (a larger one is never parsed: that is what makes it
+    /// cheap to refuse).
     pub fn salvage_job_id(message_id: Option<&str>, body: &[u8]) -> Option<JobId> {
         if let Some(id) = message_id.and_then(|id| id.parse().ok()) {
             return Some(id);
         }
-        let value: serde_json::Value = serde_json::from_slice(body).ok()?;
-        value.get("job_id")?.as_str()?.parse().ok()
+        if body.len() > MAX_JOB_MESSAGE_BYTES {
+            return None;
+        }
+        #[derive(Deserialize)]
+        struct JustTheId {
+            job_id: JobId,
+        }
+        serde_json::from_slice::<JustTheId>(body)
+            .ok()
+            .map(|message| message.job_id)
     }
 }
 
@@ -292,5 +310,12 @@ mod tests {
         let body = format!(r#"{{"job_id": "{text}", "input": 3}}"#);
         assert_eq!(JobRequest::salvage_job_id(None, body.as_bytes()), Some(id));
         assert_eq!(JobRequest::salvage_job_id(None, b"garbage"), None);
+        let mut oversized = body.into_bytes();
+        oversized.resize(MAX_JOB_MESSAGE_BYTES + 1, b' ');
+        assert_eq!(
+            JobRequest::salvage_job_id(None, &oversized),
+            None,
+            "an oversized body is not parsed"
+        );
     }
 }

@@ -5,7 +5,29 @@
 use std::fmt;
 use std::path::{Component, Path, PathBuf};
 
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::{Deserialize, Serialize};
+
+/// What a URI path segment may not hold as it is: everything but RFC 3986's
+/// unreserved characters and sub-delimiters (and `:`, `@`).
+const PATH_SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~')
+    .remove(b'!')
+    .remove(b'$')
+    .remove(b'&')
+    .remove(b'\'')
+    .remove(b'(')
+    .remove(b')')
+    .remove(b'*')
+    .remove(b'+')
+    .remove(b',')
+    .remove(b';')
+    .remove(b'=')
+    .remove(b':')
+    .remove(b'@');
 
 /// A non-empty relative path made only of normal components (no `..`, no
 /// root, no `.`), using `/` as separator on the wire.
@@ -27,6 +49,14 @@ pub enum RelativePathError {
     TooLong { length: usize },
     #[error("path component of {length} bytes is longer than the {MAX_COMPONENT_BYTES} allowed")]
     ComponentTooLong { length: usize },
+    /// A newline or escape in a name would forge log lines, playlist
+    /// lines and terminal output wherever the name is shown.
+    #[error("path {0:?} holds a control character")]
+    ControlCharacter(String),
+    /// ffmpeg's HLS muxer expands `%v`, `%d` and the like in the names it
+    /// writes: an output name holding `%` would write elsewhere.
+    #[error("output name {0:?} holds '%', which ffmpeg reads as a pattern: choose another name")]
+    Pattern(String),
 }
 
 /// Limits of Linux filesystems (PATH_MAX, NAME_MAX): longer names could
@@ -65,6 +95,11 @@ impl RelativePath {
         if parts.is_empty() {
             return Err(RelativePathError::Empty);
         }
+        if parts.iter().any(|part| part.chars().any(char::is_control)) {
+            return Err(RelativePathError::ControlCharacter(
+                path.display().to_string(),
+            ));
+        }
         if let Some(long) = parts.iter().find(|part| part.len() > MAX_COMPONENT_BYTES) {
             return Err(RelativePathError::ComponentTooLong { length: long.len() });
         }
@@ -73,6 +108,26 @@ impl RelativePath {
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// This path, if it can name an output: ffmpeg takes output names as
+    /// patterns, so no `%`.
+    pub fn as_output_name(self) -> Result<Self, RelativePathError> {
+        if self.0.contains('%') {
+            return Err(RelativePathError::Pattern(self.0));
+        }
+        Ok(self)
+    }
+
+    /// The components of this path, each percent-encoded for a URI path
+    /// (RFC 3986 unreserved characters and sub-delimiters kept), joined by
+    /// `/`: a name may hold `#`, `?` or spaces, a URI may not.
+    pub fn uri_encoded(&self) -> String {
+        self.0
+            .split('/')
+            .map(|part| utf8_percent_encode(part, PATH_SEGMENT).to_string())
+            .collect::<Vec<_>>()
+            .join("/")
     }
 
     /// This path joined under `root`.
@@ -149,6 +204,34 @@ mod tests {
             RelativePath::parse(&deep),
             Err(RelativePathError::TooLong { .. })
         ));
+    }
+
+    #[test]
+    fn control_characters_are_refused_and_percent_only_in_output_names() {
+        for name in ["a\nb.mp4", "dir/\u{1b}[31mred.mp4", "tab\there.mp4"] {
+            assert!(
+                matches!(
+                    RelativePath::parse(name),
+                    Err(RelativePathError::ControlCharacter(_))
+                ),
+                "{name:?}"
+            );
+        }
+        let percent = RelativePath::parse("sale 50%/clip.mp4").expect("an input may");
+        assert!(matches!(
+            percent.as_output_name(),
+            Err(RelativePathError::Pattern(_))
+        ));
+    }
+
+    #[test]
+    fn uri_encoding_keeps_slashes_and_encodes_the_rest() {
+        let path = RelativePath::parse("talks/a b#c?.hls").expect("valid");
+        assert_eq!(path.uri_encoded(), "talks/a%20b%23c%3F.hls");
+        let plain = RelativePath::parse("talks/day-1_clip.hls").expect("valid");
+        assert_eq!(plain.uri_encoded(), "talks/day-1_clip.hls");
+        let unicode = RelativePath::parse("vidéo.hls").expect("valid");
+        assert_eq!(unicode.uri_encoded(), "vid%C3%A9o.hls");
     }
 
     #[test]

@@ -155,6 +155,7 @@ fn parse_name(args: &SubmitArgs) -> Result<Option<RelativePath>, CliError> {
         });
     }
     RelativePath::parse(name)
+        .and_then(RelativePath::as_output_name)
         .map(Some)
         .map_err(|e| CliError::BadName {
             name: name.clone(),
@@ -164,10 +165,12 @@ fn parse_name(args: &SubmitArgs) -> Result<Option<RelativePath>, CliError> {
 
 fn default_output(input: &RelativePath) -> Result<RelativePath, CliError> {
     let name = format!("{input}{OUTPUT_SUFFIX}");
-    RelativePath::parse(&name).map_err(|e| CliError::BadName {
-        name,
-        detail: e.to_string(),
-    })
+    RelativePath::parse(&name)
+        .and_then(RelativePath::as_output_name)
+        .map_err(|e| CliError::BadName {
+            name,
+            detail: e.to_string(),
+        })
 }
 
 fn label(file: &std::path::Path) -> String {

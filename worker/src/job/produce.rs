@@ -245,7 +245,7 @@ impl JobRunner {
             staging_dir: location.staging_dir(),
             source_seconds: duration_seconds,
             encryption: encrypted.then(|| Encryption {
-                output: location.relative_dir().to_owned(),
+                output: location.output().clone(),
                 key_uri_prefix: self.settings.encoding.key_uri_prefix.clone(),
             }),
             ffmpeg: &self.settings.tools.ffmpeg,

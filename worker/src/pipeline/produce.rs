@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use hlsmux_protocol::RungSummary;
+use hlsmux_protocol::{RelativePath, RungSummary};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info_span, warn};
@@ -35,7 +35,7 @@ pub struct Production<'a> {
 /// How an encrypted output names its key.
 pub struct Encryption {
     /// The output's directory under the output root.
-    pub output: String,
+    pub output: RelativePath,
     /// `key_uri_prefix`: empty for a relative key URI.
     pub key_uri_prefix: String,
 }

@@ -170,6 +170,11 @@ impl OutputLocation {
         self.relative.as_str()
     }
 
+    /// The output's name under the output root.
+    pub fn output(&self) -> &RelativePath {
+        &self.relative
+    }
+
     /// Blocking.
     pub fn existing(&self) -> Result<ExistingOutput, JobError> {
         match std::fs::symlink_metadata(&self.final_dir) {

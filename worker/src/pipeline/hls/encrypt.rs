@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 
 use aes::cipher::block_padding::Pkcs7;
 use aes::cipher::{BlockEncryptMut, KeyIvInit};
+use hlsmux_protocol::RelativePath;
 use m3u8_rs::{Key, KeyMethod, MediaPlaylist};
 
 use crate::pipeline::JobError;
@@ -30,7 +31,7 @@ type Aes128CbcEncryptor = cbc::Encryptor<aes::Aes128>;
 pub fn encrypt_output(
     dir: &Path,
     presentation: Presentation,
-    output: &str,
+    output: &RelativePath,
     key_uri_prefix: &str,
 ) -> Result<(), JobError> {
     let key: [u8; KEY_BYTES] = random()?;
@@ -159,7 +160,8 @@ mod tests {
     fn every_segment_gets_its_own_iv_under_one_private_key_and_decrypts_back() {
         let dir = tempfile::tempdir().expect("tempdir");
         write_output(dir.path());
-        encrypt_output(dir.path(), presentation(dir.path()), "talks/a.hls", "").expect("encrypts");
+        let output = RelativePath::parse("talks/a.hls").expect("valid");
+        encrypt_output(dir.path(), presentation(dir.path()), &output, "").expect("encrypts");
 
         check_key_file(dir.path()).expect("a private 16-byte key");
         let key = std::fs::read(dir.path().join(KEY_FILE)).expect("key");
@@ -192,15 +194,24 @@ mod tests {
 
     #[test]
     fn a_key_server_prefix_names_the_key_by_output_path() {
+        let output = |name| RelativePath::parse(name).expect("valid");
         assert_eq!(
             key_uri(
                 "https://keys.example/hls/",
-                "talks/a.hls",
+                &output("talks/a.hls"),
                 "640x360/index.m3u8"
             ),
             "https://keys.example/hls/talks/a.hls/encryption.key"
         );
-        assert_eq!(key_uri("", "a.hls", "index.m3u8"), "encryption.key");
+        assert_eq!(
+            key_uri("https://keys.example/hls/", &output("a b#1?.hls"), "x.m3u8"),
+            "https://keys.example/hls/a%20b%231%3F.hls/encryption.key",
+            "a name is percent-encoded, so no # or ? cuts the URI short"
+        );
+        assert_eq!(
+            key_uri("", &output("a.hls"), "index.m3u8"),
+            "encryption.key"
+        );
     }
 
     #[test]

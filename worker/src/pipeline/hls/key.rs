@@ -10,6 +10,7 @@ use std::path::Path;
 use aes::cipher::BlockDecryptMut;
 use aes::cipher::KeyIvInit;
 use aes::cipher::block_padding::NoPadding;
+use hlsmux_protocol::RelativePath;
 use m3u8_rs::Key;
 
 use crate::pipeline::JobError;
@@ -25,14 +26,15 @@ type Aes128CbcDecryptor = cbc::Decryptor<aes::Aes128>;
 /// The key URI players are given. With no prefix, a path relative to a
 /// variant playlist at `variant_uri` (from the master playlist), so the
 /// output plays from any static server that may serve the key; with one,
-/// `<prefix><output>/encryption.key`, for a key server that mirrors the
-/// output root behind its own access control.
-pub fn key_uri(prefix: &str, output: &str, variant_uri: &str) -> String {
+/// `<prefix><output>/encryption.key` (the output's name percent-encoded),
+/// for a key server that mirrors the output root behind its own access
+/// control.
+pub fn key_uri(prefix: &str, output: &RelativePath, variant_uri: &str) -> String {
     if prefix.is_empty() {
         let depth = variant_uri.matches('/').count();
         format!("{}{KEY_FILE}", "../".repeat(depth))
     } else {
-        format!("{prefix}{output}/{KEY_FILE}")
+        format!("{prefix}{}/{KEY_FILE}", output.uri_encoded())
     }
 }
 
