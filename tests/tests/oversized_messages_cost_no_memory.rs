@@ -26,8 +26,8 @@ async fn a_ten_megabyte_message_is_refused_unparsed_and_reported_by_its_message_
     let test = TestEnv::new("oversized").await;
     let mut worker = test.worker(1).await;
     let mut events = test.pool.events().await;
-    let job_id = JobId::generate();
-    // A job ID in the body too, where only a full parse would find it.
+    let muxer = MuxerId::new(1).expect("valid");
+    // A job ID in the body, where only a full parse would find it.
     let mut body = format!(r#"{{"job_id":"{}","pad":["#, JobId::generate()).into_bytes();
     while body.len() < 10 * 1024 * 1024 {
         body.extend_from_slice(b"1,");
@@ -35,9 +35,19 @@ async fn a_ten_megabyte_message_is_refused_unparsed_and_reported_by_its_message_
     body.extend_from_slice(b"1]}");
     assert!(body.len() > MAX_JOB_MESSAGE_BYTES);
 
-    test.pool
-        .publish_raw(MuxerId::new(1).expect("valid"), &body, Some(job_id))
-        .await;
+    // Without a message ID there is no job to report it against: it is
+    // dead-lettered, and the body is never parsed looking for one.
+    test.pool.publish_raw(muxer, &body, None).await;
+    assert_eq!(test.pool.wait_for_dead_letters(1, PATIENCE).await, 1);
+    let peak = peak_rss_kib(worker.pid().as_raw());
+    assert!(
+        peak < PEAK_LIMIT_KIB,
+        "the worker peaked at {peak} KiB for one refused message"
+    );
+
+    // With one, its failure is reported.
+    let job_id = JobId::generate();
+    test.pool.publish_raw(muxer, &body, Some(job_id)).await;
     let end = events.final_event(job_id, PATIENCE).await;
     assert!(
         matches!(
@@ -49,11 +59,6 @@ async fn a_ten_megabyte_message_is_refused_unparsed_and_reported_by_its_message_
         ),
         "{end:#?}"
     );
-    assert_eq!(test.pool.wait_for_dead_letters(1, PATIENCE).await, 1);
-    let peak = peak_rss_kib(worker.pid().as_raw());
-    assert!(
-        peak < PEAK_LIMIT_KIB,
-        "the worker peaked at {peak} KiB for one refused message"
-    );
+    assert_eq!(test.pool.wait_for_dead_letters(2, PATIENCE).await, 2);
     assert!(worker.is_running(), "the worker stays up");
 }
