@@ -50,6 +50,21 @@ pub fn died_of_delivery_limit(properties: &BasicProperties) -> bool {
     last_death(properties).is_some_and(|(reason, _)| reason == DELIVERY_LIMIT_DEATH)
 }
 
+/// How many times a quorum queue delivered this message before
+/// (`x-delivery-count`; 0 on its first delivery).
+pub fn delivery_count(properties: &BasicProperties) -> u64 {
+    let Some(headers) = properties.headers().as_ref() else {
+        return 0;
+    };
+    match headers.inner().get("x-delivery-count") {
+        Some(AMQPValue::LongLongInt(count)) => u64::try_from(*count).unwrap_or(0),
+        Some(AMQPValue::LongInt(count)) => u64::try_from(*count).unwrap_or(0),
+        Some(AMQPValue::LongUInt(count)) => u64::from(*count),
+        Some(AMQPValue::ShortInt(count)) => u64::try_from(*count).unwrap_or(0),
+        _ => 0,
+    }
+}
+
 /// [`JobRequest::salvage_job_id`] from a delivered message's properties
 /// and body.
 pub fn salvage_job_id(properties: &BasicProperties, body: &[u8]) -> Option<JobId> {

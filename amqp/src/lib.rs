@@ -10,7 +10,9 @@ mod replies;
 pub mod stream;
 mod url;
 
-pub use headers::{died_of_delivery_limit, last_death, salvage_job_id, stream_offset};
+pub use headers::{
+    delivery_count, died_of_delivery_limit, last_death, salvage_job_id, stream_offset,
+};
 pub use publish::{CONFIRM_TIMEOUT, PublishError, publish_json, publish_json_with_expiration};
 pub use replies::{is_not_found, is_precondition_failed};
 pub use stream::HistoryStart;

@@ -213,6 +213,17 @@ impl TestPool {
         );
     }
 
+    /// Messages in `queue`, ready or delivered and not yet settled (0 when
+    /// it does not exist).
+    pub async fn messages_in(&self, queue: &str) -> u64 {
+        list_queues(&["name", "messages"])
+            .await
+            .iter()
+            .find(|row| row["name"] == queue)
+            .and_then(|row| row["messages"].as_u64())
+            .unwrap_or(0)
+    }
+
     /// Ready and consumer counts of a muxer queue (0 when it does not exist).
     pub async fn ready_and_consumers(&self, muxer: MuxerId) -> (u32, u32) {
         self.passive_counts(&self.topology.muxer_queue(muxer))

@@ -1,12 +1,18 @@
 //! Moves a finished job's original input out of the media root into
 //! `originals/` (same relative path), once its delay has passed, so caches
 //! that still point at the original can expire first, as the seed did.
-//! Never moves an input whose output is not complete.
+//!
+//! A tidy request is a claim, not an order: it moves only the one regular
+//! file that the job's own output record names as its input, found beneath
+//! the media root without following links out of it, and only once that
+//! output is complete. A request that can never succeed is dropped, not
+//! retried for ever.
 
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use hlsmux_amqp::delivery_count;
 use hlsmux_protocol::TidyRequest;
 use lapin::message::Delivery;
 use tokio_util::sync::CancellationToken;
@@ -19,11 +25,18 @@ use crate::pipeline::publish::{ExistingOutput, existing_output};
 /// Folder under the media root that receives tidied originals.
 pub const ORIGINALS: &str = "originals";
 
+/// Deliveries of one tidy request before it is given up: a move that has
+/// failed this often for a passing reason is not going to pass.
+const TIDY_ATTEMPTS: u64 = 5;
+
 #[derive(Debug, PartialEq, Eq)]
 pub enum TidyOutcome {
     Moved(PathBuf),
     OriginalMissing,
     OutputIncomplete,
+    /// The request names something other than the job's recorded input,
+    /// or something that is not a regular file beneath the media root.
+    Refused(&'static str),
 }
 
 pub struct Tidier {
@@ -64,6 +77,18 @@ impl Tidier {
                 warn!(job_id = %request.job_id, output = %request.output, "output not complete: original left in place");
                 Ending::TidyFinished.disposition()
             }
+            Ok(Ok(TidyOutcome::Refused(why))) => {
+                warn!(job_id = %request.job_id, input = %request.input, why, "tidy request refused: nothing moved");
+                Ending::TidyFinished.disposition()
+            }
+            Ok(Err(error)) if can_never_succeed(&error) => {
+                warn!(job_id = %request.job_id, %error, "cannot move the original, nor ever will: dropping the request");
+                Ending::TidyImpossible.disposition()
+            }
+            Ok(Err(error)) if delivery_count(&delivery.properties) + 1 >= TIDY_ATTEMPTS => {
+                warn!(job_id = %request.job_id, %error, attempts = TIDY_ATTEMPTS, "cannot move the original; giving up");
+                Ending::TidyImpossible.disposition()
+            }
             Ok(Err(error)) => {
                 warn!(job_id = %request.job_id, %error, "cannot move the original yet; retrying later");
                 tokio::select! {
@@ -77,27 +102,65 @@ impl Tidier {
     }
 }
 
-/// Blocking. Moves the input into `originals/` if its output is complete.
+/// Whether a failed move is the request's or the tree's fault, which no
+/// retry fixes (an error of the storage itself may pass).
+fn can_never_succeed(error: &std::io::Error) -> bool {
+    matches!(
+        error.kind(),
+        ErrorKind::AlreadyExists
+            | ErrorKind::NotADirectory
+            | ErrorKind::IsADirectory
+            | ErrorKind::InvalidInput
+            | ErrorKind::InvalidFilename
+            | ErrorKind::CrossesDevices
+            | ErrorKind::PermissionDenied
+    )
+}
+
+/// Blocking. Moves the input into `originals/` if its output is complete
+/// and records it as this job's input.
 pub fn tidy(
     media_root: &Path,
     output_root: &Path,
     request: &TidyRequest,
 ) -> std::io::Result<TidyOutcome> {
-    if !matches!(
-        existing_output(output_root, &request.output, request.job_id),
-        Ok(ExistingOutput::ThisJob { .. })
-    ) {
-        return Ok(TidyOutcome::OutputIncomplete);
+    let record = match existing_output(output_root, &request.output, request.job_id) {
+        Ok(ExistingOutput::ThisJob { record, .. }) => record,
+        _ => return Ok(TidyOutcome::OutputIncomplete),
+    };
+    if record.input.as_ref() != Some(&request.input) {
+        return Ok(TidyOutcome::Refused(
+            "not the input this job's output records",
+        ));
     }
-    let source = request.input.under(media_root);
+    // The directory it is in, resolved: it must lie beneath the media root
+    // (a linked directory must not lead out of it)...
+    let root = media_root.canonicalize()?;
+    let named = request.input.under(media_root);
+    let parent = match named.parent().map(Path::canonicalize) {
+        Some(Ok(parent)) => parent,
+        Some(Err(error)) if error.kind() == ErrorKind::NotFound => {
+            return Ok(TidyOutcome::OriginalMissing);
+        }
+        Some(Err(error)) => return Err(error),
+        None => return Ok(TidyOutcome::Refused("no parent directory")),
+    };
+    if !parent.starts_with(&root) || parent.starts_with(root.join(ORIGINALS)) {
+        return Ok(TidyOutcome::Refused("outside the media root"));
+    }
+    // ...and it must itself be a regular file, not a link or a directory.
+    let source = parent.join(request.input.file_name());
     match std::fs::symlink_metadata(&source) {
         Err(error) if error.kind() == ErrorKind::NotFound => {
             return Ok(TidyOutcome::OriginalMissing);
         }
         Err(error) => return Err(error),
+        Ok(metadata) if !metadata.file_type().is_file() => {
+            return Ok(TidyOutcome::Refused("not a regular file"));
+        }
         Ok(_) => {}
     }
-    let mut target = request.input.under(&media_root.join(ORIGINALS));
+    let mut target = request.input.under(&root.join(ORIGINALS));
     if target.exists() {
         // Never replace an earlier original of the same name.
         let name = format!("{}.{}", request.input.file_name(), request.job_id);
@@ -134,7 +197,7 @@ mod tests {
         location
             .prepare_staging(std::time::Duration::from_secs(600))
             .expect("staging");
-        let record = OutputRecord::new(
+        let mut record = OutputRecord::new(
             request.job_id,
             "m".into(),
             Vec::new(),
@@ -142,6 +205,7 @@ mod tests {
             1.0,
             "libx264".into(),
         );
+        record.input = Some(request.input.clone());
         location.publish(record).expect("publish");
     }
 

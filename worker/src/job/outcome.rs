@@ -53,6 +53,9 @@ pub enum Ending<'a> {
     TidyBlocked,
     /// Tidy: the request does not parse.
     TidyUnreadable,
+    /// Tidy: the move cannot succeed, now or later (the tree is in the
+    /// way, or it failed every attempt).
+    TidyImpossible,
     /// Dead-letter notice: reported, or not one the worker reports.
     NoticeHandled,
 }
@@ -69,7 +72,9 @@ impl Ending<'_> {
                 Retry::Permanent => Disposition::DeadLetter,
                 Retry::Transient => Disposition::Requeue,
             },
-            Ending::NotAJob | Ending::TidyUnreadable => Disposition::DeadLetter,
+            Ending::NotAJob | Ending::TidyUnreadable | Ending::TidyImpossible => {
+                Disposition::DeadLetter
+            }
             Ending::NotInService | Ending::Unreported | Ending::TidyBlocked => Disposition::Requeue,
         }
     }
@@ -210,6 +215,14 @@ mod tests {
     fn an_unreadable_tidy_is_dead_lettered() {
         assert_eq!(
             Ending::TidyUnreadable.disposition(),
+            Disposition::DeadLetter
+        );
+    }
+
+    #[test]
+    fn an_impossible_tidy_is_dead_lettered_not_retried() {
+        assert_eq!(
+            Ending::TidyImpossible.disposition(),
             Disposition::DeadLetter
         );
     }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use hlsmux_amqp::PublishError;
-use hlsmux_protocol::{JobId, JobRequest, JobState};
+use hlsmux_protocol::{JobId, JobRequest, JobState, RelativePath};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info, info_span, warn};
@@ -67,6 +67,7 @@ pub(super) enum Produced {
 /// One attempt at a job's output, from encode to publish.
 struct Attempt<'a> {
     job_id: JobId,
+    input: &'a RelativePath,
     plan: &'a EncodePlan,
     encrypted: bool,
     duration_seconds: f64,
@@ -177,6 +178,7 @@ impl JobRunner {
         }
         let attempt = Attempt {
             job_id: request.job_id,
+            input: &request.input,
             plan: &plan,
             encrypted: spec.encrypted,
             duration_seconds: source.duration_seconds,
@@ -232,6 +234,7 @@ impl JobRunner {
     async fn encode_verify_publish(&self, attempt: Attempt<'_>) -> Result<OutputRecord, Failure> {
         let Attempt {
             job_id,
+            input,
             plan,
             encrypted,
             duration_seconds,
@@ -296,6 +299,7 @@ impl JobRunner {
             plan.encoder.to_string(),
         );
         record.encryption_key = encrypted.then(|| location.relative(key::KEY_FILE));
+        record.input = Some(input.clone());
         // The last moment a cancellation can keep the output unpublished.
         if let Some(by) = self.cancellations.cancelled_by(job_id) {
             return Err(JobError::Cancelled { by }.into());

@@ -74,6 +74,11 @@ pub struct OutputRecord {
     /// The AES-128 key file, relative to the output root, when encrypted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub encryption_key: Option<String>,
+    /// The input, relative to the media root: the one file a tidy request
+    /// for this job may move (absent in records of earlier versions, which
+    /// then move nothing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input: Option<RelativePath>,
     #[serde(with = "time::serde::rfc3339")]
     pub finished_at: OffsetDateTime,
 }
@@ -96,6 +101,7 @@ impl OutputRecord {
             wall_seconds,
             encoder,
             encryption_key: None,
+            input: None,
             finished_at: OffsetDateTime::now_utc(),
         }
     }
