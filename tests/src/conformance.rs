@@ -144,6 +144,19 @@ fn check_master(master: &MasterPlaylist, expected: Expected, broken: &mut Vec<St
         .filter(|a| a.media_type == m3u8_rs::AlternativeMediaType::Audio)
         .map(|a| a.group_id.as_str())
         .collect();
+    for rendition in master
+        .alternatives
+        .iter()
+        .filter(|a| a.media_type == m3u8_rs::AlternativeMediaType::Audio)
+    {
+        // Apple's authoring specification: LANGUAGE on every audio rendition.
+        if rendition.language.as_deref().is_none_or(str::is_empty) {
+            broken.push(format!(
+                "master: audio rendition {:?} has no LANGUAGE",
+                rendition.name
+            ));
+        }
+    }
     let has_audio_group = !groups.is_empty();
     if expected.audio != has_audio_group {
         broken.push(format!(

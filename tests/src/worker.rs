@@ -1,7 +1,7 @@
 //! A real `hlsmux-worker` process in a test's world.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
@@ -113,21 +113,27 @@ impl TestWorker {
         };
         let mut child = command.spawn().expect("worker starts");
         let consumers = options.expected_consumers.unwrap_or(1);
-        let up = test
-            .pool
-            .wait_for_consumers(muxer, consumers, crate::PATIENCE);
-        tokio::select! {
-            up = up => assert!(up, "worker for muxer {muxer} never consumed its queue"),
+        let ready = async {
+            // The worker says where it serves metrics before it consumes;
+            // the consumer count alone would not do when another worker
+            // of the muxer already consumes.
+            let metrics_addr = read_address_file(&addr_file).await;
+            let up = test
+                .pool
+                .wait_for_consumers(muxer, consumers, crate::PATIENCE)
+                .await;
+            (metrics_addr, up)
+        };
+        let metrics_addr = tokio::select! {
+            (metrics_addr, up) = ready => {
+                assert!(up, "worker for muxer {muxer} never consumed its queue");
+                metrics_addr
+            }
             status = child.wait() => {
                 let said = std::fs::read_to_string(&start_log).unwrap_or_default();
                 return Err(format!("{status:?}: {said}"));
             }
-        }
-        let metrics_addr = std::fs::read_to_string(&addr_file)
-            .unwrap_or_else(|error| panic!("{}: {error}", addr_file.display()))
-            .trim()
-            .parse()
-            .expect("the worker writes a socket address");
+        };
         Ok(Self {
             child,
             muxer,
@@ -250,5 +256,24 @@ impl TestWorker {
     /// Whether the process is still running.
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+/// The socket address a worker wrote to `file`, once it has.
+async fn read_address_file(file: &Path) -> SocketAddr {
+    let deadline = tokio::time::Instant::now() + crate::PATIENCE;
+    loop {
+        if let Ok(text) = std::fs::read_to_string(file) {
+            return text
+                .trim()
+                .parse()
+                .expect("the worker writes a socket address");
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the worker never wrote {}",
+            file.display()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

@@ -31,6 +31,8 @@ use hlsmux_protocol::SegmentFormat;
 const MASTER_VERSION: usize = 6;
 const I_FRAME_VERSION: usize = 4;
 const AUDIO_GROUP: &str = AUDIO_RENDITION;
+/// The language of an audio track that does not say (ISO 639-2).
+pub const UNDETERMINED_LANGUAGE: &str = "und";
 
 /// The playlists master wrote, as written: what encrypt rewrites, handed
 /// over in memory rather than read back from the staging directory.
@@ -220,7 +222,9 @@ fn audio_rendition(plan: &EncodePlan) -> AlternativeMedia {
         uri: Some(plan.layout.media_playlist(AUDIO_RENDITION)),
         group_id: AUDIO_GROUP.to_owned(),
         name: language.clone().unwrap_or_else(|| "Main".to_owned()),
-        language,
+        // Apple's authoring specification: every audio rendition says its
+        // language; an untagged source's is undetermined (ISO 639-2 `und`).
+        language: Some(language.unwrap_or_else(|| UNDETERMINED_LANGUAGE.to_owned())),
         default: true,
         autoselect: true,
         // The encoder downmixes to stereo (`-ac 2`).

@@ -180,6 +180,9 @@ impl Reader<'_> {
                 "the audio rendition is not DEFAULT and AUTOSELECT",
             ));
         }
+        if rendition.language.as_deref().is_none_or(str::is_empty) {
+            return Err(invalid("master", "the audio rendition has no LANGUAGE"));
+        }
         let stream = self.stream(&uri)?;
         Ok(AudioRendition {
             rates: stream.rates,
