@@ -140,11 +140,30 @@ impl TestPool {
         if let Some(id) = message_id {
             properties = properties.with_message_id(id.to_string().into());
         }
+        let exchange = self.topology.jobs_exchange();
+        self.publish_routed(
+            &exchange,
+            &Topology::job_routing_key(muxer),
+            body,
+            properties,
+        )
+        .await;
+    }
+
+    /// Publishes `body` as it is, mandatory and confirmed, and insists it
+    /// reached a queue.
+    async fn publish_routed(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        body: &[u8],
+        properties: BasicProperties,
+    ) {
         let confirmation = self
             .publisher
             .basic_publish(
-                self.topology.jobs_exchange().into(),
-                Topology::job_routing_key(muxer).into(),
+                exchange.into(),
+                routing_key.into(),
                 BasicPublishOptions {
                     mandatory: true,
                     ..BasicPublishOptions::default()
@@ -158,7 +177,7 @@ impl TestPool {
             .expect("confirm");
         assert!(
             confirmation.is_ack() && confirmation.take_message().is_none(),
-            "raw message not routed"
+            "{routing_key}: not routed"
         );
     }
 
@@ -191,26 +210,8 @@ impl TestPool {
             .with_delivery_mode(2)
             .with_message_id(message_id.to_string().into())
             .with_headers(headers);
-        let confirmation = self
-            .publisher
-            .basic_publish(
-                "".into(),
-                self.topology.dead_letter_notices_queue().as_str().into(),
-                BasicPublishOptions {
-                    mandatory: true,
-                    ..BasicPublishOptions::default()
-                },
-                body,
-                properties,
-            )
-            .await
-            .expect("publish")
-            .await
-            .expect("confirm");
-        assert!(
-            confirmation.is_ack() && confirmation.take_message().is_none(),
-            "notice not routed"
-        );
+        let queue = self.topology.dead_letter_notices_queue();
+        self.publish_routed("", &queue, body, properties).await;
     }
 
     /// Messages in `queue`, ready or delivered and not yet settled (0 when

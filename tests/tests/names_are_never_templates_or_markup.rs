@@ -8,7 +8,7 @@
 
 use hlsmux_protocol::{FailureReason, JobId, JobRequest, JobState, MuxerId, RelativePath};
 use hlsmux_tests::media::Clip;
-use hlsmux_tests::{EventLog, PATIENCE, TestEnv, WorkerOptions};
+use hlsmux_tests::{EventLog, PATIENCE, TestEnv, TestWorker, WorkerOptions};
 
 const KEY_SERVER: &str = "https://keys.example/hls/";
 
@@ -44,26 +44,32 @@ async fn refused(events: &mut EventLog, job_id: JobId) -> String {
     }
 }
 
-fn has_control(text: &str) -> bool {
-    text.chars().any(char::is_control)
-}
-
-#[tokio::test]
-async fn percent_newlines_and_escapes_in_names_are_refused_and_shown_escaped() {
-    let test = TestEnv::new("hostile-names").await;
-    let _worker = test
+/// A pool whose worker names keys by a key server's URL, and `a.mp4`.
+async fn pool_with_a_clip(name: &str) -> (TestEnv, TestWorker, EventLog) {
+    let test = TestEnv::new(name).await;
+    let worker = test
         .worker_with(
             1,
             WorkerOptions::setting("HLSMUX_KEY_URI_PREFIX", KEY_SERVER),
         )
         .await;
-    let mut events = test.pool.events().await;
+    let events = test.pool.events().await;
     Clip {
         seconds: 2,
         ..Clip::default()
     }
     .write(&test.media_root().join("a.mp4"))
     .await;
+    (test, worker, events)
+}
+
+fn has_control(text: &str) -> bool {
+    text.chars().any(char::is_control)
+}
+
+#[tokio::test]
+async fn percent_newlines_and_escapes_in_names_are_refused_and_shown_escaped() {
+    let (test, _worker, mut events) = pool_with_a_clip("hostile-names").await;
     let muxer = MuxerId::new(1).expect("valid");
 
     let pattern = job("out%v/x.hls");
@@ -123,20 +129,7 @@ async fn percent_newlines_and_escapes_in_names_are_refused_and_shown_escaped() {
 
 #[tokio::test]
 async fn an_unusual_output_name_is_percent_encoded_in_the_key_uri() {
-    let test = TestEnv::new("encoded-names").await;
-    let _worker = test
-        .worker_with(
-            1,
-            WorkerOptions::setting("HLSMUX_KEY_URI_PREFIX", KEY_SERVER),
-        )
-        .await;
-    let mut events = test.pool.events().await;
-    Clip {
-        seconds: 2,
-        ..Clip::default()
-    }
-    .write(&test.media_root().join("a.mp4"))
-    .await;
+    let (test, _worker, mut events) = pool_with_a_clip("encoded-names").await;
     let mut request = job("talk #1? q&a.hls");
     request.encrypt = Some(true);
     test.pool.publish_job(&request).await;
