@@ -172,41 +172,19 @@ impl BrokerSession {
     }
 
     pub async fn consume(&self) -> Result<Consumer, BrokerError> {
-        self.jobs
-            .basic_consume(
-                self.queue.as_str().into(),
-                self.consumer_tag.as_str().into(),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .map_err(BrokerError::Lost)
+        consume(&self.jobs, &self.queue, self.consumer_tag.clone()).await
     }
 
     /// Consumes this muxer's due tidy requests.
     pub async fn consume_tidy(&self) -> Result<Consumer, BrokerError> {
-        self.tidy
-            .basic_consume(
-                self.tidy_queue.as_str().into(),
-                format!("{}-tidy", self.consumer_tag).into(),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .map_err(BrokerError::Lost)
+        let tag = format!("{}-tidy", self.consumer_tag);
+        consume(&self.tidy, &self.tidy_queue, tag).await
     }
 
     /// Consumes the pool's dead-letter notices (shared by all workers).
     pub async fn consume_dead_letter_notices(&self) -> Result<Consumer, BrokerError> {
-        self.notices
-            .basic_consume(
-                self.notices_queue.as_str().into(),
-                format!("{}-dead-letters", self.consumer_tag).into(),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .map_err(BrokerError::Lost)
+        let tag = format!("{}-dead-letters", self.consumer_tag);
+        consume(&self.notices, &self.notices_queue, tag).await
     }
 
     /// Reads the pool's cancellations from the oldest kept.
@@ -295,4 +273,17 @@ impl BrokerSession {
             tracing::debug!(%error, "closing the broker connection");
         }
     }
+}
+
+/// Consumes `queue` on `channel` with acknowledgements, as `tag`.
+async fn consume(channel: &Channel, queue: &str, tag: String) -> Result<Consumer, BrokerError> {
+    channel
+        .basic_consume(
+            queue.into(),
+            tag.into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .map_err(BrokerError::Lost)
 }
