@@ -185,20 +185,22 @@ fn redact_text(text: &str) -> String {
         return "(unparseable)".into();
     }
     let mut shown = String::new();
+    // Where the scheme ending at `scheme_end` begins.
+    let scheme_begins = |scheme_end: usize| {
+        text[..scheme_end]
+            .rfind(|c: char| !c.is_ascii_alphanumeric() && c != '+' && c != '-' && c != '.')
+            .map_or(0, |at| at + 1)
+    };
     for (index, &scheme_end) in starts.iter().enumerate() {
         let authority_start = scheme_end + "://".len();
-        // This URL's scheme begins after the previous URL's text.
-        let scheme_start = text[..scheme_end]
-            .rfind(|c: char| !c.is_ascii_alphanumeric() && c != '+' && c != '-' && c != '.')
-            .map_or(0, |at| at + 1);
+        let scheme_start = scheme_begins(scheme_end);
         if index == 0 {
             shown.push_str(&text[..scheme_start]);
         }
-        let end = starts.get(index + 1).map_or(text.len(), |&next| {
-            text[..next]
-                .rfind(|c: char| !c.is_ascii_alphanumeric() && c != '+' && c != '-' && c != '.')
-                .map_or(next, |at| at + 1)
-        });
+        // This URL runs up to where the next one's scheme begins.
+        let end = starts
+            .get(index + 1)
+            .map_or(text.len(), |&next| scheme_begins(next));
         let url = &text[authority_start..end.max(authority_start)];
         shown.push_str(&text[scheme_start..authority_start]);
         match url.rsplit_once('@') {
