@@ -15,11 +15,7 @@ use crate::replies::{is_not_found, is_precondition_failed};
 /// on a channel of their own.
 pub async fn pool(topology: &Topology, connection: &Connection) -> lapin::Result<()> {
     let channel = connection.create_channel().await?;
-    for (exchange, kind) in [
-        (topology.jobs_exchange(), ExchangeKind::Direct),
-        (topology.events_exchange(), ExchangeKind::Topic),
-        (topology.dead_letter_exchange(), ExchangeKind::Fanout),
-    ] {
+    for (exchange, kind) in pool_exchanges(topology) {
         declare_exchange(&channel, &exchange, kind).await?;
     }
     for queue in [
@@ -49,7 +45,76 @@ pub async fn pool(topology: &Topology, connection: &Connection) -> lapin::Result
         Topology::ALL_EVENTS_BINDING,
     )
     .await?;
+    bind(
+        &channel,
+        &topology.cancellation_stream(),
+        &topology.cancellations_exchange(),
+        "",
+    )
+    .await?;
     channel.close(200, "declared".into()).await
+}
+
+fn pool_exchanges(topology: &Topology) -> [(String, ExchangeKind); 4] {
+    [
+        (topology.jobs_exchange(), ExchangeKind::Direct),
+        (topology.events_exchange(), ExchangeKind::Topic),
+        (topology.dead_letter_exchange(), ExchangeKind::Fanout),
+        (topology.cancellations_exchange(), ExchangeKind::Fanout),
+    ]
+}
+
+/// The first of the pool's exchanges, queues and streams that does not
+/// exist, or `None` when all do. Passive declarations need no permission,
+/// so a user that may not create them (the submit user) can still check.
+pub async fn first_missing(
+    topology: &Topology,
+    connection: &Connection,
+) -> lapin::Result<Option<String>> {
+    // A passive declare of a missing name closes its channel.
+    let channel = connection.create_channel().await?;
+    let exists = |result: lapin::Result<()>| match result {
+        Ok(()) => Ok(true),
+        Err(error) if is_not_found(&error) => Ok(false),
+        Err(error) => Err(error),
+    };
+    for (exchange, kind) in pool_exchanges(topology) {
+        let found = channel
+            .exchange_declare(
+                exchange.as_str().into(),
+                kind,
+                ExchangeDeclareOptions {
+                    passive: true,
+                    ..ExchangeDeclareOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await;
+        if !exists(found)? {
+            return Ok(Some(exchange));
+        }
+    }
+    for queue in [
+        topology.dead_letter_queue(),
+        topology.dead_letter_notices_queue(),
+        topology.event_history_stream(),
+        topology.heartbeat_stream(),
+        topology.cancellation_stream(),
+    ] {
+        let found = channel
+            .queue_declare(
+                queue.as_str().into(),
+                QueueDeclareOptions::durable().passive(),
+                FieldTable::default(),
+            )
+            .await
+            .map(|_| ());
+        if !exists(found)? {
+            return Ok(Some(queue));
+        }
+    }
+    let _ = channel.close(200, "checked".into()).await;
+    Ok(None)
 }
 
 /// Creates the event history stream with this program's retention
@@ -123,19 +188,24 @@ pub async fn tidy_queues(
     .await
 }
 
-/// Declares a muxer's control queue. Both the CLI and the muxer's workers
-/// declare it.
+/// Declares a muxer's control queue and binds it to the control exchange.
+/// The muxer's workers and the operator's CLI declare it.
 pub async fn control_queue(
     topology: &Topology,
     channel: &Channel,
     muxer: MuxerId,
 ) -> lapin::Result<Queue> {
-    declare_queue(
+    declare_exchange(channel, &topology.control_exchange(), ExchangeKind::Direct).await?;
+    let name = topology.control_queue(muxer);
+    let queue = declare_queue(channel, &name, &Topology::control_queue_arguments()).await?;
+    bind(
         channel,
-        &topology.control_queue(muxer),
-        &Topology::control_queue_arguments(),
+        &name,
+        &topology.control_exchange(),
+        &Topology::job_routing_key(muxer),
     )
-    .await
+    .await?;
+    Ok(queue)
 }
 
 /// Follows status events through a private queue (deleted with its

@@ -14,6 +14,6 @@ pub use headers::{
     delivery_count, died_of_delivery_limit, last_death, salvage_job_id, stream_offset,
 };
 pub use publish::{CONFIRM_TIMEOUT, PublishError, publish_json, publish_json_with_expiration};
-pub use replies::{is_not_found, is_precondition_failed};
+pub use replies::{is_access_refused, is_not_found, is_precondition_failed};
 pub use stream::HistoryStart;
 pub use url::{AmqpUrl, AmqpUrlError, AmqpUrls};

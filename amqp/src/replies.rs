@@ -13,6 +13,11 @@ pub fn is_precondition_failed(error: &lapin::Error) -> bool {
     is_soft_error(error, AMQPSoftError::PRECONDITIONFAILED)
 }
 
+/// Whether RabbitMQ answered 403: this user may not do that.
+pub fn is_access_refused(error: &lapin::Error) -> bool {
+    is_soft_error(error, AMQPSoftError::ACCESSREFUSED)
+}
+
 fn is_soft_error(error: &lapin::Error, soft: AMQPSoftError) -> bool {
     matches!(error.kind(), ErrorKind::ProtocolError(amqp)
         if *amqp.kind() == AMQPErrorKind::Soft(soft))

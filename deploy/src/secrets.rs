@@ -1,7 +1,8 @@
-//! The broker passwords of the pool's two RabbitMQ users. They are made
+//! The broker passwords of the pool's three RabbitMQ users. They are made
 //! once, at random, into a file beside the inventory (mode 0600), and read
 //! from it on every later render, so the same inventory renders the same
-//! files byte for byte.
+//! files byte for byte. A file from before the operator user gains its
+//! password on the next render.
 
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
@@ -15,6 +16,16 @@ use serde::{Deserialize, Serialize};
 pub struct Secrets {
     pub worker_password: String,
     pub submit_password: String,
+    pub operator_password: String,
+}
+
+/// The file as an earlier version may have written it.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StoredSecrets {
+    worker_password: String,
+    submit_password: String,
+    operator_password: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -30,14 +41,34 @@ impl Secrets {
     /// does not exist yet.
     pub fn load_or_create(path: &Path) -> Result<Self, SecretsError> {
         match std::fs::read_to_string(path) {
-            Ok(text) => toml::from_str(&text).map_err(|e| SecretsError::Unreadable {
-                path: path.to_owned(),
-                detail: e.to_string(),
-            }),
+            Ok(text) => {
+                let stored: StoredSecrets =
+                    toml::from_str(&text).map_err(|e| SecretsError::Unreadable {
+                        path: path.to_owned(),
+                        detail: e.to_string(),
+                    })?;
+                match stored.operator_password {
+                    Some(operator_password) => Ok(Self {
+                        worker_password: stored.worker_password,
+                        submit_password: stored.submit_password,
+                        operator_password,
+                    }),
+                    None => {
+                        let secrets = Self {
+                            worker_password: stored.worker_password,
+                            submit_password: stored.submit_password,
+                            operator_password: new_password(path)?,
+                        };
+                        secrets.replace(path)?;
+                        Ok(secrets)
+                    }
+                }
+            }
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
                 let secrets = Self {
                     worker_password: new_password(path)?,
                     submit_password: new_password(path)?,
+                    operator_password: new_password(path)?,
                 };
                 secrets.create(path)?;
                 Ok(secrets)
@@ -47,6 +78,18 @@ impl Secrets {
                 detail: error.to_string(),
             }),
         }
+    }
+
+    /// Rewrites the file with every password: written beside it, then
+    /// renamed over it, so it is never half written.
+    fn replace(&self, path: &Path) -> Result<(), SecretsError> {
+        let beside = path.with_extension("toml.new");
+        let _ = std::fs::remove_file(&beside);
+        self.create(&beside)?;
+        std::fs::rename(&beside, path).map_err(|e| SecretsError::Unwritable {
+            path: path.to_owned(),
+            detail: e.to_string(),
+        })
     }
 
     fn create(&self, path: &Path) -> Result<(), SecretsError> {
@@ -97,5 +140,22 @@ mod tests {
         let mode = std::fs::metadata(&path).expect("file").permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
         assert_eq!(Secrets::load_or_create(&path).expect("read"), made);
+    }
+
+    #[test]
+    fn a_file_without_the_operator_password_gains_one_and_keeps_the_others() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("hlsmux-secrets.toml");
+        std::fs::write(&path, "worker_password = \"w\"\nsubmit_password = \"s\"\n")
+            .expect("old file");
+        let read = Secrets::load_or_create(&path).expect("read");
+        assert_eq!(
+            (read.worker_password.as_str(), read.submit_password.as_str()),
+            ("w", "s")
+        );
+        assert_eq!(read.operator_password.len(), 32);
+        let mode = std::fs::metadata(&path).expect("file").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert_eq!(Secrets::load_or_create(&path).expect("read again"), read);
     }
 }

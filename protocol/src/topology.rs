@@ -146,6 +146,19 @@ impl Topology {
         format!("{}.cancellations", self.namespace)
     }
 
+    /// Fanout exchange into the cancellation stream: submitters publish
+    /// cancellations here, so they need no write on the default exchange
+    /// (which would let them write into any queue).
+    pub fn cancellations_exchange(&self) -> String {
+        format!("{}.cancel-requests", self.namespace)
+    }
+
+    /// Direct exchange, keyed by muxer ID, into the control queues: the
+    /// operator's drain and resume commands.
+    pub fn control_exchange(&self) -> String {
+        format!("{}.control-commands", self.namespace)
+    }
+
     pub fn muxer_queue(&self, muxer: MuxerId) -> String {
         format!("{}.muxer.{muxer}", self.namespace)
     }

@@ -6,12 +6,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use deadpool_lapin::{Config, Pool, Runtime};
 use hlsmux_amqp::{
-    AmqpUrls, HistoryStart, PublishError, declare, is_not_found, publish_json, stream,
+    AmqpUrls, HistoryStart, PublishError, declare, is_access_refused, is_not_found, publish_json,
+    stream,
 };
 use hlsmux_protocol::{JobRequest, MuxerId, Topology};
 use lapin::options::{ConfirmSelectOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
-use lapin::{Channel, ConnectionProperties, Consumer, ErrorKind};
+use lapin::{Channel, ConnectionProperties, Consumer, ErrorKind, Queue};
 
 use crate::cli::{MuxerRange, PoolArgs};
 use crate::error::CliError;
@@ -66,8 +67,23 @@ impl Broker {
             urls: args.amqp_url.clone(),
             topology: Topology::new(args.namespace.clone()),
         };
-        declare::pool(&broker.topology, &*broker.connection().await?).await?;
+        broker.ensure_pool_exists().await?;
         Ok(broker)
+    }
+
+    /// Checks that the pool's exchanges and streams exist, creating them
+    /// when they do not and this user may (a development broker); a
+    /// least-privileged user may only check.
+    async fn ensure_pool_exists(&self) -> Result<(), CliError> {
+        let connection = self.connection().await?;
+        let Some(missing) = declare::first_missing(&self.topology, &connection).await? else {
+            return Ok(());
+        };
+        match declare::pool(&self.topology, &connection).await {
+            Ok(()) => Ok(()),
+            Err(error) if is_access_refused(&error) => Err(CliError::PoolMissing { name: missing }),
+            Err(error) => Err(error.into()),
+        }
     }
 
     pub fn topology(&self) -> &Topology {
@@ -106,12 +122,39 @@ impl Broker {
 
     /// The muxer's queue counts, or `None` when no worker ever declared it.
     pub async fn queue_state(&self, muxer: MuxerId) -> Result<Option<QueueState>, CliError> {
+        Ok(self
+            .existing_queue(&self.topology.muxer_queue(muxer))
+            .await?
+            .map(|queue| QueueState {
+                ready: queue.message_count(),
+                consumers: queue.consumer_count(),
+            }))
+    }
+
+    /// A muxer's control queue, declared unless it exists (the rendered
+    /// definitions make one per Pi; a development broker may have none).
+    pub async fn ensure_control_queue(&self, muxer: MuxerId) -> Result<(), CliError> {
+        let name = self.topology.control_queue(muxer);
+        if self.existing_queue(&name).await?.is_some() {
+            return Ok(());
+        }
+        let channel = self.channel().await?;
+        match declare::control_queue(&self.topology, &channel, muxer).await {
+            Ok(_) => Ok(()),
+            Err(error) if is_access_refused(&error) => Err(CliError::PoolMissing { name }),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// The queue named `name`, or `None` when it does not exist. A passive
+    /// declaration needs no permission.
+    async fn existing_queue(&self, name: &str) -> Result<Option<Queue>, CliError> {
         // A passive declare of a missing queue closes its channel: use a
         // channel of its own.
         let channel = self.channel().await?;
         let declared = channel
             .queue_declare(
-                self.topology.muxer_queue(muxer).into(),
+                name.into(),
                 QueueDeclareOptions::durable().passive(),
                 FieldTable::default(),
             )
@@ -119,10 +162,7 @@ impl Broker {
         match declared {
             Ok(queue) => {
                 let _ = channel.close(200, "done".into()).await;
-                Ok(Some(QueueState {
-                    ready: queue.message_count(),
-                    consumers: queue.consumer_count(),
-                }))
+                Ok(Some(queue))
             }
             Err(error) if is_not_found(&error) => Ok(None),
             Err(error) => Err(error.into()),
@@ -173,31 +213,33 @@ impl Broker {
         .await
         .map_err(|error| match error {
             PublishError::Unroutable { .. } => CliError::Unroutable(job.muxer_id),
-            other => CliError::Broker(other.to_string()),
+            other => other.into(),
         })
     }
 
-    /// Publishes `message` straight to `queue` (through the default
-    /// exchange), persistent and mandatory, and waits for the broker to
-    /// confirm it arrived: for control commands and cancellations.
-    pub async fn publish_to_queue(
+    /// Publishes `message` to `exchange` with `routing_key`, persistent and
+    /// mandatory, and waits for the broker to confirm it arrived: for
+    /// control commands and cancellations. Never through the default
+    /// exchange, which the pool's users may not write to.
+    pub async fn publish_command(
         &self,
         channel: &Channel,
-        queue: &str,
+        exchange: &str,
+        routing_key: &str,
         message_id: &str,
         message: &impl serde::Serialize,
     ) -> Result<(), CliError> {
         publish_json(
             channel,
-            "",
-            queue,
+            exchange,
+            routing_key,
             message_id,
             message,
             true,
             FieldTable::default(),
         )
         .await
-        .map_err(|error| CliError::Broker(error.to_string()))
+        .map_err(CliError::from)
     }
 
     /// Reads the pool's event history stream from `from`. Reading history,

@@ -40,9 +40,10 @@ pub async fn run(pool: &PoolArgs, args: CancelArgs) -> Result<(), CliError> {
     for job in &args.jobs {
         let request = CancelRequest::new(*job, by.clone());
         broker
-            .publish_to_queue(
+            .publish_command(
                 &publisher,
-                &broker.topology().cancellation_stream(),
+                &broker.topology().cancellations_exchange(),
+                "",
                 &format!("cancel-{job}"),
                 &request,
             )

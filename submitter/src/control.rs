@@ -1,7 +1,7 @@
 //! `hlsmux drain` / `hlsmux resume`: set a muxer's workers out of or back
 //! in service, through the muxer's control queue.
 
-use hlsmux_protocol::{ControlCommand, MuxerId};
+use hlsmux_protocol::{ControlCommand, MuxerId, Topology};
 
 use crate::broker::Broker;
 use crate::cli::PoolArgs;
@@ -11,12 +11,13 @@ pub async fn set_drained(pool: &PoolArgs, muxer: MuxerId, drain: bool) -> Result
     let broker = Broker::connect(pool).await?;
     let channel = broker.publisher().await?;
     let topology = broker.topology();
-    hlsmux_amqp::declare::control_queue(topology, &channel, muxer).await?;
+    broker.ensure_control_queue(muxer).await?;
     let command = ControlCommand::new(muxer, drain, who_asks());
     broker
-        .publish_to_queue(
+        .publish_command(
             &channel,
-            &topology.control_queue(muxer),
+            &topology.control_exchange(),
+            &Topology::job_routing_key(muxer),
             &format!("control-{muxer}"),
             &command,
         )

@@ -50,6 +50,14 @@ pub enum CliError {
     },
     #[error("RabbitMQ error: {0}")]
     Broker(String),
+    #[error(
+        "RabbitMQ refused this broker user ({detail}): submit, status, watch, jobs, workers and cancel need the submit user; drain, resume and dlq need the operator user (hlsmux-deploy renders operator/hlsmux.env)"
+    )]
+    NotPermitted { detail: String },
+    #[error(
+        "the pool has no {name} in this vhost, and this broker user may not create it: start a worker of the pool, or import the rendered definitions.json"
+    )]
+    PoolMissing { name: String },
     #[error("not in the dead-letter queue: {0} (see `hlsmux dlq list`)")]
     NotDeadLettered(String),
     #[error(
@@ -93,7 +101,10 @@ impl CliError {
         match self {
             CliError::JobsFailed { .. } | CliError::EndedBeforeCancel(_) => exit::JOB_FAILED,
             CliError::Interrupted => exit::INTERRUPTED,
-            CliError::BrokerUnreachable { .. } | CliError::Broker(_) => exit::BROKER_UNREACHABLE,
+            CliError::BrokerUnreachable { .. }
+            | CliError::Broker(_)
+            | CliError::NotPermitted { .. }
+            | CliError::PoolMissing { .. } => exit::BROKER_UNREACHABLE,
             _ => exit::INPUT_ERROR,
         }
     }
@@ -101,6 +112,21 @@ impl CliError {
 
 impl From<lapin::Error> for CliError {
     fn from(error: lapin::Error) -> Self {
-        CliError::Broker(error.to_string())
+        if hlsmux_amqp::is_access_refused(&error) {
+            CliError::NotPermitted {
+                detail: error.to_string(),
+            }
+        } else {
+            CliError::Broker(error.to_string())
+        }
+    }
+}
+
+impl From<hlsmux_amqp::PublishError> for CliError {
+    fn from(error: hlsmux_amqp::PublishError) -> Self {
+        match error {
+            hlsmux_amqp::PublishError::Broker(error) => error.into(),
+            other => CliError::Broker(other.to_string()),
+        }
     }
 }

@@ -530,6 +530,8 @@ async fn delete_everything(topology: Topology, muxers: Vec<MuxerId>) {
         topology.events_exchange(),
         topology.dead_letter_exchange(),
         topology.tidy_exchange(),
+        topology.cancellations_exchange(),
+        topology.control_exchange(),
     ] {
         let _ = channel
             .exchange_delete(exchange.into(), ExchangeDeleteOptions::default())
@@ -579,6 +581,31 @@ impl EventLog {
                 return event;
             }
         }
+    }
+
+    /// Waits for the `nth` event (counting from 1, seen already or
+    /// arriving) that matches.
+    pub async fn wait_for_nth(
+        &mut self,
+        what: &str,
+        matches: impl Fn(&StatusEvent) -> bool,
+        nth: usize,
+        timeout: Duration,
+    ) -> StatusEvent {
+        let seen = std::cell::Cell::new(0);
+        self.wait_for(
+            what,
+            |event| {
+                // Every event is offered once, in order, so counting here
+                // counts matches.
+                matches(event) && {
+                    seen.set(seen.get() + 1);
+                    seen.get() == nth
+                }
+            },
+            timeout,
+        )
+        .await
     }
 
     /// Waits for the job's `done` or `failed` event.

@@ -1,18 +1,27 @@
 //! The rendered RabbitMQ definitions, imported into a scratch vhost of the
-//! real broker, give the policies and queues the pool needs, and their two
-//! users can do their jobs and no more: a worker running as the worker user
-//! serves the imported muxer queue, the submit tool as the submit user
-//! queues a video, follows it to `done` and can cancel a job, and the
-//! submit user cannot create a muxer queue or take a job.
+//! real broker, give the policies and queues the pool needs, and their
+//! three users can do their jobs and no more: a worker running as the
+//! worker user serves the imported muxer queue; the submit tool as the
+//! submit user queues a video, follows it to `done` and can cancel a job,
+//! and is refused everything else (the default exchange and so every
+//! queue, forged events and dead letters, deleting or creating the pool's
+//! names, drain and the dead-letter queue); the operator user can also
+//! drain, resume and read the dead-letter queue.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
-use lapin::options::{BasicGetOptions, QueueDeclareOptions};
+use hlsmux_amqp::{is_access_refused, publish_json};
+use hlsmux_protocol::{JobId, MuxerId};
+use lapin::options::{
+    BasicGetOptions, ConfirmSelectOptions, ExchangeDeleteOptions, QueueDeclareOptions,
+    QueueDeleteOptions,
+};
 use lapin::types::FieldTable;
-use lapin::{Connection, ConnectionProperties};
+use lapin::{Channel, Connection, ConnectionProperties};
 use tokio::process::Command;
 
+use hlsmux_tests::CliRun;
 use hlsmux_tests::media::Clip;
 use hlsmux_tests::{PATIENCE, TestEnv};
 
@@ -33,7 +42,7 @@ async fn rabbitmqctl(args: &[&str]) -> String {
 /// Deletes the scratch vhost and users however the test ends.
 struct Scratch {
     vhost: String,
-    users: [String; 2],
+    users: [String; 3],
 }
 
 impl Drop for Scratch {
@@ -57,75 +66,178 @@ fn setting(file: &Path, key: &str) -> String {
         .to_owned()
 }
 
+/// The example inventory, rendered with its own vhost, namespace and
+/// users, and its definitions imported into the real broker.
+struct ImportedPool {
+    test: TestEnv,
+    vhost: String,
+    namespace: String,
+    /// The rendered files.
+    out: PathBuf,
+    _scratch: Scratch,
+}
+
+#[derive(Clone, Copy)]
+enum User {
+    Submit,
+    Operator,
+}
+
+impl ImportedPool {
+    async fn render_and_import(test_name: &str) -> Self {
+        let test = TestEnv::new(test_name).await;
+        let suffix = &uuid::Uuid::new_v4().simple().to_string()[..8];
+        let (vhost, namespace) = (format!("t-deploy-{suffix}"), format!("t-deploy-{suffix}"));
+        let users = [
+            format!("t-worker-{suffix}"),
+            format!("t-submit-{suffix}"),
+            format!("t-operator-{suffix}"),
+        ];
+        let scratch = Scratch {
+            vhost: vhost.clone(),
+            users: users.clone(),
+        };
+
+        let example = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/inventory.example.toml"),
+        )
+        .expect("example inventory");
+        let inventory_text = example
+            .replace("hosts = [\"192.168.1.2\"]", "hosts = [\"127.0.0.1\"]")
+            .replace("vhost = \"hlsmux\"", &format!("vhost = \"{vhost}\""))
+            .replace(
+                "namespace = \"hlsmux\"",
+                &format!("namespace = \"{namespace}\""),
+            )
+            .replace(
+                "worker_user = \"hlsmux-worker\"",
+                &format!("worker_user = \"{}\"", users[0]),
+            )
+            .replace(
+                "submit_user = \"hlsmux-submit\"",
+                &format!("submit_user = \"{}\"", users[1]),
+            )
+            .replace(
+                "operator_user = \"hlsmux-operator\"",
+                &format!("operator_user = \"{}\"", users[2]),
+            )
+            .replace("history_max_age = \"7D\"", "history_max_age = \"3D\"")
+            .replace("example-secrets.toml", "secrets.toml");
+        let inventory = test.path().join("inventory.toml");
+        std::fs::write(&inventory, inventory_text).expect("inventory");
+        let out = test.path().join("rendered");
+        let status = Command::new(hlsmux_tests::deploy_binary())
+            .arg("--inventory")
+            .arg(&inventory)
+            .args(["render", "--out"])
+            .arg(&out)
+            .status()
+            .await
+            .expect("hlsmux-deploy runs");
+        assert!(status.success());
+        // Through stdin: the file is private to this user (mode 0600), and
+        // the broker runs as another.
+        let definitions =
+            std::fs::read(out.join("rabbitmq/definitions.json")).expect("definitions");
+        let mut import = Command::new("rabbitmqctl")
+            .args(["import_definitions", "--format", "json"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("rabbitmqctl runs");
+        let mut stdin = import.stdin.take().expect("stdin");
+        tokio::io::AsyncWriteExt::write_all(&mut stdin, &definitions)
+            .await
+            .expect("definitions sent");
+        drop(stdin);
+        let imported = import.wait_with_output().await.expect("rabbitmqctl ends");
+        assert!(
+            imported.status.success(),
+            "import_definitions: {}",
+            String::from_utf8_lossy(&imported.stderr)
+        );
+        Self {
+            test,
+            vhost,
+            namespace,
+            out,
+            _scratch: scratch,
+        }
+    }
+
+    /// The rendered broker URL of `user`.
+    fn url(&self, user: User) -> String {
+        let env_file = match user {
+            User::Submit => "submit/hlsmux.env",
+            User::Operator => "operator/hlsmux.env",
+        };
+        let env_file = self.out.join(env_file);
+        assert_eq!(setting(&env_file, "HLSMUX_NAMESPACE"), self.namespace);
+        setting(&env_file, "HLSMUX_AMQP_URL")
+    }
+
+    /// The submit tool run as `user`, with the rendered environment.
+    async fn cli_as(&self, user: User, args: &[&str]) -> CliRun {
+        let url = self.url(user);
+        self.test
+            .cli_with_env(
+                args,
+                &[
+                    ("HLSMUX_AMQP_URL", url.as_str()),
+                    ("HLSMUX_NAMESPACE", self.namespace.as_str()),
+                ],
+            )
+            .await
+    }
+
+    fn name(&self, suffix: &str) -> String {
+        format!("{}.{suffix}", self.namespace)
+    }
+}
+
+/// Publishes `body` as `user` would, on a channel of its own, and says
+/// whether the broker refused it for lack of permission.
+async fn publish_refused(
+    connection: &Connection,
+    exchange: &str,
+    routing_key: &str,
+    body: &serde_json::Value,
+) -> bool {
+    let channel = confirming_channel(connection).await;
+    let published = publish_json(
+        &channel,
+        exchange,
+        routing_key,
+        "forged",
+        body,
+        false,
+        FieldTable::default(),
+    )
+    .await;
+    matches!(published, Err(hlsmux_amqp::PublishError::Broker(ref error)) if is_access_refused(error))
+}
+
+async fn confirming_channel(connection: &Connection) -> Channel {
+    let channel = connection.create_channel().await.expect("channel");
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await
+        .expect("confirm mode");
+    channel
+}
+
+fn refused<T>(result: lapin::Result<T>) -> bool {
+    result.is_err_and(|error| is_access_refused(&error))
+}
+
 #[tokio::test]
 async fn imported_definitions_give_policies_queues_and_least_privilege_users_that_run_the_pool() {
-    let test = TestEnv::new("definitions").await;
-    let suffix = &uuid::Uuid::new_v4().simple().to_string()[..8];
-    let (vhost, namespace) = (format!("t-deploy-{suffix}"), format!("t-deploy-{suffix}"));
-    let users = [format!("t-worker-{suffix}"), format!("t-submit-{suffix}")];
-    let _scratch = Scratch {
-        vhost: vhost.clone(),
-        users: users.clone(),
-    };
-
-    let example = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/inventory.example.toml"),
-    )
-    .expect("example inventory");
-    let inventory_text = example
-        .replace("hosts = [\"192.168.1.2\"]", "hosts = [\"127.0.0.1\"]")
-        .replace("vhost = \"hlsmux\"", &format!("vhost = \"{vhost}\""))
-        .replace(
-            "namespace = \"hlsmux\"",
-            &format!("namespace = \"{namespace}\""),
-        )
-        .replace(
-            "worker_user = \"hlsmux-worker\"",
-            &format!("worker_user = \"{}\"", users[0]),
-        )
-        .replace(
-            "submit_user = \"hlsmux-submit\"",
-            &format!("submit_user = \"{}\"", users[1]),
-        )
-        .replace("history_max_age = \"7D\"", "history_max_age = \"3D\"")
-        .replace("example-secrets.toml", "secrets.toml");
-    let inventory = test.path().join("inventory.toml");
-    std::fs::write(&inventory, inventory_text).expect("inventory");
-    let out = test.path().join("rendered");
-    let status = Command::new(hlsmux_tests::deploy_binary())
-        .arg("--inventory")
-        .arg(&inventory)
-        .args(["render", "--out"])
-        .arg(&out)
-        .status()
-        .await
-        .expect("hlsmux-deploy runs");
-    assert!(status.success());
-    // Through stdin: the file is private to this user (mode 0600), and the
-    // broker runs as another.
-    let definitions = std::fs::read(out.join("rabbitmq/definitions.json")).expect("definitions");
-    let mut import = Command::new("rabbitmqctl")
-        .args(["import_definitions", "--format", "json"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("rabbitmqctl runs");
-    let mut stdin = import.stdin.take().expect("stdin");
-    tokio::io::AsyncWriteExt::write_all(&mut stdin, &definitions)
-        .await
-        .expect("definitions sent");
-    drop(stdin);
-    let imported = import.wait_with_output().await.expect("rabbitmqctl ends");
-    assert!(
-        imported.status.success(),
-        "import_definitions: {}",
-        String::from_utf8_lossy(&imported.stderr)
-    );
-
+    let pool = ImportedPool::render_and_import("definitions").await;
+    let (test, vhost, namespace, out) = (&pool.test, &pool.vhost, &pool.namespace, &pool.out);
     // The policies, read back from the broker.
     let policies: Vec<serde_json::Value> = serde_json::from_str(
-        &rabbitmqctl(&["list_policies", "-q", "-p", &vhost, "--formatter", "json"]).await,
+        &rabbitmqctl(&["list_policies", "-q", "-p", vhost, "--formatter", "json"]).await,
     )
     .expect("policies JSON");
     let muxer_policy = policies
@@ -142,6 +254,15 @@ async fn imported_definitions_give_policies_queues_and_least_privilege_users_tha
         format!("{namespace}.dead-letter")
     );
     assert_eq!(definition["dead-letter-strategy"], "at-least-once");
+    let tidy_policy = policies
+        .iter()
+        .find(|p| p["name"] == format!("{namespace}-tidy-queues"))
+        .unwrap_or_else(|| panic!("tidy queue policy: {policies:#?}"));
+    let tidy_definition: serde_json::Value = match &tidy_policy["definition"] {
+        serde_json::Value::String(text) => serde_json::from_str(text).expect("definition"),
+        other => other.clone(),
+    };
+    assert_eq!(tidy_definition["delivery-limit"], 5, "{tidy_policy}");
     let history_policy = policies
         .iter()
         .find(|p| p["name"] == format!("{namespace}-event-history"))
@@ -153,7 +274,7 @@ async fn imported_definitions_give_policies_queues_and_least_privilege_users_tha
 
     // The queues each Pi's muxer needs exist before any worker ran, with
     // their policy applied.
-    let queues = rabbitmqctl(&["list_queues", "-q", "-p", &vhost, "name", "policy"]).await;
+    let queues = rabbitmqctl(&["list_queues", "-q", "-p", vhost, "name", "policy"]).await;
     for muxer in [1, 2] {
         let name = format!("{namespace}.muxer.{muxer}");
         assert!(
@@ -202,78 +323,165 @@ async fn imported_definitions_give_policies_queues_and_least_privilege_users_tha
         .expect("worker starts");
 
     // The submit tool as the submit user, with the rendered environment.
-    let env_file = out.join("submit/hlsmux.env");
-    let submit_url = setting(&env_file, "HLSMUX_AMQP_URL");
-    assert_eq!(setting(&env_file, "HLSMUX_NAMESPACE"), namespace);
     let clip = Clip::default()
         .write(&test.media_root().join("clip.mp4"))
         .await;
-    let run = test
-        .cli_with_env(
-            &[
-                "submit",
-                clip.to_str().expect("utf-8"),
-                "--muxer",
-                "1",
-                "--wait",
-            ],
-            &[
-                ("HLSMUX_AMQP_URL", submit_url.as_str()),
-                ("HLSMUX_NAMESPACE", namespace.as_str()),
-            ],
-        )
+    let clip = clip.to_str().expect("utf-8");
+    let run = pool
+        .cli_as(User::Submit, &["submit", clip, "--muxer", "1", "--wait"])
         .await;
     assert_eq!(run.code, Some(0), "{run:#?}");
     assert!(test.output_root().join("clip.mp4.hls/master.m3u8").exists());
-    let pool = test
-        .cli_with_env(
-            &["workers", "--json"],
-            &[
-                ("HLSMUX_AMQP_URL", submit_url.as_str()),
-                ("HLSMUX_NAMESPACE", namespace.as_str()),
-            ],
-        )
-        .await;
-    assert_eq!(pool.code, Some(0), "{pool:#?}");
+    let workers = pool.cli_as(User::Submit, &["workers", "--json"]).await;
+    assert_eq!(workers.code, Some(0), "{workers:#?}");
+    let status = pool.cli_as(User::Submit, &["jobs", "--json"]).await;
+    assert_eq!(status.code, Some(0), "{status:#?}");
     // Cancelling writes to the cancellations stream (a job not yet started
     // is cancelled unseen, so any ID will do).
-    let never_started = hlsmux_protocol::JobId::generate().to_string();
-    let cancel = test
-        .cli_with_env(
-            &["cancel", &never_started],
-            &[
-                ("HLSMUX_AMQP_URL", submit_url.as_str()),
-                ("HLSMUX_NAMESPACE", namespace.as_str()),
-            ],
-        )
-        .await;
+    let never_started = JobId::generate().to_string();
+    let cancel = pool.cli_as(User::Submit, &["cancel", &never_started]).await;
     assert_eq!(cancel.code, Some(0), "{cancel:#?}");
     assert!(
         worker.try_wait().expect("worker state").is_none(),
         "the worker runs on"
     );
+    let _ = worker.kill().await;
+}
 
-    // The submit user can neither make a muxer queue nor take a job.
-    let connection = Connection::connect(&submit_url, ConnectionProperties::default())
+#[tokio::test]
+async fn the_submit_user_may_queue_follow_and_cancel_and_nothing_else() {
+    let pool = ImportedPool::render_and_import("submit-refusals").await;
+    let test = &pool.test;
+    // A file outside the media root that a forged tidy request names.
+    let canary = test.elsewhere().join("canary.mp4");
+    std::fs::write(&canary, b"canary: must never move or be read").expect("canary");
+    let muxer = MuxerId::new(1).expect("valid");
+    let tidy = serde_json::json!({
+        "schema": 1,
+        "job_id": JobId::generate(),
+        "input": "../elsewhere/canary.mp4",
+        "output": "canary.mp4.hls",
+    });
+    let job = serde_json::json!({ "job_id": JobId::generate(), "input": "canary.mp4" });
+
+    let connection = Connection::connect(&pool.url(User::Submit), ConnectionProperties::default())
         .await
         .expect("the submit user logs in");
-    let channel = connection.create_channel().await.expect("channel");
-    let made = channel
+    // The default exchange reaches every queue: none of it is the submit
+    // user's.
+    for queue in [
+        pool.name(&format!("tidy.{muxer}")),
+        pool.name(&format!("tidy-wait.{muxer}")),
+        pool.name(&format!("muxer.{muxer}")),
+        pool.name("dead-letter-notices"),
+        pool.name("heartbeats"),
+        pool.name("cancellations"),
+    ] {
+        assert!(
+            publish_refused(&connection, "", &queue, &tidy).await,
+            "the submit user wrote into {queue} through the default exchange"
+        );
+    }
+    // Nor can it forge an outcome or a dead letter, or command a muxer.
+    let forged_done = serde_json::json!({ "job_id": JobId::generate(), "state": "done" });
+    for (exchange, key) in [
+        (pool.name("events"), "x.done".to_owned()),
+        (pool.name("dead-letter"), String::new()),
+        (pool.name("control-commands"), muxer.to_string()),
+    ] {
+        assert!(
+            publish_refused(&connection, &exchange, &key, &forged_done).await,
+            "the submit user published to {exchange}"
+        );
+    }
+    // Nor take, read or delete what the pool relies on, nor create names.
+    let channel = || async { connection.create_channel().await.expect("channel") };
+    for queue in [
+        pool.name(&format!("muxer.{muxer}")),
+        pool.name("dead-letter"),
+    ] {
+        let taken = channel()
+            .await
+            .basic_get(queue.as_str().into(), BasicGetOptions::default())
+            .await;
+        assert!(refused(taken), "the submit user read {queue}");
+    }
+    for queue in [
+        pool.name("event-history"),
+        pool.name(&format!("muxer.{muxer}")),
+    ] {
+        let deleted = channel()
+            .await
+            .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
+            .await;
+        assert!(refused(deleted), "the submit user deleted {queue}");
+    }
+    let deleted = channel()
+        .await
+        .exchange_delete(
+            pool.name("jobs").as_str().into(),
+            ExchangeDeleteOptions::default(),
+        )
+        .await;
+    assert!(
+        refused(deleted),
+        "the submit user deleted the jobs exchange"
+    );
+    let made = channel()
+        .await
         .queue_declare(
-            format!("{namespace}.muxer.9").as_str().into(),
+            pool.name("muxer.9").as_str().into(),
             QueueDeclareOptions::durable(),
             FieldTable::default(),
         )
         .await;
-    assert!(made.is_err_and(|e| e.to_string().contains("ACCESS_REFUSED")));
-    let channel = connection.create_channel().await.expect("channel");
-    let taken = channel
-        .basic_get(
-            format!("{namespace}.muxer.2").as_str().into(),
-            BasicGetOptions::default(),
-        )
-        .await;
-    assert!(taken.is_err_and(|e| e.to_string().contains("ACCESS_REFUSED")));
+    assert!(refused(made), "the submit user made a muxer queue");
+    // What it may do works: a job into the jobs exchange (routed to the
+    // imported muxer queue, waiting there) and a cancellation.
+    assert!(
+        !publish_refused(&connection, &pool.name("jobs"), &muxer.to_string(), &job).await,
+        "the submit user may queue jobs"
+    );
+    assert!(
+        !publish_refused(&connection, &pool.name("cancel-requests"), "", &job).await,
+        "the submit user may cancel"
+    );
     let _ = tokio::time::timeout(PATIENCE, connection.close(200, "done".into())).await;
-    let _ = worker.kill().await;
+
+    // Through the CLI: operator commands say which user they need.
+    for command in [&["drain", "1"][..], &["dlq", "list"]] {
+        let run = pool.cli_as(User::Submit, command).await;
+        assert_eq!(
+            run.code,
+            Some(3),
+            "{command:?} as the submit user: {run:#?}"
+        );
+        assert!(
+            run.stderr.contains("refused this broker user") && run.stderr.contains("operator user"),
+            "{run:#?}"
+        );
+    }
+    // The operator may drain, resume and read the dead-letter queue.
+    for command in [&["drain", "1"][..], &["resume", "1"], &["dlq", "list"]] {
+        let run = pool.cli_as(User::Operator, command).await;
+        assert_eq!(run.code, Some(0), "{command:?} as the operator: {run:#?}");
+    }
+    let connection =
+        Connection::connect(&pool.url(User::Operator), ConnectionProperties::default())
+            .await
+            .expect("the operator logs in");
+    assert!(
+        publish_refused(&connection, "", &pool.name(&format!("tidy.{muxer}")), &tidy).await,
+        "the operator wrote through the default exchange"
+    );
+    assert!(
+        publish_refused(&connection, &pool.name("events"), "x.done", &forged_done).await,
+        "the operator forged an event"
+    );
+    let _ = tokio::time::timeout(PATIENCE, connection.close(200, "done".into())).await;
+
+    assert_eq!(
+        std::fs::read(&canary).expect("the canary stays where it was"),
+        b"canary: must never move or be read"
+    );
 }

@@ -78,6 +78,8 @@ pub struct Broker {
     pub worker_user: String,
     #[serde(default = "default_submit_user")]
     pub submit_user: String,
+    #[serde(default = "default_operator_user")]
+    pub operator_user: String,
 }
 
 /// One Pi of the pool.
@@ -125,6 +127,9 @@ fn default_worker_user() -> String {
 }
 fn default_submit_user() -> String {
     "hlsmux-submit".into()
+}
+fn default_operator_user() -> String {
+    "hlsmux-operator".into()
 }
 fn default_gpu_mem() -> u32 {
     128
@@ -174,6 +179,21 @@ impl Inventory {
             return Err(InventoryError::BadSite {
                 what: "broker",
                 detail: "name at least one host".into(),
+            });
+        }
+        let users = [
+            &site.broker.worker_user,
+            &site.broker.submit_user,
+            &site.broker.operator_user,
+        ];
+        if users
+            .iter()
+            .enumerate()
+            .any(|(i, user)| users[..i].contains(user))
+        {
+            return Err(InventoryError::BadSite {
+                what: "broker users",
+                detail: "worker_user, submit_user and operator_user must differ: each has its own rights".into(),
             });
         }
         let mut seen: HashMap<(&'static str, String), String> = HashMap::new();

@@ -1,5 +1,5 @@
-//! RabbitMQ: the definitions to import (the pool's vhost, a worker user and
-//! a submit user with the least each needs, the queue policies and the
+//! RabbitMQ: the definitions to import (the pool's vhost, a worker user,
+//! a submit user and an operator user with the least each needs, the queue policies and the
 //! queues themselves) and the broker settings. Names and queue arguments
 //! come from the protocol crate's `Topology`, the same code the workers
 //! declare with, so an imported queue is exactly what a worker expects.
@@ -36,6 +36,10 @@ pub fn worker_amqp_url(site: &Site, secrets: &Secrets) -> String {
 
 pub fn submit_amqp_url(site: &Site, secrets: &Secrets) -> String {
     amqp_url(site, &site.broker.submit_user, &secrets.submit_password)
+}
+
+pub fn operator_amqp_url(site: &Site, secrets: &Secrets) -> String {
+    amqp_url(site, &site.broker.operator_user, &secrets.operator_password)
 }
 
 fn topology(site: &Site) -> Topology {
@@ -90,44 +94,38 @@ pub fn definitions_json(inventory: &Inventory, secrets: &Secrets) -> String {
     };
     let server_named = "amq\\.gen-.*";
 
-    // The submit tool declares the exchanges, the dead-letter queues and
-    // streams (as every program does), control queues (drain/resume) and
-    // server-named queues; publishes jobs, control commands and
-    // cancellations; reads the streams and the dead-letter queue. It can neither create a muxer
-    // queue nor consume jobs.
-    let submit_configure = format!(
-        "{}|{}|^{server_named}$",
-        exactly(&[
-            topology.jobs_exchange(),
-            topology.events_exchange(),
-            topology.dead_letter_exchange(),
-            topology.dead_letter_queue(),
-            topology.dead_letter_notices_queue(),
-            topology.event_history_stream(),
-            topology.heartbeat_stream(),
-            topology.cancellation_stream(),
-        ]),
-        every_muxer(|muxer| topology.control_queue(muxer))
-    );
+    // The submit user queues jobs, cancels them and follows them (the
+    // history and heartbeat streams, and the events through a private
+    // server-named queue), and nothing else: it creates nothing the pool
+    // relies on (it checks the pool exists with passive declarations, which
+    // need no permission), and it cannot write to the default exchange,
+    // which would reach every queue (tidy requests, muxer queues,
+    // dead-letter notices), nor to the events exchange (forged outcomes).
+    let private_queues = format!("^{server_named}$");
+    let submit_configure = private_queues.clone();
     let submit_write = format!(
-        "{}|^{server_named}$",
+        "{}|{private_queues}",
+        exactly(&[topology.jobs_exchange(), topology.cancellations_exchange()])
+    );
+    let follow = [
+        topology.events_exchange(),
+        topology.event_history_stream(),
+        topology.heartbeat_stream(),
+    ];
+    let submit_read = format!("{}|{private_queues}", exactly(&follow));
+    // The operator also drains and resumes muxers (the control exchange)
+    // and reads and retries dead letters.
+    let operator_write = format!(
+        "{}|{private_queues}",
         exactly(&[
-            "amq.default".into(),
             topology.jobs_exchange(),
-            topology.dead_letter_queue(),
-            topology.dead_letter_notices_queue(),
-            topology.event_history_stream(),
+            topology.cancellations_exchange(),
+            topology.control_exchange(),
         ])
     );
-    let submit_read = format!(
-        "{}|^{server_named}$",
-        exactly(&[
-            topology.events_exchange(),
-            topology.dead_letter_exchange(),
-            topology.dead_letter_queue(),
-            topology.event_history_stream(),
-            topology.heartbeat_stream(),
-        ])
+    let operator_read = format!(
+        "{}|{private_queues}",
+        exactly(&[follow.as_slice(), &[topology.dead_letter_queue()]].concat())
     );
     // A worker declares, consumes from and publishes to its pool's names
     // only.
@@ -217,6 +215,11 @@ pub fn definitions_json(inventory: &Inventory, secrets: &Secrets) -> String {
             topology.dead_letter_notices_queue(),
             String::new(),
         ),
+        binding(
+            topology.cancellations_exchange(),
+            topology.cancellation_stream(),
+            String::new(),
+        ),
     ];
     // Each Pi's muxer queue exists before the Pi first boots, so jobs for
     // it wait instead of being refused as unroutable.
@@ -230,6 +233,17 @@ pub fn definitions_json(inventory: &Inventory, secrets: &Secrets) -> String {
             topology.muxer_queue(*muxer),
             Topology::job_routing_key(*muxer),
         ));
+        // And its control queue, so the operator (who may create nothing)
+        // can drain a Pi that has not booted yet.
+        queues.push(queue(
+            topology.control_queue(*muxer),
+            Topology::control_queue_arguments(),
+        ));
+        bindings.push(binding(
+            topology.control_exchange(),
+            topology.control_queue(*muxer),
+            Topology::job_routing_key(*muxer),
+        ));
     }
 
     let definitions = json!({
@@ -237,10 +251,12 @@ pub fn definitions_json(inventory: &Inventory, secrets: &Secrets) -> String {
         "users": [
             user(&site.broker.worker_user, &secrets.worker_password),
             user(&site.broker.submit_user, &secrets.submit_password),
+            user(&site.broker.operator_user, &secrets.operator_password),
         ],
         "permissions": [
             permission(&site.broker.worker_user, &worker_names, &worker_write, &worker_names),
             permission(&site.broker.submit_user, &submit_configure, &submit_write, &submit_read),
+            permission(&site.broker.operator_user, &private_queues, &operator_write, &operator_read),
         ],
         // The same rules as the muxer queues' own arguments, so that a queue
         // declared without them (by hand, by an older worker) still has them,
@@ -259,6 +275,18 @@ pub fn definitions_json(inventory: &Inventory, secrets: &Secrets) -> String {
                     "overflow": "reject-publish",
                 },
             },
+            // A tidy request that keeps failing is given up by the broker
+            // too, whatever the worker makes of it.
+            {
+                "vhost": vhost,
+                "name": format!("{ns}-tidy-queues"),
+                "pattern": every_muxer(|muxer| topology.tidy_queue(muxer)),
+                "apply-to": "queues",
+                "priority": 0,
+                "definition": {
+                    "delivery-limit": DELIVERY_LIMIT,
+                },
+            },
             {
                 "vhost": vhost,
                 "name": format!("{ns}-event-history"),
@@ -275,6 +303,8 @@ pub fn definitions_json(inventory: &Inventory, secrets: &Secrets) -> String {
             exchange(topology.jobs_exchange(), "direct"),
             exchange(topology.events_exchange(), "topic"),
             exchange(topology.dead_letter_exchange(), "fanout"),
+            exchange(topology.cancellations_exchange(), "fanout"),
+            exchange(topology.control_exchange(), "direct"),
         ],
         "queues": queues,
         "bindings": bindings,

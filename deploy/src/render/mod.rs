@@ -79,6 +79,7 @@ pub fn render(inventory: &Inventory, secrets: &Secrets) -> Vec<RenderedFile> {
         ),
         RenderedFile::public("rabbitmq/rabbitmq.conf", broker::rabbitmq_conf()),
         RenderedFile::private("submit/hlsmux.env", services::submit_env(site, secrets)),
+        RenderedFile::private("operator/hlsmux.env", services::operator_env(site, secrets)),
     ];
     for pi in &inventory.pis {
         let boot = PathBuf::from("tftp").join(pi.serial.as_str());
@@ -173,6 +174,7 @@ mod tests {
         let secrets = Secrets {
             worker_password: "w".into(),
             submit_password: "s".into(),
+            operator_password: "o".into(),
         };
         let files = render(&inventory, &secrets);
         let settings = &file(&files, "pi-root/etc/hlsmux/worker.toml").contents;

@@ -6,7 +6,7 @@
 use crate::inventory::Site;
 use crate::secrets::Secrets;
 
-use super::broker::{submit_amqp_url, worker_amqp_url};
+use super::broker::{operator_amqp_url, submit_amqp_url, worker_amqp_url};
 use super::header::GENERATED;
 
 /// How long a job in hand may run on after SIGTERM (the worker's
@@ -139,12 +139,22 @@ pub fn fstab(site: &Site) -> String {
     text
 }
 
-/// The submit tool's environment, for the operator's shell
-/// (`set -a; . hlsmux.env; set +a`).
+/// The submit tool's environment for the people and programs that submit
+/// (`set -a; . hlsmux.env; set +a`): queue, follow and cancel jobs.
 pub fn submit_env(site: &Site, secrets: &Secrets) -> String {
+    cli_env(site, &submit_amqp_url(site, secrets))
+}
+
+/// The same tool's environment for the pool's operator: also drain and
+/// resume muxers and read and retry the dead-letter queue.
+pub fn operator_env(site: &Site, secrets: &Secrets) -> String {
+    cli_env(site, &operator_amqp_url(site, secrets))
+}
+
+fn cli_env(site: &Site, amqp_url: &str) -> String {
     format!(
         "# {GENERATED}\nHLSMUX_AMQP_URL={}\nHLSMUX_NAMESPACE={}\nHLSMUX_MEDIA_ROOT={}\nHLSMUX_OUTPUT_ROOT={}\n",
-        submit_amqp_url(site, secrets),
+        amqp_url,
         site.namespace,
         site.media_root.display(),
         site.output_root.display()
