@@ -147,6 +147,10 @@ pub enum FailureReason {
     RetriesExhausted,
     /// Someone cancelled the job (`hlsmux cancel`) before it was done.
     Cancelled,
+    /// The message reused the ID of a job that asked for something else.
+    /// The event reports the refused message, not that job: its outcome
+    /// stands (see [`JobState::is_refused_duplicate`]).
+    DuplicateJobId,
 }
 
 impl FailureReason {
@@ -166,6 +170,7 @@ impl FailureReason {
             FailureReason::InputFormatRefused => "input_format_refused",
             FailureReason::RetriesExhausted => "retries_exhausted",
             FailureReason::Cancelled => "cancelled",
+            FailureReason::DuplicateJobId => "duplicate_job_id",
         }
     }
 }
@@ -234,6 +239,19 @@ impl JobState {
             JobState::Requeued { .. } => EventState::Requeued,
             JobState::Failed { .. } => EventState::Failed,
         }
+    }
+
+    /// Whether this event reports a later message refused for reusing
+    /// the job's ID (for another request), rather than the job itself:
+    /// readers leave the job's state as it was.
+    pub fn is_refused_duplicate(&self) -> bool {
+        matches!(
+            self,
+            JobState::Failed {
+                reason: FailureReason::DuplicateJobId,
+                ..
+            }
+        )
     }
 
     /// Done and failed end a job; nothing follows them for that delivery.

@@ -158,6 +158,22 @@ pub struct JobRequest {
 }
 
 /// Why a delivered message is not a job this worker can take.
+/// What a job asks for, without where it is routed: two messages with
+/// one job ID must carry the same identity (a redelivery, an operator's
+/// `dlq retry`), or the later one is refused as `duplicate_job_id`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RequestIdentity {
+    pub input: RelativePath,
+    pub output: RelativePath,
+    #[serde(with = "time::serde::rfc3339")]
+    pub submitted_at: OffsetDateTime,
+    pub ladder: Option<LadderName>,
+    pub segment_seconds: Option<u32>,
+    pub encrypt: Option<bool>,
+    pub naming: Option<OutputNaming>,
+    pub segment_format: Option<SegmentFormat>,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum BadMessage {
     #[error("message is not JSON: {0}")]
@@ -196,6 +212,20 @@ impl JobRequest {
     }
 
     /// Parses a message body, telling a newer schema apart from garbage.
+    /// What this request asks for (see [`RequestIdentity`]).
+    pub fn identity(&self) -> RequestIdentity {
+        RequestIdentity {
+            input: self.input.clone(),
+            output: self.output.clone(),
+            submitted_at: self.submitted_at,
+            ladder: self.ladder,
+            segment_seconds: self.segment_seconds,
+            encrypt: self.encrypt,
+            naming: self.naming,
+            segment_format: self.segment_format,
+        }
+    }
+
     pub fn from_json(body: &[u8]) -> Result<Self, BadMessage> {
         if body.len() > MAX_JOB_MESSAGE_BYTES {
             return Err(BadMessage::TooLarge { size: body.len() });

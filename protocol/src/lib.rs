@@ -25,9 +25,10 @@ pub use event::{EventState, FailureReason, JobState, RequeueReason, RungSummary,
 pub use heartbeat::{Heartbeat, WorkerState};
 pub use ids::{JobId, JobIdError, MuxerId, MuxerIdError};
 pub use job::{
-    BadMessage, JobRequest, LadderName, MAX_JOB_MESSAGE_BYTES, OutputNaming, SegmentFormat,
+    BadMessage, JobRequest, LadderName, MAX_JOB_MESSAGE_BYTES, OutputNaming, RequestIdentity,
+    SegmentFormat,
 };
-pub use paths::{RelativePath, RelativePathError};
+pub use paths::{RESERVED_OUTPUT_DIR, RelativePath, RelativePathError};
 pub use queue_arguments::{ArgumentValue, QueueArguments};
 pub use retention::{HistoryRetention, StreamMaxAge, StreamMaxAgeError};
 pub use tidy::TidyRequest;

@@ -57,7 +57,13 @@ pub enum RelativePathError {
     /// writes: an output name holding `%` would write elsewhere.
     #[error("output name {0:?} holds '%', which ffmpeg reads as a pattern: choose another name")]
     Pattern(String),
+    #[error("output name {0:?} is inside {RESERVED_OUTPUT_DIR:?}, which the pool keeps for itself")]
+    Reserved(String),
 }
+
+/// The directory under the output root where the workers keep their own
+/// files (the job ID register): no output may be named into it.
+pub const RESERVED_OUTPUT_DIR: &str = ".hlsmux";
 
 /// Limits of Linux filesystems (PATH_MAX, NAME_MAX): longer names could
 /// never be opened, so they are refused before they reach a disk.
@@ -111,10 +117,13 @@ impl RelativePath {
     }
 
     /// This path, if it can name an output: ffmpeg takes output names as
-    /// patterns, so no `%`.
+    /// patterns, so no `%`; and not inside the pool's own directory.
     pub fn as_output_name(self) -> Result<Self, RelativePathError> {
         if self.0.contains('%') {
             return Err(RelativePathError::Pattern(self.0));
+        }
+        if self.0.split('/').next() == Some(RESERVED_OUTPUT_DIR) {
+            return Err(RelativePathError::Reserved(self.0));
         }
         Ok(self)
     }
@@ -222,6 +231,19 @@ mod tests {
             percent.as_output_name(),
             Err(RelativePathError::Pattern(_))
         ));
+    }
+
+    #[test]
+    fn no_output_goes_inside_the_pools_own_directory() {
+        for name in [".hlsmux/job-ids/x.json", "./.hlsmux"] {
+            let path = RelativePath::parse(name).expect("a path");
+            assert!(
+                matches!(path.as_output_name(), Err(RelativePathError::Reserved(_))),
+                "{name}"
+            );
+        }
+        let nested = RelativePath::parse("talks/.hlsmux").expect("a path");
+        assert!(nested.as_output_name().is_ok());
     }
 
     #[test]

@@ -191,6 +191,10 @@ pub async fn follow(
             tracing::warn!("ignoring an event that does not parse");
             continue;
         };
+        // A later message refused for reusing a job's ID: that job goes on.
+        if event.state.is_refused_duplicate() {
+            continue;
+        }
         if all && !views.contains_key(&event.job_id) {
             let label = match &event.state {
                 JobState::Started { input, .. } => input.clone(),

@@ -133,7 +133,11 @@ pub async fn read_stream<T: serde::de::DeserializeOwned + Stamped>(
 pub fn summarise(events: &[StatusEvent]) -> Vec<JobSummary> {
     let mut order: Vec<JobId> = Vec::new();
     let mut jobs: HashMap<JobId, JobSummary> = HashMap::new();
-    for event in events {
+    // A refused duplicate says nothing about the job whose ID it reused.
+    for event in events
+        .iter()
+        .filter(|event| !event.state.is_refused_duplicate())
+    {
         let summary = jobs.entry(event.job_id).or_insert_with(|| {
             order.push(event.job_id);
             JobSummary::new(event)

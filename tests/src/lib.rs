@@ -8,6 +8,7 @@
 
 mod binaries;
 mod broker;
+pub mod canary;
 mod cli;
 pub mod conformance;
 mod env;

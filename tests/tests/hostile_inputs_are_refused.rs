@@ -5,14 +5,10 @@
 //! looks like an ffmpeg option is just a name. A canary outside the root
 //! proves nothing there was opened, and the worker stays up throughout.
 
-use std::path::Path;
-
 use hlsmux_protocol::{FailureReason, JobId, JobRequest, JobState, MuxerId, RelativePath};
+use hlsmux_tests::canary;
 use hlsmux_tests::media::Clip;
 use hlsmux_tests::{EventLog, PATIENCE, TestEnv};
-use nix::errno::Errno;
-use nix::fcntl::{OFlag, open};
-use nix::sys::stat::Mode;
 
 fn job(input: &str) -> JobRequest {
     JobRequest::new(
@@ -30,16 +26,6 @@ async fn failure_of(events: &mut EventLog, job_id: JobId) -> (FailureReason, Str
     }
 }
 
-/// Whether any process holds the FIFO open for reading right now (opening
-/// it for writing without blocking only succeeds then).
-fn someone_reads(fifo: &Path) -> bool {
-    match open(fifo, OFlag::O_WRONLY | OFlag::O_NONBLOCK, Mode::empty()) {
-        Ok(_) => true,
-        Err(Errno::ENXIO) => false,
-        Err(error) => panic!("canary: {error}"),
-    }
-}
-
 #[tokio::test]
 async fn hostile_job_messages_are_refused_and_nothing_outside_the_root_is_read() {
     let test = TestEnv::new("hostile").await;
@@ -49,7 +35,7 @@ async fn hostile_job_messages_are_refused_and_nothing_outside_the_root_is_read()
     // The canary: a FIFO outside the media root. Anything that opened it
     // would block there (a probe would time out instead of being refused).
     let canary = test.elsewhere().join("canary.ts");
-    nix::unistd::mkfifo(&canary, Mode::S_IRUSR | Mode::S_IWUSR).expect("canary FIFO");
+    canary::fifo(&canary);
     let canary_text = canary.display().to_string();
 
     std::fs::write(
@@ -123,6 +109,9 @@ async fn hostile_job_messages_are_refused_and_nothing_outside_the_root_is_read()
     let end = events.final_event(dashed.job_id, PATIENCE).await;
     assert!(matches!(end.state, JobState::Done { .. }), "{end:#?}");
 
-    assert!(!someone_reads(&canary), "nothing holds the canary open");
+    assert!(
+        !canary::fifo_has_reader(&canary),
+        "nothing holds the canary open"
+    );
     assert!(worker.is_running(), "the worker is still up");
 }

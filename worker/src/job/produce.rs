@@ -22,6 +22,7 @@ use crate::pipeline::encode::{EncodePlan, EncodeProgress, OutputOptions};
 use crate::pipeline::hls::key;
 use crate::pipeline::input::probe::{self, SourceMedia};
 use crate::pipeline::input::validate;
+use crate::pipeline::job_ids::JobIdRegister;
 use crate::pipeline::produce::{Encryption, Production, produce};
 use crate::pipeline::publish::{ExistingOutput, OutputLocation, OutputRecord};
 
@@ -88,6 +89,11 @@ impl JobRunner {
         cancel: &CancellationToken,
     ) -> Result<Produced, Failure> {
         let settings = &self.settings;
+        // Before anything else: a message reusing another request's job ID
+        // must not touch that job's output, its outcome or its input.
+        let register = JobIdRegister::new(&settings.paths.output_root, &self.owner.host);
+        let claimed = request.clone();
+        blocking::run(move || register.claim(&claimed)).await?;
         let location = OutputLocation::new(
             &settings.paths.output_root,
             &request.output,

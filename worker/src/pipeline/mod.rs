@@ -12,6 +12,7 @@ pub mod container;
 pub mod encode;
 pub mod hls;
 pub mod input;
+pub mod job_ids;
 pub mod plan;
 pub mod produce;
 pub mod publish;
@@ -102,6 +103,13 @@ pub enum JobError {
     StorageFailed(#[source] StorageProblem),
     #[error("cancelled by {by}; nothing was published")]
     Cancelled { by: String },
+    #[error(
+        "job ID {job_id} already names another request ({first}); this message is refused and that job is untouched: submit again for a new ID"
+    )]
+    DuplicateJobId {
+        job_id: hlsmux_protocol::JobId,
+        first: String,
+    },
 }
 
 impl JobError {
@@ -120,6 +128,7 @@ impl JobError {
             JobError::OutputExists { .. } => FailureReason::OutputExists,
             JobError::OutputUnwritable { .. } => FailureReason::OutputUnwritable,
             JobError::Cancelled { .. } => FailureReason::Cancelled,
+            JobError::DuplicateJobId { .. } => FailureReason::DuplicateJobId,
             JobError::MediaRootUnavailable { .. }
             | JobError::ToolUnavailable { .. }
             | JobError::NoRandomness(_)
