@@ -50,6 +50,7 @@ impl Source {
         let media = probe(
             Path::new("ffprobe"),
             &path,
+            &path,
             &settings.input_formats,
             Duration::from_secs(60),
         )

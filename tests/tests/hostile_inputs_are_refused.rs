@@ -4,11 +4,15 @@
 //! names or values are each refused with a specific reason; a name that
 //! looks like an ffmpeg option is just a name. A canary outside the root
 //! proves nothing there was opened, and the worker stays up throughout.
+//! The tools read the very file that was checked: a name swapped for a
+//! link out of the root after the check changes nothing.
 
 use hlsmux_protocol::{FailureReason, JobId, JobRequest, JobState, MuxerId, RelativePath};
 use hlsmux_tests::canary;
 use hlsmux_tests::media::Clip;
-use hlsmux_tests::{EventLog, PATIENCE, TestEnv};
+use std::os::unix::fs::PermissionsExt;
+
+use hlsmux_tests::{EventLog, PATIENCE, TestEnv, WorkerOptions};
 
 fn job(input: &str) -> JobRequest {
     JobRequest::new(
@@ -112,6 +116,82 @@ async fn hostile_job_messages_are_refused_and_nothing_outside_the_root_is_read()
     assert!(
         !canary::fifo_has_reader(&canary),
         "nothing holds the canary open"
+    );
+    assert!(worker.is_running(), "the worker is still up");
+}
+
+#[tokio::test]
+async fn an_input_swapped_for_a_link_after_its_check_is_never_read() {
+    let test = TestEnv::new("swapped-input").await;
+    let media = test.media_root();
+    // The canary: a video outside the media root, unlike the input in
+    // picture size and length, so that its appearance in the output shows.
+    let canary = Clip {
+        width: 176,
+        height: 144,
+        seconds: 4,
+        ..Clip::default()
+    }
+    .write(&test.elsewhere().join("canary.mp4"))
+    .await;
+    let input = Clip {
+        width: 320,
+        height: 240,
+        seconds: 2,
+        ..Clip::default()
+    }
+    .write(&media.join("clip.mp4"))
+    .await;
+    // The attacker's move, made exactly in the window between the worker's
+    // check of the input and its tools opening it: an ffprobe that first
+    // swaps the input's name for a link to the canary.
+    let armed = test.path().join("armed");
+    let swapping_ffprobe = test.path().join("swapping-ffprobe");
+    std::fs::write(
+        &swapping_ffprobe,
+        format!(
+            "#!/bin/sh\nif [ -e '{armed}' ]; then rm -f '{armed}'; mv '{input}' '{input}.gone'; ln -s '{canary}' '{input}'; fi\nexec ffprobe \"$@\"\n",
+            armed = armed.display(),
+            input = input.display(),
+            canary = canary.display(),
+        ),
+    )
+    .expect("script");
+    std::fs::set_permissions(&swapping_ffprobe, std::fs::Permissions::from_mode(0o755))
+        .expect("executable");
+    let mut worker = test
+        .worker_with(
+            1,
+            WorkerOptions::setting("HLSMUX_FFPROBE", swapping_ffprobe.display().to_string()),
+        )
+        .await;
+    let mut events = test.pool.events().await;
+    std::fs::write(&armed, b"").expect("armed");
+
+    let swapped = job("clip.mp4");
+    test.pool.publish_job(&swapped).await;
+    let end = events.final_event(swapped.job_id, PATIENCE).await;
+    assert!(!armed.exists(), "the swap was made");
+    assert!(
+        input.is_symlink(),
+        "the input's name now leads to the canary"
+    );
+    let JobState::Done {
+        rungs,
+        media_seconds,
+        ..
+    } = end.state
+    else {
+        panic!("the checked file is encoded: {end:#?}");
+    };
+    assert!(
+        media_seconds < 3.0,
+        "{media_seconds} s: the 4 s canary was encoded"
+    );
+    let tallest = rungs.iter().map(|rung| rung.height).max().unwrap_or(0);
+    assert!(
+        tallest > 144,
+        "the 144-line canary was encoded, not the 240-line input: {rungs:#?}"
     );
     assert!(worker.is_running(), "the worker is still up");
 }

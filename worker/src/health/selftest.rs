@@ -65,6 +65,7 @@ async fn encode_test_clip(
     let media = probe::probe(
         &settings.tools.ffprobe,
         &source,
+        &source,
         &settings.encoding.input_formats,
         Duration::from_secs(settings.tools.probe_timeout_seconds),
     )

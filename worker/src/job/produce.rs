@@ -167,8 +167,11 @@ impl JobRunner {
                 .instrument(info_span!("validate"))
                 .await?
         };
+        // ffprobe and ffmpeg read the file validated, held open until the
+        // job ends, never the name again.
         let source = probe::probe(
             &settings.tools.ffprobe,
+            &input.tool_path(),
             &input.path,
             &settings.encoding.input_formats,
             Duration::from_secs(settings.tools.probe_timeout_seconds),
@@ -176,7 +179,7 @@ impl JobRunner {
         .instrument(info_span!("probe"))
         .await?;
         let plan =
-            info_span!("plan").in_scope(|| self.plan(input.path.clone(), &source, spec.output));
+            info_span!("plan").in_scope(|| self.plan(input.tool_path(), &source, spec.output));
 
         {
             let (location, stale) = (location.clone(), settings.storage.stale_staging);
@@ -194,6 +197,7 @@ impl JobRunner {
             cancel,
         };
         let produced = self.encode_verify_publish(attempt).await;
+        drop(input);
         if produced.is_err() {
             let location = location.clone();
             blocking::run(move || location.discard_staging()).await;

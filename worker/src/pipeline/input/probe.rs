@@ -61,8 +61,11 @@ pub struct VideoStream {
 }
 
 /// Runs ffprobe on `input` and parses its report.
+/// `open_as` is the name ffprobe opens (see `ValidInput::tool_path`);
+/// `input` the name messages show.
 pub async fn probe(
     ffprobe: &Path,
+    open_as: &Path,
     input: &Path,
     input_formats: &str,
     timeout: Duration,
@@ -79,7 +82,7 @@ pub async fn probe(
         .args(crate::pipeline::input::validate::confinement_args(
             input_formats,
         ))
-        .arg(input)
+        .arg(open_as)
         .stdin(Stdio::null())
         .kill_on_drop(true)
         .output();
@@ -103,7 +106,8 @@ pub async fn probe(
         }
         return Err(JobError::ProbeFailed {
             path: input.to_owned(),
-            detail: last_lines(&stderr, 3),
+            detail: last_lines(&stderr, 3)
+                .replace(&*open_as.to_string_lossy(), &input.to_string_lossy()),
         });
     }
     parse_probe_report(input, &output.stdout)

@@ -1,9 +1,16 @@
-//! Validate: resolve a job's input under the media root, confined to it, and
-//! make sure it is a readable, non-empty file before any tool touches it.
+//! Validate: open a job's input under the media root, confined to it, and
+//! make sure it is a readable, non-empty file before any tool touches it;
+//! the tools then read that open file, never the name again.
 
 use std::fs::File;
-use std::io::{ErrorKind, Read};
+use std::io::ErrorKind;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use nix::errno::Errno;
+use nix::fcntl::{OFlag, OpenHow, ResolveFlag, openat2};
 
 use hlsmux_protocol::RelativePath;
 
@@ -39,43 +46,65 @@ pub fn refused_format(stderr: &str) -> Option<String> {
     Some(name.to_owned())
 }
 
-/// An input file that exists inside the media root and can be read.
+/// An input file inside the media root, opened once and held open: what
+/// ffprobe and ffmpeg read is this very file, whatever happens to its name
+/// meanwhile (a link swapped in after the check would otherwise be read).
 #[derive(Debug, Clone)]
 pub struct ValidInput {
+    file: Arc<File>,
+    /// Where it was found, for messages.
     pub path: PathBuf,
     pub size_bytes: u64,
 }
 
+impl ValidInput {
+    /// The name ffprobe and ffmpeg open it by: this process's descriptor
+    /// in /proc, which opens the inode held, not the name in the media
+    /// root. Valid while this value (or a clone) lives.
+    pub fn tool_path(&self) -> PathBuf {
+        PathBuf::from(format!(
+            "/proc/{}/fd/{}",
+            std::process::id(),
+            self.file.as_raw_fd()
+        ))
+    }
+}
+
 /// Blocking (it touches the possibly-networked media root): call it from a
-/// blocking thread.
+/// blocking thread. Opens the input beneath the media root without ever
+/// resolving a name outside it (links that stay inside are followed), and
+/// without blocking on a FIFO.
 pub fn resolve_input(media_root: &Path, input: &RelativePath) -> Result<ValidInput, JobError> {
-    let root = media_root
-        .canonicalize()
-        .map_err(|source| JobError::MediaRootUnavailable {
-            path: media_root.to_owned(),
-            source,
-        })?;
+    let root_unusable = |source: std::io::Error| JobError::MediaRootUnavailable {
+        path: media_root.to_owned(),
+        source,
+    };
+    let root = media_root.canonicalize().map_err(root_unusable)?;
+    let root_dir = File::open(&root).map_err(root_unusable)?;
     let candidate = input.under(&root);
-    let resolved = match candidate.canonicalize() {
-        Ok(resolved) => resolved,
-        Err(error) if error.kind() == ErrorKind::NotFound => {
-            return Err(JobError::InputMissing(candidate));
-        }
-        Err(error) => {
+    let how = OpenHow::new()
+        .flags(OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NOCTTY | OFlag::O_NONBLOCK)
+        .resolve(ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+    let opened = match openat2(&root_dir, input.as_str(), how) {
+        // Linux before 5.6 has no openat2: open the resolved name without
+        // following a last link, and check where the opened file is.
+        Err(Errno::ENOSYS) => open_resolved(&root, &candidate)?,
+        Err(Errno::ENOENT) => return Err(JobError::InputMissing(candidate)),
+        // A name that resolves out of the root (`EXDEV`), or through /proc.
+        Err(Errno::EXDEV | Errno::ELOOP) => return Err(JobError::InputOutsideRoot(candidate)),
+        Err(errno) => {
             return Err(JobError::InputUnreadable {
                 path: candidate,
-                why: error.into(),
+                why: std::io::Error::from(errno).into(),
             });
         }
+        Ok(fd) => File::from(fd),
     };
-    if !resolved.starts_with(&root) {
-        return Err(JobError::InputOutsideRoot(candidate));
-    }
     let unreadable = |why: Unreadable| JobError::InputUnreadable {
-        path: resolved.clone(),
+        path: candidate.clone(),
         why,
     };
-    let metadata = resolved.metadata().map_err(|e| unreadable(e.into()))?;
+    let metadata = opened.metadata().map_err(|e| unreadable(e.into()))?;
     if !metadata.is_file() {
         return Err(unreadable(Unreadable::NotAFile));
     }
@@ -83,13 +112,53 @@ pub fn resolve_input(media_root: &Path, input: &RelativePath) -> Result<ValidInp
         return Err(unreadable(Unreadable::Empty));
     }
     let mut first_byte = [0_u8; 1];
-    File::open(&resolved)
-        .and_then(|mut file| file.read_exact(&mut first_byte))
+    opened
+        .read_exact_at(&mut first_byte, 0)
         .map_err(|e| unreadable(e.into()))?;
     Ok(ValidInput {
+        file: Arc::new(opened),
         size_bytes: metadata.len(),
-        path: resolved,
+        path: candidate,
     })
+}
+
+/// The fallback of [`resolve_input`] for kernels without openat2.
+fn open_resolved(root: &Path, candidate: &Path) -> Result<File, JobError> {
+    let resolved = match candidate.canonicalize() {
+        Ok(resolved) => resolved,
+        Err(error) if error.kind() == ErrorKind::NotFound => {
+            return Err(JobError::InputMissing(candidate.to_owned()));
+        }
+        Err(error) => {
+            return Err(JobError::InputUnreadable {
+                path: candidate.to_owned(),
+                why: error.into(),
+            });
+        }
+    };
+    if !resolved.starts_with(root) {
+        return Err(JobError::InputOutsideRoot(candidate.to_owned()));
+    }
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags((OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_NOCTTY).bits())
+        .open(&resolved)
+        .map_err(|error| JobError::InputUnreadable {
+            path: candidate.to_owned(),
+            why: error.into(),
+        })?;
+    // What was opened, not what the name meant a moment ago.
+    let opened =
+        std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd())).map_err(|error| {
+            JobError::InputUnreadable {
+                path: candidate.to_owned(),
+                why: error.into(),
+            }
+        })?;
+    if !opened.starts_with(root) {
+        return Err(JobError::InputOutsideRoot(candidate.to_owned()));
+    }
+    Ok(file)
 }
 
 #[cfg(test)]
@@ -155,6 +224,49 @@ mod tests {
             resolve_input(root.path(), &input("link.mp4")),
             Err(JobError::InputOutsideRoot(_))
         ));
+    }
+
+    #[test]
+    fn links_inside_the_root_are_followed_and_fifos_refused_without_blocking() {
+        let root = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir(root.path().join("talks")).expect("mkdir");
+        std::fs::write(root.path().join("talks/clip.mp4"), b"data").expect("write");
+        std::os::unix::fs::symlink("talks/clip.mp4", root.path().join("link.mp4"))
+            .expect("symlink");
+        assert!(resolve_input(root.path(), &input("link.mp4")).is_ok());
+        nix::unistd::mkfifo(
+            &root.path().join("pipe.mp4"),
+            nix::sys::stat::Mode::S_IRUSR | nix::sys::stat::Mode::S_IWUSR,
+        )
+        .expect("fifo");
+        assert!(matches!(
+            resolve_input(root.path(), &input("pipe.mp4")),
+            Err(JobError::InputUnreadable {
+                why: Unreadable::NotAFile,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn the_tools_read_the_file_that_was_checked_not_what_its_name_became() {
+        let outside = tempfile::tempdir().expect("tempdir");
+        let root = tempfile::tempdir().expect("tempdir");
+        std::fs::write(outside.path().join("secret.mp4"), b"secret").expect("write");
+        std::fs::write(root.path().join("clip.mp4"), b"checked").expect("write");
+        let valid = resolve_input(root.path(), &input("clip.mp4")).expect("valid");
+        // The name is swapped for a link out of the root after the check.
+        std::fs::remove_file(root.path().join("clip.mp4")).expect("remove");
+        std::os::unix::fs::symlink(
+            outside.path().join("secret.mp4"),
+            root.path().join("clip.mp4"),
+        )
+        .expect("symlink");
+        assert_eq!(
+            std::fs::read(valid.tool_path()).expect("the held file"),
+            b"checked"
+        );
+        drop(valid);
     }
 
     #[test]
