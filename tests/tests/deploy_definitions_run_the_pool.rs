@@ -240,37 +240,28 @@ async fn imported_definitions_give_policies_queues_and_least_privilege_users_tha
         &rabbitmqctl(&["list_policies", "-q", "-p", vhost, "--formatter", "json"]).await,
     )
     .expect("policies JSON");
-    let muxer_policy = policies
-        .iter()
-        .find(|p| p["name"] == format!("{namespace}-muxer-queues"))
-        .unwrap_or_else(|| panic!("muxer queue policy: {policies:#?}"));
-    let definition: serde_json::Value = match &muxer_policy["definition"] {
-        serde_json::Value::String(text) => serde_json::from_str(text).expect("definition"),
-        other => other.clone(),
+    // A policy's definition, which rabbitmqctl prints as JSON text.
+    let definition_of = |name: &str| -> serde_json::Value {
+        let policy = policies
+            .iter()
+            .find(|p| p["name"] == format!("{namespace}-{name}"))
+            .unwrap_or_else(|| panic!("{name} policy: {policies:#?}"));
+        match &policy["definition"] {
+            serde_json::Value::String(text) => serde_json::from_str(text).expect("definition"),
+            other => other.clone(),
+        }
     };
-    assert_eq!(definition["delivery-limit"], 5, "{definition}");
+    let muxer_queues = definition_of("muxer-queues");
+    assert_eq!(muxer_queues["delivery-limit"], 5, "{muxer_queues}");
     assert_eq!(
-        definition["dead-letter-exchange"],
+        muxer_queues["dead-letter-exchange"],
         format!("{namespace}.dead-letter")
     );
-    assert_eq!(definition["dead-letter-strategy"], "at-least-once");
-    let tidy_policy = policies
-        .iter()
-        .find(|p| p["name"] == format!("{namespace}-tidy-queues"))
-        .unwrap_or_else(|| panic!("tidy queue policy: {policies:#?}"));
-    let tidy_definition: serde_json::Value = match &tidy_policy["definition"] {
-        serde_json::Value::String(text) => serde_json::from_str(text).expect("definition"),
-        other => other.clone(),
-    };
-    assert_eq!(tidy_definition["delivery-limit"], 5, "{tidy_policy}");
-    let history_policy = policies
-        .iter()
-        .find(|p| p["name"] == format!("{namespace}-event-history"))
-        .unwrap_or_else(|| panic!("history policy: {policies:#?}"));
-    assert!(
-        history_policy["definition"].to_string().contains("3D"),
-        "{history_policy}"
-    );
+    assert_eq!(muxer_queues["dead-letter-strategy"], "at-least-once");
+    let tidy_queues = definition_of("tidy-queues");
+    assert_eq!(tidy_queues["delivery-limit"], 5, "{tidy_queues}");
+    let history = definition_of("event-history");
+    assert_eq!(history["max-age"], "3D", "{history}");
 
     // The queues each Pi's muxer needs exist before any worker ran, with
     // their policy applied.

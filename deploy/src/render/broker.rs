@@ -149,6 +149,16 @@ pub fn definitions_json(inventory: &Inventory, secrets: &Secrets) -> String {
             "read": read,
         })
     };
+    let policy = |name: &str, pattern: String, definition: serde_json::Value| {
+        json!({
+            "vhost": vhost,
+            "name": format!("{ns}-{name}"),
+            "pattern": pattern,
+            "apply-to": "queues",
+            "priority": 0,
+            "definition": definition,
+        })
+    };
     let queue = |name: String, arguments: QueueArguments| {
         json!({
             "name": name,
@@ -262,42 +272,31 @@ pub fn definitions_json(inventory: &Inventory, secrets: &Secrets) -> String {
         // declared without them (by hand, by an older worker) still has them,
         // and retention of the history that can be shortened later.
         "policies": [
-            {
-                "vhost": vhost,
-                "name": format!("{ns}-muxer-queues"),
-                "pattern": every_muxer(|muxer| topology.muxer_queue(muxer)),
-                "apply-to": "queues",
-                "priority": 0,
-                "definition": {
+            policy(
+                "muxer-queues",
+                every_muxer(|muxer| topology.muxer_queue(muxer)),
+                json!({
                     "delivery-limit": DELIVERY_LIMIT,
                     "dead-letter-exchange": topology.dead_letter_exchange(),
                     "dead-letter-strategy": "at-least-once",
                     "overflow": "reject-publish",
-                },
-            },
+                }),
+            ),
             // A tidy request that keeps failing is given up by the broker
             // too, whatever the worker makes of it.
-            {
-                "vhost": vhost,
-                "name": format!("{ns}-tidy-queues"),
-                "pattern": every_muxer(|muxer| topology.tidy_queue(muxer)),
-                "apply-to": "queues",
-                "priority": 0,
-                "definition": {
-                    "delivery-limit": DELIVERY_LIMIT,
-                },
-            },
-            {
-                "vhost": vhost,
-                "name": format!("{ns}-event-history"),
-                "pattern": exactly(&[topology.event_history_stream()]),
-                "apply-to": "queues",
-                "priority": 0,
-                "definition": {
+            policy(
+                "tidy-queues",
+                every_muxer(|muxer| topology.tidy_queue(muxer)),
+                json!({ "delivery-limit": DELIVERY_LIMIT }),
+            ),
+            policy(
+                "event-history",
+                exactly(&[topology.event_history_stream()]),
+                json!({
                     "max-age": site.history_max_age.as_str(),
                     "max-length-bytes": site.history_max_bytes,
-                },
-            },
+                }),
+            ),
         ],
         "exchanges": [
             exchange(topology.jobs_exchange(), "direct"),
