@@ -119,27 +119,16 @@ pub async fn first_missing(
 
 /// Creates the event history stream with this program's retention
 /// unless it exists: an existing stream keeps the retention it was
-/// created with, whatever this program's settings say.
+/// created with, whatever this program's settings say. Declared first and
+/// checked only on a refusal, so that the usual cases (a fresh pool, the
+/// same retention) make the broker close no channel, which client
+/// libraries log as an error.
 async fn event_history(topology: &Topology, connection: &Connection) -> lapin::Result<()> {
     let name = topology.event_history_stream();
-    // A passive declare of a missing queue closes its channel.
-    let probe = connection.create_channel().await?;
-    match probe
-        .queue_declare(
-            name.as_str().into(),
-            QueueDeclareOptions::durable().passive(),
-            FieldTable::default(),
-        )
-        .await
-    {
-        Ok(_) => return probe.close(200, "exists".into()).await,
-        Err(error) if is_not_found(&error) => {}
-        Err(error) => return Err(error),
-    }
     let create = connection.create_channel().await?;
     match declare_queue(&create, &name, &topology.event_history_arguments()).await {
-        Ok(_) => create.close(200, "created".into()).await,
-        // Another program created it in between, with its retention.
+        Ok(_) => create.close(200, "declared".into()).await,
+        // It exists with another retention, which it keeps.
         Err(error) if is_precondition_failed(&error) => Ok(()),
         Err(error) => Err(error),
     }

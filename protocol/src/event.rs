@@ -190,8 +190,11 @@ pub enum RequeueReason {
     Stalled,
     /// ffmpeg was killed by a signal (crash, out of memory).
     EncoderCrashed,
-    /// The shared storage failed under the job.
+    /// The shared storage failed under the job (read-only, I/O errors,
+    /// stale NFS handles, not answering).
     StorageUnhealthy,
+    /// The output volume (or the work dir) has no room for the job.
+    StorageFull,
     /// ffmpeg or ffprobe could not be run.
     ToolUnavailable,
     /// The worker is stopping and the job could not finish in its grace period.
@@ -199,10 +202,11 @@ pub enum RequeueReason {
 }
 
 impl RequeueReason {
-    pub const ALL: [RequeueReason; 5] = [
+    pub const ALL: [RequeueReason; 6] = [
         RequeueReason::Stalled,
         RequeueReason::EncoderCrashed,
         RequeueReason::StorageUnhealthy,
+        RequeueReason::StorageFull,
         RequeueReason::ToolUnavailable,
         RequeueReason::WorkerStopping,
     ];
@@ -212,15 +216,20 @@ impl RequeueReason {
             RequeueReason::Stalled => "stalled",
             RequeueReason::EncoderCrashed => "encoder_crashed",
             RequeueReason::StorageUnhealthy => "storage_unhealthy",
+            RequeueReason::StorageFull => "storage_full",
             RequeueReason::ToolUnavailable => "tool_unavailable",
             RequeueReason::WorkerStopping => "worker_stopping",
         }
     }
 
     /// Whether the reason points at the worker's own health (and so counts
-    /// towards quarantining it), rather than at being asked to stop.
+    /// towards quarantining it), rather than at being asked to stop or at
+    /// a shared volume with no room (which the storage gate waits out).
     pub fn is_worker_fault(self) -> bool {
-        !matches!(self, RequeueReason::WorkerStopping)
+        !matches!(
+            self,
+            RequeueReason::WorkerStopping | RequeueReason::StorageFull
+        )
     }
 }
 

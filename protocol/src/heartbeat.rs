@@ -44,6 +44,8 @@ pub enum WorkerState {
     Drained,
     /// Not consuming until its shared storage answers again.
     StorageUnhealthy,
+    /// Not consuming until its output volume (or work dir) has room again.
+    StorageFull,
     /// Not consuming: its last jobs failed for its own reasons.
     Quarantined,
     /// A state this build does not know (a newer worker's).
@@ -53,12 +55,13 @@ pub enum WorkerState {
 
 impl WorkerState {
     /// Every state a worker of this build can be in, for metrics.
-    pub const ALL: [WorkerState; 6] = [
+    pub const ALL: [WorkerState; 7] = [
         WorkerState::Idle,
         WorkerState::Busy,
         WorkerState::Draining,
         WorkerState::Drained,
         WorkerState::StorageUnhealthy,
+        WorkerState::StorageFull,
         WorkerState::Quarantined,
     ];
 
@@ -69,6 +72,7 @@ impl WorkerState {
             WorkerState::Draining => "draining",
             WorkerState::Drained => "drained",
             WorkerState::StorageUnhealthy => "storage-unhealthy",
+            WorkerState::StorageFull => "storage-full",
             WorkerState::Quarantined => "quarantined",
             WorkerState::Unknown => "unknown",
         }

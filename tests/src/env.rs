@@ -38,6 +38,17 @@ impl TestEnv {
         self.dir.path().join("out")
     }
 
+    /// What the output root holds, by name, apart from the pool's own
+    /// directory (the job ID register).
+    pub fn outputs(&self) -> Vec<String> {
+        std::fs::read_dir(self.output_root())
+            .expect("output root")
+            .flatten()
+            .map(|entry| entry.file_name().to_string_lossy().into_owned())
+            .filter(|name| name != hlsmux_protocol::RESERVED_OUTPUT_DIR)
+            .collect()
+    }
+
     pub fn work_dir(&self) -> PathBuf {
         self.dir.path().join("work")
     }

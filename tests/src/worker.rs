@@ -180,6 +180,10 @@ impl TestWorker {
             .env("HLSMUX_ENCODER", "libx264")
             .env("HLSMUX_X264_PRESET", "ultrafast")
             .env("HLSMUX_SEGMENT_SECONDS", "2")
+            // Room for test jobs, not a Pi pool's: a shared test machine's
+            // disk may have less than the default gigabyte free.
+            .env("HLSMUX_OUTPUT_MIN_FREE_BYTES", "16777216")
+            .env("HLSMUX_WORK_MIN_FREE_BYTES", "1048576")
             .env("HLSMUX_REQUEUE_DELAY_SECONDS", "1")
             // Tests that stop a worker mid-job expect it to give the job
             // back at once; the grace period has a test of its own.

@@ -1,7 +1,7 @@
 //! The shipped Prometheus config and Grafana dashboard work against the real
 //! thing: a real Prometheus scrapes a worker that has just finished a job
-//! (and RabbitMQ's own plugin), and every query of every panel must be valid
-//! and return series.
+//! (and RabbitMQ's own plugin), and every query of every panel, and the
+//! measure of every example alert rule, must be valid and return series.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -180,6 +180,8 @@ async fn every_panel_query_returns_series_from_a_live_prometheus() {
         .replace("scrape_interval: 15s", "scrape_interval: 1s");
     let config_path = test.path().join("prometheus.yml");
     std::fs::write(&config_path, config).expect("write config");
+    let alerts = repository_file("deploy/example/prometheus/hlsmux-alerts.yml");
+    std::fs::copy(&alerts, test.path().join("hlsmux-alerts.yml")).expect("alert rules beside it");
     let (valid, said) = promtool_check(&config_path).await;
     assert!(valid && !said.contains("WARNING"), "promtool: {said}");
 
@@ -208,9 +210,26 @@ async fn every_panel_query_returns_series_from_a_live_prometheus() {
             failures.push(format!("{title}: {expr} -> {answer}"));
         }
     }
+    // Each alert rule's measure (its expression before the threshold)
+    // returns series too: no rule watches a metric that does not exist.
+    let rules = std::fs::read_to_string(&alerts).expect("alert rules");
+    for expr in rules
+        .lines()
+        .filter_map(|line| line.trim().strip_prefix("expr: "))
+    {
+        let measure = [" < ", " == ", " > "]
+            .iter()
+            .find_map(|op| expr.split_once(op).map(|(left, _)| left))
+            .unwrap_or(expr);
+        let answer = query(address, measure).await;
+        let series = answer["data"]["result"].as_array().map_or(0, Vec::len);
+        if answer["status"] != "success" || series == 0 {
+            failures.push(format!("alert rule: {measure} -> {answer}"));
+        }
+    }
     assert!(
         failures.is_empty(),
-        "panels without data:\n{}",
+        "panels and rules without data:\n{}",
         failures.join("\n")
     );
 }

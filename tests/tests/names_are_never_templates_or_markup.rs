@@ -92,11 +92,7 @@ async fn percent_newlines_and_escapes_in_names_are_refused_and_shown_escaped() {
 
     // Nothing of any of them was written: no stray directory that a
     // pattern expanded into, no output, no staging.
-    let written: Vec<String> = std::fs::read_dir(test.output_root())
-        .expect("output root")
-        .flatten()
-        .map(|entry| entry.file_name().to_string_lossy().into_owned())
-        .collect();
+    let written = test.outputs();
     assert!(written.is_empty(), "written: {written:?}");
 
     // What a person reads of them has no raw control character either.

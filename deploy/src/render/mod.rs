@@ -73,6 +73,10 @@ pub fn render(inventory: &Inventory, secrets: &Secrets) -> Vec<RenderedFile> {
             "prometheus/prometheus.yml",
             monitoring::prometheus_yml(site),
         ),
+        RenderedFile::public(
+            PathBuf::from("prometheus").join(monitoring::ALERTS_FILE),
+            monitoring::alerts_yml(),
+        ),
         RenderedFile::private(
             "rabbitmq/definitions.json",
             broker::definitions_json(inventory, secrets),

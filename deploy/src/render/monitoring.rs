@@ -24,6 +24,10 @@ global:
   scrape_interval: 15s
   evaluation_interval: 15s
 
+# Alert rules, beside this file (route them with your Alertmanager).
+rule_files:
+  - {ALERTS_FILE}
+
 scrape_configs:
   - job_name: hlsmux-workers
     file_sd_configs:
@@ -42,6 +46,47 @@ scrape_configs:
 ",
         targets = site.prometheus_targets_dir.display(),
         brokers = brokers.join(", ")
+    )
+}
+
+/// The alert rules' file name, beside `prometheus.yml`.
+pub const ALERTS_FILE: &str = "hlsmux-alerts.yml";
+
+/// Example alert rules on the workers' own metrics: a volume running out
+/// of room before the workers stop for it, and workers that stopped.
+pub fn alerts_yml() -> String {
+    format!(
+        "# {GENERATED}
+groups:
+  - name: hlsmux
+    rules:
+      # Less than 5 GiB on the output volume (or a work dir) for 10 minutes:
+      # workers stop taking jobs below output_min_free_bytes, or when a job
+      # does not fit.
+      - alert: HlsmuxVolumeLow
+        expr: min by (instance, path) (hlsmux_storage_free_bytes) < 5 * 1024^3
+        for: 10m
+        labels:
+          severity: warning
+        annotations:
+          summary: \"{{{{ $labels.path }}}} on {{{{ $labels.instance }}}} has {{{{ $value | humanize1024 }}}}B free\"
+      # A worker that stopped taking jobs for want of room.
+      - alert: HlsmuxWorkerStorageFull
+        expr: max by (instance) (hlsmux_worker_state{{state=\"storage-full\"}}) == 1
+        for: 5m
+        labels:
+          severity: critical
+        annotations:
+          summary: \"{{{{ $labels.instance }}}} takes no jobs: its output volume or work dir is full\"
+      # Storage that fails its probes (not mounted, read-only, hung).
+      - alert: HlsmuxStorageUnhealthy
+        expr: min by (instance, path) (hlsmux_storage_healthy) == 0
+        for: 5m
+        labels:
+          severity: critical
+        annotations:
+          summary: \"{{{{ $labels.path }}}} on {{{{ $labels.instance }}}} fails its storage checks\"
+"
     )
 }
 

@@ -20,9 +20,10 @@ impl Worker {
     /// came first.
     pub(super) async fn wait_for_open_gate(&self, shutdown: &CancellationToken) -> bool {
         while let Some(reason) = self.gate.closed(false).await {
-            let state = match reason {
+            let state = match &reason {
                 Closed::DrainLock(_) | Closed::RemoteDrain(_) => WorkerState::Drained,
                 Closed::Quarantined(_) => WorkerState::Quarantined,
+                Closed::Storage(problem) if problem.is_full() => WorkerState::StorageFull,
                 Closed::Storage(_) => WorkerState::StorageUnhealthy,
             };
             self.state.set(state, &reason.to_string());

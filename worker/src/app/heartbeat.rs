@@ -6,14 +6,20 @@ use crate::hardware::soc::SocSensor;
 use hlsmux_protocol::Heartbeat;
 
 impl Worker {
-    /// Publishes a heartbeat every interval until the session fails.
+    /// Publishes a heartbeat every interval, and at once when the worker's
+    /// state changes (so `hlsmux workers` shows a drain or a full volume
+    /// as it happens), until the session fails.
     pub(super) async fn send_heartbeats(&self, session: &BrokerSession) -> BrokerError {
+        let mut state = self.state.subscribe();
         loop {
             let heartbeat = self.heartbeat().await;
             if let Err(error) = session.events().publish_heartbeat(&heartbeat).await {
                 return BrokerError::Publish(error);
             }
-            tokio::time::sleep(self.settings.broker.heartbeat_interval).await;
+            tokio::select! {
+                () = tokio::time::sleep(self.settings.broker.heartbeat_interval) => {}
+                Ok(()) = state.changed() => {}
+            }
         }
     }
 

@@ -182,6 +182,16 @@ fn storage_config(settings: &Settings, worker_name: &str) -> StorageConfig {
         check_interval: settings.storage.storage_check_interval,
         // Unique per process: workers sharing a mount never race on it.
         probe_file_name: format!(".hlsmux-probe-{worker_name}-{}", std::process::id()),
+        room: vec![
+            (
+                settings.paths.output_root.clone(),
+                settings.storage.output_min_free_bytes,
+            ),
+            (
+                settings.paths.work_dir.clone(),
+                settings.storage.work_min_free_bytes,
+            ),
+        ],
     }
 }
 

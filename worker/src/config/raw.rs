@@ -49,6 +49,8 @@ pub(super) struct RawSettings {
     pub(super) mount_command: String,
     pub(super) storage_probe_timeout_seconds: u64,
     pub(super) storage_check_interval_seconds: u64,
+    pub(super) output_min_free_bytes: u64,
+    pub(super) work_min_free_bytes: u64,
     pub(super) tidy_originals: bool,
     pub(super) tidy_delay_seconds: u64,
     pub(super) metrics_addr: String,
@@ -122,6 +124,8 @@ mountinfo = "/proc/self/mountinfo"
 mount_command = "mount"
 storage_probe_timeout_seconds = 10
 storage_check_interval_seconds = 30
+output_min_free_bytes = 1073741824
+work_min_free_bytes = 67108864
 tidy_originals = true
 tidy_delay_seconds = 86400
 metrics_addr = "0.0.0.0:9797"
@@ -240,6 +244,8 @@ impl RawSettings {
                     self.storage_probe_timeout_seconds.max(1),
                 ),
                 storage_check_interval: Duration::from_secs(self.storage_check_interval_seconds),
+                output_min_free_bytes: self.output_min_free_bytes,
+                work_min_free_bytes: self.work_min_free_bytes,
                 stale_staging: Duration::from_secs(self.stale_staging_seconds),
             },
             service: ServiceSettings {

@@ -117,6 +117,11 @@ pub struct StorageSettings {
     pub mount_command: String,
     pub storage_probe_timeout: Duration,
     pub storage_check_interval: Duration,
+    /// The output root takes no job with less room than this, nor with
+    /// less than the job's own estimate.
+    pub output_min_free_bytes: u64,
+    /// The work dir (ffmpeg's logs, the drain lock) takes no job with less.
+    pub work_min_free_bytes: u64,
     /// Another machine's staging directory for the same job that has not
     /// changed this long is taken as abandoned and removed.
     pub stale_staging: Duration,

@@ -3,8 +3,8 @@
 //! muxer (the job in hand finishes first; the lock file wins over a remote
 //! resume), or
 //! while it has quarantined itself after failing jobs for its own reasons,
-//! or while its shared storage is unhealthy (jobs then wait in the queue for
-//! a healthy worker instead of failing here).
+//! or while its shared storage is unhealthy or without room (jobs then wait
+//! in the queue for a healthy worker instead of failing here).
 
 use std::fmt;
 use std::path::PathBuf;
@@ -29,6 +29,7 @@ impl fmt::Display for Closed {
             Closed::DrainLock(path) => write!(f, "drain lock {} is present", path.display()),
             Closed::RemoteDrain(by) => write!(f, "drained remotely by {by} (hlsmux drain)"),
             Closed::Quarantined(reasons) => write!(f, "quarantined: {reasons}"),
+            Closed::Storage(reason) if reason.is_full() => write!(f, "storage full: {reason}"),
             Closed::Storage(reason) => write!(f, "storage unhealthy: {reason}"),
         }
     }

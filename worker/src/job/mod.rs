@@ -1,10 +1,12 @@
 //! One delivered job message, from start to settlement: `handle` parses it
 //! and reports its ending, `spec` fixes what the job asks for, `produce`
-//! drives the pipeline, and `outcome` decides how the broker is told.
+//! drives the pipeline, `room` keeps it to the output volume's free space,
+//! and `outcome` decides how the broker is told.
 
 mod handle;
 pub mod outcome;
 mod produce;
+mod room;
 mod spec;
 
 use std::sync::Arc;

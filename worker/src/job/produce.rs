@@ -17,6 +17,7 @@ use crate::blocking;
 use crate::broker::Publisher;
 use crate::config::Settings;
 use crate::hardware::soc::SocSensor;
+use crate::health::storage::fault::StorageFault;
 use crate::pipeline::JobError;
 use crate::pipeline::encode::{EncodePlan, EncodeProgress, OutputOptions};
 use crate::pipeline::hls::key;
@@ -181,6 +182,8 @@ impl JobRunner {
         let plan =
             info_span!("plan").in_scope(|| self.plan(input.tool_path(), &source, spec.output));
 
+        let estimate = plan.estimated_output_bytes(source.duration_seconds, spec.encrypted);
+        self.check_room(estimate).await?;
         {
             let (location, stale) = (location.clone(), settings.storage.stale_staging);
             blocking::run(move || location.prepare_staging(stale)).await?;
@@ -196,11 +199,36 @@ impl JobRunner {
             events,
             cancel,
         };
-        let produced = self.encode_verify_publish(attempt).await;
+        let produced = self
+            .encode_verify_publish(attempt)
+            .await
+            .map_err(|failure| match failure {
+                Failure::Job(error) => Failure::Job(error.blame_storage()),
+                other => other,
+            });
         drop(input);
+        let produced = match produced {
+            Err(Failure::Job(error)) if error.could_be_storage() => {
+                Err(Failure::Job(self.full_volume_or(error, estimate).await))
+            }
+            other => other,
+        };
         if produced.is_err() {
             let location = location.clone();
             blocking::run(move || location.discard_staging()).await;
+        }
+        if let Err(Failure::Job(JobError::Storage {
+            fault: StorageFault::Full,
+            ..
+        })) = &produced
+        {
+            // The estimate fitted and the volume filled anyway (others
+            // write there too): wait until it has a whole job's room more
+            // than now, rather than retrying into the same wall.
+            let root = &settings.paths.output_root;
+            if let Some(free) = self.free_bytes(root).await {
+                self.storage.want_room(root, free.saturating_add(estimate));
+            }
         }
         let record = produced?;
         info!(wall_seconds = record.wall_seconds, "job done");

@@ -57,6 +57,7 @@ pub struct WorkerMetrics {
     temperature: GaugeVec,
     throttling: IntGaugeVec,
     storage_healthy: IntGaugeVec,
+    storage_free: IntGaugeVec,
     storage_mounted: IntGaugeVec,
     probe_duration: HistogramVec,
     probe_failures: IntCounterVec,
@@ -182,6 +183,11 @@ impl WorkerMetrics {
                 "1 while the storage target passes its checks.",
                 &["path"],
             ),
+            storage_free: int_gauge_vec(
+                names::STORAGE_FREE_BYTES,
+                "Bytes free to the worker on the volume of the output root and of the work dir.",
+                &["path"],
+            ),
             storage_mounted: int_gauge_vec(
                 names::STORAGE_MOUNTED,
                 "1 while the mount point is mounted.",
@@ -288,6 +294,12 @@ impl WorkerMetrics {
         self.storage_healthy
             .with_label_values(&[&path])
             .set(i64::from(healthy));
+    }
+
+    pub fn storage_free(&self, path: &Path, bytes: u64) {
+        self.storage_free
+            .with_label_values(&[&path.display().to_string()])
+            .set(i64::try_from(bytes).unwrap_or(i64::MAX));
     }
 
     pub fn storage_probed(&self, path: &Path, seconds: Option<f64>) {

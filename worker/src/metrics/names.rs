@@ -13,6 +13,7 @@ pub const SOC_TEMPERATURE: &str = "hlsmux_soc_temperature_celsius";
 pub const SOC_THROTTLING: &str = "hlsmux_soc_throttling";
 pub const STORAGE_HEALTHY: &str = "hlsmux_storage_healthy";
 pub const STORAGE_MOUNTED: &str = "hlsmux_storage_mounted";
+pub const STORAGE_FREE_BYTES: &str = "hlsmux_storage_free_bytes";
 pub const STORAGE_PROBE_DURATION: &str = "hlsmux_storage_probe_duration_seconds";
 pub const STORAGE_PROBE_FAILURES: &str = "hlsmux_storage_probe_failures_total";
 pub const STORAGE_REMOUNTS: &str = "hlsmux_storage_remount_attempts_total";

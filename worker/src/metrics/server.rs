@@ -75,14 +75,19 @@ impl Endpoints {
         if let Some(reasons) = self.quarantine.reasons() {
             return Some(format!("quarantined: {reasons}"));
         }
+        if let Some(StorageHealth::Unhealthy(reason)) = self.storage.last_health() {
+            let what = if reason.is_full() {
+                "storage full"
+            } else {
+                "storage unhealthy"
+            };
+            return Some(format!("{what}: {reason}"));
+        }
         let state = *self.state.borrow();
         if !matches!(state, WorkerState::Idle | WorkerState::Busy) {
             return Some(format!("worker is {state}"));
         }
-        match self.storage.last_health() {
-            Some(StorageHealth::Unhealthy(reason)) => Some(format!("storage unhealthy: {reason}")),
-            _ => None,
-        }
+        None
     }
 }
 

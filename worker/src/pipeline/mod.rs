@@ -21,6 +21,7 @@ use std::path::PathBuf;
 
 use hlsmux_protocol::{FailureReason, RequeueReason};
 
+use crate::health::storage::fault::StorageFault;
 use crate::health::storage::problem::StorageProblem;
 
 /// Whether a failed job could succeed if tried again.
@@ -101,6 +102,13 @@ pub enum JobError {
     Interrupted,
     #[error("the shared storage failed during the job: {0}")]
     StorageFailed(#[source] StorageProblem),
+    /// A write (or read) the volume refused: the volume's fault.
+    #[error("{fault} at {path} ({cause})")]
+    Storage {
+        fault: StorageFault,
+        path: PathBuf,
+        cause: String,
+    },
     #[error("cancelled by {by}; nothing was published")]
     Cancelled { by: String },
     #[error(
@@ -136,6 +144,7 @@ impl JobError {
             | JobError::Stalled { .. }
             | JobError::Interrupted
             | JobError::StorageFailed(_) => FailureReason::EncodeFailed,
+            JobError::Storage { .. } => FailureReason::OutputUnwritable,
         }
     }
 
@@ -143,9 +152,13 @@ impl JobError {
     /// trouble rather than the job's; `None` when the job itself failed.
     pub fn requeue_reason(&self) -> Option<RequeueReason> {
         match self {
+            JobError::StorageFailed(problem) if problem.is_full() => {
+                Some(RequeueReason::StorageFull)
+            }
             JobError::MediaRootUnavailable { .. } | JobError::StorageFailed(_) => {
                 Some(RequeueReason::StorageUnhealthy)
             }
+            JobError::Storage { fault, .. } => Some(fault.requeue_reason()),
             // The machine's random source is a tool the worker needs too.
             JobError::ToolUnavailable { .. } | JobError::NoRandomness(_) => {
                 Some(RequeueReason::ToolUnavailable)
@@ -170,6 +183,27 @@ impl JobError {
                 | JobError::VerifyFailed(_)
                 | JobError::OutputUnwritable { .. }
         )
+    }
+
+    /// This error as the storage's fault, when its I/O error says so
+    /// (no room, read-only, I/O error, stale handle); else unchanged.
+    pub fn blame_storage(self) -> Self {
+        let (path, source) = match &self {
+            JobError::OutputUnwritable { path, source }
+            | JobError::InputUnreadable {
+                path,
+                why: Unreadable::Io(source),
+            } => (path, source),
+            _ => return self,
+        };
+        match StorageFault::of_io(source) {
+            Some(fault) => JobError::Storage {
+                fault,
+                path: path.clone(),
+                cause: source.to_string(),
+            },
+            None => self,
+        }
     }
 
     /// A write under the output that failed.

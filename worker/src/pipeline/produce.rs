@@ -58,17 +58,17 @@ pub async fn produce(
         cancel,
     } = production;
     let args = encode::ffmpeg_args(plan, staging_dir);
-    let encoded = encode::run_ffmpeg(
+    let run = encode::FfmpegRun {
         ffmpeg,
-        &args,
+        args: &args,
+        output_dir: staging_dir,
         work_dir,
-        &log_path,
-        progress,
+        log_path: &log_path,
         stall_timeout,
-        cancel,
-    )
-    .instrument(info_span!("encode", encoder = %plan.encoder, rungs = plan.rungs.len()))
-    .await;
+    };
+    let encoded = encode::run_ffmpeg(run, progress, cancel)
+        .instrument(info_span!("encode", encoder = %plan.encoder, rungs = plan.rungs.len()))
+        .await;
     if let Err(error) = &encoded {
         warn!(log = %log_path.display(), %error, "ffmpeg did not finish");
     }

@@ -4,8 +4,12 @@
 //! in the kernel for good, so a stuck probe is never joined, never doubled
 //! (one in flight per target), and the target is reported stuck until its
 //! probe finishes. A target that must be a mount point and is not gets a
-//! `mount <path>` attempt, with back-off.
+//! `mount <path>` attempt, with back-off. The output root and the work dir
+//! must also have room: their free space is measured by the same probe
+//! and compared with a minimum, or with what a job that did not fit asked
+//! for, until there is that much again.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -13,6 +17,7 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use nix::sys::statvfs::statvfs;
 use tokio::process::Command;
 use tokio::sync::oneshot;
 use tracing::{info, warn};
@@ -53,14 +58,21 @@ pub struct StorageConfig {
     pub check_interval: Duration,
     /// The probe file's name, unique to this worker process.
     pub probe_file_name: String,
+    /// Paths whose volume must keep at least this many bytes free.
+    pub room: Vec<(PathBuf, u64)>,
 }
 
+/// The result of one probe: the free bytes where they are measured.
+type ProbeResult = Result<Option<u64>, StorageProblem>;
+
 /// A probe running on its own thread, and when it started.
-type InFlightProbe = (oneshot::Receiver<Result<(), StorageProblem>>, Instant);
+type InFlightProbe = (oneshot::Receiver<ProbeResult>, Instant);
 
 struct Target {
     path: PathBuf,
     must_be_mount: bool,
+    /// The least free space this target's volume must keep, if measured.
+    min_free: Option<u64>,
     in_flight: Mutex<Option<InFlightProbe>>,
     /// When the next `mount` may be tried, and the back-off after it.
     remount: Mutex<(Instant, Duration)>,
@@ -70,6 +82,11 @@ pub struct StorageMonitor {
     config: StorageConfig,
     targets: Vec<Target>,
     last: Mutex<Option<(Instant, StorageHealth)>>,
+    /// Room asked for beyond the minimum (a job that did not fit), per
+    /// target path, until the volume has it.
+    wanted: Mutex<HashMap<PathBuf, u64>>,
+    /// The free bytes last measured, per target path.
+    free: Mutex<HashMap<PathBuf, u64>>,
     metrics: Arc<WorkerMetrics>,
 }
 
@@ -78,21 +95,46 @@ impl StorageMonitor {
         let target = |path: &PathBuf, must_be_mount| Target {
             path: path.clone(),
             must_be_mount,
+            min_free: None,
             in_flight: Mutex::new(None),
             remount: Mutex::new((Instant::now(), REMOUNT_BACKOFF_MIN)),
         };
-        let targets = config
+        let mut targets: Vec<Target> = config
             .mounts
             .iter()
             .map(|path| target(path, true))
             .chain(config.probed.iter().map(|path| target(path, false)))
             .collect();
+        for (path, min_free) in &config.room {
+            match targets.iter_mut().find(|t| &t.path == path) {
+                Some(existing) => existing.min_free = Some(*min_free),
+                None => targets.push(Target {
+                    min_free: Some(*min_free),
+                    ..target(path, false)
+                }),
+            }
+        }
         Self {
             config,
             targets,
             last: Mutex::new(None),
+            wanted: Mutex::new(HashMap::new()),
+            free: Mutex::new(HashMap::new()),
             metrics,
         }
+    }
+
+    /// Asks for `bytes` free at `path` (a room target) before the worker
+    /// takes another job: a job that did not fit waits for its room.
+    pub fn want_room(&self, path: &Path, bytes: u64) {
+        if let Ok(mut wanted) = self.wanted.lock() {
+            wanted.insert(path.to_owned(), bytes);
+        }
+    }
+
+    /// The free bytes last measured at `path` (a room target).
+    pub fn last_free(&self, path: &Path) -> Option<u64> {
+        self.free.lock().ok()?.get(path).copied()
     }
 
     /// The result of the last check, if there was one.
@@ -162,7 +204,9 @@ impl StorageMonitor {
                     path: target.path.clone(),
                 })
             } else {
-                self.probe(target).await
+                self.probe(target)
+                    .await
+                    .and_then(|free| self.enough_room(target, free))
             };
             self.metrics
                 .storage_checked(&target.path, mounted, result.is_ok());
@@ -176,8 +220,35 @@ impl StorageMonitor {
         StorageHealth::Healthy
     }
 
+    /// Whether a measured target has the room it must keep.
+    fn enough_room(&self, target: &Target, free: Option<u64>) -> Result<(), StorageProblem> {
+        let (Some(min_free), Some(free)) = (target.min_free, free) else {
+            return Ok(());
+        };
+        self.metrics.storage_free(&target.path, free);
+        if let Ok(mut measured) = self.free.lock() {
+            measured.insert(target.path.clone(), free);
+        }
+        let mut wanted = self
+            .wanted
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let needed = wanted
+            .get(&target.path)
+            .map_or(min_free, |asked| min_free.max(*asked));
+        if free < needed {
+            return Err(StorageProblem::Full {
+                path: target.path.clone(),
+                free_bytes: free,
+                needed_bytes: needed,
+            });
+        }
+        wanted.remove(&target.path);
+        Ok(())
+    }
+
     /// Probes one target, or waits on the probe already in flight.
-    async fn probe(&self, target: &Target) -> Result<(), StorageProblem> {
+    async fn probe(&self, target: &Target) -> ProbeResult {
         let pending = target
             .in_flight
             .lock()
@@ -191,10 +262,11 @@ impl StorageMonitor {
                 // A plain thread, detached: if the kernel never returns, it
                 // must not hold a slot of the runtime's blocking pool.
                 let path = target.path.clone();
+                let measure = target.min_free.is_some();
                 std::thread::Builder::new()
                     .name("storage-probe".into())
                     .spawn(move || {
-                        let _ = sender.send(probe_file(&path, &file));
+                        let _ = sender.send(probe_file(&path, &file, measure));
                     })
                     .map_err(|error| StorageProblem::ProbeNotStarted {
                         path: target.path.clone(),
@@ -205,7 +277,7 @@ impl StorageMonitor {
         };
         let left = self.config.probe_timeout.saturating_sub(started.elapsed());
         let outcome = tokio::time::timeout(left, &mut receiver).await;
-        let passed = matches!(outcome, Ok(Ok(Ok(()))));
+        let passed = matches!(outcome, Ok(Ok(Ok(_))));
         self.metrics.storage_probed(
             &target.path,
             passed.then(|| started.elapsed().as_secs_f64()),
@@ -268,9 +340,9 @@ impl StorageMonitor {
     }
 }
 
-/// Write, sync, read back, remove `file` in `target`. Blocking, possibly
-/// forever.
-fn probe_file(target: &Path, file_path: &Path) -> Result<(), StorageProblem> {
+/// Write, sync, read back, remove `file` in `target`, and with `measure`
+/// the free bytes of its volume. Blocking, possibly forever.
+fn probe_file(target: &Path, file_path: &Path, measure: bool) -> ProbeResult {
     let failed = |step: ProbeStep| {
         move |error: std::io::Error| StorageProblem::ProbeFailed {
             path: target.to_owned(),
@@ -286,14 +358,27 @@ fn probe_file(target: &Path, file_path: &Path) -> Result<(), StorageProblem> {
     drop(file);
     let back = std::fs::read(file_path).map_err(failed(ProbeStep::ReadBack))?;
     std::fs::remove_file(file_path).map_err(failed(ProbeStep::Remove))?;
-    if back == PROBE_PAYLOAD {
-        Ok(())
-    } else {
-        Err(StorageProblem::ProbeMismatch {
+    if back != PROBE_PAYLOAD {
+        return Err(StorageProblem::ProbeMismatch {
             path: target.to_owned(),
             file: file_path.to_owned(),
-        })
+        });
     }
+    if !measure {
+        return Ok(None);
+    }
+    free_bytes(target)
+        .map(Some)
+        .map_err(failed(ProbeStep::MeasureRoom))
+}
+
+/// Blocking. The bytes an unprivileged writer may still use on the volume
+/// of `path` (the root reserve aside).
+// The counts are u32 on 32-bit targets (a 32-bit Raspberry Pi OS).
+#[allow(clippy::useless_conversion)]
+pub fn free_bytes(path: &Path) -> std::io::Result<u64> {
+    let volume = statvfs(path)?;
+    Ok(u64::from(volume.blocks_available()).saturating_mul(u64::from(volume.fragment_size())))
 }
 
 #[cfg(test)]
@@ -316,6 +401,7 @@ mod tests {
             probe_timeout: Duration::from_millis(500),
             check_interval: Duration::from_secs(60),
             probe_file_name: ".hlsmux-probe-test".into(),
+            room: Vec::new(),
         }
     }
 

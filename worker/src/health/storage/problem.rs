@@ -12,6 +12,7 @@ pub enum ProbeStep {
     Sync,
     ReadBack,
     Remove,
+    MeasureRoom,
 }
 
 impl ProbeStep {
@@ -22,6 +23,7 @@ impl ProbeStep {
             ProbeStep::Sync => "sync",
             ProbeStep::ReadBack => "read back",
             ProbeStep::Remove => "remove",
+            ProbeStep::MeasureRoom => "measure the free space of",
         }
     }
 }
@@ -56,6 +58,15 @@ pub enum StorageProblem {
     ProbeMismatch { path: PathBuf, file: PathBuf },
     #[error("{}: probe stuck for {seconds} s (is the server answering?)", path.display())]
     ProbeStuck { path: PathBuf, seconds: u64 },
+    #[error(
+        "{}: {} free, {} needed (free some space: the worker resumes by itself)",
+        path.display(), bytes(*free_bytes), bytes(*needed_bytes)
+    )]
+    Full {
+        path: PathBuf,
+        free_bytes: u64,
+        needed_bytes: u64,
+    },
     #[error("{}: the probe thread vanished", path.display())]
     ProbeLost { path: PathBuf },
     #[error("{}: cannot start a probe: {source}", path.display())]
@@ -81,11 +92,42 @@ impl StorageProblem {
             | StorageProblem::ProbeFailed { path, source, .. }
             | StorageProblem::ProbeNotStarted { path, source } => (path, Some(source.kind())),
             StorageProblem::NotMounted { path }
+            | StorageProblem::Full { path, .. }
             | StorageProblem::ProbeMismatch { path, .. }
             | StorageProblem::ProbeStuck { path, .. }
             | StorageProblem::ProbeLost { path } => (path, None),
         };
         (std::mem::discriminant(self), Some(path), source)
+    }
+
+    /// Whether the trouble is a lack of room (the worker is then
+    /// `storage-full`, not `storage-unhealthy`): measured, or a probe's
+    /// write refused for it.
+    pub fn is_full(&self) -> bool {
+        match self {
+            StorageProblem::Full { .. } => true,
+            StorageProblem::ProbeFailed { source, .. } => {
+                crate::health::storage::fault::StorageFault::of_io(source)
+                    == Some(crate::health::storage::fault::StorageFault::Full)
+            }
+            _ => false,
+        }
+    }
+}
+
+/// A byte count for people: `3.2 MiB`.
+pub fn bytes(count: u64) -> String {
+    const UNITS: [&str; 5] = ["bytes", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = count as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{count} bytes")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
     }
 }
 

@@ -12,7 +12,7 @@ mod progress;
 
 pub use args::ffmpeg_args;
 pub use plan::{AudioSource, EncodePlan, OutputOptions};
-pub use process::{run_ffmpeg, stop_orphaned_encoders};
+pub use process::{FfmpegRun, run_ffmpeg, stop_orphaned_encoders};
 pub use progress::{EncodeProgress, ProgressParser};
 
 #[cfg(test)]

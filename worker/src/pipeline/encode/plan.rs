@@ -63,7 +63,35 @@ pub struct EncodePlan {
     pub input_formats: String,
 }
 
+/// The margin over the ladder's nominal bitrates that an output may take:
+/// rate control overshoots, the container's overhead (MPEG-TS adds about a
+/// tenth), playlists and I-frame playlists.
+const OUTPUT_SIZE_MARGIN: f64 = 1.5;
+
 impl EncodePlan {
+    /// About how many bytes this plan writes for `seconds` of source, at
+    /// most: every rung's and the audio's bitrate over the duration, with a
+    /// margin. Encrypting writes each segment a second time before the
+    /// clear one is removed.
+    pub fn estimated_output_bytes(&self, seconds: f64, encrypted: bool) -> u64 {
+        let video_kbps: u64 = self
+            .rungs
+            .iter()
+            .map(|rung| u64::from(rung.video_kbps))
+            .sum();
+        let audio_kbps = if self.audio.is_some() {
+            u64::from(self.audio_kbps)
+        } else {
+            0
+        };
+        let copies = if encrypted { 2.0 } else { 1.0 };
+        let bytes = (video_kbps + audio_kbps) as f64 * 1000.0 / 8.0
+            * seconds.max(0.0)
+            * OUTPUT_SIZE_MARGIN
+            * copies;
+        bytes as u64
+    }
+
     /// The plan for `source` under `settings`: the ladder trimmed to the
     /// source, to the encoder's limits and to `max_rung_lines`; the audio
     /// track in `audio_language`, or the first.
@@ -107,5 +135,46 @@ impl EncodePlan {
             threads: settings.ffmpeg_threads,
             input_formats: settings.input_formats.clone(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::plan::codec::VideoEncoder;
+    use crate::pipeline::plan::ladder::FrameRate;
+
+    #[test]
+    fn the_estimate_is_the_bitrates_over_the_duration_with_a_margin() {
+        let rung = |video_kbps| Rung {
+            width: 640,
+            height: 360,
+            video_kbps,
+            frame_rate: FrameRate { num: 30, den: 1 },
+        };
+        let plan = EncodePlan {
+            input: PathBuf::from("in.mp4"),
+            video_stream_index: 0,
+            deinterlace: false,
+            audio: Some(AudioSource::Silence { seconds: 60.0 }),
+            rungs: vec![rung(1000), rung(500)],
+            segment_seconds: 6,
+            layout: Layout::default(),
+            encoder: VideoEncoder::Libx264,
+            decoder: None,
+            vaapi_device: String::new(),
+            x264_preset: "veryfast".into(),
+            audio_kbps: 128,
+            threads: 1,
+            input_formats: String::new(),
+        };
+        // 1628 kbit/s for 60 s is 12.21 MB; with the margin 18.315 MB.
+        assert_eq!(plan.estimated_output_bytes(60.0, false), 18_315_000);
+        assert_eq!(plan.estimated_output_bytes(60.0, true), 36_630_000);
+        let silent = EncodePlan {
+            audio: None,
+            ..plan
+        };
+        assert_eq!(silent.estimated_output_bytes(60.0, false), 16_875_000);
     }
 }

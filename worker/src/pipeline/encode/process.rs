@@ -17,6 +17,7 @@ use tokio::process::Command;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use crate::health::storage::fault::StorageFault;
 use crate::pipeline::JobError;
 use crate::pipeline::input::probe::last_lines;
 
@@ -71,21 +72,31 @@ pub fn stop_orphaned_encoders(work_dir: &Path) {
     }
 }
 
-/// Runs ffmpeg with `args`, publishing progress on `progress` and writing its
-/// error output to `log_path`. ffmpeg is killed and awaited when `cancel`
-/// fires, or when its output time has not advanced for `stall_timeout`.
-/// While it runs, its process group is recorded in `work_dir`.
+/// One ffmpeg run: what to run, where it writes and where it logs.
+pub struct FfmpegRun<'a> {
+    pub ffmpeg: &'a Path,
+    pub args: &'a [OsString],
+    /// Where ffmpeg writes its output: named when the volume refuses.
+    pub output_dir: &'a Path,
+    /// While it runs, its process group is recorded here.
+    pub work_dir: &'a Path,
+    /// All of its error output goes here.
+    pub log_path: &'a Path,
+    pub stall_timeout: Duration,
+}
+
+/// Runs ffmpeg, publishing progress on `progress`. ffmpeg is killed and
+/// awaited when `cancel` fires, or when its output time has not advanced
+/// for the stall timeout. A storage error in its output (no room, a
+/// read-only volume) is the volume's fault whatever ffmpeg's exit status:
+/// its HLS muxer can end with success after failing to write a playlist.
 pub async fn run_ffmpeg(
-    ffmpeg: &Path,
-    args: &[OsString],
-    work_dir: &Path,
-    log_path: &Path,
+    run: FfmpegRun<'_>,
     progress: &watch::Sender<Option<EncodeProgress>>,
-    stall_timeout: Duration,
     cancel: &CancellationToken,
 ) -> Result<(), JobError> {
-    let child = Command::new(ffmpeg)
-        .args(args)
+    let child = Command::new(run.ffmpeg)
+        .args(run.args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -95,24 +106,22 @@ pub async fn run_ffmpeg(
         .kill_on_drop(true)
         .spawn()
         .map_err(|source| JobError::ToolUnavailable {
-            program: ffmpeg.to_owned(),
+            program: run.ffmpeg.to_owned(),
             source,
         })?;
-    let pgid_record = encoder_record(work_dir);
+    let pgid_record = encoder_record(run.work_dir);
     if let Some(pid) = child.id() {
         let _ = tokio::fs::write(&pgid_record, pid.to_string()).await;
     }
-    let result = supervise(child, ffmpeg, log_path, progress, stall_timeout, cancel).await;
+    let result = supervise(child, &run, progress, cancel).await;
     let _ = tokio::fs::remove_file(&pgid_record).await;
     result
 }
 
 async fn supervise(
     mut child: tokio::process::Child,
-    ffmpeg: &Path,
-    log_path: &Path,
+    run: &FfmpegRun<'_>,
     progress: &watch::Sender<Option<EncodeProgress>>,
-    stall_timeout: Duration,
     cancel: &CancellationToken,
 ) -> Result<(), JobError> {
     let stdout = child.stdout.take();
@@ -126,14 +135,14 @@ async fn supervise(
         outcome = async {
             tokio::join!(
                 read_progress(stdout, progress),
-                keep_stderr(stderr, log_path),
+                keep_stderr(stderr, run.log_path),
                 child.wait(),
             )
         } => Ok(outcome),
         () = cancel.cancelled() => Err(Cut::Cancelled),
-        () = stalled(progress.subscribe(), stall_timeout) => Err(Cut::Stalled),
+        () = stalled(progress.subscribe(), run.stall_timeout) => Err(Cut::Stalled),
     };
-    let ((), stderr_text, status) = match finished {
+    let ((), kept, status) = match finished {
         Ok(outcome) => outcome,
         Err(cut) => {
             // Never leave an orphan ffmpeg writing into a directory we delete.
@@ -144,19 +153,26 @@ async fn supervise(
             return Err(match cut {
                 Cut::Cancelled => JobError::Interrupted,
                 Cut::Stalled => JobError::Stalled {
-                    seconds: stall_timeout.as_secs(),
+                    seconds: run.stall_timeout.as_secs(),
                 },
             });
         }
     };
     let status = status.map_err(|source| JobError::ToolUnavailable {
-        program: ffmpeg.to_owned(),
+        program: run.ffmpeg.to_owned(),
         source,
     })?;
+    if let Some((fault, words)) = kept.storage_fault {
+        return Err(JobError::Storage {
+            fault,
+            path: run.output_dir.to_owned(),
+            cause: words.to_owned(),
+        });
+    }
     if status.success() {
         return Ok(());
     }
-    let stderr_tail = last_lines(&stderr_text, STDERR_TAIL_LINES);
+    let stderr_tail = last_lines(&kept.tail, STDERR_TAIL_LINES);
     if let Some(signal) = status.signal() {
         // Killed from outside (a crash, the kernel's OOM killer): the
         // machine's trouble, not necessarily the input's.
@@ -207,11 +223,23 @@ async fn read_progress(
     }
 }
 
+/// What was kept of ffmpeg's error output.
+struct KeptStderr {
+    /// The last lines, for the failure message.
+    tail: String,
+    /// The first storage error it reported, anywhere in its output.
+    storage_fault: Option<(StorageFault, &'static str)>,
+}
+
 /// Collects ffmpeg's error output: the last lines in memory for the failure
 /// message, all of it in the log file for whoever investigates.
-async fn keep_stderr(stderr: Option<impl AsyncRead + Unpin>, log_path: &Path) -> String {
+async fn keep_stderr(stderr: Option<impl AsyncRead + Unpin>, log_path: &Path) -> KeptStderr {
+    let mut kept = KeptStderr {
+        tail: String::new(),
+        storage_fault: None,
+    };
     let Some(stderr) = stderr else {
-        return String::new();
+        return kept;
     };
     let mut log = tokio::fs::File::create(log_path).await.ok();
     let mut tail: VecDeque<String> = VecDeque::with_capacity(STDERR_TAIL_LINES + 1);
@@ -225,10 +253,14 @@ async fn keep_stderr(stderr: Option<impl AsyncRead + Unpin>, log_path: &Path) ->
         {
             log = None;
         }
+        if kept.storage_fault.is_none() {
+            kept.storage_fault = StorageFault::in_ffmpeg_line(&line);
+        }
         tail.push_back(line);
         if tail.len() > STDERR_TAIL_LINES {
             tail.pop_front();
         }
     }
-    Vec::from(tail).join("\n")
+    kept.tail = Vec::from(tail).join("\n");
+    kept
 }
