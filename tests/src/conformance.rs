@@ -66,9 +66,13 @@ pub async fn broken_rules(master_path: &Path, expected: Expected) -> Vec<String>
     check_master(&master, expected, &mut broken);
     let variants: Vec<&VariantStream> = master.variants.iter().filter(|v| !v.is_i_frame).collect();
     let audio = master.alternatives.first().and_then(|a| a.uri.clone());
+    // Every media playlist's TARGETDURATION: Apple's authoring
+    // specification wants one for the whole presentation.
+    let mut targets: Vec<(String, u64)> = Vec::new();
     let audio_rates = match &audio {
         Some(uri) => match Measured::read(dir, uri, &mut broken) {
             Some(measured) => {
+                targets.push((uri.clone(), measured.media.target_duration));
                 check_duration(uri, &measured, expected.seconds, &mut broken);
                 (measured.peak(), measured.average())
             }
@@ -81,6 +85,7 @@ pub async fn broken_rules(master_path: &Path, expected: Expected) -> Vec<String>
         let Some(measured) = Measured::read(dir, &variant.uri, &mut broken) else {
             continue;
         };
+        targets.push((variant.uri.clone(), measured.media.target_duration));
         check_duration(&variant.uri, &measured, expected.seconds, &mut broken);
         let (peak, average) = (
             measured.peak() + audio_rates.0,
@@ -108,6 +113,20 @@ pub async fn broken_rules(master_path: &Path, expected: Expected) -> Vec<String>
         check_frame_rate(variant, &playlist, expected.fps, &mut broken).await;
         ends.push((variant.uri.clone(), measured.ends(), frame));
         check_i_frames(dir, &master, variant, &measured, &mut broken).await;
+    }
+    for i_frames in master.variants.iter().filter(|v| v.is_i_frame) {
+        if let Ok(media) = read(&dir.join(&i_frames.uri)).and_then(|bytes| {
+            m3u8_rs::parse_media_playlist_res(&bytes).map_err(|e| format!("{e:?}"))
+        }) {
+            targets.push((i_frames.uri.clone(), media.target_duration));
+        }
+    }
+    if let Some((first_uri, first)) = targets.first()
+        && let Some((uri, other)) = targets.iter().find(|(_, target)| target != first)
+    {
+        broken.push(format!(
+            "{uri}: TARGETDURATION {other}, but {first_uri} has {first}: one for every media playlist"
+        ));
     }
     if let Some((first_uri, first, first_frame)) = ends.first() {
         for (uri, other, frame) in &ends[1..] {
@@ -226,9 +245,12 @@ impl Measured {
             .iter()
             .map(|s| f64::from(s.duration))
             .fold(0.0, f64::max);
-        if media.target_duration != longest.ceil() as u64 {
+        // RFC 8216 4.3.3.1: each EXTINF, rounded to the nearest integer,
+        // is no more than the target; and a target no larger than needed.
+        let rounded = (longest + 0.5).floor() as u64;
+        if rounded > media.target_duration || media.target_duration > rounded.max(1) + 1 {
             broken.push(format!(
-                "{uri}: TARGETDURATION {} is not the longest segment ({longest}) rounded up",
+                "{uri}: TARGETDURATION {} does not fit the longest segment ({longest}) rounded",
                 media.target_duration
             ));
         }

@@ -2,8 +2,8 @@
 //! players start from. Each variant's BANDWIDTH (peak) and AVERAGE-BANDWIDTH
 //! are measured from its segments, its CODECS read from the stream itself;
 //! the shared audio rendition is an `#EXT-X-MEDIA` group; each video rung
-//! gets an I-frame playlist for trick play; each media playlist's
-//! TARGETDURATION is its longest segment rounded up.
+//! gets an I-frame playlist for trick play; every media playlist gets one
+//! TARGETDURATION, the least all their segments allow.
 
 use std::path::Path;
 
@@ -56,11 +56,17 @@ struct Stream {
 }
 
 impl Stream {
-    /// Reads `uri`'s playlist, fixes its TARGETDURATION and rewrites it.
-    fn read(dir: &Path, uri: String, format: SegmentFormat) -> Result<Stream, JobError> {
+    /// Reads `uri`'s playlist, sets its TARGETDURATION to `target` and
+    /// rewrites it.
+    fn read(
+        dir: &Path,
+        uri: String,
+        format: SegmentFormat,
+        target: u64,
+    ) -> Result<Stream, JobError> {
         let path = dir.join(&uri);
         let mut media = read_media(&path)?;
-        media.target_duration = target_duration(&media);
+        media.target_duration = target;
         write_playlist(&path, |out| media.write_to(out))?;
         let segment_dir = path.parent().unwrap_or(dir);
         let sizes = media
@@ -122,15 +128,33 @@ impl Stream {
     }
 }
 
+/// One TARGETDURATION for every media playlist of the presentation
+/// (Apple's HLS Authoring Specification: they MUST all be the same): the
+/// least that every segment of every one of them fits under.
+fn common_target_duration(dir: &Path, plan: &EncodePlan) -> Result<u64, JobError> {
+    let audio = plan
+        .audio
+        .as_ref()
+        .map(|_| plan.layout.media_playlist(AUDIO_RENDITION));
+    let rungs = plan
+        .rungs
+        .iter()
+        .map(|rung| plan.layout.media_playlist(&rung.name()));
+    audio.into_iter().chain(rungs).try_fold(1, |target, uri| {
+        Ok(target.max(target_duration(&read_media(&dir.join(uri))?)))
+    })
+}
+
 /// Blocking (reads every playlist and the start of every segment). Writes
 /// the master playlist of the output staged in `dir`, encoded as `plan`
 /// says, and each rung's I-frame playlist.
 pub fn write_master(dir: &Path, plan: &EncodePlan) -> Result<Presentation, JobError> {
     let mut presentation = Presentation::default();
+    let target = common_target_duration(dir, plan)?;
     let audio = match plan.audio {
         Some(_) => {
             let uri = plan.layout.media_playlist(AUDIO_RENDITION);
-            let stream = Stream::read(dir, uri, plan.layout.format)?;
+            let stream = Stream::read(dir, uri, plan.layout.format, target)?;
             presentation
                 .media
                 .push((stream.uri.clone(), stream.media.clone()));
@@ -147,7 +171,7 @@ pub fn write_master(dir: &Path, plan: &EncodePlan) -> Result<Presentation, JobEr
     let mut variants = Vec::with_capacity(plan.rungs.len() * 2);
     for rung in &plan.rungs {
         let uri = plan.layout.media_playlist(&rung.name());
-        let stream = Stream::read(dir, uri, plan.layout.format)?;
+        let stream = Stream::read(dir, uri, plan.layout.format, target)?;
         let facts = (0..stream.media.segments.len())
             .map(|index| stream.facts(dir, index))
             .collect::<Result<Vec<SegmentFacts>, JobError>>()?;

@@ -82,14 +82,17 @@ pub fn measure_playlist(media: &MediaPlaylist, sizes: &[u64]) -> Rates {
     measure(&segments, media.target_duration)
 }
 
-/// The longest segment, rounded up: every `#EXTINF` fits under it.
+/// The least TARGETDURATION this playlist's segments allow: RFC 8216
+/// (4.3.3.1) asks that each `#EXTINF`, rounded to the nearest integer, be
+/// no more than it. An AAC segment of 5.0155 s (AAC frames do not divide
+/// 5 s) fits a target of 5, as its video does.
 pub fn target_duration(media: &MediaPlaylist) -> u64 {
     let longest = media
         .segments
         .iter()
         .map(|s| f64::from(s.duration))
         .fold(0.0, f64::max);
-    longest.ceil().max(1.0) as u64
+    longest.round().max(1.0) as u64
 }
 
 /// The first part of a segment file, as read from disk.
@@ -123,16 +126,19 @@ mod tests {
     }
 
     #[test]
-    fn target_duration_rounds_the_longest_segment_up() {
+    fn target_duration_is_the_longest_segment_rounded_to_the_nearest_second() {
         let mut media = MediaPlaylist::default();
-        for seconds in [2.0, 2.020_133, 1.2] {
+        for seconds in [5.0, 5.015_51, 1.2] {
             media.segments.push(MediaSegment {
                 duration: seconds,
                 ..MediaSegment::default()
             });
         }
-        assert_eq!(target_duration(&media), 3);
-        media.segments.remove(1);
-        assert_eq!(target_duration(&media), 2);
+        assert_eq!(target_duration(&media), 5, "an AAC segment's 15 ms over");
+        media.segments.push(MediaSegment {
+            duration: 5.5,
+            ..MediaSegment::default()
+        });
+        assert_eq!(target_duration(&media), 6);
     }
 }

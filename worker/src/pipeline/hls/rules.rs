@@ -133,11 +133,11 @@ pub(super) fn check_media(
         return Err(fail(format!("{name} lists no segments")));
     }
     let target = rates::target_duration(media);
-    if media.target_duration != target {
+    if media.target_duration < target {
         return Err(invalid(
             name,
             &format!(
-                "#EXT-X-TARGETDURATION is {}, the longest segment rounded up is {target}",
+                "#EXT-X-TARGETDURATION is {}, less than its longest segment rounded, {target}",
                 media.target_duration
             ),
         ));

@@ -15,6 +15,7 @@
 //! - Encryption: asked for, every segment is under AES-128 and the key is
 //!   private; not asked for, nothing is encrypted.
 
+use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 
 use hlsmux_protocol::RungSummary;
@@ -57,6 +58,7 @@ pub fn verify_output(
         format: layout.format,
         key: key.as_ref(),
         expected_seconds,
+        targets: RefCell::new(Vec::new()),
     };
     let audio = match &plan.audio {
         Some(_) => Some(reader.audio_rendition(&master, layout)?),
@@ -114,7 +116,30 @@ pub fn verify_output(
         });
     }
     check_alignment(&boundaries)?;
+    check_one_target_duration(&reader.targets.into_inner())?;
     Ok(summaries)
+}
+
+/// Apple's HLS Authoring Specification: every media playlist of a
+/// presentation (I-frame playlists too) has the same TARGETDURATION.
+fn check_one_target_duration(targets: &[(String, u64)]) -> Result<(), JobError> {
+    let Some((_, first)) = targets.first() else {
+        return Ok(());
+    };
+    if targets.iter().all(|(_, target)| target == first) {
+        return Ok(());
+    }
+    let listed: Vec<String> = targets
+        .iter()
+        .map(|(uri, target)| format!("{uri} {target}"))
+        .collect();
+    Err(invalid(
+        "presentation",
+        &format!(
+            "media playlists differ in TARGETDURATION ({})",
+            listed.join(", ")
+        ),
+    ))
 }
 
 /// One media playlist, read and measured.
@@ -144,6 +169,8 @@ struct Reader<'a> {
     format: SegmentFormat,
     key: Option<&'a [u8; KEY_BYTES]>,
     expected_seconds: f64,
+    /// Every media playlist's TARGETDURATION read so far.
+    targets: RefCell<Vec<(String, u64)>>,
 }
 
 impl Reader<'_> {
@@ -151,6 +178,9 @@ impl Reader<'_> {
     fn stream(&self, uri: &str) -> Result<Stream, JobError> {
         let path = self.dir.join(uri);
         let media = read_media(&path)?;
+        self.targets
+            .borrow_mut()
+            .push((uri.to_owned(), media.target_duration));
         let dir = path.parent().unwrap_or(self.dir).to_owned();
         let sizes = check_media(uri, &media, &dir, self.expected_seconds)?;
         check_encryption(uri, &media, self.key.is_some())?;
@@ -230,6 +260,9 @@ impl Reader<'_> {
             return Err(invalid("master", &format!("no I-frame stream {uri}")));
         }
         let media = read_media(&self.dir.join(uri))?;
+        self.targets
+            .borrow_mut()
+            .push((uri.to_owned(), media.target_duration));
         if !media.i_frames_only || media.segments.len() != stream.media.segments.len() {
             return Err(invalid(
                 uri,
@@ -258,6 +291,21 @@ impl Reader<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_media_playlist_must_share_one_target_duration() {
+        let same = [
+            ("a/index.m3u8".to_owned(), 5),
+            ("audio/index.m3u8".to_owned(), 5),
+        ];
+        assert!(check_one_target_duration(&same).is_ok());
+        let differ = [
+            ("a/index.m3u8".to_owned(), 5),
+            ("audio/index.m3u8".to_owned(), 6),
+        ];
+        let error = check_one_target_duration(&differ).expect_err("differ");
+        assert!(error.to_string().contains("audio/index.m3u8 6"), "{error}");
+    }
 
     #[test]
     fn rungs_whose_segments_end_apart_are_refused() {
@@ -303,7 +351,7 @@ mod tests {
     }
 
     #[test]
-    fn a_playlist_must_be_vod_finished_and_its_target_the_longest_segment_rounded_up() {
+    fn a_playlist_must_be_vod_finished_and_its_target_no_less_than_its_longest_segment_rounded() {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::write(dir.path().join("s0.ts"), b"ts").expect("segment");
         let playlist = |target: u64, end: &str, kind: &str| {
@@ -314,17 +362,17 @@ mod tests {
         };
         let vod = "#EXT-X-PLAYLIST-TYPE:VOD\n";
         let end = "#EXT-X-ENDLIST\n";
-        check_media("a", &playlist(3, end, vod), dir.path(), 2.0).expect("conforms");
+        check_media("a", &playlist(2, end, vod), dir.path(), 2.0).expect("conforms");
         for (broken, rule) in [
-            (playlist(2, end, vod), "TARGETDURATION is 2"),
-            (playlist(3, "", vod), "ENDLIST"),
-            (playlist(3, end, ""), "not VOD"),
+            (playlist(1, end, vod), "TARGETDURATION is 1"),
+            (playlist(2, "", vod), "ENDLIST"),
+            (playlist(2, end, ""), "not VOD"),
         ] {
             let error = check_media("a", &broken, dir.path(), 2.0).expect_err(rule);
             assert!(matches!(error, JobError::OutputInvalid(_)), "{error}");
             assert!(error.to_string().contains(rule), "{error}");
         }
-        let error = check_media("a", &playlist(3, end, vod), dir.path(), 6.0).expect_err("short");
+        let error = check_media("a", &playlist(2, end, vod), dir.path(), 6.0).expect_err("short");
         assert!(error.to_string().contains("lasts 2.02 s"), "{error}");
     }
 }
