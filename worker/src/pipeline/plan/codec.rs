@@ -64,10 +64,19 @@ impl VideoEncoder {
     pub fn limits(self) -> EncoderLimits {
         match self {
             // The Pi's VideoCore encoder: 1080p at most, and it refuses to
-            // start much above 20 Mb/s.
+            // start much above 20 Mb/s. Neither side may pass 1920, the
+            // portrait side of a phone clip no more than the width of a
+            // film: raspberrypi/linux,
+            // drivers/staging/vc04_services/bcm2835-codec/bcm2835-v4l2-codec.c
+            // defines MAX_W_CODEC and MAX_H_CODEC both as 1920. Its
+            // throughput is one 1080p30 stream ("H264 (1080p60 decode,
+            // 1080p30 encode)", Raspberry Pi 4 Model B specifications), so
+            // no rung runs above 30 frames per second.
             VideoEncoder::V4l2m2m | VideoEncoder::Omx => EncoderLimits {
                 max_lines: Some(1080),
                 max_kbps: Some(20_000),
+                max_side: Some(1920),
+                max_frame_rate: Some(30),
             },
             _ => EncoderLimits::default(),
         }
@@ -230,6 +239,10 @@ pub struct EncoderLimits {
     /// The longest short side (lines) it encodes.
     pub max_lines: Option<u32>,
     pub max_kbps: Option<u32>,
+    /// The longest either side (width or height) may be.
+    pub max_side: Option<u32>,
+    /// The highest frame rate of any rung.
+    pub max_frame_rate: Option<u32>,
 }
 
 impl EncoderLimits {
@@ -328,7 +341,9 @@ mod tests {
             encoder.limits(),
             EncoderLimits {
                 max_lines: Some(1080),
-                max_kbps: Some(20_000)
+                max_kbps: Some(20_000),
+                max_side: Some(1920),
+                max_frame_rate: Some(30),
             }
         );
     }

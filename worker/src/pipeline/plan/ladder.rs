@@ -123,11 +123,16 @@ const SEED_LOW_RUNG_THRESHOLD_KBPS: u32 = 250;
 /// taller than the encoder allows is planned as if scaled down to it, and no
 /// rung asks for more than its maximum rate.
 pub fn plan_ladder(ladder: LadderName, source: SourceVideo, limits: EncoderLimits) -> Vec<Rung> {
-    let source = fit_short_side(source, limits.max_lines);
+    let source = fit_long_side(fit_short_side(source, limits.max_lines), limits.max_side);
     let mut rungs = match ladder {
         LadderName::Standard => plan_standard(source),
         LadderName::Seed => plan_seed(source),
     };
+    if let Some(max_rate) = limits.max_frame_rate {
+        for rung in &mut rungs {
+            rung.frame_rate = rung.frame_rate.at_most(max_rate);
+        }
+    }
     if let Some(max_kbps) = limits.max_kbps {
         for rung in &mut rungs {
             rung.video_kbps = rung.video_kbps.min(max_kbps);
@@ -146,6 +151,28 @@ fn fit_short_side(source: SourceVideo, max_lines: Option<u32>) -> SourceVideo {
             SourceVideo {
                 width,
                 height,
+                ..source
+            }
+        }
+        _ => source,
+    }
+}
+
+/// The source as if scaled down (keeping its shape) until neither side is
+/// longer than `max_side`.
+fn fit_long_side(source: SourceVideo, max_side: Option<u32>) -> SourceVideo {
+    let long = source.width.max(source.height);
+    match max_side {
+        Some(max) if long > max => {
+            let short = short_side(source);
+            // The short side that brings the long one to `max`, rounded
+            // down so that rounding never takes the long side past it.
+            let lines =
+                u32::try_from(u64::from(short) * u64::from(max) / u64::from(long)).unwrap_or(short);
+            let (width, height) = scaled_to(source, lines & !1);
+            SourceVideo {
+                width: width.min(max),
+                height: height.min(max),
                 ..source
             }
         }
@@ -426,6 +453,50 @@ mod tests {
                 .all(|r| r.video_kbps <= 20_000 && r.height == 1080),
             "{seed:?}"
         );
+    }
+
+    #[test]
+    fn the_pi_encoder_gets_no_side_over_1920_and_no_rate_over_30() {
+        let pi = crate::pipeline::plan::codec::VideoEncoder::V4l2m2m.limits();
+        let awkward = [
+            ("ultra-wide", 2560, 1080, 25),
+            ("scope film", 3840, 1600, 24),
+            ("tall phone clip", 1080, 2340, 30),
+            ("1080p50", 1920, 1080, 50),
+        ];
+        for (what, width, height, fps) in awkward {
+            let input = SourceVideo {
+                frame_rate: FrameRate { num: fps, den: 1 },
+                ..source(width, height, None)
+            };
+            for ladder in LadderName::ALL {
+                let rungs = super::plan_ladder(ladder, input, pi);
+                assert!(!rungs.is_empty(), "{what}");
+                for rung in &rungs {
+                    assert!(
+                        rung.width <= 1920 && rung.height <= 1920,
+                        "{what} {ladder:?}: {rung:?}"
+                    );
+                    assert!(rung.frame_rate.as_f64() <= 30.0, "{what}: {rung:?}");
+                    assert_eq!(rung.width % 2 + rung.height % 2, 0, "{what}: {rung:?}");
+                }
+            }
+        }
+        // The shape is kept: a 2560x1080 source's top rung is 1920 wide.
+        let wide = super::plan_ladder(LadderName::Seed, source(2560, 1080, None), pi);
+        assert_eq!((wide[0].width, wide[0].height), (1920, 810));
+        // 50 frames per second halve to 25, every kept frame a source frame.
+        let fifty = SourceVideo {
+            frame_rate: FrameRate { num: 50, den: 1 },
+            ..source(1920, 1080, None)
+        };
+        let rungs = super::plan_ladder(LadderName::Standard, fifty, pi);
+        assert_eq!(rungs[0].frame_rate, FrameRate { num: 50, den: 2 });
+        // Other encoders keep the source's size and rate.
+        let software = plan_ladder(LadderName::Seed, fifty);
+        assert_eq!(software[0].frame_rate, FrameRate { num: 50, den: 1 });
+        let wide = plan_ladder(LadderName::Seed, source(2560, 1080, None));
+        assert_eq!((wide[0].width, wide[0].height), (2560, 1080));
     }
 
     #[test]
