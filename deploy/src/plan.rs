@@ -26,9 +26,14 @@ pub fn plan(inventory: &Inventory, rendered: &Path) -> String {
 # {name}: muxer {muxer}, {ip}, serial {serial}
 [ -e {root} ] || cp -a {roots}/{template} {root}
 install -d -m 0755 {boot}
-cp -a {root}/boot/. {boot}/
+# Boot files: /boot/firmware since Raspberry Pi OS Bookworm (/boot/config.txt
+# is then a stub), /boot before.
+firmware={root}/boot/firmware; [ -e $firmware/config.txt ] || firmware={root}/boot
+cp -a $firmware/. {boot}/
 install -m 0644 {out}/tftp/{serial}/cmdline.txt {boot}/cmdline.txt
-cat {root}/boot/config.txt {out}/tftp/{serial}/config.txt > {boot}/config.txt
+cat $firmware/config.txt {out}/tftp/{serial}/config.txt > {boot}/config.txt
+# The SD card's partitions are not there on a netbooted Pi.
+sed -i '/^PARTUUID=/d' {root}/etc/fstab
 install -D -m 0600 {out}/pi-root/etc/hlsmux/worker.toml {root}/etc/hlsmux/worker.toml
 chroot {root} chown hlsmux:hlsmux /etc/hlsmux/worker.toml
 install -m 0644 {out}/pi-root/etc/systemd/system/hlsmux-worker.service {root}/etc/systemd/system/hlsmux-worker.service
@@ -54,6 +59,7 @@ install -m 0644 {out}/nas/dhcpd.conf {DHCPD_CONF}
 dhcpd -t -cf {DHCPD_CONF}
 systemctl restart isc-dhcp-server
 iptables-restore --noflush < {out}/nas/nfs-firewall.rules
+iptables -C INPUT -j HLSMUX-NFS 2>/dev/null || iptables -I INPUT -j HLSMUX-NFS
 install -d {targets}
 rm -f {targets}/*.yml
 cp {out}/prometheus/targets/*.yml {targets}/ 2>/dev/null || true

@@ -10,9 +10,10 @@ use super::header::GENERATED;
 
 /// The kernel command line: root on NFS (the Pi's own root on the NAS),
 /// and the hlsmux boot options the worker reads (`muxid=`, `muxhwdec=1`).
+/// No `elevator=`: Linux has ignored it since 5.0.
 pub fn cmdline_txt(site: &Site, pi: &Pi) -> String {
     let mut line = format!(
-        "console=serial0,115200 console=tty1 root=/dev/nfs nfsroot={}:{}/{},vers=3 rw ip=dhcp rootwait elevator=deadline muxid={}",
+        "console=serial0,115200 console=tty1 root=/dev/nfs nfsroot={}:{}/{},vers=3 rw ip=dhcp rootwait muxid={}",
         site.nas_ip,
         site.nfs_roots.display(),
         pi.name,
@@ -26,10 +27,13 @@ pub fn cmdline_txt(site: &Site, pi: &Pi) -> String {
 }
 
 /// Additions to the Pi's `config.txt`: the GPU's memory split (the
-/// hardware encoder and decoder allocate from it).
+/// hardware encoder and decoder allocate from it). Under `[all]`: appended
+/// after the root's own `config.txt`, they would otherwise fall under its
+/// last conditional section (Raspberry Pi OS ends with `[all]`, but a
+/// template's may not).
 pub fn config_txt(pi: &Pi) -> String {
     format!(
-        "# {GENERATED}\n# {} (muxer {})\ngpu_mem={}\n",
+        "# {GENERATED}\n# {} (muxer {})\n[all]\ngpu_mem={}\n",
         pi.name, pi.muxer_id, pi.gpu_mem
     )
 }
@@ -100,7 +104,7 @@ pub fn exports(inventory: &Inventory) -> String {
 /// NFS services (portmapper 111, nfsd 2049, mountd on its fixed port).
 pub fn firewall_rules(inventory: &Inventory) -> String {
     let mut text = format!(
-        "# {GENERATED}\n# Load with: iptables-restore --noflush < nfs-firewall.rules\n*filter\n:HLSMUX-NFS - [0:0]\n-F HLSMUX-NFS\n"
+        "# {GENERATED}\n# Load with: iptables-restore --noflush < nfs-firewall.rules, then jump to\n# the chain from INPUT once: iptables -C INPUT -j HLSMUX-NFS || iptables -I INPUT -j HLSMUX-NFS\n# (the plan does both). It admits the Pis to NFS on a NAS whose INPUT policy drops.\n*filter\n:HLSMUX-NFS - [0:0]\n-F HLSMUX-NFS\n"
     );
     for pi in &inventory.pis {
         for protocol in ["tcp", "udp"] {

@@ -125,13 +125,15 @@ history_max_bytes = {bytes}
     )
 }
 
-/// Lines for each Pi's `/etc/fstab`: the shared roots from the NAS, mounted
-/// at boot after the network, retried in the background if the NAS is late.
+/// Lines for each Pi's `/etc/fstab`: the shared roots from the NAS. systemd
+/// owns the mounts (an automount on first access, so a NAS that comes back
+/// is mounted again without anyone's help); the worker, unprivileged under
+/// `NoNewPrivileges=yes`, only checks, probes and reports them.
 pub fn fstab(site: &Site) -> String {
     let mut text = format!("# {GENERATED}\n");
     for root in [&site.media_root, &site.output_root] {
         text.push_str(&format!(
-            "{nas}:{root} {root} nfs vers=3,hard,_netdev,bg 0 0\n",
+            "{nas}:{root} {root} nfs vers=3,hard,_netdev,x-systemd.automount,x-systemd.mount-timeout=60 0 0\n",
             nas = site.nas_ip,
             root = root.display()
         ));
