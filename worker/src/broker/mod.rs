@@ -15,8 +15,10 @@ use futures_util::StreamExt;
 
 use crate::config::Settings;
 
+mod outage;
 mod publisher;
 
+pub use outage::Outage;
 pub use publisher::Publisher;
 
 /// How long to wait for a delivery that crossed a consumer cancellation.

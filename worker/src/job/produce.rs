@@ -14,7 +14,7 @@ use tracing::{Instrument, info, info_span, warn};
 use super::JobRunner;
 use super::spec::JobSpec;
 use crate::blocking;
-use crate::broker::Publisher;
+use crate::broker::{Outage, Publisher};
 use crate::config::Settings;
 use crate::hardware::soc::SocSensor;
 use crate::health::storage::fault::StorageFault;
@@ -303,6 +303,7 @@ impl JobRunner {
         let producing = produce(production, &progress_tx);
         tokio::pin!(producing);
         let mut last_report: Option<Instant> = None;
+        let mut outage = Outage::default();
         let rung_summaries = loop {
             tokio::select! {
                 result = &mut producing => break result?,
@@ -321,8 +322,16 @@ impl JobRunner {
                             fps: progress.fps,
                             speed: progress.speed,
                         };
-                        if let Err(error) = events.publish(job_id, state).await {
-                            warn!(%error, "could not publish progress");
+                        match events.publish(job_id, state).await {
+                            Ok(()) => {
+                                if let Some((lasted, missed)) = outage.succeeded() {
+                                    info!(seconds = lasted.as_secs(), missed, "progress events go out again");
+                                }
+                            }
+                            Err(error) if outage.failed() => {
+                                warn!(%error, "cannot publish progress events; saying nothing more until they go out again");
+                            }
+                            Err(_) => {}
                         }
                     }
                 }
