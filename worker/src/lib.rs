@@ -3,7 +3,7 @@
 //!
 //! Layers, each importing only those below it:
 //! - `app`: builds the worker and runs it (sessions, the job consumer, the
-//!   side tasks), on top of
+//!   side tasks), and `preview` (`hlsmux-worker plan`), on top of
 //! - `job` (one delivery: spec, produce, and `outcome`, the one place that
 //!   decides ack, dead-letter or requeue), `tidy`, `dead_letters` and
 //!   `cancellations` (what the side tasks do with their messages), on top of
@@ -26,5 +26,6 @@ pub mod health;
 pub mod job;
 pub mod metrics;
 pub mod pipeline;
+pub mod preview;
 pub mod shutdown;
 pub mod tidy;

@@ -7,6 +7,8 @@ use clap::Parser;
 use hlsmux_telemetry::{LogFormat, TelemetryConfig};
 use hlsmux_worker::app::{Worker, startup};
 use hlsmux_worker::config::{self, Settings};
+use hlsmux_worker::pipeline::plan::codec::{EncoderChoice, VideoEncoder};
+use hlsmux_worker::preview::{self, Board};
 use hlsmux_worker::shutdown;
 use tokio_util::sync::CancellationToken;
 
@@ -27,6 +29,69 @@ struct Args {
     /// OTLP/HTTP endpoint to export traces to (none: no export).
     #[arg(long, env = "HLSMUX_OTLP_ENDPOINT", value_name = "URL")]
     otlp_endpoint: Option<String>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(clap::Subcommand)]
+enum Command {
+    /// Print the ladder and the exact ffmpeg command a worker would run for
+    /// INPUT, without running it or touching the broker.
+    #[command(
+        after_help = "Examples:\n  hlsmux-worker plan film.mkv --board pi4\n  hlsmux-worker plan phone.mp4 --board pi4 --hwdec --json"
+    )]
+    Plan(PlanArgs),
+}
+
+#[derive(clap::Args)]
+struct PlanArgs {
+    /// The input video.
+    input: PathBuf,
+    /// The machine: its encoder (pi3, pi4: h264_v4l2m2m; pi5, generic:
+    /// libx264).
+    #[arg(long, value_enum, default_value = "generic")]
+    board: Board,
+    /// An encoder other than the board's (`h264_vaapi`, ...).
+    #[arg(long, value_parser = parse_encoder)]
+    encoder: Option<VideoEncoder>,
+    /// Decode in hardware where the encoder's family can (muxhwdec=1).
+    #[arg(long)]
+    hwdec: bool,
+    /// One JSON document instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+fn parse_encoder(name: &str) -> Result<VideoEncoder, String> {
+    match name.parse::<EncoderChoice>()? {
+        EncoderChoice::Named(encoder) => Ok(encoder),
+        EncoderChoice::Auto => {
+            Err("name one encoder: auto is decided by trial on the machine".into())
+        }
+    }
+}
+
+/// `hlsmux-worker plan`: exit 0 with the plan, 2 when the input cannot be
+/// planned (it does not probe, say).
+async fn plan(settings: &Settings, args: PlanArgs) -> ExitCode {
+    let encoder = args.encoder.unwrap_or(args.board.encoder());
+    match preview::preview(settings, &args.input, encoder, args.hwdec).await {
+        Ok(preview) if args.json => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&preview).unwrap_or_default()
+            );
+            ExitCode::SUCCESS
+        }
+        Ok(preview) => {
+            print!("{preview}");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("hlsmux-worker: {error}");
+            ExitCode::from(2)
+        }
+    }
 }
 
 #[tokio::main]
@@ -47,6 +112,12 @@ async fn main() -> ExitCode {
     };
     let settings = match Settings::load(args.config.as_deref()) {
         Ok((settings, origins)) => {
+            // `plan` prints only the plan.
+            let origins = if args.command.is_none() {
+                origins
+            } else {
+                Vec::new()
+            };
             for origin in origins {
                 tracing::info!(source = %origin.source, "setting {} = {}", origin.key, origin.value);
             }
@@ -60,6 +131,9 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Some(Command::Plan(plan_args)) = args.command {
+        return plan(&settings, plan_args).await;
+    }
     let service = settings.service.clone();
     let worker = match Worker::build(settings).await {
         Ok(worker) => worker,

@@ -245,7 +245,7 @@ impl JobRunner {
         options: OutputOptions,
     ) -> EncodePlan {
         let encoder = self.codecs.encoder;
-        let decoder = self.codecs.decoder_for(&source.video.codec);
+        let decoder = self.codecs.decoder_for(&source.video);
         if self.settings.encoding.hw_decode && decoder.is_none() {
             info!(codec = %source.video.codec, %encoder, "no hardware decoder for this input: decoding in software");
         }

@@ -231,6 +231,26 @@ impl HardwareDecoder {
             HardwareDecoder::Hwaccel(_) => None,
         }
     }
+
+    /// The longest side it decodes, where it has a limit: the VideoCore
+    /// decoders share the codec's 1920 on either side (raspberrypi/linux,
+    /// drivers/staging/vc04_services/bcm2835-codec/bcm2835-v4l2-codec.c,
+    /// MAX_W_CODEC and MAX_H_CODEC), so a 4K source decodes in software.
+    pub fn max_side(self) -> Option<u32> {
+        match self {
+            HardwareDecoder::Codec(_) => Some(1920),
+            HardwareDecoder::Hwaccel(_) => None,
+        }
+    }
+}
+
+impl fmt::Display for HardwareDecoder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HardwareDecoder::Codec(name) => f.write_str(name),
+            HardwareDecoder::Hwaccel(name) => write!(f, "{name} (hwaccel)"),
+        }
+    }
 }
 
 /// Limits an encoder imposes on the ladder.
