@@ -23,18 +23,26 @@ pub struct Expected {
     pub portrait: bool,
     /// The source's frame rate (its average, for a variable-rate source).
     pub fps: f64,
+    /// Width over height of the picture as shown (anamorphic pixels and
+    /// rotation applied): every rung must have this shape, in square
+    /// pixels.
+    pub display_aspect: f64,
 }
 
 impl From<Clip> for Expected {
     /// What a clip made by [`Clip::write`] must come out as.
     fn from(clip: Clip) -> Self {
         let quarter_turned = clip.rotation % 180 == 90;
+        let (num, den) = clip.sample_aspect.unwrap_or((1, 1));
+        let shown_width = f64::from(clip.width) * f64::from(num) / f64::from(den);
+        let aspect = shown_width / f64::from(clip.height);
         Expected {
             seconds: f64::from(clip.seconds),
             audio: clip.audio,
             max_lines: clip.width.min(clip.height),
             portrait: (clip.height > clip.width) != quarter_turned,
             fps: f64::from(clip.fps),
+            display_aspect: if quarter_turned { 1.0 / aspect } else { aspect },
         }
     }
 }
@@ -108,6 +116,7 @@ pub async fn broken_rules(master_path: &Path, expected: Expected) -> Vec<String>
         let playlist = dir.join(&variant.uri);
         let streams = probe_streams(&playlist).await;
         check_codecs(variant, &streams, &mut broken);
+        check_shape(variant, &streams, expected.display_aspect, &mut broken);
         let frame = 1.0 / variant.frame_rate.unwrap_or(25.0);
         check_keyframes(&variant.uri, &playlist, &measured, frame, &mut broken).await;
         check_frame_rate(variant, &playlist, expected.fps, &mut broken).await;
@@ -387,6 +396,32 @@ fn check_codecs(variant: &VariantStream, streams: &[Value], broken: &mut Vec<Str
     if codecs.contains("mp4a") && !codecs.split(',').any(|c| c == "mp4a.40.2") {
         broken.push(format!(
             "{name}: CODECS {codecs:?} names audio other than AAC-LC"
+        ));
+    }
+}
+
+/// Square pixels, and the source's shape as shown: a rung's size rounded to
+/// even sides is off by less than a pixel, never by a sample aspect ratio
+/// (3559:3548 for a 641x361 source, 64:45 for an anamorphic one).
+fn check_shape(variant: &VariantStream, streams: &[Value], aspect: f64, broken: &mut Vec<String>) {
+    let name = &variant.uri;
+    let Some(video) = streams.iter().find(|s| s["codec_type"] == "video") else {
+        return;
+    };
+    let sar = video["sample_aspect_ratio"].as_str().unwrap_or("1:1");
+    if sar != "1:1" {
+        broken.push(format!(
+            "{name}: pixels are not square (sample aspect {sar})"
+        ));
+    }
+    let (Some(width), Some(height)) = (video["width"].as_f64(), video["height"].as_f64()) else {
+        return;
+    };
+    // Within a pixel of the shape, on the shorter side.
+    let tolerance = 1.0 / width.min(height) * aspect.max(1.0 / aspect) + 1e-3;
+    if ((width / height) - aspect).abs() / aspect > tolerance {
+        broken.push(format!(
+            "{name}: {width}x{height} is not the source's shape ({aspect:.4}:1)"
         ));
     }
 }

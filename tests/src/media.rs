@@ -23,6 +23,9 @@ pub struct Clip {
     /// Drops every fourth frame and keeps the gaps: timestamps at a
     /// variable rate.
     pub variable_frame_rate: bool,
+    /// Anamorphic: pixels this wide for their height (`(64, 45)`: a 16:9
+    /// picture stored as 720x576), as the stream says.
+    pub sample_aspect: Option<(u32, u32)>,
 }
 
 /// How the clip's video is compressed.
@@ -48,6 +51,7 @@ impl Default for Clip {
             codec: SourceCodec::H264,
             rotation: 0,
             variable_frame_rate: false,
+            sample_aspect: None,
         }
     }
 }
@@ -108,15 +112,18 @@ impl Clip {
             maps.extend(["-map".into(), format!("{inputs}:s")]);
         }
         args.extend(maps);
-        let mut filters: Vec<&str> = Vec::new();
+        let mut filters: Vec<String> = Vec::new();
         if self.variable_frame_rate {
-            filters.push(r"select=not(eq(mod(n\,4)\,1))");
+            filters.push(r"select=not(eq(mod(n\,4)\,1))".to_owned());
             args.extend(["-vsync", "vfr"].map(String::from));
         }
         if self.codec == SourceCodec::InterlacedMpeg2 {
             // Fields from a source at twice the rate: real interlaced
             // pictures, combed wherever the pattern moves.
-            filters.push("interlace=scan=tff");
+            filters.push("interlace=scan=tff".to_owned());
+        }
+        if let Some((num, den)) = self.sample_aspect {
+            filters.push(format!("setsar={num}/{den}"));
         }
         if !filters.is_empty() {
             args.extend(["-vf".to_owned(), filters.join(",")]);

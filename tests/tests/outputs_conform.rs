@@ -86,6 +86,17 @@ fn kinds() -> Vec<Kind> {
                 ..clip
             },
         ),
+        // A 16:9 picture stored as 720x576 (PAL widescreen): shown, and
+        // encoded, 1024 wide.
+        kind(
+            "anamorphic.mp4",
+            Clip {
+                width: 720,
+                height: 576,
+                sample_aspect: Some((64, 45)),
+                ..clip
+            },
+        ),
         kind(
             "variable-rate.mkv",
             Clip {

@@ -185,7 +185,10 @@ pub(super) fn filter_graph(plan: &EncodePlan) -> String {
     }
     for (index, rung) in plan.rungs.iter().enumerate() {
         graph.push_str(&format!(
-            ";[split{index}]scale={}:{},fps={},{}[video{index}]",
+            // Square pixels: the rung's size is the picture's shape already
+            // (rounded to even sides, an error under a pixel), so no
+            // sample aspect ratio is left to correct it.
+            ";[split{index}]scale={}:{},setsar=1,fps={},{}[video{index}]",
             rung.width,
             rung.height,
             rung.frame_rate.ffmpeg(),

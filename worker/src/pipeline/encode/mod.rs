@@ -145,8 +145,14 @@ mod tests {
         let args = ffmpeg_args(&interlaced, Path::new("/out/stage"));
         let graph = value_after(&args, "-filter_complex")[0];
         assert!(graph.starts_with("[0:1]yadif,split=2"), "{graph}");
-        assert!(graph.contains("scale=640:360,fps=25/1,"), "{graph}");
-        assert!(graph.contains("scale=426:240,fps=30000/1001,"), "{graph}");
+        assert!(
+            graph.contains("scale=640:360,setsar=1,fps=25/1,"),
+            "{graph}"
+        );
+        assert!(
+            graph.contains("scale=426:240,setsar=1,fps=30000/1001,"),
+            "{graph}"
+        );
         assert_eq!(
             value_after(&args, "-g"),
             ["120"],
@@ -229,7 +235,7 @@ mod tests {
         assert!(device < input && hwaccel < input);
         let graph = value_after(&args, "-filter_complex")[0];
         assert!(
-            graph.contains("scale=640:360,fps=25/1,format=nv12,hwupload[video0]"),
+            graph.contains("scale=640:360,setsar=1,fps=25/1,format=nv12,hwupload[video0]"),
             "{graph}"
         );
         assert_eq!(value_after(&args, "-c:v"), ["h264_vaapi"]);

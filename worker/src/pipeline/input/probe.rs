@@ -140,6 +140,10 @@ pub fn parse_probe_report(input: &Path, json: &[u8]) -> Result<SourceMedia, JobE
     let frame_rate = FrameRate::parse(&video.avg_frame_rate)
         .or_else(|| FrameRate::parse(&video.r_frame_rate))
         .unwrap_or(FrameRate::FALLBACK);
+    // Anamorphic sources (a 16:9 DVD or broadcast picture stored as
+    // 720x576) are planned at the size they are shown at: every rung has
+    // square pixels.
+    let width = video.displayed_width(width);
     let (width, height) = if video.quarter_turned() {
         (height, width)
     } else {
@@ -210,9 +214,28 @@ struct ProbeStream {
     tags: StreamTags,
     #[serde(default)]
     side_data_list: Vec<SideData>,
+    /// `16:15`; `0:1` or absent when the stream does not say (square).
+    sample_aspect_ratio: Option<String>,
 }
 
 impl ProbeStream {
+    /// The stored width stretched by the sample aspect ratio, as players
+    /// show it (even, as encoders want).
+    fn displayed_width(&self, stored: u32) -> u32 {
+        let ratio = self.sample_aspect_ratio.as_deref().and_then(|text| {
+            let (num, den) = text.split_once(':')?;
+            let (num, den): (u64, u64) = (num.trim().parse().ok()?, den.trim().parse().ok()?);
+            (num > 0 && den > 0 && num != den).then_some((num, den))
+        });
+        match ratio {
+            Some((num, den)) => {
+                let shown = (u64::from(stored) * num + den / 2) / den;
+                u32::try_from(shown).map_or(stored, |shown| (shown + 1) & !1)
+            }
+            None => stored,
+        }
+    }
+
     /// Whether rotation metadata turns the picture by 90 or 270 degrees:
     /// a display matrix (ffprobe 5 and later) or an older `rotate` tag.
     fn quarter_turned(&self) -> bool {
@@ -307,6 +330,31 @@ mod tests {
         assert_eq!(media.audio_track(None).map(|a| a.index), Some(1));
         assert_eq!(media.video_bitrate, Some(900_000));
         assert!((media.duration_seconds - 3.5).abs() < f64::EPSILON);
+    }
+
+    #[test]
+    fn anamorphic_pictures_are_planned_at_the_size_they_are_shown() {
+        let sized = |sar: &str| {
+            let video = VIDEO
+                .replace(
+                    r#""width": 640, "height": 360"#,
+                    r#""width": 720, "height": 576"#,
+                )
+                .replace(
+                    r#""codec_name": "h264","#,
+                    &format!(r#""codec_name": "mpeg2video", "sample_aspect_ratio": "{sar}","#),
+                );
+            let media = parse_probe_report(
+                Path::new("dvd.mpg"),
+                &report(&video, r#"{"duration": "3.5"}"#),
+            )
+            .expect("parses");
+            (media.video.width, media.video.height)
+        };
+        assert_eq!(sized("64:45"), (1024, 576), "16:9 PAL");
+        assert_eq!(sized("16:15"), (768, 576), "4:3 PAL");
+        assert_eq!(sized("1:1"), (720, 576));
+        assert_eq!(sized("0:1"), (720, 576), "unknown: square");
     }
 
     #[test]
