@@ -23,6 +23,9 @@ pub struct Expected {
     pub portrait: bool,
     /// The source's frame rate (its average, for a variable-rate source).
     pub fps: f64,
+    /// The longest keyframe interval allowed (the worker's
+    /// `keyframe_seconds`; Apple's authoring specification says 2 s).
+    pub keyframe_seconds: f64,
     /// Width over height of the picture as shown (anamorphic pixels and
     /// rotation applied): every rung must have this shape, in square
     /// pixels.
@@ -42,6 +45,7 @@ impl From<Clip> for Expected {
             max_lines: clip.width.min(clip.height),
             portrait: (clip.height > clip.width) != quarter_turned,
             fps: f64::from(clip.fps),
+            keyframe_seconds: 2.0,
             display_aspect: if quarter_turned { 1.0 / aspect } else { aspect },
         }
     }
@@ -118,7 +122,11 @@ pub async fn broken_rules(master_path: &Path, expected: Expected) -> Vec<String>
         check_codecs(variant, &streams, &mut broken);
         check_shape(variant, &streams, expected.display_aspect, &mut broken);
         let frame = 1.0 / variant.frame_rate.unwrap_or(25.0);
-        check_keyframes(&variant.uri, &playlist, &measured, frame, &mut broken).await;
+        let keyframes = Keyframes {
+            frame,
+            longest_interval: expected.keyframe_seconds,
+        };
+        check_keyframes(&variant.uri, &playlist, &measured, keyframes, &mut broken).await;
         check_frame_rate(variant, &playlist, expected.fps, &mut broken).await;
         ends.push((variant.uri.clone(), measured.ends(), frame));
         check_i_frames(dir, &master, variant, &measured, &mut broken).await;
@@ -444,15 +452,24 @@ async fn video_times(playlist: &Path, entries: &[&str]) -> Vec<f64> {
         .collect()
 }
 
+/// A variant's frame duration, and the longest keyframe interval allowed.
+#[derive(Clone, Copy)]
+struct Keyframes {
+    frame: f64,
+    longest_interval: f64,
+}
+
 /// Every segment starts on a keyframe: ffprobe's keyframes fall on every
-/// segment boundary.
+/// segment boundary; and no two keyframes are further apart than allowed
+/// (seeking and switching rungs wait for the next one).
 async fn check_keyframes(
     uri: &str,
     playlist: &Path,
     measured: &Measured,
-    frame: f64,
+    keyframes: Keyframes,
     broken: &mut Vec<String>,
 ) {
+    let frame = keyframes.frame;
     let times = video_times(
         playlist,
         &["-skip_frame", "nokey", "-show_entries", "frame=pts_time"],
@@ -472,6 +489,16 @@ async fn check_keyframes(
                 "{uri}: no keyframe where the segment at {start:.3} s starts"
             ));
         }
+    }
+    let longest = times
+        .windows(2)
+        .map(|pair| pair[1] - pair[0])
+        .fold(0.0, f64::max);
+    if longest > keyframes.longest_interval + frame + 1e-3 {
+        broken.push(format!(
+            "{uri}: keyframes {longest:.3} s apart, more than {} s",
+            keyframes.longest_interval
+        ));
     }
 }
 

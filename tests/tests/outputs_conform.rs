@@ -288,3 +288,25 @@ async fn a_source_without_audio_gets_a_silent_track_only_when_configured() {
     assert_eq!(hls::stream_types(&rendition).await, ["audio"]);
     assert_eq!(hls::tone_frequency(&rendition).await, 0.0, "silence");
 }
+
+#[tokio::test]
+async fn five_second_segments_get_a_keyframe_at_most_every_two_seconds() {
+    let test = TestEnv::new("conform-keyframes").await;
+    let _worker = test
+        .worker_with(1, WorkerOptions::setting("HLSMUX_SEGMENT_SECONDS", "5"))
+        .await;
+    let source = Clip {
+        width: 320,
+        height: 180,
+        seconds: 6,
+        ..Clip::default()
+    };
+    let clip = source.write(&test.media_root().join("talk.mp4")).await;
+    test.submit_ok(&clip, &["--muxer", "1", "--wait"]).await;
+    // Keyframes every 5/3 s: the segment boundary at 5 s is the third.
+    assert_conforms(
+        &test.output_root().join("talk.mp4.hls/master.m3u8"),
+        Expected::from(source),
+    )
+    .await;
+}

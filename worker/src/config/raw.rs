@@ -27,6 +27,7 @@ pub(super) struct RawSettings {
     pub(super) ffmpeg: PathBuf,
     pub(super) ffprobe: PathBuf,
     pub(super) segment_seconds: u32,
+    pub(super) keyframe_seconds: u32,
     pub(super) ffmpeg_threads: u32,
     pub(super) encoder: String,
     pub(super) vaapi_device: String,
@@ -101,6 +102,7 @@ work_dir = "/var/lib/hlsmux"
 ffmpeg = "ffmpeg"
 ffprobe = "ffprobe"
 segment_seconds = 5
+keyframe_seconds = 2
 ffmpeg_threads = 0
 encoder = "auto"
 vaapi_device = "/dev/dri/renderD128"
@@ -145,6 +147,9 @@ key_uri_prefix = ""
 
 impl RawSettings {
     pub(super) fn parse(self) -> Result<Settings, ConfigError> {
+        if self.keyframe_seconds == 0 {
+            return Err(invalid("keyframe_seconds")("must be at least 1".into()));
+        }
         if self.segment_seconds == 0 {
             return Err(invalid("segment_seconds")("must be at least 1".into()));
         }
@@ -212,6 +217,7 @@ impl RawSettings {
             encoding: EncodingSettings {
                 input_formats: self.input_formats.split_whitespace().collect(),
                 segment_seconds: self.segment_seconds,
+                keyframe_seconds: self.keyframe_seconds,
                 ffmpeg_threads: self.ffmpeg_threads,
                 encoder: self.encoder.parse().map_err(invalid("encoder"))?,
                 vaapi_device: self.vaapi_device,

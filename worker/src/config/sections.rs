@@ -64,6 +64,9 @@ pub struct EncodingSettings {
     /// The demuxers an input may be opened with (ffmpeg's format names).
     pub input_formats: String,
     pub segment_seconds: u32,
+    /// The longest a keyframe interval may be (Apple's authoring
+    /// specification: 2 s); segment boundaries stay keyframes.
+    pub keyframe_seconds: u32,
     /// Threads ffmpeg may use; 0 lets ffmpeg decide.
     pub ffmpeg_threads: u32,
     /// The encoder, or `auto`: the first that passes a trial at start-up.

@@ -95,7 +95,9 @@ fn encoder_args(args: &mut Args, plan: &EncodePlan) {
         .iter()
         .map(|rung| rung.frame_rate.as_f64())
         .fold(1.0, f64::max);
-    let gop = (fastest * f64::from(plan.segment_seconds)).round().max(1.0) as u32;
+    let per_segment = plan.keyframes_per_segment();
+    let interval = f64::from(plan.segment_seconds) / f64::from(per_segment);
+    let gop = (fastest * interval).round().max(1.0) as u32;
     args.push(plan.encoder.codec_args(&plan.x264_preset, gop));
     if plan.threads > 0 {
         args.push(["-threads".to_owned(), plan.threads.to_string()]);
@@ -108,9 +110,14 @@ fn encoder_args(args: &mut Args, plan: &EncodePlan) {
             rung.buffer_kbits(),
         ));
     }
+    // `n_forced*S/N` rather than a rounded interval: (N*S)/N is S exactly,
+    // so every segment boundary is a keyframe however S divides.
     args.push([
         "-force_key_frames".to_owned(),
-        format!("expr:gte(t,n_forced*{})", plan.segment_seconds),
+        format!(
+            "expr:gte(t,n_forced*{}/{per_segment})",
+            plan.segment_seconds
+        ),
     ]);
     if plan.audio.is_some() {
         args.push([

@@ -56,6 +56,7 @@ mod tests {
                 },
             ],
             segment_seconds: 4,
+            keyframe_seconds: 2,
             layout: Layout::default(),
             encoder: VideoEncoder::Libx264,
             decoder: None,
@@ -155,8 +156,8 @@ mod tests {
         );
         assert_eq!(
             value_after(&args, "-g"),
-            ["120"],
-            "a GOP of the fastest rung"
+            ["60"],
+            "a keyframe interval (2 s) of the fastest rung"
         );
     }
 
@@ -171,16 +172,33 @@ mod tests {
     }
 
     #[test]
-    fn keyframes_are_pinned_to_segment_boundaries() {
+    fn keyframes_come_at_most_two_seconds_apart_and_on_every_segment_boundary() {
         let args = ffmpeg_args(&plan(Some(2)), Path::new("/out/stage"));
-        assert_eq!(value_after(&args, "-g"), ["100"]);
-        assert_eq!(value_after(&args, "-keyint_min"), ["100"]);
+        assert_eq!(value_after(&args, "-g"), ["50"]);
+        assert_eq!(value_after(&args, "-keyint_min"), ["50"]);
         assert_eq!(value_after(&args, "-sc_threshold"), ["0"]);
         assert_eq!(
             value_after(&args, "-force_key_frames"),
-            ["expr:gte(t,n_forced*4)"]
+            ["expr:gte(t,n_forced*4/2)"]
         );
         assert_eq!(value_after(&args, "-hls_time"), ["4"]);
+        // Five-second segments: three intervals of 1.667 s, the third
+        // ending exactly on the boundary.
+        let five = EncodePlan {
+            segment_seconds: 5,
+            ..plan(Some(2))
+        };
+        let args = ffmpeg_args(&five, Path::new("/out/stage"));
+        assert_eq!(
+            value_after(&args, "-force_key_frames"),
+            ["expr:gte(t,n_forced*5/3)"]
+        );
+        assert_eq!(value_after(&args, "-g"), ["42"]);
+        let one = EncodePlan {
+            segment_seconds: 1,
+            ..plan(Some(2))
+        };
+        assert_eq!(one.keyframes_per_segment(), 1);
     }
 
     #[test]

@@ -50,6 +50,8 @@ pub struct EncodePlan {
     pub audio: Option<AudioSource>,
     pub rungs: Vec<Rung>,
     pub segment_seconds: u32,
+    /// The longest keyframe interval (see `keyframes_per_segment`).
+    pub keyframe_seconds: u32,
     /// Where each file goes.
     pub layout: Layout,
     pub encoder: VideoEncoder,
@@ -69,6 +71,15 @@ pub struct EncodePlan {
 const OUTPUT_SIZE_MARGIN: f64 = 1.5;
 
 impl EncodePlan {
+    /// How many equal keyframe intervals each segment is cut into: the
+    /// fewest that keep each within `keyframe_seconds`. Segment boundaries
+    /// are every this many keyframes, so they stay keyframes.
+    pub fn keyframes_per_segment(&self) -> u32 {
+        self.segment_seconds
+            .div_ceil(self.keyframe_seconds.max(1))
+            .max(1)
+    }
+
     /// About how many bytes this plan writes for `seconds` of source, at
     /// most: every rung's and the audio's bitrate over the duration, with a
     /// margin. Encrypting writes each segment a second time before the
@@ -126,6 +137,7 @@ impl EncodePlan {
             },
             rungs,
             segment_seconds: options.segment_seconds,
+            keyframe_seconds: settings.keyframe_seconds,
             layout: options.layout,
             encoder,
             decoder,
@@ -159,6 +171,7 @@ mod tests {
             audio: Some(AudioSource::Silence { seconds: 60.0 }),
             rungs: vec![rung(1000), rung(500)],
             segment_seconds: 6,
+            keyframe_seconds: 2,
             layout: Layout::default(),
             encoder: VideoEncoder::Libx264,
             decoder: None,
