@@ -138,6 +138,23 @@ pub async fn broken_rules(master_path: &Path, expected: Expected) -> Vec<String>
             targets.push((i_frames.uri.clone(), media.target_duration));
         }
     }
+    // The audio is cut on the variants' grid: as many segments, no
+    // trailing sliver of audio after the last video segment.
+    if let (Some(uri), Some(first)) = (&audio, variants.first())
+        && let (Some(audio_playlist), Some(video_playlist)) = (
+            read_media_playlist(&dir.join(uri)),
+            read_media_playlist(&dir.join(&first.uri)),
+        )
+        && audio_playlist.segments.len() != video_playlist.segments.len()
+    {
+        let last = audio_playlist.segments.last().map_or(0.0, |s| s.duration);
+        broken.push(format!(
+            "{uri}: {} segments, {} has {} (the last audio one lasts {last:.3} s)",
+            audio_playlist.segments.len(),
+            first.uri,
+            video_playlist.segments.len()
+        ));
+    }
     if let Some((first_uri, first)) = targets.first()
         && let Some((uri, other)) = targets.iter().find(|(_, target)| target != first)
     {
@@ -231,6 +248,12 @@ fn check_master(master: &MasterPlaylist, expected: Expected, broken: &mut Vec<St
             (group, _) => broken.push(format!("{name}: AUDIO group {group:?}")),
         }
     }
+}
+
+/// A media playlist, when it reads.
+fn read_media_playlist(path: &Path) -> Option<MediaPlaylist> {
+    let bytes = read(path).ok()?;
+    m3u8_rs::parse_media_playlist_res(&bytes).ok()
 }
 
 /// A media playlist with its segment sizes.

@@ -151,11 +151,22 @@ pub async fn tone_frequency(path: &Path) -> f64 {
         .chunks_exact(2)
         .map(|pair| i16::from_le_bytes([pair[0], pair[1]]))
         .collect();
-    let crossings = samples
+    // Between the first and the last zero crossing: the encoder's priming
+    // and padding (silence) at either end do not dilute the tone.
+    let crossings: Vec<usize> = samples
         .windows(2)
-        .filter(|pair| (pair[0] < 0) != (pair[1] < 0))
-        .count();
-    crossings as f64 / 2.0 / (samples.len() as f64 / SAMPLE_RATE)
+        .enumerate()
+        .filter(|(_, pair)| (pair[0] < 0) != (pair[1] < 0))
+        .map(|(index, _)| index)
+        .collect();
+    let (Some(first), Some(last)) = (crossings.first(), crossings.last()) else {
+        return 0.0;
+    };
+    let seconds = (last - first) as f64 / SAMPLE_RATE;
+    if seconds <= 0.0 {
+        return 0.0;
+    }
+    (crossings.len() - 1) as f64 / 2.0 / seconds
 }
 
 /// The media playlists a master playlist names: its variants (not the

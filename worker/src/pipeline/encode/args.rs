@@ -119,6 +119,9 @@ fn encoder_args(args: &mut Args, plan: &EncodePlan) {
             plan.segment_seconds
         ),
     ]);
+    if let Some(end) = plan.audio_end_seconds {
+        args.push(["-filter:a".to_owned(), format!("atrim=end={end:.6}")]);
+    }
     if plan.audio.is_some() {
         args.push([
             "-c:a".to_owned(),

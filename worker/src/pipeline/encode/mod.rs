@@ -35,9 +35,11 @@ mod tests {
             input: PathBuf::from("/media/in.mkv"),
             video_stream_index: 1,
             deinterlace: false,
+            audio_end_seconds: audio.map(|_| 3.978_667),
             audio: audio.map(|index| {
                 AudioSource::Track(AudioTrack {
                     index,
+                    sample_rate: Some(48_000),
                     language: None,
                 })
             }),
@@ -199,6 +201,14 @@ mod tests {
             ..plan(Some(2))
         };
         assert_eq!(one.keyframes_per_segment(), 1);
+    }
+
+    #[test]
+    fn the_audio_is_trimmed_to_end_with_the_video() {
+        let args = ffmpeg_args(&plan(Some(2)), Path::new("/out/stage"));
+        assert_eq!(value_after(&args, "-filter:a"), ["atrim=end=3.978667"]);
+        let silent = ffmpeg_args(&plan(None), Path::new("/out/stage"));
+        assert!(value_after(&silent, "-filter:a").is_empty());
     }
 
     #[test]

@@ -48,6 +48,9 @@ pub struct EncodePlan {
     pub deinterlace: bool,
     /// Encoded once, as a rendition all rungs share.
     pub audio: Option<AudioSource>,
+    /// Where the audio is cut so that, once the AAC encoder's one frame of
+    /// priming delays it, it ends with the video (see `audio_end`).
+    pub audio_end_seconds: Option<f64>,
     pub rungs: Vec<Rung>,
     pub segment_seconds: u32,
     /// The longest keyframe interval (see `keyframes_per_segment`).
@@ -63,6 +66,24 @@ pub struct EncodePlan {
     pub threads: u32,
     /// The demuxers the input may be opened with.
     pub input_formats: String,
+}
+
+/// Samples in one AAC frame: the encoder's priming delay, one frame.
+const AAC_FRAME_SAMPLES: f64 = 1024.0;
+/// The rate of the silence made for a source without audio.
+const SILENCE_SAMPLE_RATE: u32 = 48_000;
+
+/// Where to cut the audio so that it ends with the video. The AAC encoder
+/// starts with one frame of priming that the segments' timestamps keep, so
+/// audio as long as the video ends one frame later, and the HLS muxer put
+/// that frame into a segment of its own (23 ms) after the last video one.
+fn audio_end(source: &SourceMedia, audio: &AudioSource) -> f64 {
+    let rate = match audio {
+        AudioSource::Track(track) => track.sample_rate.unwrap_or(SILENCE_SAMPLE_RATE),
+        AudioSource::Silence { .. } => SILENCE_SAMPLE_RATE,
+    };
+    let video = source.video_seconds.unwrap_or(source.duration_seconds);
+    (video - AAC_FRAME_SAMPLES / f64::from(rate.max(1))).max(0.0)
 }
 
 /// The margin over the ladder's nominal bitrates that an output may take:
@@ -114,6 +135,13 @@ impl EncodePlan {
         encoder: VideoEncoder,
         decoder: Option<HardwareDecoder>,
     ) -> Self {
+        let audio = match source.audio_track(settings.audio_language.as_deref()) {
+            Some(track) => Some(AudioSource::Track(track.clone())),
+            None if settings.silent_audio => Some(AudioSource::Silence {
+                seconds: source.duration_seconds,
+            }),
+            None => None,
+        };
         let rungs = plan_ladder(
             options.ladder,
             SourceVideo {
@@ -128,13 +156,8 @@ impl EncodePlan {
             input,
             video_stream_index: source.video.index,
             deinterlace: source.video.interlaced,
-            audio: match source.audio_track(settings.audio_language.as_deref()) {
-                Some(track) => Some(AudioSource::Track(track.clone())),
-                None if settings.silent_audio => Some(AudioSource::Silence {
-                    seconds: source.duration_seconds,
-                }),
-                None => None,
-            },
+            audio_end_seconds: audio.as_ref().map(|audio| audio_end(source, audio)),
+            audio,
             rungs,
             segment_seconds: options.segment_seconds,
             keyframe_seconds: settings.keyframe_seconds,
@@ -157,6 +180,40 @@ mod tests {
     use crate::pipeline::plan::ladder::FrameRate;
 
     #[test]
+    fn the_audio_is_cut_one_aac_frame_before_the_video_ends() {
+        use crate::pipeline::input::probe::{AudioTrack, SourceMedia, VideoStream};
+        let track = AudioTrack {
+            index: 1,
+            language: None,
+            sample_rate: Some(44_100),
+        };
+        let source = SourceMedia {
+            duration_seconds: 4.04,
+            video_seconds: Some(4.0),
+            video: VideoStream {
+                index: 0,
+                codec: "h264".into(),
+                width: 320,
+                height: 180,
+                frame_rate: FrameRate { num: 25, den: 1 },
+                interlaced: false,
+            },
+            audio: vec![track.clone()],
+            video_bitrate: None,
+        };
+        let end = audio_end(&source, &AudioSource::Track(track));
+        assert!((end - (4.0 - 1024.0 / 44_100.0)).abs() < 1e-9, "{end}");
+        let silence = audio_end(&source, &AudioSource::Silence { seconds: 4.04 });
+        assert!((silence - (4.0 - 1024.0 / 48_000.0)).abs() < 1e-9);
+        let unknown = SourceMedia {
+            video_seconds: None,
+            ..source
+        };
+        let end = audio_end(&unknown, &AudioSource::Silence { seconds: 4.04 });
+        assert!(end > 4.0 && end < 4.04, "the container's duration: {end}");
+    }
+
+    #[test]
     fn the_estimate_is_the_bitrates_over_the_duration_with_a_margin() {
         let rung = |video_kbps| Rung {
             width: 640,
@@ -169,6 +226,7 @@ mod tests {
             video_stream_index: 0,
             deinterlace: false,
             audio: Some(AudioSource::Silence { seconds: 60.0 }),
+            audio_end_seconds: None,
             rungs: vec![rung(1000), rung(500)],
             segment_seconds: 6,
             keyframe_seconds: 2,

@@ -16,6 +16,8 @@ use crate::pipeline::plan::ladder::FrameRate;
 #[derive(Clone, Debug, PartialEq)]
 pub struct SourceMedia {
     pub duration_seconds: f64,
+    /// The video stream's own duration, where the container says.
+    pub video_seconds: Option<f64>,
     pub video: VideoStream,
     /// Every audio stream, in the input's order.
     pub audio: Vec<AudioTrack>,
@@ -29,6 +31,8 @@ pub struct AudioTrack {
     pub index: usize,
     /// The stream's `language` tag (ISO 639-2, `eng`), when it has one.
     pub language: Option<String>,
+    /// Samples per second, when the stream says.
+    pub sample_rate: Option<u32>,
 }
 
 impl SourceMedia {
@@ -160,6 +164,7 @@ pub fn parse_probe_report(input: &Path, json: &[u8]) -> Result<SourceMedia, JobE
         .filter(|b| *b > 0);
     Ok(SourceMedia {
         duration_seconds,
+        video_seconds: video_end(video, &report.format),
         video: VideoStream {
             index: video.index,
             codec: video.codec_name.clone(),
@@ -177,6 +182,7 @@ pub fn parse_probe_report(input: &Path, json: &[u8]) -> Result<SourceMedia, JobE
             .filter(|s| s.codec_type == "audio")
             .map(|s| AudioTrack {
                 index: s.index,
+                sample_rate: s.sample_rate.as_deref().and_then(|rate| rate.parse().ok()),
                 language: s.tags.language.clone().filter(|l| l != "und"),
             })
             .collect(),
@@ -216,6 +222,18 @@ struct ProbeStream {
     side_data_list: Vec<SideData>,
     /// `16:15`; `0:1` or absent when the stream does not say (square).
     sample_aspect_ratio: Option<String>,
+    /// Audio: `48000`.
+    sample_rate: Option<String>,
+    start_time: Option<String>,
+}
+
+/// Where the video ends on ffmpeg's timeline, which starts with the
+/// earliest stream: in an MPEG-TS the audio may start before the video.
+fn video_end(video: &ProbeStream, format: &ProbeFormat) -> Option<f64> {
+    let duration = parse_number(video.duration.as_deref()).filter(|d| *d > 0.0)?;
+    let start = parse_number(video.start_time.as_deref()).unwrap_or(0.0);
+    let timeline_start = parse_number(format.start_time.as_deref()).unwrap_or(start);
+    Some(duration + (start - timeline_start).max(0.0))
 }
 
 impl ProbeStream {
@@ -271,6 +289,8 @@ struct Disposition {
 struct ProbeFormat {
     duration: Option<String>,
     bit_rate: Option<String>,
+    /// The earliest stream's start: ffmpeg's timeline begins there.
+    start_time: Option<String>,
 }
 
 fn flag<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error> {
