@@ -13,9 +13,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use hlsmux_protocol::{EventState, JobState, MuxerId, RequeueReason};
+use hlsmux_protocol::{EventState, JobId, JobState, MuxerId, RequeueReason};
 use hlsmux_tests::media::Clip;
-use hlsmux_tests::{PATIENCE, TestEnv, TestWorker, WorkerOptions, count_events, http};
+use hlsmux_tests::{EventLog, PATIENCE, TestEnv, TestWorker, WorkerOptions, count_events, http};
 
 /// A tmpfs mounted over a test directory, unmounted on drop.
 struct SmallVolume {
@@ -115,6 +115,48 @@ async fn wait_until(what: &str, mut condition: impl AsyncFnMut() -> bool) {
     }
 }
 
+/// A worker encoding a 6-second clip at real-time speed: time to act on
+/// its volume mid-encode.
+async fn encoding_a_clip(test: &TestEnv) -> (TestWorker, EventLog, JobId) {
+    let worker = test
+        .worker_with(
+            1,
+            WorkerOptions {
+                env: room("1048576", "1048576"),
+                ..WorkerOptions::realtime(test)
+            },
+        )
+        .await;
+    let clip = Clip {
+        seconds: 6,
+        ..Clip::default()
+    }
+    .write(&test.elsewhere().join("clip.mp4"))
+    .await;
+    let mut events = test.pool.events().await;
+    let job = test
+        .submit_ok(&clip, &["--muxer", "1", "--json"])
+        .await
+        .submitted_job_id();
+    events.wait_for_encoding(Some(job)).await;
+    (worker, events, job)
+}
+
+/// The reason and message of the job's first `requeued` event.
+async fn requeued(events: &mut EventLog, job: JobId) -> (RequeueReason, String) {
+    let requeued = events
+        .wait_for(
+            "the job requeued",
+            |event| event.job_id == job && matches!(event.state, JobState::Requeued { .. }),
+            PATIENCE,
+        )
+        .await;
+    match requeued.state {
+        JobState::Requeued { reason, message } => (reason, message),
+        _ => unreachable!("matched above"),
+    }
+}
+
 #[tokio::test]
 async fn a_full_output_volume_takes_no_job_until_there_is_room() {
     let test = TestEnv::new("output-full").await;
@@ -187,40 +229,11 @@ async fn a_volume_filling_mid_encode_requeues_the_job_which_completes_once_there
     let Some(volume) = SmallVolume::mount(&test.output_root(), 32) else {
         return;
     };
-    let worker = test
-        .worker_with(
-            1,
-            WorkerOptions {
-                env: room("1048576", "1048576"),
-                ..WorkerOptions::realtime(&test)
-            },
-        )
-        .await;
-    let clip = Clip {
-        seconds: 6,
-        ..Clip::default()
-    }
-    .write(&test.elsewhere().join("clip.mp4"))
-    .await;
-    let mut events = test.pool.events().await;
-    let job = test
-        .submit_ok(&clip, &["--muxer", "1", "--json"])
-        .await
-        .submitted_job_id();
-    events.wait_for_encoding(Some(job)).await;
+    let (worker, mut events, job) = encoding_a_clip(&test).await;
     let filler = volume.fill(0);
 
-    let requeued = events
-        .wait_for(
-            "the job requeued",
-            |event| event.job_id == job && matches!(event.state, JobState::Requeued { .. }),
-            PATIENCE,
-        )
-        .await;
-    let JobState::Requeued { reason, message } = &requeued.state else {
-        unreachable!("matched above")
-    };
-    assert_eq!(*reason, RequeueReason::StorageFull, "{message}");
+    let (reason, message) = requeued(&mut events, job).await;
+    assert_eq!(reason, RequeueReason::StorageFull, "{message}");
     assert!(
         message.contains("output volume full") && message.contains("No space left on device"),
         "the reason says it plainly: {message}"
@@ -249,40 +262,11 @@ async fn a_volume_remounted_read_only_mid_job_requeues_it_and_the_worker_recover
     let Some(volume) = SmallVolume::mount(&test.output_root(), 32) else {
         return;
     };
-    let worker = test
-        .worker_with(
-            1,
-            WorkerOptions {
-                env: room("1048576", "1048576"),
-                ..WorkerOptions::realtime(&test)
-            },
-        )
-        .await;
-    let clip = Clip {
-        seconds: 6,
-        ..Clip::default()
-    }
-    .write(&test.elsewhere().join("clip.mp4"))
-    .await;
-    let mut events = test.pool.events().await;
-    let job = test
-        .submit_ok(&clip, &["--muxer", "1", "--json"])
-        .await
-        .submitted_job_id();
-    events.wait_for_encoding(Some(job)).await;
+    let (worker, mut events, job) = encoding_a_clip(&test).await;
     volume.remount("ro");
 
-    let requeued = events
-        .wait_for(
-            "the job requeued",
-            |event| event.job_id == job && matches!(event.state, JobState::Requeued { .. }),
-            PATIENCE,
-        )
-        .await;
-    let JobState::Requeued { reason, message } = &requeued.state else {
-        unreachable!("matched above")
-    };
-    assert_eq!(*reason, RequeueReason::StorageUnhealthy, "{message}");
+    let (reason, message) = requeued(&mut events, job).await;
+    assert_eq!(reason, RequeueReason::StorageUnhealthy, "{message}");
     assert!(message.contains("Read-only file system"), "{message}");
     worker.wait_for_state("storage-unhealthy").await;
     let (status, body) = readyz(&worker).await;
