@@ -40,6 +40,7 @@ pub(super) struct RawSettings {
     pub(super) silent_audio: bool,
     pub(super) max_rung_lines: u32,
     pub(super) probe_timeout_seconds: u64,
+    pub(super) memory_events: String,
     pub(super) requeue_delay_seconds: u64,
     pub(super) hw_decode: bool,
     pub(super) drain_lock: PathBuf,
@@ -115,6 +116,7 @@ audio_language = ""
 silent_audio = false
 max_rung_lines = 1080
 probe_timeout_seconds = 60
+memory_events = ""
 requeue_delay_seconds = 5
 hw_decode = false
 kernel_cmdline = "/proc/cmdline"
@@ -213,6 +215,8 @@ impl RawSettings {
                 ffmpeg: self.ffmpeg,
                 ffprobe: self.ffprobe,
                 probe_timeout_seconds: self.probe_timeout_seconds,
+                memory_events: (!self.memory_events.is_empty())
+                    .then(|| PathBuf::from(&self.memory_events)),
             },
             encoding: EncodingSettings {
                 input_formats: self.input_formats.split_whitespace().collect(),

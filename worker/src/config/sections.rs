@@ -56,6 +56,9 @@ pub struct ToolSettings {
     pub ffmpeg: PathBuf,
     pub ffprobe: PathBuf,
     pub probe_timeout_seconds: u64,
+    /// The cgroup `memory.events` whose `oom_kill` count says whether the
+    /// kernel killed ffmpeg for memory; `None`: the worker's own cgroup's.
+    pub memory_events: Option<PathBuf>,
 }
 
 /// How inputs are opened and outputs encoded: all an encode plan reads.

@@ -297,6 +297,12 @@ impl JobRunner {
                 .work_dir
                 .join(format!("{job_id}.ffmpeg.log")),
             stall_timeout: self.settings.encoding.stall_timeout,
+            memory_events: self
+                .settings
+                .tools
+                .memory_events
+                .clone()
+                .or_else(crate::pipeline::encode::oom::own_memory_events),
             cancel,
         };
         let (progress_tx, mut progress_rx) = watch::channel(None);

@@ -29,6 +29,8 @@ pub struct Production<'a> {
     pub work_dir: &'a Path,
     pub log_path: PathBuf,
     pub stall_timeout: Duration,
+    /// The cgroup `memory.events` that counts out-of-memory kills.
+    pub memory_events: Option<PathBuf>,
     pub cancel: &'a CancellationToken,
 }
 
@@ -55,6 +57,7 @@ pub async fn produce(
         work_dir,
         log_path,
         stall_timeout,
+        memory_events,
         cancel,
     } = production;
     let args = encode::ffmpeg_args(plan, staging_dir);
@@ -65,6 +68,7 @@ pub async fn produce(
         work_dir,
         log_path: &log_path,
         stall_timeout,
+        memory_events: memory_events.as_deref(),
     };
     let encoded = encode::run_ffmpeg(run, progress, cancel)
         .instrument(info_span!("encode", encoder = %plan.encoder, rungs = plan.rungs.len()))

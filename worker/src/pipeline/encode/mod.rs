@@ -6,6 +6,7 @@
 //! watches it, `progress` reads what it reports.
 
 mod args;
+pub mod oom;
 mod plan;
 mod process;
 mod progress;

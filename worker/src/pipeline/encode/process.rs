@@ -21,6 +21,7 @@ use crate::health::storage::fault::StorageFault;
 use crate::pipeline::JobError;
 use crate::pipeline::input::probe::last_lines;
 
+use super::oom;
 use super::progress::{EncodeProgress, ProgressParser};
 
 /// How many of ffmpeg's last error lines a failure message quotes.
@@ -83,6 +84,8 @@ pub struct FfmpegRun<'a> {
     /// All of its error output goes here.
     pub log_path: &'a Path,
     pub stall_timeout: Duration,
+    /// The cgroup `memory.events` that counts out-of-memory kills.
+    pub memory_events: Option<&'a Path>,
 }
 
 /// Runs ffmpeg, publishing progress on `progress`. ffmpeg is killed and
@@ -110,10 +113,13 @@ pub async fn run_ffmpeg(
             source,
         })?;
     let pgid_record = encoder_record(run.work_dir);
+    let kills_before = run.memory_events.and_then(oom::oom_kills);
     if let Some(pid) = child.id() {
         let _ = tokio::fs::write(&pgid_record, pid.to_string()).await;
     }
-    let result = supervise(child, &run, progress, cancel).await;
+    let result = supervise(child, &run, progress, cancel)
+        .await
+        .map_err(|error| blame_out_of_memory(error, &run, kills_before));
     let _ = tokio::fs::remove_file(&pgid_record).await;
     result
 }
@@ -187,6 +193,32 @@ async fn supervise(
         status: status.to_string(),
         stderr_tail,
     })
+}
+
+/// A crash by SIGKILL, said to be the kernel's out-of-memory killer when
+/// the cgroup's `oom_kill` count went up meanwhile.
+fn blame_out_of_memory(error: JobError, run: &FfmpegRun<'_>, before: Option<u64>) -> JobError {
+    let JobError::EncoderCrashed {
+        signal,
+        stderr_tail,
+    } = error
+    else {
+        return error;
+    };
+    let after = run.memory_events.and_then(oom::oom_kills);
+    match (run.memory_events, before, after) {
+        (Some(file), Some(before), Some(after)) if after > before => JobError::EncoderCrashed {
+            signal: format!(
+                "{signal} from the kernel's out-of-memory killer ({}: oom_kill {before} -> {after}; give the worker more memory or plan fewer rungs)",
+                file.display()
+            ),
+            stderr_tail,
+        },
+        _ => JobError::EncoderCrashed {
+            signal,
+            stderr_tail,
+        },
+    }
 }
 
 /// Resolves once ffmpeg's output time has not advanced for `limit` (from
