@@ -132,9 +132,7 @@ pub async fn broken_rules(master_path: &Path, expected: Expected) -> Vec<String>
         check_i_frames(dir, &master, variant, &measured, &mut broken).await;
     }
     for i_frames in master.variants.iter().filter(|v| v.is_i_frame) {
-        if let Ok(media) = read(&dir.join(&i_frames.uri)).and_then(|bytes| {
-            m3u8_rs::parse_media_playlist_res(&bytes).map_err(|e| format!("{e:?}"))
-        }) {
+        if let Some(media) = read_media_playlist(&dir.join(&i_frames.uri)) {
             targets.push((i_frames.uri.clone(), media.target_duration));
         }
     }

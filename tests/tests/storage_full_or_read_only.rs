@@ -90,6 +90,18 @@ async fn readyz(worker: &TestWorker) -> (u16, String) {
     http::get(worker.metrics_addr, "/readyz").await
 }
 
+/// Waits until the worker is `storage-full`, and checks that `/readyz`
+/// answers 503 saying so and naming `volume`.
+async fn wait_until_full_at(worker: &TestWorker, volume: &Path) {
+    worker.wait_for_state("storage-full").await;
+    let (status, body) = readyz(worker).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body.contains("storage full") && body.contains(&volume.display().to_string()),
+        "/readyz says why: {body}"
+    );
+}
+
 /// Staging directories anywhere under the output root.
 fn staging_left(output_root: &Path) -> Vec<PathBuf> {
     let mut left = Vec::new();
@@ -176,13 +188,7 @@ async fn a_full_output_volume_takes_no_job_until_there_is_room() {
             },
         )
         .await;
-    worker.wait_for_state("storage-full").await;
-    let (status, body) = readyz(&worker).await;
-    assert_eq!(status, 503, "{body}");
-    assert!(
-        body.contains("storage full") && body.contains(&test.output_root().display().to_string()),
-        "/readyz says why: {body}"
-    );
+    wait_until_full_at(&worker, &test.output_root()).await;
     let metrics = worker.metrics().await;
     let free = hlsmux_worker::metrics::sample(
         &metrics,
@@ -302,13 +308,7 @@ async fn a_full_work_dir_is_reported_and_the_worker_stays_up() {
             },
         )
         .await;
-    worker.wait_for_state("storage-full").await;
-    let (status, body) = readyz(&worker).await;
-    assert_eq!(status, 503, "{body}");
-    assert!(
-        body.contains(&test.work_dir().display().to_string()),
-        "/readyz names the work dir: {body}"
-    );
+    wait_until_full_at(&worker, &test.work_dir()).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(worker.is_running(), "the worker stays up");
 

@@ -90,11 +90,7 @@ async fn encode_test_clip(
         work_dir: dir,
         log_path: dir.join("ffmpeg.log"),
         stall_timeout: settings.encoding.stall_timeout,
-        memory_events: settings
-            .tools
-            .memory_events
-            .clone()
-            .or_else(crate::pipeline::encode::oom::own_memory_events),
+        memory_events: settings.tools.memory_events.clone(),
         cancel,
     };
     produce(production, &progress)

@@ -109,11 +109,6 @@ impl JobRunner {
             }
             Err(failure) => failure,
         };
-        // An I/O error the volume caused is the volume's fault, not the job's.
-        let failure = match failure {
-            Failure::Job(error) => Failure::Job(error.blame_storage()),
-            other => other,
-        };
         let failure = match failure {
             Failure::Job(JobError::Interrupted) => match self.cancellations.cancelled_by(job_id) {
                 Some(by) => Failure::Job(JobError::Cancelled { by }),

@@ -42,9 +42,12 @@ pub(super) enum Failure {
     Broker(PublishError),
 }
 
+/// Every job error becomes a failure here, once: an I/O error the volume
+/// caused (no room, read-only, I/O error, stale handle) is the volume's
+/// fault, not the job's.
 impl From<JobError> for Failure {
     fn from(error: JobError) -> Self {
-        Failure::Job(error)
+        Failure::Job(error.blame_storage())
     }
 }
 
@@ -199,13 +202,7 @@ impl JobRunner {
             events,
             cancel,
         };
-        let produced = self
-            .encode_verify_publish(attempt)
-            .await
-            .map_err(|failure| match failure {
-                Failure::Job(error) => Failure::Job(error.blame_storage()),
-                other => other,
-            });
+        let produced = self.encode_verify_publish(attempt).await;
         drop(input);
         let produced = match produced {
             Err(Failure::Job(error)) if error.could_be_storage() => {
@@ -297,12 +294,7 @@ impl JobRunner {
                 .work_dir
                 .join(format!("{job_id}.ffmpeg.log")),
             stall_timeout: self.settings.encoding.stall_timeout,
-            memory_events: self
-                .settings
-                .tools
-                .memory_events
-                .clone()
-                .or_else(crate::pipeline::encode::oom::own_memory_events),
+            memory_events: self.settings.tools.memory_events.clone(),
             cancel,
         };
         let (progress_tx, mut progress_rx) = watch::channel(None);

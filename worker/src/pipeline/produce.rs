@@ -29,7 +29,8 @@ pub struct Production<'a> {
     pub work_dir: &'a Path,
     pub log_path: PathBuf,
     pub stall_timeout: Duration,
-    /// The cgroup `memory.events` that counts out-of-memory kills.
+    /// The cgroup `memory.events` that counts out-of-memory kills, as
+    /// configured; `None`: this process's own cgroup's.
     pub memory_events: Option<PathBuf>,
     pub cancel: &'a CancellationToken,
 }
@@ -61,6 +62,7 @@ pub async fn produce(
         cancel,
     } = production;
     let args = encode::ffmpeg_args(plan, staging_dir);
+    let memory_events = memory_events.or_else(encode::oom::own_memory_events);
     let run = encode::FfmpegRun {
         ffmpeg,
         args: &args,

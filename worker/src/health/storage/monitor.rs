@@ -85,8 +85,6 @@ pub struct StorageMonitor {
     /// Room asked for beyond the minimum (a job that did not fit), per
     /// target path, until the volume has it.
     wanted: Mutex<HashMap<PathBuf, u64>>,
-    /// The free bytes last measured, per target path.
-    free: Mutex<HashMap<PathBuf, u64>>,
     metrics: Arc<WorkerMetrics>,
 }
 
@@ -119,7 +117,6 @@ impl StorageMonitor {
             targets,
             last: Mutex::new(None),
             wanted: Mutex::new(HashMap::new()),
-            free: Mutex::new(HashMap::new()),
             metrics,
         }
     }
@@ -130,11 +127,6 @@ impl StorageMonitor {
         if let Ok(mut wanted) = self.wanted.lock() {
             wanted.insert(path.to_owned(), bytes);
         }
-    }
-
-    /// The free bytes last measured at `path` (a room target).
-    pub fn last_free(&self, path: &Path) -> Option<u64> {
-        self.free.lock().ok()?.get(path).copied()
     }
 
     /// The result of the last check, if there was one.
@@ -226,9 +218,6 @@ impl StorageMonitor {
             return Ok(());
         };
         self.metrics.storage_free(&target.path, free);
-        if let Ok(mut measured) = self.free.lock() {
-            measured.insert(target.path.clone(), free);
-        }
         let mut wanted = self
             .wanted
             .lock()

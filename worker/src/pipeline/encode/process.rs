@@ -197,28 +197,17 @@ async fn supervise(
 
 /// A crash by SIGKILL, said to be the kernel's out-of-memory killer when
 /// the cgroup's `oom_kill` count went up meanwhile.
-fn blame_out_of_memory(error: JobError, run: &FfmpegRun<'_>, before: Option<u64>) -> JobError {
-    let JobError::EncoderCrashed {
-        signal,
-        stderr_tail,
-    } = error
-    else {
-        return error;
-    };
-    let after = run.memory_events.and_then(oom::oom_kills);
-    match (run.memory_events, before, after) {
-        (Some(file), Some(before), Some(after)) if after > before => JobError::EncoderCrashed {
-            signal: format!(
-                "{signal} from the kernel's out-of-memory killer ({}: oom_kill {before} -> {after}; give the worker more memory or plan fewer rungs)",
-                file.display()
-            ),
-            stderr_tail,
-        },
-        _ => JobError::EncoderCrashed {
-            signal,
-            stderr_tail,
-        },
+fn blame_out_of_memory(mut error: JobError, run: &FfmpegRun<'_>, before: Option<u64>) -> JobError {
+    if let JobError::EncoderCrashed { signal, .. } = &mut error
+        && let (Some(file), Some(before)) = (run.memory_events, before)
+        && let Some(after) = oom::oom_kills(file).filter(|after| *after > before)
+    {
+        *signal = format!(
+            "{signal} from the kernel's out-of-memory killer ({}: oom_kill {before} -> {after}; give the worker more memory or plan fewer rungs)",
+            file.display()
+        );
     }
+    error
 }
 
 /// Resolves once ffmpeg's output time has not advanced for `limit` (from
