@@ -244,6 +244,16 @@ async fn a_volume_filling_mid_encode_requeues_the_job_which_completes_once_there
         message.contains("output volume full") && message.contains("No space left on device"),
         "the reason says it plainly: {message}"
     );
+    // And so does the CLI.
+    let status = test.cli(&["status", &job.to_string()]).await;
+    assert!(
+        status
+            .stdout
+            .lines()
+            .any(|line| line.contains("requeued")
+                && line.contains("storage_full: output volume full")),
+        "{status:#?}"
+    );
     worker.wait_for_state("storage-full").await;
     let left = staging_left(&test.output_root());
     assert!(left.is_empty(), "staging removed: {left:?}");
