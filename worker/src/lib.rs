@@ -11,7 +11,7 @@
 //! - `pipeline` (the stages: input, plan, encode, hls, publish), `broker`
 //!   (the worker's edge to RabbitMQ), `hardware`, `metrics` and `config`.
 //!
-//! `tests/tests/layers_import_downward.rs` checks that no module imports
+//! `tests/tests/e2e/layers_import_downward.rs` checks that no module imports
 //! one that imports it back.
 
 pub mod app;
