@@ -38,6 +38,12 @@ pub async fn pool(topology: &Topology, connection: &Connection) -> lapin::Result
         &Topology::cancellation_arguments(),
     )
     .await?;
+    declare_queue(
+        &channel,
+        &topology.control_stream(),
+        &Topology::control_stream_arguments(),
+    )
+    .await?;
     bind(
         &channel,
         &topology.event_history_stream(),
@@ -55,12 +61,13 @@ pub async fn pool(topology: &Topology, connection: &Connection) -> lapin::Result
     channel.close(200, "declared".into()).await
 }
 
-fn pool_exchanges(topology: &Topology) -> [(String, ExchangeKind); 4] {
+fn pool_exchanges(topology: &Topology) -> [(String, ExchangeKind); 5] {
     [
         (topology.jobs_exchange(), ExchangeKind::Direct),
         (topology.events_exchange(), ExchangeKind::Topic),
         (topology.dead_letter_exchange(), ExchangeKind::Fanout),
         (topology.cancellations_exchange(), ExchangeKind::Fanout),
+        (topology.control_exchange(), ExchangeKind::Direct),
     ]
 }
 
@@ -100,6 +107,7 @@ pub async fn first_missing(
         topology.event_history_stream(),
         topology.heartbeat_stream(),
         topology.cancellation_stream(),
+        topology.control_stream(),
     ] {
         let found = channel
             .queue_declare(
@@ -177,24 +185,21 @@ pub async fn tidy_queues(
     .await
 }
 
-/// Declares a muxer's control queue and binds it to the control exchange.
-/// The muxer's workers and the operator's CLI declare it.
-pub async fn control_queue(
+/// Binds the control stream to the control exchange for one muxer, so
+/// that commands for it are kept (the stream and exchange are the pool's).
+/// The muxer's workers and a CLI that may do so bind it.
+pub async fn control_binding(
     topology: &Topology,
     channel: &Channel,
     muxer: MuxerId,
-) -> lapin::Result<Queue> {
-    declare_exchange(channel, &topology.control_exchange(), ExchangeKind::Direct).await?;
-    let name = topology.control_queue(muxer);
-    let queue = declare_queue(channel, &name, &Topology::control_queue_arguments()).await?;
+) -> lapin::Result<()> {
     bind(
         channel,
-        &name,
+        &topology.control_stream(),
         &topology.control_exchange(),
         &Topology::job_routing_key(muxer),
     )
-    .await?;
-    Ok(queue)
+    .await
 }
 
 /// Follows status events through a private queue (deleted with its

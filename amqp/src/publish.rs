@@ -15,6 +15,23 @@ const PERSISTENT: u8 = 2;
 /// issue reports), and a job must not hang on a status event.
 pub const CONFIRM_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
+/// The pauses before publishing again after a negative acknowledgement: a
+/// quorum queue or stream refuses messages while it elects a new leader
+/// after a cluster node's loss, which takes a few seconds. Publishing again
+/// is safe: every message carries a fixed ID, and readers are idempotent.
+const NACK_RETRY_PAUSES: [std::time::Duration; 7] = {
+    use std::time::Duration;
+    [
+        Duration::from_millis(250),
+        Duration::from_millis(500),
+        Duration::from_secs(1),
+        Duration::from_secs(2),
+        Duration::from_secs(4),
+        Duration::from_secs(4),
+        Duration::from_secs(4),
+    ]
+};
+
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
     #[error("no queue is bound for routing key {routing_key:?} on exchange {exchange:?}")]
@@ -22,8 +39,10 @@ pub enum PublishError {
         exchange: String,
         routing_key: String,
     },
-    #[error("the broker refused the message on exchange {exchange:?} (negative acknowledgement)")]
-    Nacked { exchange: String },
+    #[error(
+        "the broker refused the message on exchange {exchange:?} {attempts} times (negative acknowledgement)"
+    )]
+    Nacked { exchange: String, attempts: usize },
     #[error("the channel is not in confirm mode; publishing would be unconfirmed")]
     NotConfirmed,
     #[error("could not serialise the message: {0}")]
@@ -75,6 +94,7 @@ fn json_properties(message_id: &str) -> BasicProperties {
         .with_message_id(message_id.into())
 }
 
+/// Publishes once, and again after each pause while the broker refuses.
 async fn publish<T: Serialize>(
     channel: &Channel,
     exchange: &str,
@@ -84,6 +104,64 @@ async fn publish<T: Serialize>(
     properties: BasicProperties,
 ) -> Result<(), PublishError> {
     let payload = serde_json::to_vec(body)?;
+    let mut attempts = 0;
+    for pause in NACK_RETRY_PAUSES.iter().map(Some).chain([None]) {
+        attempts += 1;
+        let published = publish_once(
+            channel,
+            exchange,
+            routing_key,
+            &payload,
+            mandatory,
+            properties.clone(),
+        )
+        .await;
+        match (published, pause) {
+            (Err(Refused::Nacked), Some(pause)) => {
+                tracing::debug!(
+                    exchange,
+                    attempts,
+                    "the broker refused a message; publishing it again"
+                );
+                tokio::time::sleep(*pause).await;
+            }
+            (Err(Refused::Nacked), None) => break,
+            (Err(Refused::Other(error)), _) => return Err(error),
+            (Ok(()), _) => return Ok(()),
+        }
+    }
+    Err(PublishError::Nacked {
+        exchange: exchange.to_owned(),
+        attempts,
+    })
+}
+
+/// Why one publish did not go through.
+enum Refused {
+    Nacked,
+    Other(PublishError),
+}
+
+impl From<PublishError> for Refused {
+    fn from(error: PublishError) -> Self {
+        Refused::Other(error)
+    }
+}
+
+impl From<lapin::Error> for Refused {
+    fn from(error: lapin::Error) -> Self {
+        Refused::Other(error.into())
+    }
+}
+
+async fn publish_once(
+    channel: &Channel,
+    exchange: &str,
+    routing_key: &str,
+    payload: &[u8],
+    mandatory: bool,
+    properties: BasicProperties,
+) -> Result<(), Refused> {
     let confirmed = async {
         channel
             .basic_publish(
@@ -93,7 +171,7 @@ async fn publish<T: Serialize>(
                     mandatory,
                     ..BasicPublishOptions::default()
                 },
-                &payload,
+                payload,
                 properties,
             )
             .await?
@@ -104,13 +182,11 @@ async fn publish<T: Serialize>(
         .map_err(|_| PublishError::ConfirmTimeout)??;
     match confirmation {
         Confirmation::Ack(None) => Ok(()),
-        Confirmation::Ack(Some(_returned)) => Err(PublishError::Unroutable {
+        Confirmation::Ack(Some(_returned)) => Err(Refused::Other(PublishError::Unroutable {
             exchange: exchange.to_owned(),
             routing_key: routing_key.to_owned(),
-        }),
-        Confirmation::Nack(_) => Err(PublishError::Nacked {
-            exchange: exchange.to_owned(),
-        }),
-        Confirmation::NotRequested => Err(PublishError::NotConfirmed),
+        })),
+        Confirmation::Nack(_) => Err(Refused::Nacked),
+        Confirmation::NotRequested => Err(Refused::Other(PublishError::NotConfirmed)),
     }
 }

@@ -24,6 +24,10 @@ pub const HEARTBEAT_MAX_AGE: &str = "1h";
 /// retention drops whole segments, so a small one lets old messages go.
 pub const SMALL_STREAM_SEGMENT_BYTES: i64 = 1 << 20;
 
+/// How many bytes of drain/resume commands the control stream keeps (the
+/// newest commands always stay: retention drops whole old segments).
+pub const CONTROL_STREAM_MAX_BYTES: i64 = 8 << 20;
+
 /// How long the cancellation stream keeps a cancellation: a job queued
 /// longer than this before a worker takes it would run after all.
 pub const CANCELLATION_MAX_AGE: &str = "7D";
@@ -163,10 +167,13 @@ impl Topology {
         format!("{}.muxer.{muxer}", self.namespace)
     }
 
-    /// Holds the latest drain/resume command for a muxer (see
-    /// [`ControlCommand`](crate::ControlCommand)).
-    pub fn control_queue(&self, muxer: MuxerId) -> String {
-        format!("{}.control.{muxer}", self.namespace)
+    /// A RabbitMQ stream of every muxer's drain/resume commands (see
+    /// [`ControlCommand`](crate::ControlCommand)), bound to the control
+    /// exchange once per muxer; a worker reads it from the start and
+    /// follows the latest command for its muxer. A stream, not a queue, so
+    /// that it is replicated in a cluster and read without being consumed.
+    pub fn control_stream(&self) -> String {
+        format!("{}.control-log", self.namespace)
     }
 
     /// Direct exchange into which the tidy wait queues dead-letter expired
@@ -176,8 +183,10 @@ impl Topology {
     }
 
     /// Where a muxer's tidy requests wait out their delay (no consumer).
+    /// Pools from before 2026-12 have a classic `tidy-wait.<muxer>` queue
+    /// instead, which still hands its waiting requests on when due.
     pub fn tidy_wait_queue(&self, muxer: MuxerId) -> String {
-        format!("{}.tidy-wait.{muxer}", self.namespace)
+        format!("{}.tidy-delay.{muxer}", self.namespace)
     }
 
     /// Where a muxer's tidy requests arrive once due.
@@ -238,19 +247,24 @@ impl Topology {
             .text("x-overflow", "reject-publish")
     }
 
-    /// A muxer's control queue's arguments: classic, holding only the
-    /// latest command.
-    pub fn control_queue_arguments() -> QueueArguments {
-        QueueArguments::default()
-            .integer("x-max-length", 1)
-            .text("x-overflow", "drop-head")
+    /// The control stream's arguments: kept by size, not age, so that a
+    /// drain given long ago still holds.
+    pub fn control_stream_arguments() -> QueueArguments {
+        QueueArguments::stream()
+            .integer("x-max-length-bytes", CONTROL_STREAM_MAX_BYTES)
+            .integer(
+                "x-stream-max-segment-size-bytes",
+                SMALL_STREAM_SEGMENT_BYTES,
+            )
     }
 
-    /// A muxer's tidy wait queue's arguments: classic (per-message TTL
-    /// expires in order there, and every request of a muxer carries the
-    /// same delay), dead-lettering due requests into the tidy exchange.
+    /// A muxer's tidy wait queue's arguments: quorum, so that no node's
+    /// loss takes it away (RabbitMQ 3.10 added message TTL to quorum
+    /// queues; a message expires at the head, which is in order here since
+    /// every request of a muxer carries the same delay), dead-lettering due
+    /// requests into the tidy exchange.
     pub fn tidy_wait_queue_arguments(&self, muxer: MuxerId) -> QueueArguments {
-        QueueArguments::default()
+        QueueArguments::quorum()
             .text("x-dead-letter-exchange", &self.tidy_exchange())
             .text("x-dead-letter-routing-key", &Self::job_routing_key(muxer))
     }

@@ -131,17 +131,20 @@ impl Broker {
             }))
     }
 
-    /// A muxer's control queue, declared unless it exists (the rendered
-    /// definitions make one per Pi; a development broker may have none).
-    pub async fn ensure_control_queue(&self, muxer: MuxerId) -> Result<(), CliError> {
-        let name = self.topology.control_queue(muxer);
-        if self.existing_queue(&name).await?.is_some() {
-            return Ok(());
+    /// Binds the pool's control stream for `muxer`, where this user may
+    /// (a development broker as guest). The rendered definitions bind it
+    /// for every Pi, and a worker binds its own muxer when it starts, so a
+    /// refusal here is no error: an unbound muxer shows when the command
+    /// cannot be routed.
+    pub async fn ensure_control_binding(&self, muxer: MuxerId) -> Result<(), CliError> {
+        let name = self.topology.control_stream();
+        if self.existing_queue(&name).await?.is_none() {
+            return Err(CliError::PoolMissing { name });
         }
         let channel = self.channel().await?;
-        match declare::control_queue(&self.topology, &channel, muxer).await {
-            Ok(_) => Ok(()),
-            Err(error) if is_access_refused(&error) => Err(CliError::PoolMissing { name }),
+        match declare::control_binding(&self.topology, &channel, muxer).await {
+            Ok(()) => Ok(()),
+            Err(error) if is_access_refused(&error) => Ok(()),
             Err(error) => Err(error.into()),
         }
     }
@@ -213,8 +216,27 @@ impl Broker {
         .await
         .map_err(|error| match error {
             PublishError::Unroutable { .. } => CliError::Unroutable(job.muxer_id),
-            other => other.into(),
+            other => self.publish_failed(other),
         })
+    }
+
+    /// A failed publish in words, naming the node that refused it.
+    fn publish_failed(&self, error: PublishError) -> CliError {
+        match error {
+            PublishError::Nacked { .. } | PublishError::ConfirmTimeout => CliError::Refused {
+                node: self.answering_node(),
+                detail: error.to_string(),
+            },
+            other => other.into(),
+        }
+    }
+
+    /// The node that answered last, its password hidden.
+    fn answering_node(&self) -> String {
+        self.urls
+            .iter()
+            .nth(self.answering.load(Ordering::Relaxed))
+            .map_or_else(|| self.urls.to_string(), ToString::to_string)
     }
 
     /// Publishes `message` to `exchange` with `routing_key`, persistent and
@@ -239,7 +261,7 @@ impl Broker {
             FieldTable::default(),
         )
         .await
-        .map_err(CliError::from)
+        .map_err(|error| self.publish_failed(error))
     }
 
     /// Reads the pool's event history stream from `from`. Reading history,

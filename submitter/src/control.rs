@@ -1,5 +1,5 @@
 //! `hlsmux drain` / `hlsmux resume`: set a muxer's workers out of or back
-//! in service, through the muxer's control queue.
+//! in service, through the pool's control stream.
 
 use hlsmux_protocol::{ControlCommand, MuxerId, Topology};
 
@@ -11,7 +11,7 @@ pub async fn set_drained(pool: &PoolArgs, muxer: MuxerId, drain: bool) -> Result
     let broker = Broker::connect(pool).await?;
     let channel = broker.publisher().await?;
     let topology = broker.topology();
-    broker.ensure_control_queue(muxer).await?;
+    broker.ensure_control_binding(muxer).await?;
     let command = ControlCommand::new(muxer, drain, who_asks());
     broker
         .publish_command(
@@ -21,7 +21,11 @@ pub async fn set_drained(pool: &PoolArgs, muxer: MuxerId, drain: bool) -> Result
             &format!("control-{muxer}"),
             &command,
         )
-        .await?;
+        .await
+        .map_err(|error| match error {
+            CliError::Unroutable(_) => CliError::UnknownMuxer(muxer),
+            other => other,
+        })?;
     if drain {
         eprintln!(
             "muxer {muxer}: drain requested; its workers finish the job in hand and then take no more (`hlsmux resume {muxer}` undoes it)"

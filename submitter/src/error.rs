@@ -38,6 +38,18 @@ pub enum CliError {
         "no worker queue for muxer {0}: start a worker with HLSMUX_MUXER_ID={0}, or pick another --muxer"
     )]
     Unroutable(MuxerId),
+    #[error(
+        "muxer {0} is unknown to the pool: no worker of muxer {0} has started, and the broker definitions do not name it (start its worker, or add the Pi to the inventory and import the rendered definitions)"
+    )]
+    UnknownMuxer(MuxerId),
+    #[error(
+        "RabbitMQ at {node} would not take the message ({detail}); in a cluster, a queue may have lost the majority of its nodes: check `rabbitmqctl cluster_status` and try again"
+    )]
+    Refused {
+        /// The node's URL with its password hidden.
+        node: String,
+        detail: String,
+    },
     #[error("no muxer from {first} to {last} has a running worker: start one, or name --muxer")]
     NoMuxerAvailable { first: MuxerId, last: MuxerId },
     #[error(

@@ -33,6 +33,10 @@ pub struct QueueCounts {
 }
 
 pub struct TestPool {
+    /// The URLs workers and the CLI are given (comma-separated).
+    urls: String,
+    /// The node this harness itself talks to.
+    own: BrokerNode,
     namespace: String,
     topology: Topology,
     connection: Connection,
@@ -40,8 +44,40 @@ pub struct TestPool {
     muxers: Mutex<BTreeSet<MuxerId>>,
 }
 
+/// A broker node the harness talks to: its AMQP URL, and its Erlang node
+/// name for `rabbitmqctl -n` (`None`: the machine's own broker).
+#[derive(Clone, Debug)]
+pub struct BrokerNode {
+    pub url: String,
+    pub name: Option<String>,
+}
+
+impl BrokerNode {
+    /// The broker every test uses (see [`amqp_url`]).
+    pub fn local() -> Self {
+        Self {
+            url: amqp_url(),
+            name: None,
+        }
+    }
+
+    fn rabbitmqctl(&self) -> tokio::process::Command {
+        let mut command = tokio::process::Command::new("rabbitmqctl");
+        if let Some(name) = &self.name {
+            command.args(["-n", name]);
+        }
+        command
+    }
+}
+
 impl TestPool {
     pub async fn new(test_name: &str) -> Self {
+        Self::on(test_name, &amqp_url(), BrokerNode::local()).await
+    }
+
+    /// A pool on the broker (or cluster) at `urls`, which the harness
+    /// reaches through `own`.
+    pub async fn on(test_name: &str, urls: &str, own: BrokerNode) -> Self {
         let suffix = uuid::Uuid::new_v4().simple().to_string();
         let short_name: String = test_name
             .chars()
@@ -50,9 +86,9 @@ impl TestPool {
             .collect();
         let namespace = format!("t-{short_name}-{}", &suffix[..8]);
         let topology = Topology::new(namespace.parse().expect("valid namespace"));
-        let connection = Connection::connect(&amqp_url(), ConnectionProperties::default())
+        let connection = Connection::connect(&own.url, ConnectionProperties::default())
             .await
-            .unwrap_or_else(|e| panic!("RabbitMQ must run at {} for the tests: {e}", amqp_url()));
+            .unwrap_or_else(|e| panic!("RabbitMQ must run at {} for the tests: {e}", own.url));
         let publisher = connection.create_channel().await.expect("channel");
         publisher
             .confirm_select(ConfirmSelectOptions::default())
@@ -62,6 +98,8 @@ impl TestPool {
             .await
             .expect("declare exchanges");
         Self {
+            urls: urls.to_owned(),
+            own,
             namespace,
             topology,
             connection,
@@ -79,7 +117,19 @@ impl TestPool {
     }
 
     pub fn amqp_url(&self) -> String {
-        amqp_url()
+        self.urls.clone()
+    }
+
+    /// Opens the harness's own connection again (after its node restarted).
+    pub async fn reconnect(&mut self) {
+        self.connection = Connection::connect(&self.own.url, ConnectionProperties::default())
+            .await
+            .expect("reconnect to the broker");
+        self.publisher = self.connection.create_channel().await.expect("channel");
+        self.publisher
+            .confirm_select(ConfirmSelectOptions::default())
+            .await
+            .expect("confirm mode");
     }
 
     /// Remembers a muxer whose queue this test makes, for clean-up.
@@ -217,7 +267,7 @@ impl TestPool {
     /// Messages in `queue`, ready or delivered and not yet settled (0 when
     /// it does not exist).
     pub async fn messages_in(&self, queue: &str) -> u64 {
-        list_queues(&["name", "messages"])
+        list_queues(&self.own, &["name", "messages"])
             .await
             .iter()
             .find(|row| row["name"] == queue)
@@ -342,7 +392,7 @@ impl TestPool {
         name: &str,
         quiet: Duration,
     ) -> Vec<T> {
-        let connection = Connection::connect(&amqp_url(), ConnectionProperties::default())
+        let connection = Connection::connect(&self.own.url, ConnectionProperties::default())
             .await
             .expect("connect to read a stream");
         let channel = connection.create_channel().await.expect("channel");
@@ -399,7 +449,7 @@ impl TestPool {
         &self,
         queue: &str,
     ) -> Option<std::collections::BTreeMap<String, serde_json::Value>> {
-        let rows = list_queues(&["name", "arguments"]).await;
+        let rows = list_queues(&self.own, &["name", "arguments"]).await;
         let row = rows.iter().find(|row| row["name"] == queue)?;
         // Each argument is listed as [name, type, value].
         let arguments = row["arguments"].as_array()?;
@@ -414,15 +464,27 @@ impl TestPool {
         )
     }
 
+    /// The Erlang node that leads `queue` (a quorum queue or stream).
+    pub async fn queue_leader(&self, queue: &str) -> Option<String> {
+        list_queues(&self.own, &["name", "leader"])
+            .await
+            .into_iter()
+            .find(|row| row["name"] == queue)
+            .and_then(|row| row["leader"].as_str().map(str::to_owned))
+    }
+
     /// All three counts, as `rabbitmqctl` reports them (the only place that
     /// shows unacknowledged messages without the management plugin).
     pub async fn queue_counts(&self, muxer: MuxerId) -> QueueCounts {
-        let rows = list_queues(&[
-            "name",
-            "messages_ready",
-            "messages_unacknowledged",
-            "consumers",
-        ])
+        let rows = list_queues(
+            &self.own,
+            &[
+                "name",
+                "messages_ready",
+                "messages_unacknowledged",
+                "consumers",
+            ],
+        )
         .await;
         let name = self.topology.muxer_queue(muxer);
         let row = rows
@@ -465,6 +527,7 @@ impl TestPool {
 impl Drop for TestPool {
     fn drop(&mut self) {
         let topology = self.topology.clone();
+        let url = self.own.url.clone();
         let muxers: Vec<MuxerId> = self
             .muxers
             .lock()
@@ -476,7 +539,7 @@ impl Drop for TestPool {
                 .enable_all()
                 .build();
             if let Ok(runtime) = runtime {
-                runtime.block_on(delete_everything(topology, muxers));
+                runtime.block_on(delete_everything(&url, topology, muxers));
             }
         });
         let _ = cleanup.join();
@@ -485,8 +548,9 @@ impl Drop for TestPool {
 
 /// `rabbitmqctl list_queues` of the default vhost with `fields`, one JSON
 /// object per queue.
-async fn list_queues(fields: &[&str]) -> Vec<serde_json::Value> {
-    let output = tokio::process::Command::new("rabbitmqctl")
+async fn list_queues(node: &BrokerNode, fields: &[&str]) -> Vec<serde_json::Value> {
+    let output = node
+        .rabbitmqctl()
         .args(["list_queues", "-q", "--formatter", "json"])
         .args(fields)
         .output()
@@ -500,9 +564,8 @@ async fn list_queues(fields: &[&str]) -> Vec<serde_json::Value> {
     serde_json::from_slice(&output.stdout).expect("rabbitmqctl JSON")
 }
 
-async fn delete_everything(topology: Topology, muxers: Vec<MuxerId>) {
-    let Ok(connection) = Connection::connect(&amqp_url(), ConnectionProperties::default()).await
-    else {
+async fn delete_everything(url: &str, topology: Topology, muxers: Vec<MuxerId>) {
+    let Ok(connection) = Connection::connect(url, ConnectionProperties::default()).await else {
         return;
     };
     let Ok(channel) = connection.create_channel().await else {
@@ -513,13 +576,13 @@ async fn delete_everything(topology: Topology, muxers: Vec<MuxerId>) {
         queues.push(topology.muxer_queue(*muxer));
         queues.push(topology.tidy_wait_queue(*muxer));
         queues.push(topology.tidy_queue(*muxer));
-        queues.push(topology.control_queue(*muxer));
     }
     queues.push(topology.dead_letter_queue());
     queues.push(topology.dead_letter_notices_queue());
     queues.push(topology.event_history_stream());
     queues.push(topology.heartbeat_stream());
     queues.push(topology.cancellation_stream());
+    queues.push(topology.control_stream());
     for queue in queues {
         let _ = channel
             .queue_delete(queue.into(), QueueDeleteOptions::default())

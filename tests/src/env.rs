@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use hlsmux_protocol::MuxerId;
 use tempfile::TempDir;
 
-use crate::broker::TestPool;
+use crate::broker::{BrokerNode, TestPool};
 use crate::cli::CliRun;
 use crate::worker::{StartupFailure, TestWorker, WorkerOptions};
 
@@ -17,6 +17,16 @@ pub struct TestEnv {
 
 impl TestEnv {
     pub async fn new(test_name: &str) -> Self {
+        Self::with_pool(test_name, TestPool::new(test_name).await)
+    }
+
+    /// A test's world on the broker (or cluster) at `urls`, which the
+    /// harness reaches through `own`.
+    pub async fn on(test_name: &str, urls: &str, own: BrokerNode) -> Self {
+        Self::with_pool(test_name, TestPool::on(test_name, urls, own).await)
+    }
+
+    fn with_pool(test_name: &str, pool: TestPool) -> Self {
         let dir = tempfile::Builder::new()
             .prefix(&format!("hlsmux-{test_name}-"))
             .tempdir()
@@ -24,10 +34,7 @@ impl TestEnv {
         for sub in ["media", "out", "work", "elsewhere"] {
             std::fs::create_dir_all(dir.path().join(sub)).expect("create test directories");
         }
-        Self {
-            pool: TestPool::new(test_name).await,
-            dir,
-        }
+        Self { pool, dir }
     }
 
     pub fn media_root(&self) -> PathBuf {

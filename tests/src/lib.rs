@@ -10,6 +10,7 @@ mod binaries;
 mod broker;
 pub mod canary;
 mod cli;
+pub mod cluster;
 pub mod conformance;
 mod env;
 pub mod hls;
@@ -19,7 +20,7 @@ pub mod media;
 pub mod player;
 mod worker;
 
-pub use broker::{EventLog, QueueCounts, TestPool, count_events};
+pub use broker::{BrokerNode, EventLog, QueueCounts, TestPool, count_events};
 pub use cli::{CliRun, RunningCli};
 pub use env::TestEnv;
 pub use worker::{StartupFailure, TestWorker, WorkerOptions};

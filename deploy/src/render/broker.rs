@@ -208,6 +208,10 @@ pub fn definitions_json(inventory: &Inventory, secrets: &Secrets) -> String {
             topology.cancellation_stream(),
             Topology::cancellation_arguments(),
         ),
+        queue(
+            topology.control_stream(),
+            Topology::control_stream_arguments(),
+        ),
     ];
     let mut bindings = vec![
         binding(
@@ -243,15 +247,11 @@ pub fn definitions_json(inventory: &Inventory, secrets: &Secrets) -> String {
             topology.muxer_queue(*muxer),
             Topology::job_routing_key(*muxer),
         ));
-        // And its control queue, so the operator (who may create nothing)
-        // can drain a Pi that has not booted yet.
-        queues.push(queue(
-            topology.control_queue(*muxer),
-            Topology::control_queue_arguments(),
-        ));
+        // And its control binding, so the operator (who may create
+        // nothing) can drain a Pi that has not booted yet.
         bindings.push(binding(
             topology.control_exchange(),
-            topology.control_queue(*muxer),
+            topology.control_stream(),
             Topology::job_routing_key(*muxer),
         ));
     }

@@ -362,11 +362,12 @@ async fn the_submit_user_may_queue_follow_and_cancel_and_nothing_else() {
     // user's.
     for queue in [
         pool.name(&format!("tidy.{muxer}")),
-        pool.name(&format!("tidy-wait.{muxer}")),
+        pool.name(&format!("tidy-delay.{muxer}")),
         pool.name(&format!("muxer.{muxer}")),
         pool.name("dead-letter-notices"),
         pool.name("heartbeats"),
         pool.name("cancellations"),
+        pool.name("control-log"),
     ] {
         assert!(
             publish_refused(&connection, "", &queue, &tidy).await,

@@ -1,31 +1,78 @@
-//! The side task that follows this muxer's drain/resume command.
+//! The side task that follows this muxer's drain/resume commands in the
+//! pool's control stream.
 
-use super::{GATE_POLL, Worker};
+use super::Worker;
 use crate::broker::{BrokerError, BrokerSession};
-use tracing::info;
+use futures_util::StreamExt;
+use hlsmux_protocol::ControlCommand;
+use lapin::options::BasicAckOptions;
+use tracing::{info, warn};
 
 impl Worker {
-    /// Keeps the remote drain setting up to date with the muxer's control
-    /// queue, until the session fails.
+    /// Keeps the remote drain setting up to date with the latest command
+    /// for this muxer, until the session fails. The backlog is read to its
+    /// end before its latest command is applied, so that a drain undone
+    /// long ago never closes the gate for a moment.
     pub(super) async fn follow_control(&self, session: &BrokerSession) -> BrokerError {
+        let mut consumer = match session.read_control().await {
+            Ok(consumer) => consumer,
+            Err(error) => return error,
+        };
+        let mut backlog_latest = None;
+        let mut caught_up = false;
         loop {
-            match session.peek_control().await {
-                // No command (or a peer is peeking at it): unchanged.
-                Ok(None) => {}
-                Ok(Some(command)) => {
-                    let next = command.drain.then(|| command.by.clone());
-                    let mut current = self
-                        .remote_drain
-                        .lock()
-                        .unwrap_or_else(|poisoned| poisoned.into_inner());
-                    if *current != next {
-                        info!(drain = command.drain, by = %command.by, "remote command for this muxer");
-                        *current = next;
+            let next = if caught_up {
+                consumer.next().await
+            } else {
+                match tokio::time::timeout(hlsmux_amqp::stream::CAUGHT_UP_QUIET, consumer.next())
+                    .await
+                {
+                    Ok(next) => next,
+                    Err(_) => {
+                        caught_up = true;
+                        if let Some(command) = backlog_latest.take() {
+                            self.apply_control(&command);
+                        }
+                        continue;
                     }
                 }
-                Err(error) => return error,
+            };
+            let Some(next) = next else { break };
+            let delivery = match next {
+                Ok(delivery) => delivery,
+                Err(error) => return BrokerError::Lost(error),
+            };
+            // Streams count acknowledgements as credit for more.
+            if let Err(error) = delivery.acker.ack(BasicAckOptions::default()).await {
+                return BrokerError::Lost(error);
             }
-            tokio::time::sleep(GATE_POLL).await;
+            let command = match serde_json::from_slice::<ControlCommand>(&delivery.data) {
+                Ok(command) if command.muxer_id == self.settings.broker.muxer_id => command,
+                Ok(_) => continue,
+                Err(error) => {
+                    warn!(%error, "skipping a message in the control stream that is not a command");
+                    continue;
+                }
+            };
+            if caught_up {
+                self.apply_control(&command);
+            } else {
+                backlog_latest = Some(command);
+            }
+        }
+        warn!("control stream consumer cancelled by the broker");
+        std::future::pending().await
+    }
+
+    fn apply_control(&self, command: &ControlCommand) {
+        let next = command.drain.then(|| command.by.clone());
+        let mut current = self
+            .remote_drain
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if *current != next {
+            info!(drain = command.drain, by = %command.by, "remote command for this muxer");
+            *current = next;
         }
     }
 }

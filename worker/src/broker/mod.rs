@@ -2,11 +2,10 @@
 //! prefetch 1 on the muxer's queue, and a confirming channel for events.
 
 use hlsmux_amqp::{AmqpUrl, AmqpUrls, HistoryStart, PublishError, declare, stream};
-use hlsmux_protocol::{ControlCommand, Topology};
+use hlsmux_protocol::Topology;
 use lapin::message::Delivery;
 use lapin::options::{
-    BasicCancelOptions, BasicConsumeOptions, BasicGetOptions, BasicNackOptions, BasicQosOptions,
-    ConfirmSelectOptions,
+    BasicCancelOptions, BasicConsumeOptions, BasicQosOptions, ConfirmSelectOptions,
 };
 use lapin::types::FieldTable;
 use lapin::{Channel, Connection, ConnectionProperties, Consumer};
@@ -83,7 +82,6 @@ pub struct BrokerSession {
     notices: Channel,
     notices_queue: String,
     control: Channel,
-    control_queue: String,
     cancellations: Channel,
     topology: Topology,
     events: Publisher,
@@ -131,7 +129,7 @@ impl BrokerSession {
             .map_err(topology_error)?;
 
         let control = connection.create_channel().await.map_err(topology_error)?;
-        declare::control_queue(&topology, &control, settings.broker.muxer_id)
+        declare::control_binding(&topology, &control, settings.broker.muxer_id)
             .await
             .map_err(topology_error)?;
         let notices = connection.create_channel().await.map_err(topology_error)?;
@@ -166,7 +164,6 @@ impl BrokerSession {
             notices,
             notices_queue: topology.dead_letter_notices_queue(),
             control,
-            control_queue: topology.control_queue(settings.broker.muxer_id),
             cancellations,
             topology: topology.clone(),
             consumer_tag: format!("hlsmux-worker-{worker_name}-{}", std::process::id()),
@@ -201,33 +198,16 @@ impl BrokerSession {
         .map_err(BrokerError::Lost)
     }
 
-    /// The latest drain/resume command for this muxer, if any was given.
-    /// It is looked at and put back, never consumed: every worker of the
-    /// muxer, now and later, reads the same command.
-    pub async fn peek_control(&self) -> Result<Option<ControlCommand>, BrokerError> {
-        let lost = BrokerError::Lost;
-        let Some(message) = self
-            .control
-            .basic_get(
-                self.control_queue.as_str().into(),
-                BasicGetOptions { no_ack: false },
-            )
-            .await
-            .map_err(lost)?
-        else {
-            return Ok(None);
-        };
-        let command = serde_json::from_slice::<ControlCommand>(&message.delivery.data).ok();
-        message
-            .delivery
-            .acker
-            .nack(BasicNackOptions {
-                requeue: true,
-                ..BasicNackOptions::default()
-            })
-            .await
-            .map_err(lost)?;
-        Ok(command)
+    /// Reads the pool's drain/resume commands from the oldest kept.
+    pub async fn read_control(&self) -> Result<Consumer, BrokerError> {
+        stream::open(
+            &self.control,
+            &self.topology.control_stream(),
+            HistoryStart::First,
+            &format!("{}-control", self.consumer_tag),
+        )
+        .await
+        .map_err(BrokerError::Lost)
     }
 
     /// Cancels the consumer so the broker hands this worker no more jobs,
