@@ -1,8 +1,9 @@
-//! The broker passwords of the pool's three RabbitMQ users. They are made
-//! once, at random, into a file beside the inventory (mode 0600), and read
-//! from it on every later render, so the same inventory renders the same
-//! files byte for byte. A file from before the operator user gains its
-//! password on the next render.
+//! The broker passwords of the pool's three RabbitMQ users, and the Erlang
+//! cookie the broker's cluster nodes share. They are made once, at random,
+//! into a file beside the inventory (mode 0600), and read from it on every
+//! later render, so the same inventory renders the same files byte for
+//! byte. A file from an earlier version gains what it lacks on the next
+//! render.
 
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
@@ -17,6 +18,8 @@ pub struct Secrets {
     pub worker_password: String,
     pub submit_password: String,
     pub operator_password: String,
+    /// Every RabbitMQ node of a cluster must hold the same cookie.
+    pub erlang_cookie: String,
 }
 
 /// The file as an earlier version may have written it.
@@ -26,6 +29,7 @@ struct StoredSecrets {
     worker_password: String,
     submit_password: String,
     operator_password: Option<String>,
+    erlang_cookie: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -47,28 +51,26 @@ impl Secrets {
                         path: path.to_owned(),
                         detail: e.to_string(),
                     })?;
-                match stored.operator_password {
-                    Some(operator_password) => Ok(Self {
-                        worker_password: stored.worker_password,
-                        submit_password: stored.submit_password,
-                        operator_password,
-                    }),
-                    None => {
-                        let secrets = Self {
-                            worker_password: stored.worker_password,
-                            submit_password: stored.submit_password,
-                            operator_password: new_password(path)?,
-                        };
-                        secrets.replace(path)?;
-                        Ok(secrets)
-                    }
+                let complete = stored.operator_password.is_some() && stored.erlang_cookie.is_some();
+                let secrets = Self {
+                    worker_password: stored.worker_password,
+                    submit_password: stored.submit_password,
+                    operator_password: stored
+                        .operator_password
+                        .map_or_else(|| new_password(path), Ok)?,
+                    erlang_cookie: stored.erlang_cookie.map_or_else(|| new_cookie(path), Ok)?,
+                };
+                if !complete {
+                    secrets.replace(path)?;
                 }
+                Ok(secrets)
             }
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
                 let secrets = Self {
                     worker_password: new_password(path)?,
                     submit_password: new_password(path)?,
                     operator_password: new_password(path)?,
+                    erlang_cookie: new_cookie(path)?,
                 };
                 secrets.create(path)?;
                 Ok(secrets)
@@ -98,7 +100,7 @@ impl Secrets {
             detail: e.to_string(),
         };
         let text = format!(
-            "# The hlsmux pool's broker passwords, made by hlsmux-deploy. Keep this file\n# private: the rendered worker config and definitions.json are made from it.\n{}",
+            "# The hlsmux pool's broker passwords and Erlang cookie, made by hlsmux-deploy.\n# Keep this file private: the rendered worker config, definitions.json and\n# erlang.cookie are made from it.\n{}",
             toml::to_string(self).map_err(|e| SecretsError::Unwritable {
                 path: path.to_owned(),
                 detail: e.to_string(),
@@ -112,6 +114,17 @@ impl Secrets {
             .map_err(unwritable)?;
         file.write_all(text.as_bytes()).map_err(unwritable)
     }
+}
+
+/// 20 random upper-case letters: RabbitMQ's own cookies look like this,
+/// and Erlang takes a cookie as an atom, so letters are the safe choice.
+fn new_cookie(path: &Path) -> Result<String, SecretsError> {
+    let mut bytes = [0u8; 20];
+    getrandom::fill(&mut bytes).map_err(|e| SecretsError::Unwritable {
+        path: path.to_owned(),
+        detail: format!("no randomness: {e}"),
+    })?;
+    Ok(bytes.iter().map(|b| char::from(b'A' + b % 26)).collect())
 }
 
 /// 24 random bytes as URL-safe base64: 32 characters that need no escaping
@@ -154,6 +167,8 @@ mod tests {
             ("w", "s")
         );
         assert_eq!(read.operator_password.len(), 32);
+        assert_eq!(read.erlang_cookie.len(), 20);
+        assert!(read.erlang_cookie.chars().all(|c| c.is_ascii_uppercase()));
         let mode = std::fs::metadata(&path).expect("file").permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
         assert_eq!(Secrets::load_or_create(&path).expect("read again"), read);

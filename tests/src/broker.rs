@@ -387,12 +387,27 @@ impl TestPool {
             .await
     }
 
+    /// The history as read through another node than the harness's own.
+    pub async fn history_via(&self, node: &BrokerNode, quiet: Duration) -> Vec<StatusEvent> {
+        self.read_stream_via(&node.url, &self.topology.event_history_stream(), quiet)
+            .await
+    }
+
     async fn read_stream<T: serde::de::DeserializeOwned + Stamped>(
         &self,
         name: &str,
         quiet: Duration,
     ) -> Vec<T> {
-        let connection = Connection::connect(&self.own.url, ConnectionProperties::default())
+        self.read_stream_via(&self.own.url, name, quiet).await
+    }
+
+    async fn read_stream_via<T: serde::de::DeserializeOwned + Stamped>(
+        &self,
+        url: &str,
+        name: &str,
+        quiet: Duration,
+    ) -> Vec<T> {
+        let connection = Connection::connect(url, ConnectionProperties::default())
             .await
             .expect("connect to read a stream");
         let channel = connection.create_channel().await.expect("channel");
@@ -434,6 +449,21 @@ impl TestPool {
     }
 
     /// Deletes `queue` (of this test's namespace), as an operator would.
+    /// Declares `queue` as a plain classic queue without arguments, as a
+    /// hand-made or older queue of that name would be.
+    pub async fn declare_plain_queue(&self, queue: &str) {
+        let channel = self.connection.create_channel().await.expect("channel");
+        channel
+            .queue_declare(
+                queue.into(),
+                QueueDeclareOptions::durable(),
+                FieldTable::default(),
+            )
+            .await
+            .expect("queue declared");
+        let _ = channel.close(200, "declared".into()).await;
+    }
+
     pub async fn delete_queue(&self, queue: &str) {
         let channel = self.connection.create_channel().await.expect("channel");
         channel

@@ -196,6 +196,23 @@ async fn a_rolling_restart_under_thirty_jobs_loses_and_repeats_none() {
         tokio::time::sleep(Duration::from_secs(2)).await;
     };
     for job in &job_ids {
+        if count_events(&history, *job, EventState::Done) != 1 {
+            for node in 1..=3 {
+                let seen = test
+                    .pool
+                    .history_via(&cluster.node(node), Duration::from_secs(2))
+                    .await;
+                let states: Vec<String> = seen
+                    .iter()
+                    .filter(|e| e.job_id == *job)
+                    .map(|e| e.state.event_state().to_string())
+                    .collect();
+                eprintln!(
+                    "DIAG node {node}: {} events; job {job}: {states:?}",
+                    seen.len()
+                );
+            }
+        }
         assert_eq!(
             count_events(&history, *job, EventState::Done),
             1,

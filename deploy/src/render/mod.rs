@@ -81,10 +81,14 @@ pub fn render(inventory: &Inventory, secrets: &Secrets) -> Vec<RenderedFile> {
             "rabbitmq/definitions.json",
             broker::definitions_json(inventory, secrets),
         ),
-        RenderedFile::public("rabbitmq/rabbitmq.conf", broker::rabbitmq_conf()),
+        RenderedFile::public("rabbitmq/rabbitmq.conf", broker::rabbitmq_conf(site)),
+        RenderedFile::private("rabbitmq/erlang.cookie", broker::erlang_cookie(secrets)),
         RenderedFile::private("submit/hlsmux.env", services::submit_env(site, secrets)),
         RenderedFile::private("operator/hlsmux.env", services::operator_env(site, secrets)),
     ];
+    if let Some(env) = broker::rabbitmq_env(site) {
+        files.push(RenderedFile::public("rabbitmq/rabbitmq-env.conf", env));
+    }
     for pi in &inventory.pis {
         let boot = PathBuf::from("tftp").join(pi.serial.as_str());
         files.push(RenderedFile::public(
@@ -179,8 +183,26 @@ mod tests {
             worker_password: "w".into(),
             submit_password: "s".into(),
             operator_password: "o".into(),
+            erlang_cookie: "COOKIE".into(),
         };
         let files = render(&inventory, &secrets);
+        let conf = &file(&files, "rabbitmq/rabbitmq.conf").contents;
+        for expected in [
+            "cluster_formation.peer_discovery_backend = classic_config",
+            "cluster_formation.classic_config.nodes.1 = rabbit@nas1",
+            "cluster_formation.classic_config.nodes.3 = rabbit@nas3",
+            "cluster_partition_handling = pause_minority",
+        ] {
+            assert!(conf.contains(expected), "{expected} in {conf}");
+        }
+        let cookie = file(&files, "rabbitmq/erlang.cookie");
+        assert!(cookie.private && cookie.contents == "COOKIE");
+        assert!(
+            !files
+                .iter()
+                .any(|f| f.path == Path::new("rabbitmq/rabbitmq-env.conf")),
+            "host names are short node names"
+        );
         let settings = &file(&files, "pi-root/etc/hlsmux/worker.toml").contents;
         let url = settings
             .lines()
@@ -203,6 +225,37 @@ mod tests {
             !file(&files, "nas/exports")
                 .contents
                 .contains("/srv/hlsmux/media")
+        );
+    }
+
+    #[test]
+    fn a_cluster_of_addresses_uses_long_node_names_and_one_node_no_cluster() {
+        let secrets = Secrets {
+            worker_password: "w".into(),
+            submit_password: "s".into(),
+            operator_password: "o".into(),
+            erlang_cookie: "COOKIE".into(),
+        };
+        let addresses = crate::inventory::TEST_SITE.replace(
+            r#"hosts = ["192.168.1.2"]"#,
+            r#"hosts = ["192.168.1.2", "192.168.1.3", "192.168.1.4"]"#,
+        );
+        let inventory = Inventory::parse(&addresses, Path::new("inventory.toml")).expect("valid");
+        let files = render(&inventory, &secrets);
+        let env = &file(&files, "rabbitmq/rabbitmq-env.conf").contents;
+        assert!(env.contains("USE_LONGNAME=true"), "{env}");
+        let conf = &file(&files, "rabbitmq/rabbitmq.conf").contents;
+        assert!(conf.contains("nodes.2 = rabbit@192.168.1.3"), "{conf}");
+
+        let one = Inventory::parse(crate::inventory::TEST_SITE, Path::new("inventory.toml"))
+            .expect("valid");
+        let files = render(&one, &secrets);
+        let conf = &file(&files, "rabbitmq/rabbitmq.conf").contents;
+        assert!(!conf.contains("cluster_formation"), "{conf}");
+        assert!(
+            !files
+                .iter()
+                .any(|f| f.path == Path::new("rabbitmq/rabbitmq-env.conf"))
         );
     }
 }

@@ -39,6 +39,7 @@ mod pool_front_door;
 mod prefetch_one;
 mod shutdown_requeues_job_in_hand;
 mod sick_worker_quarantines_itself;
+mod side_features_never_stop_jobs;
 mod soak_with_crashing_workers;
 mod stalled_encode_is_requeued;
 mod storage_full_or_read_only;

@@ -1,6 +1,7 @@
 //! The side task that follows the pool's cancellations stream.
 
 use super::Worker;
+use super::side_feature::SideFeature;
 use crate::broker::{BrokerError, BrokerSession};
 use futures_util::StreamExt;
 use hlsmux_protocol::CancelRequest;
@@ -10,11 +11,16 @@ use tracing::{info, warn};
 impl Worker {
     /// Keeps the set of cancelled jobs up to date with the pool's
     /// cancellations stream, from its start, until the session fails.
-    pub(super) async fn follow_cancellations(&self, session: &BrokerSession) -> BrokerError {
+    pub(super) async fn follow_cancellations(
+        &self,
+        session: &BrokerSession,
+        feature: &SideFeature,
+    ) -> BrokerError {
         let mut consumer = match session.read_cancellations().await {
             Ok(consumer) => consumer,
             Err(error) => return error,
         };
+        self.side_feature_ready(feature);
         let mut caught_up = false;
         loop {
             // Timed only until the backlog is read, so an idle worker
@@ -58,7 +64,6 @@ impl Worker {
                 }
             }
         }
-        warn!("cancellations consumer cancelled by the broker");
-        std::future::pending().await
+        BrokerError::ConsumerCancelled("cancellations")
     }
 }

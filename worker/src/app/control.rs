@@ -2,6 +2,7 @@
 //! pool's control stream.
 
 use super::Worker;
+use super::side_feature::SideFeature;
 use crate::broker::{BrokerError, BrokerSession};
 use futures_util::StreamExt;
 use hlsmux_protocol::ControlCommand;
@@ -13,11 +14,16 @@ impl Worker {
     /// for this muxer, until the session fails. The backlog is read to its
     /// end before its latest command is applied, so that a drain undone
     /// long ago never closes the gate for a moment.
-    pub(super) async fn follow_control(&self, session: &BrokerSession) -> BrokerError {
+    pub(super) async fn follow_control(
+        &self,
+        session: &BrokerSession,
+        feature: &SideFeature,
+    ) -> BrokerError {
         let mut consumer = match session.read_control().await {
             Ok(consumer) => consumer,
             Err(error) => return error,
         };
+        self.side_feature_ready(feature);
         let mut backlog_latest = None;
         let mut caught_up = false;
         loop {
@@ -60,8 +66,7 @@ impl Worker {
                 backlog_latest = Some(command);
             }
         }
-        warn!("control stream consumer cancelled by the broker");
-        std::future::pending().await
+        BrokerError::ConsumerCancelled("control stream")
     }
 
     fn apply_control(&self, command: &ControlCommand) {

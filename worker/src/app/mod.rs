@@ -11,6 +11,7 @@ mod dead_letters;
 mod heartbeat;
 mod session;
 mod side_consumer;
+mod side_feature;
 pub mod startup;
 mod tidy;
 

@@ -3,6 +3,7 @@
 
 use super::Worker;
 use super::consume::Stop;
+use super::side_feature::Side;
 use crate::broker::{BrokerError, BrokerSession};
 use crate::job::outcome::Ending;
 use hlsmux_protocol::WorkerState;
@@ -67,10 +68,10 @@ impl Worker {
         tokio::pin!(serving);
         let side_lost = async {
             tokio::select! {
-                lost = self.tidy_originals(session, shutdown) => lost,
-                lost = self.report_dead_letters(session) => lost,
-                lost = self.follow_control(session) => lost,
-                lost = self.follow_cancellations(session) => lost,
+                lost = self.keep_side_feature(Side::Tidy, session, shutdown) => lost,
+                lost = self.keep_side_feature(Side::DeadLetterNotices, session, shutdown) => lost,
+                lost = self.keep_side_feature(Side::Control, session, shutdown) => lost,
+                lost = self.keep_side_feature(Side::Cancellations, session, shutdown) => lost,
                 lost = self.send_heartbeats(session) => lost,
             }
         };

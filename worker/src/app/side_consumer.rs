@@ -4,15 +4,13 @@
 use futures_util::StreamExt;
 use lapin::Consumer;
 use lapin::message::Delivery;
-use tracing::warn;
 
 use crate::broker::BrokerError;
 use crate::job::outcome::Disposition;
 
 /// Handles every delivery of `consumer` with `handle` and settles it as
-/// `handle` says, until the session fails. When the broker cancels the
-/// consumer (its queue was deleted), the task waits for the next session
-/// rather than cut the job in hand short.
+/// `handle` says, until its channel fails or the broker cancels the
+/// consumer (its queue was deleted); the side feature then tries again.
 pub(super) async fn settle_each<Handled: Future<Output = Disposition>>(
     name: &'static str,
     mut consumer: Consumer,
@@ -29,6 +27,5 @@ pub(super) async fn settle_each<Handled: Future<Output = Disposition>>(
             return BrokerError::Lost(error);
         }
     }
-    warn!("the broker cancelled the {name} consumer; it resumes with the next session");
-    std::future::pending().await
+    BrokerError::ConsumerCancelled(name)
 }

@@ -4,6 +4,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::Worker;
 use super::side_consumer::settle_each;
+use super::side_feature::SideFeature;
 use crate::broker::{BrokerError, BrokerSession};
 
 impl Worker {
@@ -12,10 +13,12 @@ impl Worker {
     pub(super) async fn tidy_originals(
         &self,
         session: &BrokerSession,
+        feature: &SideFeature,
         shutdown: &CancellationToken,
     ) -> BrokerError {
         match session.consume_tidy().await {
             Ok(consumer) => {
+                self.side_feature_ready(feature);
                 settle_each("tidy", consumer, |delivery| async move {
                     self.tidier.handle(&delivery, shutdown).await
                 })

@@ -1,5 +1,8 @@
 //! The worker's edge to RabbitMQ: one connection, a consuming channel with
-//! prefetch 1 on the muxer's queue, and a confirming channel for events.
+//! prefetch 1 on the muxer's queue, a confirming channel for events, and a
+//! channel of its own for each side feature (tidying, dead-letter notices,
+//! drain commands, cancellations), opened afresh on each attempt so that a
+//! side feature's queue being unavailable closes only its own channel.
 
 use hlsmux_amqp::{AmqpUrl, AmqpUrls, HistoryStart, PublishError, declare, stream};
 use hlsmux_protocol::Topology;
@@ -77,12 +80,7 @@ async fn connect_first(
 pub struct BrokerSession {
     connection: Connection,
     jobs: Channel,
-    tidy: Channel,
-    tidy_queue: String,
-    notices: Channel,
-    notices_queue: String,
-    control: Channel,
-    cancellations: Channel,
+    muxer_id: hlsmux_protocol::MuxerId,
     topology: Topology,
     events: Publisher,
     queue: String,
@@ -120,26 +118,7 @@ impl BrokerSession {
         jobs.basic_qos(PREFETCH, BasicQosOptions::default())
             .await
             .map_err(topology_error)?;
-        declare::tidy_queues(&topology, &jobs, settings.broker.muxer_id)
-            .await
-            .map_err(topology_error)?;
-        let tidy = connection.create_channel().await.map_err(topology_error)?;
-        tidy.basic_qos(PREFETCH, BasicQosOptions::default())
-            .await
-            .map_err(topology_error)?;
-
-        let control = connection.create_channel().await.map_err(topology_error)?;
-        declare::control_binding(&topology, &control, settings.broker.muxer_id)
-            .await
-            .map_err(topology_error)?;
-        let notices = connection.create_channel().await.map_err(topology_error)?;
-        notices
-            .basic_qos(PREFETCH, BasicQosOptions::default())
-            .await
-            .map_err(topology_error)?;
-
         let history = connection.create_channel().await.map_err(topology_error)?;
-        let cancellations = connection.create_channel().await.map_err(topology_error)?;
         let events_channel = connection.create_channel().await.map_err(topology_error)?;
         events_channel
             .confirm_select(ConfirmSelectOptions::default())
@@ -159,12 +138,7 @@ impl BrokerSession {
                 worker_name: worker_name.to_owned(),
             },
             queue: topology.muxer_queue(settings.broker.muxer_id),
-            tidy,
-            tidy_queue: topology.tidy_queue(settings.broker.muxer_id),
-            notices,
-            notices_queue: topology.dead_letter_notices_queue(),
-            control,
-            cancellations,
+            muxer_id: settings.broker.muxer_id,
             topology: topology.clone(),
             consumer_tag: format!("hlsmux-worker-{worker_name}-{}", std::process::id()),
         })
@@ -174,22 +148,48 @@ impl BrokerSession {
         consume(&self.jobs, &self.queue, self.consumer_tag.clone()).await
     }
 
-    /// Consumes this muxer's due tidy requests.
+    /// Whether the connection still holds (a side feature's failure may
+    /// have closed only its own channel).
+    pub fn is_connected(&self) -> bool {
+        self.connection.status().connected()
+    }
+
+    /// A fresh channel with prefetch 1, for one side feature.
+    async fn side_channel(&self) -> Result<Channel, BrokerError> {
+        let channel = self
+            .connection
+            .create_channel()
+            .await
+            .map_err(BrokerError::Lost)?;
+        channel
+            .basic_qos(PREFETCH, BasicQosOptions::default())
+            .await
+            .map_err(BrokerError::Lost)?;
+        Ok(channel)
+    }
+
+    /// Declares this muxer's tidy queues and consumes its due tidy requests.
     pub async fn consume_tidy(&self) -> Result<Consumer, BrokerError> {
+        let channel = self.side_channel().await?;
+        declare::tidy_queues(&self.topology, &channel, self.muxer_id)
+            .await
+            .map_err(BrokerError::Lost)?;
         let tag = format!("{}-tidy", self.consumer_tag);
-        consume(&self.tidy, &self.tidy_queue, tag).await
+        consume(&channel, &self.topology.tidy_queue(self.muxer_id), tag).await
     }
 
     /// Consumes the pool's dead-letter notices (shared by all workers).
     pub async fn consume_dead_letter_notices(&self) -> Result<Consumer, BrokerError> {
+        let channel = self.side_channel().await?;
         let tag = format!("{}-dead-letters", self.consumer_tag);
-        consume(&self.notices, &self.notices_queue, tag).await
+        consume(&channel, &self.topology.dead_letter_notices_queue(), tag).await
     }
 
     /// Reads the pool's cancellations from the oldest kept.
     pub async fn read_cancellations(&self) -> Result<Consumer, BrokerError> {
+        let channel = self.side_channel().await?;
         stream::open(
-            &self.cancellations,
+            &channel,
             &self.topology.cancellation_stream(),
             HistoryStart::First,
             &format!("{}-cancellations", self.consumer_tag),
@@ -198,10 +198,15 @@ impl BrokerSession {
         .map_err(BrokerError::Lost)
     }
 
-    /// Reads the pool's drain/resume commands from the oldest kept.
+    /// Binds this muxer's commands into the pool's control stream and
+    /// reads the stream from the oldest kept.
     pub async fn read_control(&self) -> Result<Consumer, BrokerError> {
+        let channel = self.side_channel().await?;
+        declare::control_binding(&self.topology, &channel, self.muxer_id)
+            .await
+            .map_err(BrokerError::Lost)?;
         stream::open(
-            &self.control,
+            &channel,
             &self.topology.control_stream(),
             HistoryStart::First,
             &format!("{}-control", self.consumer_tag),

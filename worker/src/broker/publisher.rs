@@ -1,15 +1,26 @@
 //! The worker's confirmed publishes: status events, heartbeats and tidy
-//! requests, and the one look back at the event history a redelivery needs.
+//! requests, and the looks back at the event history that a redelivery and
+//! a job's outcome need.
 
 use std::time::Duration;
 
 use hlsmux_amqp::{HistoryStart, PublishError, publish_json, publish_json_with_expiration, stream};
-use hlsmux_protocol::{Heartbeat, JobId, JobState, MuxerId, StatusEvent, TidyRequest, Topology};
+use hlsmux_protocol::{
+    EventState, Heartbeat, JobId, JobState, MuxerId, StatusEvent, TidyRequest, Topology,
+};
 use lapin::Channel;
 use lapin::options::BasicCancelOptions;
 use lapin::types::FieldTable;
 
 use time::OffsetDateTime;
+
+/// How many times a job's outcome is published when the event history does
+/// not show it afterwards.
+const OUTCOME_ATTEMPTS: usize = 3;
+
+/// How long to wait before looking at the history a second time: a stream
+/// replica on this worker's node may trail its leader for a moment.
+const READ_BACK_PAUSE: Duration = Duration::from_secs(2);
 
 /// Publishes a worker's status events and tidy requests, each confirmed by
 /// the broker.
@@ -110,18 +121,64 @@ impl Publisher {
         .await
     }
 
+    /// Publishes a status event. A job's outcome (`done`, `failed`) is then
+    /// read back from the event history and published again if missing: a
+    /// RabbitMQ stream can lose a message it confirmed while its leader
+    /// moves to another node (rabbitmq-server#9457; seen here in a rolling
+    /// restart of a three-node 3.10 cluster), and a follower waiting for
+    /// the outcome would then wait forever.
     pub async fn publish(&self, job_id: JobId, state: JobState) -> Result<(), PublishError> {
-        let routing_key = Topology::event_routing_key(job_id, state.event_state());
+        let kind = state.event_state();
         let event = StatusEvent::new(job_id, self.muxer_id, &self.worker_name, state);
+        if !matches!(kind, EventState::Done | EventState::Failed) {
+            return self.publish_event(&event).await;
+        }
+        for attempt in 1..=OUTCOME_ATTEMPTS {
+            self.publish_event(&event).await?;
+            match self.history_holds(&event).await {
+                Ok(true) => return Ok(()),
+                Ok(false) => tracing::warn!(
+                    %job_id, state = %kind, attempt,
+                    "the broker confirmed the job's outcome but the event history does not hold it (lost in a stream leader change?); publishing it again"
+                ),
+                Err(error) => {
+                    tracing::warn!(%job_id, %error, "cannot read the outcome back from the event history; trusting the broker's confirmation");
+                    return Ok(());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn publish_event(&self, event: &StatusEvent) -> Result<(), PublishError> {
+        let routing_key = Topology::event_routing_key(event.job_id, event.state.event_state());
         publish_json(
             &self.channel,
             &self.exchange,
             &routing_key,
-            &job_id.to_string(),
-            &event,
+            &event.job_id.to_string(),
+            event,
             false,
             hlsmux_telemetry::inject_trace_context(&tracing::Span::current()),
         )
         .await
+    }
+
+    /// Whether the event history holds `event`, looked for twice.
+    async fn history_holds(&self, event: &StatusEvent) -> lapin::Result<bool> {
+        let since = u64::try_from(event.at.unix_timestamp())
+            .unwrap_or(0)
+            .saturating_sub(1);
+        let same = |seen: &StatusEvent| {
+            seen.job_id == event.job_id
+                && seen.at == event.at
+                && seen.worker == event.worker
+                && seen.state.event_state() == event.state.event_state()
+        };
+        if self.history_contains(since, same).await? {
+            return Ok(true);
+        }
+        tokio::time::sleep(READ_BACK_PAUSE).await;
+        self.history_contains(since, same).await
     }
 }

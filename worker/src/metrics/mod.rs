@@ -59,6 +59,7 @@ pub struct WorkerMetrics {
     storage_healthy: IntGaugeVec,
     storage_free: IntGaugeVec,
     storage_mounted: IntGaugeVec,
+    broker_feature_up: IntGaugeVec,
     probe_duration: HistogramVec,
     probe_failures: IntCounterVec,
     remount_attempts: IntCounterVec,
@@ -193,6 +194,11 @@ impl WorkerMetrics {
                 "1 while the mount point is mounted.",
                 &["path"],
             ),
+            broker_feature_up: int_gauge_vec(
+                names::BROKER_FEATURE_UP,
+                "1 while a side feature's queue or stream serves (tidy, dead_letter_notices, control, cancellations); jobs go on without it.",
+                &["feature"],
+            ),
             probe_duration,
             probe_failures: counter_vec(
                 names::STORAGE_PROBE_FAILURES,
@@ -294,6 +300,15 @@ impl WorkerMetrics {
         self.storage_healthy
             .with_label_values(&[&path])
             .set(i64::from(healthy));
+    }
+
+    /// Records whether a side feature serves; returns whether it did
+    /// before (so a change can be logged once).
+    pub fn broker_feature(&self, feature: &str, up: bool) -> bool {
+        let gauge = self.broker_feature_up.with_label_values(&[feature]);
+        let before = gauge.get() == 1;
+        gauge.set(i64::from(up));
+        before
     }
 
     pub fn storage_free(&self, path: &Path, bytes: u64) {

@@ -18,6 +18,7 @@ pub const STORAGE_PROBE_DURATION: &str = "hlsmux_storage_probe_duration_seconds"
 pub const STORAGE_PROBE_FAILURES: &str = "hlsmux_storage_probe_failures_total";
 pub const STORAGE_REMOUNTS: &str = "hlsmux_storage_remount_attempts_total";
 pub const BROKER_CONNECTED: &str = "hlsmux_broker_connected";
+pub const BROKER_FEATURE_UP: &str = "hlsmux_broker_feature_up";
 pub const BROKER_RECONNECTS: &str = "hlsmux_broker_reconnects_total";
 pub const ENCODE_STALLS: &str = "hlsmux_encode_stalls_total";
 pub const QUARANTINES: &str = "hlsmux_worker_quarantines_total";
