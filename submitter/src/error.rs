@@ -116,7 +116,8 @@ impl CliError {
             CliError::BrokerUnreachable { .. }
             | CliError::Broker(_)
             | CliError::NotPermitted { .. }
-            | CliError::PoolMissing { .. } => exit::BROKER_UNREACHABLE,
+            | CliError::PoolMissing { .. }
+            | CliError::Refused { .. } => exit::BROKER_UNREACHABLE,
             _ => exit::INPUT_ERROR,
         }
     }

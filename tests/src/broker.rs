@@ -464,6 +464,43 @@ impl TestPool {
         let _ = channel.close(200, "declared".into()).await;
     }
 
+    /// Makes `muxer`'s queue one that refuses every job (length 0, overflow
+    /// `reject-publish`: the broker nacks), as a queue that lost its
+    /// majority, or one an operator capped, does.
+    pub async fn declare_refusing_muxer_queue(&self, muxer: MuxerId) {
+        let queue = self.topology.muxer_queue(muxer);
+        let channel = self.connection.create_channel().await.expect("channel");
+        let mut arguments = FieldTable::default();
+        arguments.insert(
+            "x-max-length".into(),
+            lapin::types::AMQPValue::LongLongInt(0),
+        );
+        arguments.insert(
+            "x-overflow".into(),
+            lapin::types::AMQPValue::LongString("reject-publish".into()),
+        );
+        channel
+            .queue_declare(
+                queue.as_str().into(),
+                QueueDeclareOptions::durable(),
+                arguments,
+            )
+            .await
+            .expect("queue declared");
+        channel
+            .queue_bind(
+                queue.as_str().into(),
+                self.topology.jobs_exchange().as_str().into(),
+                Topology::job_routing_key(muxer).as_str().into(),
+                lapin::options::QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .expect("queue bound");
+        self.track_muxer(muxer);
+        let _ = channel.close(200, "declared".into()).await;
+    }
+
     pub async fn delete_queue(&self, queue: &str) {
         let channel = self.connection.create_channel().await.expect("channel");
         channel

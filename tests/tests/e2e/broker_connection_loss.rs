@@ -140,3 +140,29 @@ async fn several_broker_urls_fail_over_past_a_node_that_does_not_answer() {
     );
     assert!(!run.stderr.contains("secret"), "{}", run.stderr);
 }
+
+#[tokio::test]
+async fn a_job_the_broker_keeps_refusing_is_retried_then_given_up_naming_the_node() {
+    let test = TestEnv::new("refused-publish").await;
+    test.pool
+        .declare_refusing_muxer_queue(hlsmux_protocol::MuxerId::new(1).expect("valid"))
+        .await;
+    let clip = Clip::default()
+        .write(&test.media_root().join("clip.mp4"))
+        .await;
+    let started = tokio::time::Instant::now();
+    let run = test
+        .cli(&["submit", clip.to_str().expect("utf-8"), "--muxer", "1"])
+        .await;
+    assert_eq!(run.code, Some(3), "the broker's exit code: {run:#?}");
+    assert!(
+        run.stderr
+            .contains("RabbitMQ at amqp://guest@127.0.0.1:5672")
+            && run.stderr.contains("would not take the message")
+            && run.stderr.contains("8 times"),
+        "names the node, how often it refused, and what to check: {run:#?}"
+    );
+    assert!(!run.stderr.contains("guest:guest"), "no password: {run:#?}");
+    // Retried with pauses (about 16 s), not given up at the first refusal.
+    assert!(started.elapsed() > Duration::from_secs(10), "{run:#?}");
+}
