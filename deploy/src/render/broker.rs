@@ -357,9 +357,9 @@ fn cluster_conf(hosts: &[String]) -> String {
 # this list (classic-config peer discovery): start one node first, then the
 # others, which join it. All nodes hold the same Erlang cookie (the rendered
 # erlang.cookie, installed as /var/lib/rabbitmq/.erlang.cookie, mode 0400).
-# Every queue and stream the pool relies on is replicated (quorum queues and
-# streams, on up to 5 nodes by default: all three here), so a node's loss
-# costs the clients on it a reconnect and nothing else.
+# Every queue and stream the pool relies on is replicated (quorum queues, on
+# three nodes: see the rendered advanced.config, and streams), so a node's
+# loss costs the clients on it a reconnect and nothing else.
 cluster_formation.peer_discovery_backend = classic_config
 ",
     );
@@ -379,6 +379,19 @@ cluster_partition_handling = pause_minority
 ",
     );
     conf
+}
+
+/// `/etc/rabbitmq/advanced.config` for every node of a cluster: new quorum
+/// queues get three replicas (RabbitMQ's default is up to five), so a
+/// cluster grown past three nodes spreads queues rather than copying each
+/// everywhere. `None` for one node.
+pub fn advanced_config(site: &Site) -> Option<String> {
+    (site.broker.hosts.len() > 1).then(|| {
+        format!(
+            "%% {}\n%% Quorum queues' initial group size: three replicas, a majority of two.\n[{{rabbit, [{{quorum_cluster_size, 3}}]}}].\n",
+            super::header::GENERATED
+        )
+    })
 }
 
 /// The Erlang cookie every broker node of the pool holds (as

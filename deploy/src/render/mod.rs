@@ -86,6 +86,9 @@ pub fn render(inventory: &Inventory, secrets: &Secrets) -> Vec<RenderedFile> {
         RenderedFile::private("submit/hlsmux.env", services::submit_env(site, secrets)),
         RenderedFile::private("operator/hlsmux.env", services::operator_env(site, secrets)),
     ];
+    if let Some(advanced) = broker::advanced_config(site) {
+        files.push(RenderedFile::public("rabbitmq/advanced.config", advanced));
+    }
     if let Some(env) = broker::rabbitmq_env(site) {
         files.push(RenderedFile::public("rabbitmq/rabbitmq-env.conf", env));
     }
@@ -195,6 +198,8 @@ mod tests {
         ] {
             assert!(conf.contains(expected), "{expected} in {conf}");
         }
+        let advanced = &file(&files, "rabbitmq/advanced.config").contents;
+        assert!(advanced.contains("{quorum_cluster_size, 3}"), "{advanced}");
         let cookie = file(&files, "rabbitmq/erlang.cookie");
         assert!(cookie.private && cookie.contents == "COOKIE");
         assert!(
@@ -252,6 +257,7 @@ mod tests {
         let files = render(&one, &secrets);
         let conf = &file(&files, "rabbitmq/rabbitmq.conf").contents;
         assert!(!conf.contains("cluster_formation"), "{conf}");
+        assert!(!files.iter().any(|f| f.path == Path::new("rabbitmq/advanced.config")));
         assert!(
             !files
                 .iter()
