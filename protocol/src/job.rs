@@ -155,6 +155,11 @@ pub struct JobRequest {
     /// `segment_format`) when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub segment_format: Option<SegmentFormat>,
+    /// The URL at which the output root is served, written before every
+    /// URI of the output's playlists; the worker's default (setting
+    /// `base_url`) when absent, relative URIs when neither.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_url: Option<crate::BaseUrl>,
 }
 
 /// Why a delivered message is not a job this worker can take.
@@ -208,6 +213,7 @@ impl JobRequest {
             encrypt: None,
             naming: None,
             segment_format: None,
+            base_url: None,
         }
     }
 

@@ -7,6 +7,7 @@
 //! Wire types and names only: talking to the broker is `hlsmux-amqp`'s job,
 //! so this crate needs neither an AMQP client nor a runtime.
 
+mod base_url;
 mod cancel;
 mod control;
 mod event;
@@ -19,6 +20,7 @@ mod retention;
 mod tidy;
 mod topology;
 
+pub use base_url::{BaseUrl, BaseUrlError};
 pub use cancel::CancelRequest;
 pub use control::ControlCommand;
 pub use event::{EventState, FailureReason, JobState, RequeueReason, RungSummary, StatusEvent};

@@ -288,6 +288,12 @@ pub struct SubmitArgs {
     /// per stream). The worker's default when not given.
     #[arg(long)]
     pub segment_format: Option<SegmentFormat>,
+    /// The URL at which the output root is served (a CDN, another host),
+    /// ending in `/`: every URI in the output's playlists becomes absolute
+    /// under it, `<URL><output>/...` (the workers' setting `base_url` when
+    /// not given; relative URIs when neither).
+    #[arg(long, value_name = "URL")]
+    pub base_url: Option<hlsmux_protocol::BaseUrl>,
     /// Encrypt the output with HLS AES-128: a fresh key per job, a fresh IV
     /// per segment (the workers' setting `encrypt` when neither is given).
     #[arg(long, conflicts_with = "no_encrypt")]

@@ -60,6 +60,7 @@ pub async fn run(pool: &PoolArgs, mut args: SubmitArgs) -> Result<(), CliError> 
         job.encrypt = args.encryption();
         job.naming = args.naming;
         job.segment_format = args.segment_format;
+        job.base_url = args.base_url.clone();
         jobs.push((file.clone(), job));
     }
 

@@ -3,6 +3,7 @@
 //! [`write_all`] touches the disk.
 
 mod broker;
+mod cluster;
 mod header;
 mod monitoring;
 mod netboot;
@@ -81,15 +82,15 @@ pub fn render(inventory: &Inventory, secrets: &Secrets) -> Vec<RenderedFile> {
             "rabbitmq/definitions.json",
             broker::definitions_json(inventory, secrets),
         ),
-        RenderedFile::public("rabbitmq/rabbitmq.conf", broker::rabbitmq_conf(site)),
-        RenderedFile::private("rabbitmq/erlang.cookie", broker::erlang_cookie(secrets)),
+        RenderedFile::public("rabbitmq/rabbitmq.conf", cluster::rabbitmq_conf(site)),
+        RenderedFile::private("rabbitmq/erlang.cookie", cluster::erlang_cookie(secrets)),
         RenderedFile::private("submit/hlsmux.env", services::submit_env(site, secrets)),
         RenderedFile::private("operator/hlsmux.env", services::operator_env(site, secrets)),
     ];
-    if let Some(advanced) = broker::advanced_config(site) {
+    if let Some(advanced) = cluster::advanced_config(site) {
         files.push(RenderedFile::public("rabbitmq/advanced.config", advanced));
     }
-    if let Some(env) = broker::rabbitmq_env(site) {
+    if let Some(env) = cluster::rabbitmq_env(site) {
         files.push(RenderedFile::public("rabbitmq/rabbitmq-env.conf", env));
     }
     for pi in &inventory.pis {
@@ -257,7 +258,11 @@ mod tests {
         let files = render(&one, &secrets);
         let conf = &file(&files, "rabbitmq/rabbitmq.conf").contents;
         assert!(!conf.contains("cluster_formation"), "{conf}");
-        assert!(!files.iter().any(|f| f.path == Path::new("rabbitmq/advanced.config")));
+        assert!(
+            !files
+                .iter()
+                .any(|f| f.path == Path::new("rabbitmq/advanced.config"))
+        );
         assert!(
             !files
                 .iter()

@@ -32,8 +32,18 @@ async fn a_worker_that_finished_a_job_exports_what_it_did_and_what_it_runs_on() 
         .await;
     test.submit_ok(&clip, &["--muxer", "1", "--wait"]).await;
 
-    let (status, text) = http::get(worker.metrics_addr, "/metrics").await;
-    assert_eq!(status, 200);
+    // The worker counts the job once its `done` is confirmed and read back
+    // from the history, a moment after `--wait` saw it.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    let text = loop {
+        let (status, text) = http::get(worker.metrics_addr, "/metrics").await;
+        assert_eq!(status, 200);
+        let counted = sample(&text, names::JOBS_FINISHED, &[("outcome", "done")]).is_some();
+        if counted || tokio::time::Instant::now() >= deadline {
+            break text;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
     let value = |name: &str, labels: &[(&str, &str)]| sample(&text, name, labels);
     assert_eq!(
         value(

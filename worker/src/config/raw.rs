@@ -68,6 +68,7 @@ pub(super) struct RawSettings {
     pub(super) history_max_bytes: u64,
     pub(super) encrypt: bool,
     pub(super) key_uri_prefix: String,
+    pub(super) base_url: String,
 }
 
 /// A list of paths: a TOML array, or comma-separated in an environment
@@ -145,6 +146,7 @@ history_max_age = "7D"
 history_max_bytes = 1073741824
 encrypt = false
 key_uri_prefix = ""
+base_url = ""
 "#;
 
 impl RawSettings {
@@ -171,6 +173,15 @@ impl RawSettings {
                 "must be empty or a URL ending in `/` without quotes or spaces, e.g. https://keys.example.com/hls/".into(),
             ));
         }
+        let base_url = if self.base_url.is_empty() {
+            None
+        } else {
+            Some(
+                self.base_url
+                    .parse::<hlsmux_protocol::BaseUrl>()
+                    .map_err(|error| invalid("base_url")(error.to_string()))?,
+            )
+        };
         if self.max_rung_lines < 2 {
             return Err(invalid("max_rung_lines")(
                 "must be at least 2 (1080 keeps 4K sources at Full HD)".into(),
@@ -240,6 +251,7 @@ impl RawSettings {
                 hw_decode: self.hw_decode,
                 encrypt: self.encrypt,
                 key_uri_prefix: self.key_uri_prefix,
+                base_url,
                 stall_timeout: Duration::from_secs(self.stall_timeout_seconds),
             },
             soc: SocSettings {

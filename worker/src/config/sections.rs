@@ -98,6 +98,10 @@ pub struct EncodingSettings {
     /// Where players fetch keys: empty for a path relative to the playlists,
     /// or a URL prefix to which `<output>/encryption.key` is appended.
     pub key_uri_prefix: String,
+    /// The URL at which the output root is served: every URI in an
+    /// output's playlists is made absolute under it (jobs may give their
+    /// own). `None`: relative URIs.
+    pub base_url: Option<hlsmux_protocol::BaseUrl>,
     /// An encode whose output time does not advance this long is killed
     /// and its job requeued.
     pub stall_timeout: Duration,

@@ -86,6 +86,7 @@ async fn encode_test_clip(
         staging_dir: out_dir,
         source_seconds: media.duration_seconds,
         encryption: None,
+        output_url: None,
         ffmpeg: &settings.tools.ffmpeg,
         work_dir: dir,
         log_path: dir.join("ffmpeg.log"),

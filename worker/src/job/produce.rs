@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use hlsmux_amqp::PublishError;
-use hlsmux_protocol::{JobId, JobRequest, JobState, RelativePath};
+use hlsmux_protocol::{BaseUrl, JobId, JobRequest, JobState, RelativePath};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info, info_span, warn};
@@ -75,6 +75,7 @@ struct Attempt<'a> {
     input: &'a RelativePath,
     plan: &'a EncodePlan,
     encrypted: bool,
+    base_url: Option<&'a BaseUrl>,
     duration_seconds: f64,
     location: &'a OutputLocation,
     started: Instant,
@@ -196,6 +197,7 @@ impl JobRunner {
             input: &request.input,
             plan: &plan,
             encrypted: spec.encrypted,
+            base_url: spec.base_url.as_ref(),
             duration_seconds: source.duration_seconds,
             location: &location,
             started,
@@ -272,6 +274,7 @@ impl JobRunner {
             input,
             plan,
             encrypted,
+            base_url,
             duration_seconds,
             location,
             started,
@@ -286,6 +289,7 @@ impl JobRunner {
                 output: location.output().clone(),
                 key_uri_prefix: self.settings.encoding.key_uri_prefix.clone(),
             }),
+            output_url: base_url.map(|base| base.of_output(location.output())),
             ffmpeg: &self.settings.tools.ffmpeg,
             work_dir: &self.settings.paths.work_dir,
             log_path: self

@@ -2,7 +2,7 @@
 //! once, before anything is encoded: a request this worker cannot honour
 //! fails here with `bad_message`, not halfway through.
 
-use hlsmux_protocol::{JobRequest, SegmentFormat};
+use hlsmux_protocol::{BaseUrl, JobRequest, SegmentFormat};
 
 use crate::config::Settings;
 use crate::pipeline::JobError;
@@ -14,10 +14,12 @@ use crate::pipeline::plan::codec::VideoEncoder;
 const SEGMENT_SECONDS_RANGE: std::ops::RangeInclusive<u32> = 1..=60;
 
 /// A job's output options, valid for this worker.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct JobSpec {
     pub output: OutputOptions,
     pub encrypted: bool,
+    /// Where the output root is served, for absolute playlist URIs.
+    pub base_url: Option<BaseUrl>,
 }
 
 impl JobSpec {
@@ -55,6 +57,10 @@ impl JobSpec {
                 layout,
             },
             encrypted: request.encrypt.unwrap_or(settings.encoding.encrypt),
+            base_url: request
+                .base_url
+                .clone()
+                .or_else(|| settings.encoding.base_url.clone()),
         })
     }
 }

@@ -1,5 +1,6 @@
 //! The stages after planning, in order, for a job and for the quarantine
-//! self-test alike: encode → master → encrypt (when asked) → verify. All
+//! self-test alike: encode → master → encrypt (when asked) → verify →
+//! rebase (with a base URL). All
 //! of it happens in a staging directory; publishing is the caller's.
 
 use std::path::{Path, PathBuf};
@@ -12,7 +13,7 @@ use tracing::{Instrument, info_span, warn};
 
 use super::JobError;
 use super::encode::{self, EncodePlan, EncodeProgress};
-use super::hls::{encrypt, master, verify};
+use super::hls::{encrypt, master, rebase, verify};
 use crate::blocking;
 
 /// One run of the stages over a plan.
@@ -23,6 +24,9 @@ pub struct Production<'a> {
     pub source_seconds: f64,
     /// `None`: the output stays clear.
     pub encryption: Option<Encryption>,
+    /// The URL the output is served at, ending in `/` (see
+    /// [`rebase`](super::hls::rebase)); `None`: relative URIs.
+    pub output_url: Option<String>,
     pub ffmpeg: &'a Path,
     /// ffmpeg runs here and keeps its log at `log_path` (removed once it
     /// succeeds, kept for a failure).
@@ -54,6 +58,7 @@ pub async fn produce(
         staging_dir,
         source_seconds,
         encryption,
+        output_url,
         ffmpeg,
         work_dir,
         log_path,
@@ -100,8 +105,17 @@ pub async fn produce(
         .instrument(info_span!("encrypt"))
         .await?;
     }
-    let (dir, plan) = (staging_dir.to_owned(), plan.clone());
-    blocking::run(move || verify::verify_output(&dir, &plan, source_seconds, encrypted))
-        .instrument(info_span!("verify"))
-        .await
+    let (dir, verified_plan) = (staging_dir.to_owned(), plan.clone());
+    let summaries = blocking::run(move || {
+        verify::verify_output(&dir, &verified_plan, source_seconds, encrypted)
+    })
+    .instrument(info_span!("verify"))
+    .await?;
+    if let Some(url) = output_url {
+        let (dir, layout) = (staging_dir.to_owned(), plan.layout);
+        blocking::run(move || rebase::rebase_output(&dir, layout, &url))
+            .instrument(info_span!("rebase"))
+            .await?;
+    }
+    Ok(summaries)
 }
