@@ -15,6 +15,11 @@
 // for the first fragment of an alternate audio rendition in MPEG-TS (its
 // append-progress heuristic, video-dev/hls.js#7941), for ffmpeg's own
 // output of that layout too; audio then buffers and plays.
+//
+// With MEDIA_ORIGIN_PORT and MEDIA_ORIGIN_ROOT set, a second server on that
+// loopback port serves that directory (the output root) to other origins
+// (CORS), as a CDN serves outputs made with a base URL: the page and master
+// playlist come from the first origin, everything else from the second.
 
 import { createServer } from "node:http";
 import { readFile, stat } from "node:fs/promises";
@@ -47,44 +52,65 @@ const types = {
 const page = `<!doctype html><meta charset="utf-8"><video id="v" muted playsinline></video>
 <script src="/hls.js"></script>`;
 
-const server = createServer(async (request, response) => {
-  const path = decodeURIComponent(new URL(request.url, "http://x").pathname);
-  try {
-    let body;
-    if (path === "/") body = Buffer.from(page);
-    else if (path === "/hls.js") body = await readFile(hlsJs);
-    else {
-      const file = normalize(join(outputDir, path));
-      if (!file.startsWith(normalize(outputDir))) throw new Error("outside");
-      if (!(await stat(file)).isFile()) throw new Error("not a file");
-      body = await readFile(file);
-    }
-    const type = path === "/" ? ".html" : extname(path);
-    const range = request.headers.range?.match(/bytes=(\d+)-(\d*)/);
-    if (range) {
-      const start = Number(range[1]);
-      const end = range[2] ? Number(range[2]) : body.length - 1;
-      response.writeHead(206, {
-        "cache-control": "no-store",
-        "content-type": types[type] ?? "application/octet-stream",
-        "content-range": `bytes ${start}-${end}/${body.length}`,
-        "accept-ranges": "bytes",
-      });
-      response.end(body.subarray(start, end + 1));
+// Serves `/` (the page), `/hls.js`, and files under root(); `cors` lets
+// pages of other origins read them.
+function serve(root, cors) {
+  return createServer(async (request, response) => {
+    const path = decodeURIComponent(new URL(request.url, "http://x").pathname);
+    const shared = cors ? { "access-control-allow-origin": "*", "access-control-allow-headers": "range" } : {};
+    if (request.method === "OPTIONS") {
+      response.writeHead(204, shared);
+      response.end();
       return;
     }
-    // Outputs played one after another share URLs: nothing may be cached.
-    response.writeHead(200, {
-      "cache-control": "no-store",
-      "content-type": types[type] ?? "application/octet-stream",
-      "accept-ranges": "bytes",
-    });
-    response.end(body);
-  } catch {
-    response.writeHead(404);
-    response.end();
-  }
-});
+    try {
+      let body;
+      if (path === "/" && !cors) body = Buffer.from(page);
+      else if (path === "/hls.js" && !cors) body = await readFile(hlsJs);
+      else {
+        const file = normalize(join(root(), path));
+        if (!file.startsWith(normalize(root()))) throw new Error("outside");
+        if (!(await stat(file)).isFile()) throw new Error("not a file");
+        body = await readFile(file);
+      }
+      const type = path === "/" ? ".html" : extname(path);
+      const range = request.headers.range?.match(/bytes=(\d+)-(\d*)/);
+      if (range) {
+        const start = Number(range[1]);
+        const end = range[2] ? Number(range[2]) : body.length - 1;
+        response.writeHead(206, {
+          ...shared,
+          "cache-control": "no-store",
+          "content-type": types[type] ?? "application/octet-stream",
+          "content-range": `bytes ${start}-${end}/${body.length}`,
+          "accept-ranges": "bytes",
+        });
+        response.end(body.subarray(start, end + 1));
+        return;
+      }
+      // Outputs played one after another share URLs: nothing may be cached.
+      response.writeHead(200, {
+        ...shared,
+        "cache-control": "no-store",
+        "content-type": types[type] ?? "application/octet-stream",
+        "accept-ranges": "bytes",
+      });
+      response.end(body);
+    } catch {
+      response.writeHead(404, shared);
+      response.end();
+    }
+  });
+}
+
+const server = serve(() => outputDir, false);
+const mediaRoot = process.env.MEDIA_ORIGIN_ROOT;
+const mediaServer = process.env.MEDIA_ORIGIN_PORT ? serve(() => mediaRoot, true) : null;
+if (mediaServer) {
+  await new Promise((resolve) =>
+    mediaServer.listen(Number(process.env.MEDIA_ORIGIN_PORT), "127.0.0.1", resolve),
+  );
+}
 await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
 const origin = `http://127.0.0.1:${server.address().port}`;
 
@@ -114,6 +140,7 @@ try {
 } finally {
   await browser.close();
   server.close();
+  mediaServer?.close();
 }
 process.exit(allPassed ? 0 : 1);
 

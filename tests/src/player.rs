@@ -39,7 +39,25 @@ pub async fn play(
     segment_seconds: u32,
     segments_after_switch: u32,
 ) -> Result<Vec<serde_json::Value>, String> {
-    let output = Command::new("node")
+    play_with_media_origin(masters, segment_seconds, segments_after_switch, None).await
+}
+
+/// As [`play`], with `media_origin` (a loopback port and the output root)
+/// served as a second origin, with CORS, as a CDN serves outputs made with
+/// a base URL pointing there.
+pub async fn play_with_media_origin(
+    masters: &[PathBuf],
+    segment_seconds: u32,
+    segments_after_switch: u32,
+    media_origin: Option<(u16, &Path)>,
+) -> Result<Vec<serde_json::Value>, String> {
+    let mut command = Command::new("node");
+    if let Some((port, root)) = media_origin {
+        command
+            .env("MEDIA_ORIGIN_PORT", port.to_string())
+            .env("MEDIA_ORIGIN_ROOT", root);
+    }
+    let output = command
         .arg(player_dir().join("play.mjs"))
         .arg(segment_seconds.to_string())
         .arg(segments_after_switch.to_string())

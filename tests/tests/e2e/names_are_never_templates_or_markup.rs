@@ -124,6 +124,39 @@ async fn percent_newlines_and_escapes_in_names_are_refused_and_shown_escaped() {
 }
 
 #[tokio::test]
+async fn a_base_url_that_could_break_a_playlist_is_refused_by_worker_and_cli() {
+    let (test, _worker, mut events) = pool_with_a_clip("hostile-base-url").await;
+    let muxer = MuxerId::new(1).expect("valid");
+    for value in [
+        "https://cdn.example.com/\"\n#EXT-X-ENDLIST\n/",
+        "javascript:alert(1)//",
+        "https://cdn.example.com/?token=x/",
+    ] {
+        let (job_id, body) = hostile("base_url", value);
+        test.pool.publish_raw(muxer, &body, Some(job_id)).await;
+        let said = refused(&mut events, job_id).await;
+        assert!(said.contains("base URL"), "{value:?}: {said}");
+        assert!(!has_control(&said), "shown escaped: {said:?}");
+    }
+    assert!(test.outputs().is_empty(), "written: {:?}", test.outputs());
+
+    let clip = test.media_root().join("a.mp4");
+    let clip = clip.to_str().expect("UTF-8 test path");
+    let run = test
+        .cli(&[
+            "submit",
+            clip,
+            "--muxer",
+            "1",
+            "--base-url",
+            "ftp://cdn.example.com/",
+        ])
+        .await;
+    assert_eq!(run.code, Some(2), "{run:#?}");
+    assert!(run.stderr.contains("http:// or https://"), "{run:#?}");
+}
+
+#[tokio::test]
 async fn an_unusual_output_name_is_percent_encoded_in_the_key_uri() {
     let (test, _worker, mut events) = pool_with_a_clip("encoded-names").await;
     let mut request = job("talk #1? q&a.hls");
