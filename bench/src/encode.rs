@@ -70,6 +70,7 @@ impl Source {
             ladder,
             segment_seconds: SEGMENT_SECONDS,
             layout: Layout::default(),
+            rate_control: hlsmux_protocol::RateControl::default(),
         };
         EncodePlan::new(
             &self.settings,

@@ -107,6 +107,54 @@ impl std::str::FromStr for SegmentFormat {
     }
 }
 
+/// How each rung's bitrate is held (the seed's `-C` constant bitrate and
+/// `-q` quality-based encoding, as streaming services run them).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RateControl {
+    /// The rung's bitrate on average, peaks held under its maxrate and
+    /// buffer (VBV): what players' bandwidth estimates expect.
+    #[default]
+    Vbr,
+    /// The rung's bitrate, constantly (padded where the picture needs
+    /// less): for links that cannot absorb peaks.
+    Cbr,
+    /// A constant quality (x264's CRF 23 and its peers), held under the
+    /// rung's maxrate and buffer: easy scenes cost less than their
+    /// bitrate, hard ones no more than the cap.
+    CappedQuality,
+}
+
+impl RateControl {
+    pub const ALL: [RateControl; 3] = [
+        RateControl::Vbr,
+        RateControl::Cbr,
+        RateControl::CappedQuality,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RateControl::Vbr => "vbr",
+            RateControl::Cbr => "cbr",
+            RateControl::CappedQuality => "capped-quality",
+        }
+    }
+}
+
+impl std::str::FromStr for RateControl {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        parse_named(s, &Self::ALL, Self::as_str, "rate control")
+    }
+}
+
+impl std::fmt::Display for RateControl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// The member of `all` called `name`, or an error listing the known names.
 fn parse_named<T: Copy>(
     name: &str,
@@ -160,6 +208,10 @@ pub struct JobRequest {
     /// `base_url`) when absent, relative URIs when neither.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub base_url: Option<crate::BaseUrl>,
+    /// How rung bitrates are held; the worker's default (setting
+    /// `rate_control`) when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_control: Option<RateControl>,
 }
 
 /// Why a delivered message is not a job this worker can take.
@@ -214,6 +266,7 @@ impl JobRequest {
             naming: None,
             segment_format: None,
             base_url: None,
+            rate_control: None,
         }
     }
 

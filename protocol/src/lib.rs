@@ -27,8 +27,8 @@ pub use event::{EventState, FailureReason, JobState, RequeueReason, RungSummary,
 pub use heartbeat::{Heartbeat, WorkerState};
 pub use ids::{JobId, JobIdError, MuxerId, MuxerIdError};
 pub use job::{
-    BadMessage, JobRequest, LadderName, MAX_JOB_MESSAGE_BYTES, OutputNaming, RequestIdentity,
-    SegmentFormat,
+    BadMessage, JobRequest, LadderName, MAX_JOB_MESSAGE_BYTES, OutputNaming, RateControl,
+    RequestIdentity, SegmentFormat,
 };
 pub use paths::{RESERVED_OUTPUT_DIR, RelativePath, RelativePathError};
 pub use queue_arguments::{ArgumentValue, QueueArguments};

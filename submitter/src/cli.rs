@@ -294,6 +294,12 @@ pub struct SubmitArgs {
     /// not given; relative URIs when neither).
     #[arg(long, value_name = "URL")]
     pub base_url: Option<hlsmux_protocol::BaseUrl>,
+    /// How each rung's bitrate is held: `vbr` (its bitrate on average,
+    /// peaks capped), `cbr` (constant) or `capped-quality` (a constant
+    /// quality under the rung's cap). The workers' default when not given;
+    /// a worker whose encoder cannot do it fails the job saying so.
+    #[arg(long, value_name = "MODE")]
+    pub rate_control: Option<hlsmux_protocol::RateControl>,
     /// Encrypt the output with HLS AES-128: a fresh key per job, a fresh IV
     /// per segment (the workers' setting `encrypt` when neither is given).
     #[arg(long, conflicts_with = "no_encrypt")]

@@ -61,6 +61,7 @@ pub async fn run(pool: &PoolArgs, mut args: SubmitArgs) -> Result<(), CliError> 
         job.naming = args.naming;
         job.segment_format = args.segment_format;
         job.base_url = args.base_url.clone();
+        job.rate_control = args.rate_control;
         jobs.push((file.clone(), job));
     }
 

@@ -292,6 +292,19 @@ impl Measured {
                 media.target_duration
             ));
         }
+        // No sliver: every segment but the last lasts at least a tenth of
+        // the target (the last ends with the source, checked by duration).
+        let tenth = media.target_duration as f64 / 10.0;
+        let before_last = media.segments.len().saturating_sub(1);
+        if let Some(sliver) = media.segments[..before_last]
+            .iter()
+            .find(|s| f64::from(s.duration) < tenth)
+        {
+            broken.push(format!(
+                "{uri}: segment {} lasts {} s, under a tenth of the target",
+                sliver.uri, sliver.duration
+            ));
+        }
         let segment_dir = path.parent().unwrap_or(dir);
         let sizes = media
             .segments

@@ -115,6 +115,7 @@ pub async fn preview(
             naming: settings.encoding.naming,
             format: settings.encoding.segment_format,
         },
+        rate_control: settings.encoding.rate_control,
     };
     let plan = EncodePlan::new(
         &settings.encoding,

@@ -37,6 +37,7 @@ mod plays_in_a_browser;
 mod poison_job_reaches_dead_letters;
 mod pool_front_door;
 mod prefetch_one;
+mod rate_control_modes;
 mod shutdown_requeues_job_in_hand;
 mod sick_worker_quarantines_itself;
 mod side_features_never_stop_jobs;

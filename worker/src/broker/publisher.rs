@@ -18,6 +18,12 @@ use time::OffsetDateTime;
 /// not show it afterwards.
 const OUTCOME_ATTEMPTS: usize = 3;
 
+/// How long a read-back waits for the next message before it concludes the
+/// event is not there: the event was confirmed before the read began, so
+/// only a loaded broker makes it slow, and a wrong "missing" costs a
+/// second event.
+const READ_BACK_QUIET: Duration = Duration::from_secs(5);
+
 /// How long to wait before looking at the history a second time: a stream
 /// replica on this worker's node may trail its leader for a moment.
 const READ_BACK_PAUSE: Duration = Duration::from_secs(2);
@@ -72,7 +78,10 @@ impl Publisher {
         let is_done = |event: &StatusEvent| {
             event.job_id == job_id && matches!(event.state, JobState::Done { .. })
         };
-        match self.history_contains(since, is_done).await {
+        match self
+            .history_contains(since, stream::CAUGHT_UP_QUIET, is_done)
+            .await
+        {
             Ok(found) => found,
             Err(error) => {
                 tracing::warn!(%error, "cannot read the event history; reporting the job done again");
@@ -86,6 +95,7 @@ impl Publisher {
     async fn history_contains(
         &self,
         since: u64,
+        quiet: Duration,
         wanted: impl Fn(&StatusEvent) -> bool,
     ) -> lapin::Result<bool> {
         let tag = format!("history-check-{}", JobId::generate());
@@ -97,7 +107,7 @@ impl Publisher {
         )
         .await?;
         let mut found = false;
-        stream::read_until_quiet(&mut consumer, stream::CAUGHT_UP_QUIET, |event| {
+        stream::read_until_quiet(&mut consumer, quiet, |event| {
             found = event.is_ok_and(|event| wanted(&event));
             !found
         })
@@ -175,10 +185,10 @@ impl Publisher {
                 && seen.worker == event.worker
                 && seen.state.event_state() == event.state.event_state()
         };
-        if self.history_contains(since, same).await? {
+        if self.history_contains(since, READ_BACK_QUIET, same).await? {
             return Ok(true);
         }
         tokio::time::sleep(READ_BACK_PAUSE).await;
-        self.history_contains(since, same).await
+        self.history_contains(since, READ_BACK_QUIET, same).await
     }
 }

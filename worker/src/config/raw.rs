@@ -35,6 +35,7 @@ pub(super) struct RawSettings {
     pub(super) ladder: String,
     pub(super) naming: String,
     pub(super) segment_format: String,
+    pub(super) rate_control: String,
     pub(super) audio_bitrate_kbps: u32,
     pub(super) audio_language: String,
     pub(super) silent_audio: bool,
@@ -112,6 +113,7 @@ x264_preset = "veryfast"
 ladder = "standard"
 naming = "hlsmux"
 segment_format = "mpegts"
+rate_control = "vbr"
 audio_bitrate_kbps = 128
 audio_language = ""
 silent_audio = false
@@ -243,6 +245,7 @@ impl RawSettings {
                     .segment_format
                     .parse()
                     .map_err(invalid("segment_format"))?,
+                rate_control: self.rate_control.parse().map_err(invalid("rate_control"))?,
                 audio_bitrate_kbps: self.audio_bitrate_kbps,
                 audio_language: Some(self.audio_language.trim().to_owned())
                     .filter(|l| !l.is_empty()),

@@ -82,6 +82,8 @@ pub struct EncodingSettings {
     pub naming: OutputNaming,
     /// MPEG-TS or fMP4 segments unless a job says otherwise.
     pub segment_format: SegmentFormat,
+    /// How rung bitrates are held, unless a job says otherwise.
+    pub rate_control: hlsmux_protocol::RateControl,
     pub audio_bitrate_kbps: u32,
     /// The audio track to encode from inputs with several (ISO 639-2 code,
     /// `eng`); the first track when absent or not found.

@@ -12,7 +12,8 @@ use tokio::process::Command;
 use tracing::{info, warn};
 
 use crate::pipeline::input::probe::last_lines;
-use crate::pipeline::plan::codec::{EncoderChoice, VideoEncoder};
+use crate::pipeline::plan::codec::{EncoderChoice, RungRates, VideoEncoder};
+use hlsmux_protocol::RateControl;
 
 /// The reason given for an encoder this ffmpeg build does not have.
 pub const NOT_IN_BUILD: &str = "not in this ffmpeg build";
@@ -140,8 +141,13 @@ async fn trial_encode(
         "-vf".into(),
         format!("scale=640:360,{}", encoder.filter_suffix()),
     ]);
-    args.extend(encoder.codec_args("ultrafast", 25));
-    args.extend(encoder.rate_args(0, 1000, 1070, 1500));
+    args.extend(encoder.codec_args("ultrafast", 25, RateControl::Vbr));
+    let rates = RungRates {
+        kbps: 1000,
+        max_kbps: 1070,
+        buffer_kbits: 1500,
+    };
+    args.extend(encoder.rate_args(0, RateControl::Vbr, rates));
     args.extend(["-f", "mpegts", "-y", "/dev/null"].map(String::from));
     let run = Command::new(ffmpeg)
         .args(&args)

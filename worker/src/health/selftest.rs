@@ -78,6 +78,7 @@ async fn encode_test_clip(
             naming: settings.encoding.naming,
             format: settings.encoding.segment_format,
         },
+        rate_control: settings.encoding.rate_control,
     };
     let plan = runner.plan(source, &media, options);
     let (progress, _) = watch::channel(None);

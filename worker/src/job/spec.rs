@@ -50,11 +50,18 @@ impl JobSpec {
                 "fMP4 segments cannot be made with {encoder} (it writes its stream headers late); submit with --segment-format mpegts, or to a muxer whose workers use another encoder"
             )));
         }
+        let rate_control = request
+            .rate_control
+            .unwrap_or(settings.encoding.rate_control);
+        encoder
+            .supports(rate_control)
+            .map_err(JobError::InvalidRequest)?;
         Ok(Self {
             output: OutputOptions {
                 ladder: request.ladder.unwrap_or(settings.encoding.ladder),
                 segment_seconds,
                 layout,
+                rate_control,
             },
             encrypted: request.encrypt.unwrap_or(settings.encoding.encrypt),
             base_url: request

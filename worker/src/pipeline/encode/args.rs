@@ -9,6 +9,7 @@ use crate::pipeline::hls::layout::AUDIO_RENDITION;
 use hlsmux_protocol::SegmentFormat;
 
 use super::plan::{AudioSource, EncodePlan};
+use crate::pipeline::plan::codec::RungRates;
 
 /// The ffmpeg arguments for `plan`, writing into `out_dir`: the global
 /// options and the input, the filter graph and the streams it maps, the
@@ -98,17 +99,20 @@ fn encoder_args(args: &mut Args, plan: &EncodePlan) {
     let per_segment = plan.keyframes_per_segment();
     let interval = f64::from(plan.segment_seconds) / f64::from(per_segment);
     let gop = (fastest * interval).round().max(1.0) as u32;
-    args.push(plan.encoder.codec_args(&plan.x264_preset, gop));
+    args.push(
+        plan.encoder
+            .codec_args(&plan.x264_preset, gop, plan.rate_control),
+    );
     if plan.threads > 0 {
         args.push(["-threads".to_owned(), plan.threads.to_string()]);
     }
     for (index, rung) in plan.rungs.iter().enumerate() {
-        args.push(plan.encoder.rate_args(
-            index,
-            rung.video_kbps,
-            rung.max_kbps(),
-            rung.buffer_kbits(),
-        ));
+        let rates = RungRates {
+            kbps: rung.video_kbps,
+            max_kbps: rung.max_kbps(),
+            buffer_kbits: rung.buffer_kbits(),
+        };
+        args.push(plan.encoder.rate_args(index, plan.rate_control, rates));
     }
     // `n_forced*S/N` rather than a rounded interval: (N*S)/N is S exactly,
     // so every segment boundary is a keyframe however S divides.

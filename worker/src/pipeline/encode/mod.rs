@@ -36,6 +36,7 @@ mod tests {
             input: PathBuf::from("/media/in.mkv"),
             video_stream_index: 1,
             deinterlace: false,
+            rate_control: hlsmux_protocol::RateControl::Vbr,
             audio_end_seconds: audio.map(|_| 3.978_667),
             audio: audio.map(|index| {
                 AudioSource::Track(AudioTrack {

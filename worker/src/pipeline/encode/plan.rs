@@ -9,7 +9,7 @@ use crate::pipeline::hls::layout::Layout;
 use crate::pipeline::input::probe::{AudioTrack, SourceMedia};
 use crate::pipeline::plan::codec::{HardwareDecoder, VideoEncoder};
 use crate::pipeline::plan::ladder::{Rung, SourceVideo, plan_ladder};
-use hlsmux_protocol::LadderName;
+use hlsmux_protocol::{LadderName, RateControl};
 
 /// Where the audio rendition comes from.
 #[derive(Clone, Debug, PartialEq)]
@@ -37,6 +37,7 @@ pub struct OutputOptions {
     pub ladder: LadderName,
     pub segment_seconds: u32,
     pub layout: Layout,
+    pub rate_control: RateControl,
 }
 
 /// Everything ffmpeg needs to know to encode one job.
@@ -57,6 +58,7 @@ pub struct EncodePlan {
     pub keyframe_seconds: u32,
     /// Where each file goes.
     pub layout: Layout,
+    pub rate_control: RateControl,
     pub encoder: VideoEncoder,
     /// Decode in hardware with this, where the input's codec allows.
     pub decoder: Option<HardwareDecoder>,
@@ -162,6 +164,7 @@ impl EncodePlan {
             segment_seconds: options.segment_seconds,
             keyframe_seconds: settings.keyframe_seconds,
             layout: options.layout,
+            rate_control: options.rate_control,
             encoder,
             decoder,
             vaapi_device: settings.vaapi_device.clone(),
@@ -225,6 +228,7 @@ mod tests {
             input: PathBuf::from("in.mp4"),
             video_stream_index: 0,
             deinterlace: false,
+            rate_control: hlsmux_protocol::RateControl::Vbr,
             audio: Some(AudioSource::Silence { seconds: 60.0 }),
             audio_end_seconds: None,
             rungs: vec![rung(1000), rung(500)],

@@ -142,6 +142,7 @@ pub(super) fn check_media(
             ),
         ));
     }
+    check_no_sliver(name, media)?;
     if let Some(map) = media.segments.first().and_then(|s| s.map.as_ref()) {
         let size = std::fs::metadata(dir.join(&map.uri))
             .map(|m| m.len())
@@ -176,6 +177,28 @@ pub(super) fn check_media(
     Ok(sizes)
 }
 
+/// No segment but the last is shorter than a tenth of the target
+/// duration: a sliver costs a player a request and a switch point for
+/// nothing (the last one ends where the source does, which the total
+/// duration check holds it to).
+fn check_no_sliver(name: &str, media: &MediaPlaylist) -> Result<(), JobError> {
+    let least = media.target_duration as f64 / 10.0;
+    let before_last = media.segments.len().saturating_sub(1);
+    match media.segments[..before_last]
+        .iter()
+        .find(|segment| f64::from(segment.duration) < least)
+    {
+        Some(sliver) => Err(invalid(
+            name,
+            &format!(
+                "segment {} lasts {:.3} s, under a tenth of the target duration {} s",
+                sliver.uri, sliver.duration, media.target_duration
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
 pub(super) fn check_encryption(
     name: &str,
     media: &MediaPlaylist,
@@ -203,4 +226,38 @@ pub(super) fn check_encryption(
 /// A rule of the output broken, in `name` (a playlist).
 pub(super) fn invalid(name: &str, rule: &str) -> JobError {
     JobError::OutputInvalid(format!("{name}: {rule}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use m3u8_rs::MediaSegment;
+
+    fn playlist(durations: &[f32]) -> MediaPlaylist {
+        MediaPlaylist {
+            target_duration: 2,
+            segments: durations
+                .iter()
+                .enumerate()
+                .map(|(index, duration)| MediaSegment {
+                    uri: format!("s{index}.ts"),
+                    duration: *duration,
+                    ..MediaSegment::default()
+                })
+                .collect(),
+            ..MediaPlaylist::default()
+        }
+    }
+
+    #[test]
+    fn a_sliver_is_refused_except_at_the_very_end() {
+        assert!(check_no_sliver("a", &playlist(&[2.0, 2.0, 0.1])).is_ok());
+        let error = check_no_sliver("a", &playlist(&[2.0, 0.1, 2.0]))
+            .expect_err("a sliver mid-playlist")
+            .to_string();
+        assert!(
+            error.contains("s1.ts") && error.contains("a tenth"),
+            "{error}"
+        );
+    }
 }

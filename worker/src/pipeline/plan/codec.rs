@@ -5,6 +5,20 @@
 use std::fmt;
 use std::str::FromStr;
 
+use hlsmux_protocol::RateControl;
+
+/// The quality `capped-quality` asks for: x264's CRF 23 (its default, "good
+/// quality") and the same number on the hardware encoders' scales.
+const CAPPED_QUALITY: u32 = 23;
+
+/// One rung's rates, in kbit/s: its target, its cap and its buffer.
+#[derive(Clone, Copy, Debug)]
+pub struct RungRates {
+    pub kbps: u32,
+    pub max_kbps: u32,
+    pub buffer_kbits: u32,
+}
+
 /// An H.264 encoder ffmpeg can drive.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum VideoEncoder {
@@ -105,8 +119,37 @@ impl VideoEncoder {
         }
     }
 
+    /// Whether this encoder can hold rates as `mode` asks, and if not,
+    /// why not.
+    ///
+    /// The Pi's encoders are driven through FFmpeg's wrappers, which set
+    /// only a target bitrate: `h264_v4l2m2m` sets `V4L2_CID_MPEG_VIDEO_BITRATE`,
+    /// frame-level rate control and the GOP, never a bitrate mode or a
+    /// quality (FFmpeg libavcodec/v4l2_m2m_enc.c, `v4l2_prepare_encoder`),
+    /// and `h264_omx` asks for `OMX_Video_ControlRateVariable` with a
+    /// target (libavcodec/omx.c, `omx_component_init`). FFmpeg's
+    /// `h264_qsv` has no rate-control option: it infers the mode from the
+    /// rates given, and a quality-capped mode only on some drivers, so it
+    /// is not offered.
+    pub fn supports(self, mode: RateControl) -> Result<(), String> {
+        let refused = match (self, mode) {
+            (_, RateControl::Vbr)
+            | (VideoEncoder::Libx264 | VideoEncoder::Nvenc | VideoEncoder::Vaapi, _)
+            | (VideoEncoder::Qsv, RateControl::Cbr) => return Ok(()),
+            (VideoEncoder::V4l2m2m | VideoEncoder::Omx, _) => {
+                "FFmpeg drives the Raspberry Pi's encoder with a target bitrate only"
+            }
+            (VideoEncoder::Qsv, _) => {
+                "FFmpeg's h264_qsv offers no quality-capped mode that works on every driver"
+            }
+        };
+        Err(format!(
+            "rate control {mode} cannot be done with {self}: {refused}; submit with --rate-control vbr, or to a muxer whose workers use another encoder"
+        ))
+    }
+
     /// Encoder options shared by every rung.
-    pub fn codec_args(self, x264_preset: &str, gop: u32) -> Vec<String> {
+    pub fn codec_args(self, x264_preset: &str, gop: u32, mode: RateControl) -> Vec<String> {
         let gop = gop.to_string();
         let mut args = strings(&["-c:v", self.ffmpeg_name(), "-g", &gop]);
         match self {
@@ -135,7 +178,11 @@ impl VideoEncoder {
                 "-preset",
                 "p4",
                 "-rc",
-                "vbr",
+                if mode == RateControl::Cbr {
+                    "cbr"
+                } else {
+                    "vbr"
+                },
                 "-forced-idr",
                 "1",
                 "-no-scenecut",
@@ -145,23 +192,61 @@ impl VideoEncoder {
         args
     }
 
-    /// Rate control of rung `index`.
-    pub fn rate_args(
-        self,
-        index: usize,
-        kbps: u32,
-        max_kbps: u32,
-        buffer_kbits: u32,
-    ) -> Vec<String> {
-        let mut args = vec![format!("-b:v:{index}"), format!("{kbps}k")];
+    /// Rate control of rung `index` in `mode` (which [`supports`](Self::supports)
+    /// has allowed).
+    pub fn rate_args(self, index: usize, mode: RateControl, rates: RungRates) -> Vec<String> {
+        let RungRates {
+            kbps,
+            max_kbps,
+            buffer_kbits,
+        } = rates;
+        let option = |name: &str, value: String| [format!("-{name}:v:{index}"), value];
         // The VideoCore encoder has no VBV: only its average rate is set.
-        if !self.is_pi() {
-            args.extend([
-                format!("-maxrate:v:{index}"),
-                format!("{max_kbps}k"),
-                format!("-bufsize:v:{index}"),
-                format!("{buffer_kbits}k"),
-            ]);
+        if self.is_pi() {
+            return option("b", format!("{kbps}k")).into();
+        }
+        let mut args = Vec::new();
+        match mode {
+            RateControl::Vbr => {
+                args.extend(option("b", format!("{kbps}k")));
+                args.extend(option("maxrate", format!("{max_kbps}k")));
+                args.extend(option("bufsize", format!("{buffer_kbits}k")));
+            }
+            // The rate, a one-second buffer, and (x264) HRD signalling with
+            // filler, so that every second really carries the rate.
+            RateControl::Cbr => {
+                args.extend(option("b", format!("{kbps}k")));
+                args.extend(option("maxrate", format!("{kbps}k")));
+                args.extend(option("bufsize", format!("{kbps}k")));
+                match self {
+                    VideoEncoder::Libx264 => {
+                        args.extend(option("minrate", format!("{kbps}k")));
+                        args.extend(option("x264-params", "nal-hrd=cbr".to_owned()));
+                    }
+                    VideoEncoder::Vaapi => args.extend(option("rc_mode", "CBR".to_owned())),
+                    _ => {}
+                }
+            }
+            // A constant quality under the rung's cap and buffer.
+            RateControl::CappedQuality => {
+                match self {
+                    VideoEncoder::Libx264 => {
+                        args.extend(option("crf", CAPPED_QUALITY.to_string()));
+                    }
+                    VideoEncoder::Nvenc => {
+                        args.extend(option("cq", CAPPED_QUALITY.to_string()));
+                        args.extend(option("b", "0".to_owned()));
+                    }
+                    VideoEncoder::Vaapi => {
+                        args.extend(option("rc_mode", "QVBR".to_owned()));
+                        args.extend(option("global_quality", CAPPED_QUALITY.to_string()));
+                        args.extend(option("b", format!("{kbps}k")));
+                    }
+                    _ => {}
+                }
+                args.extend(option("maxrate", format!("{max_kbps}k")));
+                args.extend(option("bufsize", format!("{buffer_kbits}k")));
+            }
         }
         args
     }
@@ -346,7 +431,7 @@ mod tests {
     fn v4l2m2m_gets_yuv420p_no_b_frames_repeated_headers_and_no_vbv() {
         let encoder = VideoEncoder::V4l2m2m;
         assert_eq!(encoder.filter_suffix(), "format=yuv420p");
-        let args = encoder.codec_args("veryfast", 50);
+        let args = encoder.codec_args("veryfast", 50, RateControl::Vbr);
         assert!(has_pair(&args, "-c:v", "h264_v4l2m2m"));
         assert!(has_pair(&args, "-bf", "0"));
         assert!(has_pair(&args, "-bsf:v", "dump_extra=freq=keyframe"));
@@ -355,7 +440,15 @@ mod tests {
             !args.contains(&"-preset".to_owned()),
             "x264 options mean nothing to it"
         );
-        let rate = encoder.rate_args(1, 3000, 3210, 4500);
+        let rate = encoder.rate_args(
+            1,
+            RateControl::Vbr,
+            RungRates {
+                kbps: 3000,
+                max_kbps: 3210,
+                buffer_kbits: 4500,
+            },
+        );
         assert_eq!(rate, ["-b:v:1", "3000k"]);
         assert_eq!(
             encoder.limits(),
@@ -369,8 +462,53 @@ mod tests {
     }
 
     #[test]
+    fn each_rate_control_maps_to_the_encoders_own_options_or_is_refused() {
+        let rates = RungRates {
+            kbps: 800,
+            max_kbps: 856,
+            buffer_kbits: 1200,
+        };
+        let x264 = VideoEncoder::Libx264;
+        let cbr = x264.rate_args(0, RateControl::Cbr, rates);
+        assert!(has_pair(&cbr, "-maxrate:v:0", "800k") && has_pair(&cbr, "-minrate:v:0", "800k"));
+        assert!(has_pair(&cbr, "-x264-params:v:0", "nal-hrd=cbr"));
+        let capped = x264.rate_args(0, RateControl::CappedQuality, rates);
+        assert!(has_pair(&capped, "-crf:v:0", "23") && has_pair(&capped, "-maxrate:v:0", "856k"));
+        assert!(!capped.contains(&"-b:v:0".to_owned()), "{capped:?}");
+        let nvenc = VideoEncoder::Nvenc;
+        assert!(has_pair(
+            &nvenc.codec_args("x", 50, RateControl::Cbr),
+            "-rc",
+            "cbr"
+        ));
+        assert!(has_pair(
+            &nvenc.rate_args(0, RateControl::CappedQuality, rates),
+            "-cq:v:0",
+            "23"
+        ));
+        let vaapi = VideoEncoder::Vaapi.rate_args(0, RateControl::CappedQuality, rates);
+        assert!(has_pair(&vaapi, "-rc_mode:v:0", "QVBR"), "{vaapi:?}");
+        for pi in [VideoEncoder::V4l2m2m, VideoEncoder::Omx] {
+            assert!(pi.supports(RateControl::Vbr).is_ok());
+            for mode in [RateControl::Cbr, RateControl::CappedQuality] {
+                let why = pi.supports(mode).expect_err("not on a Pi");
+                assert!(
+                    why.contains("target bitrate only") && why.contains("--rate-control vbr"),
+                    "{why}"
+                );
+            }
+        }
+        assert!(VideoEncoder::Qsv.supports(RateControl::Cbr).is_ok());
+        assert!(
+            VideoEncoder::Qsv
+                .supports(RateControl::CappedQuality)
+                .is_err()
+        );
+    }
+
+    #[test]
     fn omx_is_treated_like_the_pi_encoder_it_is() {
-        let args = VideoEncoder::Omx.codec_args("veryfast", 50);
+        let args = VideoEncoder::Omx.codec_args("veryfast", 50, RateControl::Vbr);
         assert!(has_pair(&args, "-c:v", "h264_omx"));
         assert!(has_pair(&args, "-bf", "0"));
         assert_eq!(VideoEncoder::Omx.filter_suffix(), "format=yuv420p");
@@ -379,11 +517,19 @@ mod tests {
 
     #[test]
     fn libx264_gets_fixed_gops_without_scene_cuts_and_vbv() {
-        let args = VideoEncoder::Libx264.codec_args("ultrafast", 100);
+        let args = VideoEncoder::Libx264.codec_args("ultrafast", 100, RateControl::Vbr);
         assert!(has_pair(&args, "-preset", "ultrafast"));
         assert!(has_pair(&args, "-keyint_min", "100"));
         assert!(has_pair(&args, "-sc_threshold", "0"));
-        let rate = VideoEncoder::Libx264.rate_args(0, 800, 856, 1200);
+        let rate = VideoEncoder::Libx264.rate_args(
+            0,
+            RateControl::Vbr,
+            RungRates {
+                kbps: 800,
+                max_kbps: 856,
+                buffer_kbits: 1200,
+            },
+        );
         assert_eq!(
             rate,
             [
@@ -400,7 +546,7 @@ mod tests {
 
     #[test]
     fn nvenc_forces_real_idr_keyframes() {
-        let args = VideoEncoder::Nvenc.codec_args("veryfast", 50);
+        let args = VideoEncoder::Nvenc.codec_args("veryfast", 50, RateControl::Vbr);
         assert!(has_pair(&args, "-forced-idr", "1"));
         assert!(has_pair(&args, "-no-scenecut", "1"));
         assert!(
