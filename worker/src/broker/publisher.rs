@@ -174,11 +174,14 @@ impl Publisher {
         .await
     }
 
-    /// Whether the event history holds `event`, looked for twice.
+    /// Whether the event history holds `event`, looked for twice. The read
+    /// starts a minute back: attaching to a stream by timestamp a second
+    /// before the event found nothing on RabbitMQ 3.10 when the pool was
+    /// quiet, and the redelivery check's minute works.
     async fn history_holds(&self, event: &StatusEvent) -> lapin::Result<bool> {
         let since = u64::try_from(event.at.unix_timestamp())
             .unwrap_or(0)
-            .saturating_sub(1);
+            .saturating_sub(60);
         let same = |seen: &StatusEvent| {
             seen.job_id == event.job_id
                 && seen.at == event.at
