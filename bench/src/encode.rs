@@ -135,12 +135,13 @@ pub async fn through_pool(
     clip: &Path,
     ladder: LadderName,
     name: &str,
+    extra: &[&str],
 ) -> PoolRun {
     let pid = u32::try_from(worker.pid().as_raw()).expect("pid");
     let worker_before = cpu_seconds(pid, true).unwrap_or(0.0);
     let worker_own_before = cpu_seconds(pid, false).unwrap_or(0.0);
     let cli_before = reaped_children_cpu();
-    let args = [
+    let mut args = vec![
         "submit",
         clip.to_str().expect("utf-8"),
         "--muxer",
@@ -151,6 +152,7 @@ pub async fn through_pool(
         name,
         "--wait",
     ];
+    args.extend_from_slice(extra);
     let (run, wall, peak_rss) = sampling_rss(pid, test.cli(&args)).await;
     assert_eq!(run.code, Some(0), "{run:#?}");
     let worker_cpu = cpu_seconds(pid, true).unwrap_or(0.0) - worker_before;

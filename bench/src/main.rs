@@ -5,6 +5,7 @@
 mod dispatch;
 mod encode;
 mod measure;
+mod rate_control;
 mod throughput;
 
 use std::path::PathBuf;
@@ -90,11 +91,11 @@ async fn main() {
         let (plain, pooled) = if run % 2 == 0 {
             let plain = encode::plain(&plan, scratch.path(), run).await;
             let pooled =
-                encode::through_pool(&test, &worker, &clip, LadderName::Standard, &name).await;
+                encode::through_pool(&test, &worker, &clip, LadderName::Standard, &name, &[]).await;
             (plain, pooled)
         } else {
             let pooled =
-                encode::through_pool(&test, &worker, &clip, LadderName::Standard, &name).await;
+                encode::through_pool(&test, &worker, &clip, LadderName::Standard, &name, &[]).await;
             (encode::plain(&plan, scratch.path(), run).await, pooled)
         };
         overhead.push(pooled.cost.wall / plain.wall);
@@ -114,11 +115,15 @@ async fn main() {
             &clip,
             LadderName::Seed,
             &format!("seed-{run}.hls"),
+            &[],
         )
         .await;
         seed_wall.push(pooled.cost.wall / seed.wall);
         seed_cpu.push(pooled.cost.cpu / seed.cpu);
     }
+
+    eprintln!("6. rate control modes: {} runs each", args.repeats);
+    let modes = rate_control::measure(&test, &worker, &clip, &plan, args.repeats).await;
 
     eprintln!("3. dispatch latency: {} jobs", args.dispatch_jobs);
     let latencies = dispatch::latencies(&test, args.dispatch_jobs).await;
@@ -213,8 +218,33 @@ async fn main() {
             "",
         ),
     ];
+    let mode_rows: Vec<(String, String, &str)> = modes
+        .iter()
+        .flat_map(|runs| {
+            [
+                (
+                    format!("6. {}: wall / vbr wall", runs.mode),
+                    Stats::of(&runs.wall_ratio).show(3),
+                    "",
+                ),
+                (
+                    format!("6. {}: AVERAGE-BANDWIDTH / target", runs.mode),
+                    Stats::of(&runs.average_to_target).show(3),
+                    "",
+                ),
+                (
+                    format!("6. {}: BANDWIDTH (peak) / target", runs.mode),
+                    Stats::of(&runs.peak_to_target).show(3),
+                    "",
+                ),
+            ]
+        })
+        .collect();
     println!("\n{:<50} {:<30} target", "item", "median (min–max)");
     for (item, value, target) in rows {
+        println!("{item:<50} {value:<30} {target}");
+    }
+    for (item, value, target) in &mode_rows {
         println!("{item:<50} {value:<30} {target}");
     }
 
@@ -235,6 +265,12 @@ async fn main() {
         "makespan_ratio_two_to_one": Stats::of(&scaling).json(),
         "makespan_one_worker_seconds": Stats::of(&one).json(),
         "makespan_two_workers_seconds": Stats::of(&two).json(),
+        "rate_control": modes.iter().map(|runs| json!({
+            "mode": runs.mode.as_str(),
+            "wall_ratio_to_vbr": Stats::of(&runs.wall_ratio).json(),
+            "average_bandwidth_to_target": Stats::of(&runs.average_to_target).json(),
+            "peak_bandwidth_to_target": Stats::of(&runs.peak_to_target).json(),
+        })).collect::<Vec<_>>(),
     });
     if let Some(parent) = args.json.parent() {
         let _ = std::fs::create_dir_all(parent);
