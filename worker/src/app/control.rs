@@ -2,12 +2,11 @@
 //! pool's control stream.
 
 use super::Worker;
+use super::side_consumer::{Followed, follow_stream};
 use super::side_feature::SideFeature;
 use crate::broker::{BrokerError, BrokerSession};
-use futures_util::StreamExt;
 use hlsmux_protocol::ControlCommand;
-use lapin::options::BasicAckOptions;
-use tracing::{info, warn};
+use tracing::info;
 
 impl Worker {
     /// Keeps the remote drain setting up to date with the latest command
@@ -19,54 +18,28 @@ impl Worker {
         session: &BrokerSession,
         feature: &SideFeature,
     ) -> BrokerError {
-        let mut consumer = match session.read_control().await {
+        let consumer = match session.read_control().await {
             Ok(consumer) => consumer,
             Err(error) => return error,
         };
         self.side_feature_ready(feature);
-        let mut backlog_latest = None;
-        let mut caught_up = false;
-        loop {
-            let next = if caught_up {
-                consumer.next().await
-            } else {
-                match tokio::time::timeout(hlsmux_amqp::stream::CAUGHT_UP_QUIET, consumer.next())
-                    .await
-                {
-                    Ok(next) => next,
-                    Err(_) => {
-                        caught_up = true;
-                        if let Some(command) = backlog_latest.take() {
-                            self.apply_control(&command);
-                        }
-                        continue;
+        let mut backlog_latest: Option<ControlCommand> = None;
+        let muxer = self.settings.broker.muxer_id;
+        follow_stream(
+            "control",
+            consumer,
+            |followed: Followed<ControlCommand>| match followed {
+                Followed::Message(command, _) if command.muxer_id != muxer => {}
+                Followed::Message(command, true) => self.apply_control(&command),
+                Followed::Message(command, false) => backlog_latest = Some(command),
+                Followed::CaughtUp => {
+                    if let Some(command) = backlog_latest.take() {
+                        self.apply_control(&command);
                     }
                 }
-            };
-            let Some(next) = next else { break };
-            let delivery = match next {
-                Ok(delivery) => delivery,
-                Err(error) => return BrokerError::Lost(error),
-            };
-            // Streams count acknowledgements as credit for more.
-            if let Err(error) = delivery.acker.ack(BasicAckOptions::default()).await {
-                return BrokerError::Lost(error);
-            }
-            let command = match serde_json::from_slice::<ControlCommand>(&delivery.data) {
-                Ok(command) if command.muxer_id == self.settings.broker.muxer_id => command,
-                Ok(_) => continue,
-                Err(error) => {
-                    warn!(%error, "skipping a message in the control stream that is not a command");
-                    continue;
-                }
-            };
-            if caught_up {
-                self.apply_control(&command);
-            } else {
-                backlog_latest = Some(command);
-            }
-        }
-        BrokerError::ConsumerCancelled("control stream")
+            },
+        )
+        .await
     }
 
     fn apply_control(&self, command: &ControlCommand) {
