@@ -387,27 +387,12 @@ impl TestPool {
             .await
     }
 
-    /// The history as read through another node than the harness's own.
-    pub async fn history_via(&self, node: &BrokerNode, quiet: Duration) -> Vec<StatusEvent> {
-        self.read_stream_via(&node.url, &self.topology.event_history_stream(), quiet)
-            .await
-    }
-
     async fn read_stream<T: serde::de::DeserializeOwned + Stamped>(
         &self,
         name: &str,
         quiet: Duration,
     ) -> Vec<T> {
-        self.read_stream_via(&self.own.url, name, quiet).await
-    }
-
-    async fn read_stream_via<T: serde::de::DeserializeOwned + Stamped>(
-        &self,
-        url: &str,
-        name: &str,
-        quiet: Duration,
-    ) -> Vec<T> {
-        let connection = Connection::connect(url, ConnectionProperties::default())
+        let connection = Connection::connect(&self.own.url, ConnectionProperties::default())
             .await
             .expect("connect to read a stream");
         let channel = connection.create_channel().await.expect("channel");

@@ -107,14 +107,17 @@ impl Publisher {
         )
         .await?;
         let mut found = false;
-        stream::read_until_quiet(&mut consumer, quiet, |event| {
+        let read = stream::read_until_quiet(&mut consumer, quiet, |event| {
             found = event.is_ok_and(|event| wanted(&event));
             !found
         })
-        .await?;
-        self.history
+        .await;
+        // Cancelled whatever the read came to, so no reader is left behind.
+        let cancelled = self
+            .history
             .basic_cancel(tag.as_str().into(), BasicCancelOptions::default())
-            .await?;
+            .await;
+        read.and(cancelled)?;
         Ok(found)
     }
 
