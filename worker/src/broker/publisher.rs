@@ -18,10 +18,11 @@ use time::OffsetDateTime;
 /// not show it afterwards.
 const OUTCOME_ATTEMPTS: usize = 3;
 
-/// How long a read-back waits for the next message before it concludes the
-/// event is not there: the event was confirmed before the read began, so
-/// only a loaded broker makes it slow, and a wrong "missing" costs a
-/// second event.
+/// How long a look at the history waits for the next message before it
+/// concludes an event is not there: what it looks for was confirmed before
+/// the read began, so only a loaded machine makes it slow, and a wrong
+/// "missing" costs a second `done` or a false `failed` (seen under load
+/// with the 0.8 s a follower's catch-up uses).
 const READ_BACK_QUIET: Duration = Duration::from_secs(5);
 
 /// How long to wait before looking at the history a second time: a stream
@@ -78,10 +79,7 @@ impl Publisher {
         let is_done = |event: &StatusEvent| {
             event.job_id == job_id && matches!(event.state, JobState::Done { .. })
         };
-        match self
-            .history_contains(since, stream::CAUGHT_UP_QUIET, is_done)
-            .await
-        {
+        match self.history_contains(since, READ_BACK_QUIET, is_done).await {
             Ok(found) => found,
             Err(error) => {
                 tracing::warn!(%error, "cannot read the event history; reporting the job done again");
