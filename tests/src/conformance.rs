@@ -13,6 +13,9 @@ use tokio::process::Command;
 
 use crate::media::Clip;
 
+mod starts;
+use starts::{VideoStart, check_starts, video_start};
+
 /// What the checker knows of the source.
 #[derive(Clone, Copy, Debug)]
 pub struct Expected {
@@ -93,6 +96,7 @@ pub async fn broken_rules(master_path: &Path, expected: Expected) -> Vec<String>
         None => (0, 0),
     };
     let mut ends: Vec<(String, Vec<f64>, f64)> = Vec::new();
+    let mut video_starts: Vec<VideoStart> = Vec::new();
     for variant in &variants {
         let Some(measured) = Measured::read(dir, &variant.uri, &mut broken) else {
             continue;
@@ -122,6 +126,11 @@ pub async fn broken_rules(master_path: &Path, expected: Expected) -> Vec<String>
         check_codecs(variant, &streams, &mut broken);
         check_shape(variant, &streams, expected.display_aspect, &mut broken);
         let frame = 1.0 / variant.frame_rate.unwrap_or(25.0);
+        video_starts.push(VideoStart {
+            uri: variant.uri.clone(),
+            start: video_start(&streams),
+            frame,
+        });
         let keyframes = Keyframes {
             frame,
             longest_interval: expected.keyframe_seconds,
@@ -135,6 +144,10 @@ pub async fn broken_rules(master_path: &Path, expected: Expected) -> Vec<String>
         if let Some(media) = read_media_playlist(&dir.join(&i_frames.uri)) {
             targets.push((i_frames.uri.clone(), media.target_duration));
         }
+    }
+    if let Some(uri) = &audio {
+        let streams = probe_streams(&dir.join(uri)).await;
+        check_starts(uri, &streams, &video_starts, &mut broken);
     }
     // The audio is cut on the variants' grid: as many segments, no
     // trailing sliver of audio after the last video segment.

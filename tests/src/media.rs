@@ -143,6 +143,9 @@ impl Clip {
                 "mpeg2video",
                 "-b:v",
                 "2M",
+                // B-frames, as broadcast MPEG-2 has them.
+                "-bf",
+                "2",
                 "-flags",
                 "+ilme+ildct",
                 "-top",
@@ -208,7 +211,8 @@ pub async fn audio_only(path: &Path) -> PathBuf {
     path.to_owned()
 }
 
-async fn run_ffmpeg(args: &[String]) {
+/// Runs ffmpeg with `args`, panicking with its errors if it fails.
+pub async fn run_ffmpeg(args: &[String]) {
     let output = Command::new("ffmpeg")
         .args(args)
         .output()

@@ -310,3 +310,81 @@ async fn five_second_segments_get_a_keyframe_at_most_every_two_seconds() {
     )
     .await;
 }
+
+/// The checker is no rubber stamp: an HLS output cut by plain ffmpeg with
+/// a keyframe only every 5 s, pixels 4:3 wide, and audio 200 ms behind
+/// the pictures breaks exactly those rules.
+#[tokio::test]
+async fn the_checker_names_the_timing_rules_plain_ffmpeg_breaks() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let out = dir.path();
+    let args: Vec<String> = [
+        "-v",
+        "error",
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=320x180:rate=25:duration=6",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=duration=6",
+        "-filter_complex",
+        "[0:v]setsar=4/3[v];[1:a]asetpts=PTS+0.2/TB[a]",
+        "-map",
+        "[v]",
+        "-map",
+        "[a]",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-threads",
+        "1",
+        "-g",
+        "125",
+        "-sc_threshold",
+        "0",
+        "-c:a",
+        "aac",
+        "-f",
+        "hls",
+        "-hls_time",
+        "6",
+        "-hls_playlist_type",
+        "vod",
+        "-var_stream_map",
+        "v:0,agroup:audio,name:video a:0,agroup:audio,name:audio",
+        "-master_pl_name",
+        "master.m3u8",
+    ]
+    .map(String::from)
+    .into_iter()
+    .chain([
+        "-hls_segment_filename".to_owned(),
+        out.join("%v/s%d.ts").display().to_string(),
+        out.join("%v/index.m3u8").display().to_string(),
+    ])
+    .collect();
+    hlsmux_tests::media::run_ffmpeg(&args).await;
+    let expected = Expected {
+        seconds: 6.0,
+        audio: true,
+        max_lines: 180,
+        portrait: false,
+        fps: 25.0,
+        keyframe_seconds: 2.0,
+        display_aspect: 16.0 / 9.0 * 4.0 / 3.0,
+    };
+    let broken = broken_rules(&out.join("master.m3u8"), expected).await;
+    for rule in [
+        "keyframes 5.000 s apart",
+        "pixels are not square (sample aspect 4:3)",
+        "more than a frame apart",
+    ] {
+        assert!(
+            broken.iter().any(|b| b.contains(rule)),
+            "the checker missed {rule:?}: {broken:#?}"
+        );
+    }
+}

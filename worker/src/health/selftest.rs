@@ -89,6 +89,8 @@ async fn encode_test_clip(
         encryption: None,
         output_url: None,
         ffmpeg: &settings.tools.ffmpeg,
+        ffprobe: &settings.tools.ffprobe,
+        probe_timeout: Duration::from_secs(settings.tools.probe_timeout_seconds),
         work_dir: dir,
         log_path: dir.join("ffmpeg.log"),
         stall_timeout: settings.encoding.stall_timeout,

@@ -291,6 +291,8 @@ impl JobRunner {
             }),
             output_url: base_url.map(|base| base.of_output(location.output())),
             ffmpeg: &self.settings.tools.ffmpeg,
+            ffprobe: &self.settings.tools.ffprobe,
+            probe_timeout: Duration::from_secs(self.settings.tools.probe_timeout_seconds),
             work_dir: &self.settings.paths.work_dir,
             log_path: self
                 .settings

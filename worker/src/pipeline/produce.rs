@@ -13,6 +13,7 @@ use tracing::{Instrument, info_span, warn};
 
 use super::JobError;
 use super::encode::{self, EncodePlan, EncodeProgress};
+use super::hls::timing::{self, Prober};
 use super::hls::{encrypt, master, rebase, verify};
 use crate::blocking;
 
@@ -28,6 +29,10 @@ pub struct Production<'a> {
     /// [`rebase`](super::hls::rebase)); `None`: relative URIs.
     pub output_url: Option<String>,
     pub ffmpeg: &'a Path,
+    /// Reads the output back for [`timing`](super::hls::timing), within
+    /// `probe_timeout` plus a time for its length.
+    pub ffprobe: &'a Path,
+    pub probe_timeout: Duration,
     /// ffmpeg runs here and keeps its log at `log_path` (removed once it
     /// succeeds, kept for a failure).
     pub work_dir: &'a Path,
@@ -60,6 +65,8 @@ pub async fn produce(
         encryption,
         output_url,
         ffmpeg,
+        ffprobe,
+        probe_timeout,
         work_dir,
         log_path,
         stall_timeout,
@@ -92,6 +99,13 @@ pub async fn produce(
             .instrument(info_span!("master"))
             .await?
     };
+    let prober = Prober {
+        ffprobe,
+        timeout: Prober::timeout_for(probe_timeout, source_seconds),
+    };
+    timing::check_timing(prober, staging_dir, plan)
+        .instrument(info_span!("timing"))
+        .await?;
     let encrypted = encryption.is_some();
     if let Some(Encryption {
         output,

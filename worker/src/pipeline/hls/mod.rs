@@ -1,6 +1,7 @@
 //! HLS: the output's layout, and what is done to a staged output once
 //! ffmpeg has written its segments, in order: master (describe what was
-//! encoded), encrypt (when asked), verify, rebase (with a base URL).
+//! encoded), timing (read back whole by ffprobe), encrypt (when asked),
+//! verify, rebase (with a base URL).
 //! Playlist reading, rate
 //! measurement and the key are their own modules beneath them, so the
 //! stages import downward only.
@@ -13,4 +14,5 @@ pub mod playlist;
 pub mod rates;
 pub mod rebase;
 mod rules;
+pub mod timing;
 pub mod verify;
