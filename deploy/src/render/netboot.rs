@@ -38,6 +38,15 @@ pub fn config_txt(pi: &Pi) -> String {
     )
 }
 
+/// What option 43 must hold for a Pi's boot ROM to take the offer. Three
+/// trailing spaces: the Pi 3B's ROM miscounts the string's length and
+/// matches only with them; later boards find the string either way.
+/// Raspberry Pi's documentation, boot-net.adoc, "Known Problems":
+/// "The "Raspberry Pi Boot   " string in the DHCP reply requires the extra
+/// three spaces due to an error calculating the string length. Fixed in
+/// Raspberry Pi 3 Model B+".
+pub const PI_BOOT_VENDOR_OPTION: &str = "Raspberry Pi Boot   ";
+
 /// A complete ISC DHCP server configuration: the subnet with its dynamic
 /// range, and one fixed-address host per Pi with what its network boot
 /// asks for (the TFTP server, and the vendor option the Pi's bootloader
@@ -61,7 +70,7 @@ pub fn dhcpd_conf(inventory: &Inventory) -> String {
     for pi in &inventory.pis {
         let _ = write!(
             text,
-            "\n# {name}: muxer {muxer}{hwdec}\nhost {name} {{\n  hardware ethernet {mac};\n  fixed-address {ip};\n  option host-name \"{name}\";\n  next-server {nas};\n  option tftp-server-name \"{nas}\";\n  option vendor-class-identifier \"PXEClient\";\n  option vendor-encapsulated-options \"Raspberry Pi Boot\";\n}}\n",
+            "\n# {name}: muxer {muxer}{hwdec}\nhost {name} {{\n  hardware ethernet {mac};\n  fixed-address {ip};\n  option host-name \"{name}\";\n  next-server {nas};\n  option tftp-server-name \"{nas}\";\n  option vendor-class-identifier \"PXEClient\";\n  option vendor-encapsulated-options \"{PI_BOOT_VENDOR_OPTION}\";\n}}\n",
             name = pi.name,
             muxer = pi.muxer_id,
             hwdec = if pi.hwdec { ", hardware decoding" } else { "" },

@@ -143,6 +143,12 @@ async fn a_second_pi_is_one_add_pi_and_one_render_and_removing_it_leaves_nothing
         "{dhcp}"
     );
     assert!(dhcp.contains("fixed-address 192.168.1.12;"), "{dhcp}");
+    // A Pi 3B's boot ROM matches the vendor option only with three
+    // trailing spaces (Raspberry Pi's boot-net documentation).
+    assert!(
+        dhcp.contains("option vendor-encapsulated-options \"Raspberry Pi Boot   \";"),
+        "{dhcp}"
+    );
     let exports = std::fs::read_to_string(out.join("nas/exports")).expect("exports");
     assert!(
         exports.contains("/srv/nfs/HLSPi3 192.168.1.12("),
