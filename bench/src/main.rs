@@ -5,6 +5,7 @@
 mod dispatch;
 mod encode;
 mod measure;
+mod memory;
 mod rate_control;
 mod throughput;
 
@@ -125,6 +126,19 @@ async fn main() {
     eprintln!("6. rate control modes: {} runs each", args.repeats);
     let modes = rate_control::measure(&test, &worker, &clip, &plan, args.repeats).await;
 
+    eprintln!("7. ffmpeg's peak memory, 1080p30 source, libx264");
+    let source_1080 = Clip {
+        width: 1920,
+        height: 1080,
+        seconds: 10,
+        fps: 30,
+        ..Clip::default()
+    }
+    .write(&scratch.path().join("bench-1080p30.mp4"))
+    .await;
+    let small_board = memory::planned_peak(&source_1080, 1024, scratch.path()).await;
+    let roomy = memory::planned_peak(&source_1080, 64 * 1024, scratch.path()).await;
+
     eprintln!("3. dispatch latency: {} jobs", args.dispatch_jobs);
     let latencies = dispatch::latencies(&test, args.dispatch_jobs).await;
     drop(worker);
@@ -218,6 +232,19 @@ async fn main() {
             "",
         ),
     ];
+    let memory_rows = [&small_board, &roomy].map(|run| {
+        (
+            format!(
+                "7. ffmpeg peak MiB, {} MiB board ({} rungs)",
+                run.ram_mib, run.rungs
+            ),
+            format!(
+                "{:.0} (plan estimated {:.0})",
+                run.peak_mib, run.estimate_mib
+            ),
+            if run.ram_mib == 1024 { "< 600" } else { "" },
+        )
+    });
     let mode_rows: Vec<(String, String, &str)> = modes
         .iter()
         .flat_map(|runs| {
@@ -247,7 +274,21 @@ async fn main() {
     for (item, value, target) in &mode_rows {
         println!("{item:<50} {value:<30} {target}");
     }
+    for (item, value, target) in &memory_rows {
+        println!("{item:<50} {value:<30} {target}");
+    }
 
+    let memory_json: Vec<serde_json::Value> = [&small_board, &roomy]
+        .iter()
+        .map(|run| {
+            json!({
+                "board_ram_mib": run.ram_mib,
+                "rungs": run.rungs,
+                "plan_estimate_mib": run.estimate_mib,
+                "peak_mib": run.peak_mib,
+            })
+        })
+        .collect();
     let results = json!({
         "started_at": started.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
         "machine": machine(),
@@ -265,6 +306,7 @@ async fn main() {
         "makespan_ratio_two_to_one": Stats::of(&scaling).json(),
         "makespan_one_worker_seconds": Stats::of(&one).json(),
         "makespan_two_workers_seconds": Stats::of(&two).json(),
+        "ffmpeg_peak_memory": memory_json,
         "rate_control": modes.iter().map(|runs| json!({
             "mode": runs.mode.as_str(),
             "wall_ratio_to_vbr": Stats::of(&runs.wall_ratio).json(),

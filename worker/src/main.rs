@@ -57,6 +57,11 @@ struct PlanArgs {
     /// Decode in hardware where the encoder's family can (muxhwdec=1).
     #[arg(long)]
     hwdec: bool,
+    /// The machine's memory in MiB: the plan is held to half of it, as a
+    /// worker there would hold it (default: this machine's, or
+    /// memory_budget_mib).
+    #[arg(long, value_name = "MIB")]
+    ram_mib: Option<u64>,
     /// One JSON document instead of text.
     #[arg(long)]
     json: bool,
@@ -75,7 +80,14 @@ fn parse_encoder(name: &str) -> Result<VideoEncoder, String> {
 /// planned (it does not probe, say).
 async fn plan(settings: &Settings, args: PlanArgs) -> ExitCode {
     let encoder = args.encoder.unwrap_or(args.board.encoder());
-    match preview::preview(settings, &args.input, encoder, args.hwdec).await {
+    let mut settings = settings.clone();
+    if let Some(cores) = args.board.cores() {
+        settings.encoding.cores = cores;
+    }
+    if let Some(ram_mib) = args.ram_mib {
+        settings.encoding.memory_budget_bytes = ram_mib * 1024 * 1024 / 2;
+    }
+    match preview::preview(&settings, &args.input, args.board, encoder, args.hwdec).await {
         Ok(preview) if args.json => {
             println!(
                 "{}",

@@ -19,6 +19,7 @@ use crate::pipeline::encode::{self, EncodePlan, OutputOptions};
 use crate::pipeline::hls::layout::Layout;
 use crate::pipeline::input::probe;
 use crate::pipeline::plan::codec::VideoEncoder;
+use crate::pipeline::plan::memory::MemoryFit;
 
 /// The machine a plan is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -34,6 +35,36 @@ pub enum Board {
 }
 
 impl Board {
+    /// The board's cores, as the memory model counts x264's threads; the
+    /// machine's own for `generic`.
+    pub fn cores(self) -> Option<u32> {
+        match self {
+            // Raspberry Pi 3, 4 and 5 all have four Cortex-A cores.
+            Board::Pi3 | Board::Pi4 | Board::Pi5 => Some(4),
+            Board::Generic => None,
+        }
+    }
+
+    /// The input codecs among `codec` this board decodes in hardware: a
+    /// Pi 3 H.264 and MPEG-2 (with the licence key), a Pi 4 H.264 and HEVC,
+    /// a Pi 5 HEVC only (Raspberry Pi's specifications: the Pi 4's "H.265
+    /// (4Kp60 decode), H.264 (1080p60 decode, 1080p30 encode)"; the Pi 5's
+    /// "4Kp60 HEVC decoder"). `generic`: whatever its encoder's family
+    /// offers, as if every trial passed.
+    pub fn hardware_decodes(self, codec: &str) -> HashSet<String> {
+        let decodes = match self {
+            Board::Pi3 => matches!(codec, "h264" | "mpeg2video"),
+            Board::Pi4 => matches!(codec, "h264" | "hevc"),
+            Board::Pi5 => codec == "hevc",
+            Board::Generic => true,
+        };
+        let mut codecs = HashSet::new();
+        if decodes {
+            codecs.insert(codec.to_owned());
+        }
+        codecs
+    }
+
     pub fn encoder(self) -> VideoEncoder {
         match self {
             Board::Pi3 | Board::Pi4 => VideoEncoder::V4l2m2m,
@@ -51,6 +82,8 @@ pub struct Preview {
     /// The hardware decoder, when the input gets one.
     pub decoder: Option<String>,
     pub rungs: Vec<RungView>,
+    /// How the plan was held to the memory budget.
+    pub memory: MemoryFit,
     /// ffmpeg's arguments (the program first), writing into `STAGING`.
     pub ffmpeg: Vec<String>,
 }
@@ -83,6 +116,7 @@ pub const STAGING: &str = "STAGING";
 pub async fn preview(
     settings: &Settings,
     input: &Path,
+    board: Board,
     encoder: VideoEncoder,
     hw_decode: bool,
 ) -> Result<Preview, JobError> {
@@ -94,18 +128,10 @@ pub async fn preview(
         Duration::from_secs(settings.tools.probe_timeout_seconds),
     )
     .await?;
-    // As if the machine's ffmpeg had every hardware decoder the encoder's
-    // family offers (a Pi OS build has them).
+    // As if the board's hardware decoders had passed their trials.
     let codecs = MachineCodecs {
         encoder,
-        hardware_decoders: hw_decode.then(|| {
-            encoder
-                .hardware_decoder(&source.video.codec)
-                .and_then(|decoder| decoder.decoder_name())
-                .map(str::to_owned)
-                .into_iter()
-                .collect::<HashSet<String>>()
-        }),
+        hardware_decoders: hw_decode.then(|| board.hardware_decodes(&source.video.codec)),
     };
     let decoder = codecs.decoder_for(&source.video);
     let options = OutputOptions {
@@ -144,6 +170,7 @@ pub async fn preview(
         encoder: encoder.to_string(),
         decoder: plan.decoder.map(|decoder| decoder.to_string()),
         rungs: rungs_of(&plan),
+        memory: plan.memory.clone(),
         ffmpeg,
     })
 }
@@ -191,6 +218,24 @@ impl std::fmt::Display for Preview {
                 "  {:<14} {:>4}x{:<4} {:>6} kb/s {:>6.3} fps",
                 rung.name, rung.width, rung.height, rung.video_kbps, rung.frame_rate
             )?;
+        }
+        let memory = &self.memory;
+        if memory.estimate_mib > 0 {
+            write!(
+                f,
+                "memory: about {} MiB of a {} MiB budget",
+                memory.estimate_mib, memory.budget_mib
+            )?;
+            if let Some(threads) = memory.threads {
+                write!(f, "; {threads} thread per rung")?;
+            }
+            if let Some(frames) = memory.lookahead {
+                write!(f, "; lookahead {frames} frames")?;
+            }
+            if !memory.dropped.is_empty() {
+                write!(f, "; left out to fit: {}", memory.dropped.join(", "))?;
+            }
+            writeln!(f)?;
         }
         let quoted: Vec<String> = self.ffmpeg.iter().map(|arg| shell_quoted(arg)).collect();
         writeln!(f, "{}", quoted.join(" "))

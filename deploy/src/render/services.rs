@@ -53,6 +53,12 @@ RestartSec=5
 KillSignal=SIGTERM
 KillMode=mixed
 TimeoutStopSec={stop_timeout}
+# Memory: the worker plans each encode under memory_budget_mib (by default
+# half the machine's memory); the kernel stops the unit at three quarters,
+# well before the machine's own OOM killer picks a victim, and the worker
+# reports an encode killed there as out of memory (its cgroup's
+# memory.events), never as a crash.
+MemoryMax=75%
 
 # Hardening that leaves ffmpeg and the hardware encoders working: no
 # PrivateDevices (it would hide /dev/video*, /dev/vchiq and /dev/dri).

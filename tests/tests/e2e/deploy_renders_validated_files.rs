@@ -335,6 +335,8 @@ async fn every_rendered_file_passes_the_program_that_reads_it() {
         "After=network-online.target remote-fs.target",
         "RequiresMountsFor=/srv/hlsmux/media /srv/hlsmux/output",
         "SupplementaryGroups=video render",
+        // Three quarters of the machine: the worker plans encodes under half.
+        "MemoryMax=75%",
     ] {
         assert!(unit.lines().any(|l| l.trim() == line), "missing {line}");
     }

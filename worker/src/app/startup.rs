@@ -4,7 +4,7 @@ use super::Worker;
 use crate::cancellations::Cancellations;
 use crate::config::{ServiceSettings, Settings};
 use crate::hardware::soc::{SocReading, SocSensor};
-use crate::hardware::{MachineCodecs, encoder_probe};
+use crate::hardware::{MachineCodecs, decoder_probe, encoder_probe};
 use crate::health::gate::{RemoteDrain, ServiceGate};
 use crate::health::quarantine::Quarantine;
 use crate::health::state::StateTracker;
@@ -105,10 +105,14 @@ impl Worker {
         )
         .await?;
         let hardware_decoders = if settings.encoding.hw_decode {
-            let decoders = encoder_probe::available_decoders(&settings.tools.ffmpeg)
-                .await
-                .map_err(encoder_probe::EncoderError::List)?;
-            Some(decoders)
+            let (working, _rejected) = decoder_probe::trial_decoders(
+                &settings.tools.ffmpeg,
+                selection.encoder,
+                &settings.encoding.vaapi_device,
+                &settings.paths.work_dir,
+            )
+            .await;
+            Some(working)
         } else {
             None
         };

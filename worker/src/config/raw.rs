@@ -29,6 +29,8 @@ pub(super) struct RawSettings {
     pub(super) segment_seconds: u32,
     pub(super) keyframe_seconds: u32,
     pub(super) ffmpeg_threads: u32,
+    pub(super) memory_budget_mib: u64,
+    pub(super) meminfo: PathBuf,
     pub(super) encoder: String,
     pub(super) vaapi_device: String,
     pub(super) x264_preset: String,
@@ -107,6 +109,8 @@ ffprobe = "ffprobe"
 segment_seconds = 5
 keyframe_seconds = 2
 ffmpeg_threads = 0
+memory_budget_mib = 0
+meminfo = "/proc/meminfo"
 encoder = "auto"
 vaapi_device = "/dev/dri/renderD128"
 x264_preset = "veryfast"
@@ -150,6 +154,22 @@ encrypt = false
 key_uri_prefix = ""
 base_url = ""
 "#;
+
+/// `memory_budget_mib`, or when it is 0 half of `MemTotal` in `meminfo`.
+fn memory_budget_bytes(mib: u64, meminfo: &std::path::Path) -> Result<u64, ConfigError> {
+    if mib > 0 {
+        return Ok(mib * 1024 * 1024);
+    }
+    std::fs::read_to_string(meminfo)
+        .ok()
+        .and_then(|text| crate::pipeline::plan::memory::default_budget_bytes(&text))
+        .ok_or_else(|| {
+            invalid("meminfo")(format!(
+                "no MemTotal in {}: point meminfo at the machine's /proc/meminfo or set memory_budget_mib",
+                meminfo.display()
+            ))
+        })
+}
 
 impl RawSettings {
     pub(super) fn parse(self) -> Result<Settings, ConfigError> {
@@ -236,6 +256,9 @@ impl RawSettings {
                 segment_seconds: self.segment_seconds,
                 keyframe_seconds: self.keyframe_seconds,
                 ffmpeg_threads: self.ffmpeg_threads,
+                cores: std::thread::available_parallelism()
+                    .map_or(1, |n| u32::try_from(n.get()).unwrap_or(u32::MAX)),
+                memory_budget_bytes: memory_budget_bytes(self.memory_budget_mib, &self.meminfo)?,
                 encoder: self.encoder.parse().map_err(invalid("encoder"))?,
                 vaapi_device: self.vaapi_device,
                 x264_preset: self.x264_preset,

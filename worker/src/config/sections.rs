@@ -72,6 +72,11 @@ pub struct EncodingSettings {
     pub keyframe_seconds: u32,
     /// Threads ffmpeg may use; 0 lets ffmpeg decide.
     pub ffmpeg_threads: u32,
+    /// The machine's cores, as the memory model counts x264's threads.
+    pub cores: u32,
+    /// The most memory one encode may take (`memory_budget_mib`, or half
+    /// the machine's): a libx264 plan is fitted under it.
+    pub memory_budget_bytes: u64,
     /// The encoder, or `auto`: the first that passes a trial at start-up.
     pub encoder: EncoderChoice,
     /// The VAAPI render node, for `h264_vaapi`.

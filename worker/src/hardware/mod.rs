@@ -1,39 +1,40 @@
 //! The worker's edge to the machine it runs on: which encoders and decoders
 //! really work here, and how hot and throttled the SoC is.
 
+pub mod decoder_probe;
 pub mod encoder_probe;
 pub mod soc;
 
 use std::collections::HashSet;
 
 use crate::pipeline::input::probe::VideoStream;
-use crate::pipeline::plan::codec::{HardwareDecoder, VideoEncoder};
+use crate::pipeline::plan::codec::VideoEncoder;
+use crate::pipeline::plan::decoder::HardwareDecoder;
 
 /// The codecs this worker uses, decided once at start-up.
 #[derive(Clone, Debug)]
 pub struct MachineCodecs {
     pub encoder: VideoEncoder,
-    /// The decoders of this ffmpeg build, when hardware decoding is on.
+    /// With hardware decoding on, the input codecs (ffprobe's names) whose
+    /// hardware decoder passed its trial decode here.
     pub hardware_decoders: Option<HashSet<String>>,
 }
 
 impl MachineCodecs {
     /// The hardware decoder for an input video, or `None` to decode in
     /// software: hardware decoding off, no hardware decoder for the codec,
-    /// one this ffmpeg build lacks, or a picture larger than it decodes.
+    /// one that failed its trial here, or a picture larger, deeper or
+    /// with more chroma than it decodes.
     pub fn decoder_for(&self, video: &VideoStream) -> Option<HardwareDecoder> {
-        let available = self.hardware_decoders.as_ref()?;
-        let decoder = self.encoder.hardware_decoder(&video.codec)?;
-        if decoder
-            .max_side()
-            .is_some_and(|max| video.width.max(video.height) > max)
-        {
+        let trusted = self.hardware_decoders.as_ref()?;
+        if !trusted.contains(&video.codec) {
             return None;
         }
-        match decoder.decoder_name() {
-            Some(name) if !available.contains(name) => None,
-            _ => Some(decoder),
-        }
+        let decoder = self.encoder.hardware_decoder(&video.codec)?;
+        let too_large = decoder
+            .max_side()
+            .is_some_and(|max| video.width.max(video.height) > max);
+        (!too_large && decoder.takes(video.pix_fmt.as_deref())).then_some(decoder)
     }
 }
 
@@ -49,6 +50,7 @@ mod tests {
             height,
             frame_rate: crate::pipeline::plan::ladder::FrameRate::FALLBACK,
             interlaced: false,
+            pix_fmt: Some("yuv420p".into()),
         }
     }
 
@@ -61,7 +63,7 @@ mod tests {
         assert_eq!(off.decoder_for(&video("h264", 1920, 1080)), None);
         let pi = MachineCodecs {
             encoder: VideoEncoder::V4l2m2m,
-            hardware_decoders: Some(HashSet::from(["h264_v4l2m2m".to_owned()])),
+            hardware_decoders: Some(HashSet::from(["h264".to_owned()])),
         };
         assert_eq!(
             pi.decoder_for(&video("h264", 1920, 1080)),
@@ -80,8 +82,13 @@ mod tests {
         assert_eq!(
             pi.decoder_for(&video("mpeg2video", 720, 576)),
             None,
-            "not in this build: software"
+            "failed its trial here: software"
         );
+        let high_10 = VideoStream {
+            pix_fmt: Some("yuv420p10le".into()),
+            ..video("h264", 1920, 1080)
+        };
+        assert_eq!(pi.decoder_for(&high_10), None, "High 10: software");
         assert_eq!(
             pi.decoder_for(&video("vp9", 1280, 720)),
             None,

@@ -192,19 +192,38 @@ impl JobRunner {
             let (location, stale) = (location.clone(), settings.storage.stale_staging);
             blocking::run(move || location.prepare_staging(stale)).await?;
         }
-        let attempt = Attempt {
-            job_id: request.job_id,
-            input: &request.input,
-            plan: &plan,
-            encrypted: spec.encrypted,
-            base_url: spec.base_url.as_ref(),
-            duration_seconds: source.duration_seconds,
-            location: &location,
-            started,
-            events,
-            cancel,
+        let mut plan = plan;
+        let produced = loop {
+            let attempt = Attempt {
+                job_id: request.job_id,
+                input: &request.input,
+                plan: &plan,
+                encrypted: spec.encrypted,
+                base_url: spec.base_url.as_ref(),
+                duration_seconds: source.duration_seconds,
+                location: &location,
+                started,
+                events,
+                cancel,
+            };
+            let produced = self.encode_verify_publish(attempt).await;
+            // A hardware decoder that passed its trial can still fail on
+            // one input (a profile or level it lacks, a stream it trips
+            // on): encode that input again, once, decoding in software,
+            // rather than fail it for good.
+            match (&produced, plan.decoder) {
+                (Err(Failure::Job(JobError::EncodeFailed { stderr_tail, .. })), Some(decoder)) => {
+                    warn!(%decoder, ffmpeg = %stderr_tail, "the hardware decoder failed on this input: encoding it again, decoding in software");
+                    let (location, stale) = (location.clone(), settings.storage.stale_staging);
+                    if let Err(error) = blocking::run(move || location.prepare_staging(stale)).await
+                    {
+                        break Err(Failure::from(error));
+                    }
+                    plan = plan.decoding_in_software();
+                }
+                _ => break produced,
+            }
         };
-        let produced = self.encode_verify_publish(attempt).await;
         drop(input);
         let produced = match produced {
             Err(Failure::Job(error)) if error.could_be_storage() => {

@@ -103,8 +103,22 @@ fn encoder_args(args: &mut Args, plan: &EncodePlan) {
         plan.encoder
             .codec_args(&plan.x264_preset, gop, plan.rate_control),
     );
-    if plan.threads > 0 {
-        args.push(["-threads".to_owned(), plan.threads.to_string()]);
+    // Held to the memory budget: fewer threads per rung's encoder (and in
+    // the filters), a shorter lookahead.
+    match plan.memory.threads {
+        Some(threads) => args.push([
+            "-threads".to_owned(),
+            threads.to_string(),
+            "-filter_complex_threads".to_owned(),
+            "1".to_owned(),
+        ]),
+        None if plan.threads > 0 => {
+            args.push(["-threads".to_owned(), plan.threads.to_string()]);
+        }
+        None => {}
+    }
+    if let Some(frames) = plan.memory.lookahead {
+        args.push(["-rc-lookahead".to_owned(), frames.to_string()]);
     }
     for (index, rung) in plan.rungs.iter().enumerate() {
         let rates = RungRates {

@@ -22,7 +22,8 @@ mod tests {
 
     use crate::pipeline::hls::layout::Layout;
     use crate::pipeline::input::probe::AudioTrack;
-    use crate::pipeline::plan::codec::{HardwareDecoder, VideoEncoder};
+    use crate::pipeline::plan::codec::VideoEncoder;
+    use crate::pipeline::plan::decoder::HardwareDecoder;
     use crate::pipeline::plan::ladder::FrameRate;
     use crate::pipeline::plan::ladder::Rung;
     use hlsmux_protocol::SegmentFormat;
@@ -68,6 +69,7 @@ mod tests {
             x264_preset: "veryfast".into(),
             audio_kbps: 128,
             threads: 2,
+            memory: crate::pipeline::plan::memory::MemoryFit::default(),
             input_formats: "mov,matroska".into(),
         }
     }

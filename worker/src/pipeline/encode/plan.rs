@@ -7,8 +7,10 @@ use std::path::PathBuf;
 use crate::config::EncodingSettings;
 use crate::pipeline::hls::layout::Layout;
 use crate::pipeline::input::probe::{AudioTrack, SourceMedia};
-use crate::pipeline::plan::codec::{HardwareDecoder, VideoEncoder};
+use crate::pipeline::plan::codec::VideoEncoder;
+use crate::pipeline::plan::decoder::HardwareDecoder;
 use crate::pipeline::plan::ladder::{Rung, SourceVideo, plan_ladder};
+use crate::pipeline::plan::memory::{self, MemoryFit, MemoryInputs};
 use hlsmux_protocol::{LadderName, RateControl};
 
 /// Where the audio rendition comes from.
@@ -66,6 +68,9 @@ pub struct EncodePlan {
     pub x264_preset: String,
     pub audio_kbps: u32,
     pub threads: u32,
+    /// How the plan was held to the memory budget (threads, lookahead and
+    /// rungs dropped).
+    pub memory: MemoryFit,
     /// The demuxers the input may be opened with.
     pub input_formats: String,
 }
@@ -101,6 +106,15 @@ impl EncodePlan {
         self.segment_seconds
             .div_ceil(self.keyframe_seconds.max(1))
             .max(1)
+    }
+
+    /// The same plan, decoding the input in software: for a hardware
+    /// decoder that failed on it.
+    pub fn decoding_in_software(self) -> Self {
+        Self {
+            decoder: None,
+            ..self
+        }
     }
 
     /// About how many bytes this plan writes for `seconds` of source, at
@@ -154,6 +168,17 @@ impl EncodePlan {
             },
             encoder.limits().at_most_lines(settings.max_rung_lines),
         );
+        let (rungs, memory) = memory::fit(
+            rungs,
+            MemoryInputs {
+                budget_bytes: settings.memory_budget_bytes,
+                encoder,
+                source_pixels: u64::from(source.video.width) * u64::from(source.video.height),
+                configured_threads: settings.ffmpeg_threads,
+                cores: settings.cores,
+                x264_preset: &settings.x264_preset,
+            },
+        );
         Self {
             input,
             video_stream_index: source.video.index,
@@ -171,6 +196,7 @@ impl EncodePlan {
             x264_preset: settings.x264_preset.clone(),
             audio_kbps: settings.audio_bitrate_kbps,
             threads: settings.ffmpeg_threads,
+            memory,
             input_formats: settings.input_formats.clone(),
         }
     }
@@ -200,6 +226,7 @@ mod tests {
                 height: 180,
                 frame_rate: FrameRate { num: 25, den: 1 },
                 interlaced: false,
+                pix_fmt: None,
             },
             audio: vec![track.clone()],
             video_bitrate: None,
@@ -241,6 +268,7 @@ mod tests {
             x264_preset: "veryfast".into(),
             audio_kbps: 128,
             threads: 1,
+            memory: MemoryFit::default(),
             input_formats: String::new(),
         };
         // 1628 kbit/s for 60 s is 12.21 MB; with the margin 18.315 MB.

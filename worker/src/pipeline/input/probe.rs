@@ -62,6 +62,9 @@ pub struct VideoStream {
     pub frame_rate: FrameRate,
     /// Stored as fields (interlaced), to be deinterlaced before scaling.
     pub interlaced: bool,
+    /// ffprobe's pixel format (`yuv420p`, `yuv420p10le`, `yuv422p`): bit
+    /// depth and chroma, which a hardware decoder may not take.
+    pub pix_fmt: Option<String>,
 }
 
 /// Runs ffprobe on `input` and parses its report.
@@ -175,6 +178,7 @@ pub fn parse_probe_report(input: &Path, json: &[u8]) -> Result<SourceMedia, JobE
                 .field_order
                 .as_deref()
                 .is_some_and(|order| matches!(order, "tt" | "bb" | "tb" | "bt")),
+            pix_fmt: video.pix_fmt.clone(),
         },
         audio: report
             .streams
@@ -216,6 +220,7 @@ struct ProbeStream {
     #[serde(default)]
     disposition: Disposition,
     field_order: Option<String>,
+    pix_fmt: Option<String>,
     #[serde(default)]
     tags: StreamTags,
     #[serde(default)]

@@ -1,8 +1,9 @@
-//! The encoders and hardware decoders the worker can drive, and the ffmpeg
-//! flags each one needs. Pure: the trial that decides which encoder works on
-//! this machine lives in `hardware::encoder_probe`.
+//! The encoders the worker can drive, and the ffmpeg flags each one needs.
+//! Pure: the trial that decides which encoder works on this machine lives in
+//! `hardware::encoder_probe`.
 
 use std::fmt;
+
 use std::str::FromStr;
 
 use hlsmux_protocol::RateControl;
@@ -69,7 +70,12 @@ impl VideoEncoder {
     /// Whether its output can go into fMP4 segments: an MP4 initialization
     /// section needs the SPS/PPS before the first frame, and the Pi's
     /// VideoCore encoders give them only with it (MPEG-TS segments carry
-    /// their own).
+    /// their own). Raspberry Pi OS's ffmpeg hands them on as new extradata
+    /// with the first packet, and the HLS muxer delays the fMP4 `moov`
+    /// (`delay_moov`) until it has them (rpi-ffmpeg release/5.1/main:
+    /// v4l2_m2m_enc.c, movenc.c, hlsenc.c), so this may well work on a Pi;
+    /// it stays refused until `scripts/pi-check` has seen an init section
+    /// with SPS/PPS come out of a real one.
     pub fn writes_fmp4(self) -> bool {
         !self.is_pi()
     }
@@ -85,7 +91,11 @@ impl VideoEncoder {
             // defines MAX_W_CODEC and MAX_H_CODEC both as 1920. Its
             // throughput is one 1080p30 stream ("H264 (1080p60 decode,
             // 1080p30 encode)", Raspberry Pi 4 Model B specifications), so
-            // no rung runs above 30 frames per second.
+            // no rung runs above 30 frames per second. Its streams are
+            // H.264 level 4.0: the driver's default (bcm2835-v4l2-codec.c
+            // gives V4L2_CID_MPEG_VIDEO_H264_LEVEL the default LEVEL_4_0)
+            // and FFmpeg's v4l2_m2m_enc.c sets the profile, never the level;
+            // these limits keep every rung inside 4.0 (see the test).
             VideoEncoder::V4l2m2m | VideoEncoder::Omx => EncoderLimits {
                 max_lines: Some(1080),
                 max_kbps: Some(20_000),
@@ -163,12 +173,15 @@ impl VideoEncoder {
                 "-sc_threshold",
                 "0",
             ])),
-            // No B-frames on the VideoCore encoder; and it writes SPS/PPS only
-            // ahead of the first frame, so repeat them at every keyframe to
-            // make each MPEG-TS segment decodable on its own.
-            VideoEncoder::V4l2m2m | VideoEncoder::Omx => {
-                args.extend(strings(&["-bf", "0", "-bsf:v", "dump_extra=freq=keyframe"]))
-            }
+            // No B-frames on the VideoCore encoder. SPS/PPS need no help:
+            // Raspberry Pi OS's ffmpeg puts them in front of every keyframe
+            // itself when the muxer wants no global header, as MPEG-TS does
+            // (jc-kynesim/rpi-ffmpeg release/5.1/main, v4l2_m2m_enc.c,
+            // v4l2_receive_packet), so each segment decodes on its own; a
+            // `dump_extra` filter would add nothing, the stream having no
+            // extradata to repeat. `scripts/pi-check` decodes every segment
+            // alone on the device to hold that.
+            VideoEncoder::V4l2m2m | VideoEncoder::Omx => args.extend(strings(&["-bf", "0"])),
             VideoEncoder::Vaapi => args.extend(strings(&["-profile:v", "high", "-bf", "0"])),
             VideoEncoder::Qsv => args.extend(strings(&["-profile:v", "high", "-preset", "medium"])),
             // Forced keyframes must be real IDR frames to start segments.
@@ -249,92 +262,6 @@ impl VideoEncoder {
             }
         }
         args
-    }
-
-    /// The hardware decoder for an input codec (ffprobe's `codec_name`), or
-    /// `None` where software decoding is the only way.
-    pub fn hardware_decoder(self, input_codec: &str) -> Option<HardwareDecoder> {
-        match self {
-            VideoEncoder::V4l2m2m => match input_codec {
-                "h264" => Some(HardwareDecoder::Codec("h264_v4l2m2m")),
-                // Needs the MPEG-2 licence key on a Pi 3 and earlier.
-                "mpeg2video" => Some(HardwareDecoder::Codec("mpeg2_v4l2m2m")),
-                _ => None,
-            },
-            VideoEncoder::Omx => match input_codec {
-                "h264" => Some(HardwareDecoder::Codec("h264_mmal")),
-                "mpeg2video" => Some(HardwareDecoder::Codec("mpeg2_mmal")),
-                _ => None,
-            },
-            VideoEncoder::Vaapi => {
-                hwaccel_codec(input_codec).then_some(HardwareDecoder::Hwaccel("vaapi"))
-            }
-            VideoEncoder::Qsv => {
-                hwaccel_codec(input_codec).then_some(HardwareDecoder::Hwaccel("qsv"))
-            }
-            VideoEncoder::Nvenc => {
-                hwaccel_codec(input_codec).then_some(HardwareDecoder::Hwaccel("cuda"))
-            }
-            VideoEncoder::Libx264 => None,
-        }
-    }
-}
-
-/// Codecs the PC hardware decoders handle; others decode in software.
-fn hwaccel_codec(codec: &str) -> bool {
-    matches!(
-        codec,
-        "h264" | "hevc" | "mpeg2video" | "vp9" | "av1" | "vc1"
-    )
-}
-
-/// How an input is decoded in hardware.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum HardwareDecoder {
-    /// A decoder of its own (`-c:v h264_v4l2m2m` before the input).
-    Codec(&'static str),
-    /// A generic accelerator; frames come back to memory for the filters.
-    Hwaccel(&'static str),
-}
-
-impl HardwareDecoder {
-    /// Input options, placed before `-i`.
-    pub fn input_args(self, vaapi_device: &str) -> Vec<String> {
-        match self {
-            HardwareDecoder::Codec(name) => strings(&["-c:v", name]),
-            HardwareDecoder::Hwaccel("vaapi") => {
-                strings(&["-hwaccel", "vaapi", "-hwaccel_device", vaapi_device])
-            }
-            HardwareDecoder::Hwaccel(name) => strings(&["-hwaccel", name]),
-        }
-    }
-
-    /// The decoder name ffmpeg lists in `-decoders`, where it has one.
-    pub fn decoder_name(self) -> Option<&'static str> {
-        match self {
-            HardwareDecoder::Codec(name) => Some(name),
-            HardwareDecoder::Hwaccel(_) => None,
-        }
-    }
-
-    /// The longest side it decodes, where it has a limit: the VideoCore
-    /// decoders share the codec's 1920 on either side (raspberrypi/linux,
-    /// drivers/staging/vc04_services/bcm2835-codec/bcm2835-v4l2-codec.c,
-    /// MAX_W_CODEC and MAX_H_CODEC), so a 4K source decodes in software.
-    pub fn max_side(self) -> Option<u32> {
-        match self {
-            HardwareDecoder::Codec(_) => Some(1920),
-            HardwareDecoder::Hwaccel(_) => None,
-        }
-    }
-}
-
-impl fmt::Display for HardwareDecoder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            HardwareDecoder::Codec(name) => f.write_str(name),
-            HardwareDecoder::Hwaccel(name) => write!(f, "{name} (hwaccel)"),
-        }
     }
 }
 
@@ -428,13 +355,13 @@ mod tests {
     }
 
     #[test]
-    fn v4l2m2m_gets_yuv420p_no_b_frames_repeated_headers_and_no_vbv() {
+    fn v4l2m2m_gets_yuv420p_no_b_frames_and_no_vbv() {
         let encoder = VideoEncoder::V4l2m2m;
         assert_eq!(encoder.filter_suffix(), "format=yuv420p");
         let args = encoder.codec_args("veryfast", 50, RateControl::Vbr);
         assert!(has_pair(&args, "-c:v", "h264_v4l2m2m"));
         assert!(has_pair(&args, "-bf", "0"));
-        assert!(has_pair(&args, "-bsf:v", "dump_extra=freq=keyframe"));
+        assert!(!args.iter().any(|arg| arg.starts_with("-bsf")), "{args:?}");
         assert!(has_pair(&args, "-g", "50"));
         assert!(
             !args.contains(&"-preset".to_owned()),
@@ -574,59 +501,20 @@ mod tests {
         );
     }
 
-    /// Every encoder/decoder pair: the decoder chosen for each input codec.
+    /// H.264 level 4.0 (the Pi encoder's): at most 8192 macroblocks a
+    /// picture, 245760 a second, and 25 Mb/s in the High profile (ITU-T
+    /// H.264 Table A-1). The largest rung the limits allow fits it.
     #[test]
-    fn hardware_decoders_per_encoder_and_input_codec() {
-        use HardwareDecoder::{Codec, Hwaccel};
-        let cases: [(VideoEncoder, &str, Option<HardwareDecoder>); 16] = [
-            (VideoEncoder::V4l2m2m, "h264", Some(Codec("h264_v4l2m2m"))),
-            (
-                VideoEncoder::V4l2m2m,
-                "mpeg2video",
-                Some(Codec("mpeg2_v4l2m2m")),
-            ),
-            (VideoEncoder::V4l2m2m, "hevc", None),
-            (VideoEncoder::Omx, "h264", Some(Codec("h264_mmal"))),
-            (VideoEncoder::Omx, "mpeg2video", Some(Codec("mpeg2_mmal"))),
-            (VideoEncoder::Omx, "vp9", None),
-            (VideoEncoder::Vaapi, "h264", Some(Hwaccel("vaapi"))),
-            (VideoEncoder::Vaapi, "hevc", Some(Hwaccel("vaapi"))),
-            (VideoEncoder::Vaapi, "prores", None),
-            (VideoEncoder::Qsv, "h264", Some(Hwaccel("qsv"))),
-            (VideoEncoder::Qsv, "mjpeg", None),
-            (VideoEncoder::Nvenc, "h264", Some(Hwaccel("cuda"))),
-            (VideoEncoder::Nvenc, "av1", Some(Hwaccel("cuda"))),
-            (VideoEncoder::Nvenc, "theora", None),
-            (VideoEncoder::Libx264, "h264", None),
-            (VideoEncoder::Libx264, "mpeg2video", None),
-        ];
-        for (encoder, codec, expected) in cases {
-            assert_eq!(
-                encoder.hardware_decoder(codec),
-                expected,
-                "{encoder} decoding {codec}"
-            );
-        }
-    }
-
-    #[test]
-    fn decoder_input_args() {
-        assert_eq!(
-            HardwareDecoder::Codec("h264_v4l2m2m").input_args("d"),
-            ["-c:v", "h264_v4l2m2m"]
+    fn the_pi_encoders_limits_keep_every_rung_inside_level_4_0() {
+        let limits = VideoEncoder::V4l2m2m.limits();
+        let (side, lines) = (
+            limits.max_side.expect("side"),
+            limits.max_lines.expect("lines"),
         );
-        assert_eq!(
-            HardwareDecoder::Hwaccel("vaapi").input_args("/dev/dri/renderD128"),
-            [
-                "-hwaccel",
-                "vaapi",
-                "-hwaccel_device",
-                "/dev/dri/renderD128"
-            ]
-        );
-        assert_eq!(
-            HardwareDecoder::Hwaccel("cuda").input_args("d"),
-            ["-hwaccel", "cuda"]
-        );
+        let macroblocks = side.div_ceil(16) * lines.div_ceil(16);
+        assert!(macroblocks <= 8192, "{macroblocks} macroblocks a picture");
+        let per_second = macroblocks * limits.max_frame_rate.expect("rate");
+        assert!(per_second <= 245_760, "{per_second} macroblocks a second");
+        assert!(limits.max_kbps.expect("kbps") <= 25_000);
     }
 }
