@@ -2,8 +2,9 @@
 //! until shutdown, connecting and reconnecting (`session`), consuming one
 //! job at a time behind its gate (`consume`), with one module per side
 //! task that shares the session: tidy, dead-letter notices, control
-//! commands, cancellations and heartbeats.
+//! commands, cancellations, heartbeats and the audit of outcomes.
 
+mod audit;
 mod cancellations;
 mod consume;
 mod control;
@@ -22,6 +23,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
+use crate::broker::outcome_ledger::OutcomeLedger;
 use crate::cancellations::Cancellations;
 use crate::config::Settings;
 use crate::hardware::soc::SocSensor;
@@ -52,6 +54,8 @@ pub struct Worker {
     cancellations: Cancellations,
     storage: Arc<StorageMonitor>,
     metrics: Arc<WorkerMetrics>,
+    /// Outcomes published lately, looked for again (`audit`).
+    outcomes: Arc<OutcomeLedger>,
 }
 
 impl Worker {

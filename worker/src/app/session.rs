@@ -7,6 +7,7 @@ use super::side_feature::Side;
 use crate::broker::{BrokerError, BrokerSession};
 use crate::job::outcome::Ending;
 use hlsmux_protocol::WorkerState;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
@@ -22,7 +23,7 @@ impl Worker {
         let mut connected_before = false;
         loop {
             let opened = tokio::select! {
-                opened = BrokerSession::open(&self.settings, &self.name) => opened,
+                opened = BrokerSession::open(&self.settings, &self.name, Arc::clone(&self.outcomes)) => opened,
                 () = shutdown.cancelled() => return,
             };
             let session = match opened {
@@ -73,6 +74,7 @@ impl Worker {
                 lost = self.keep_side_feature(Side::Control, session, shutdown) => lost,
                 lost = self.keep_side_feature(Side::Cancellations, session, shutdown) => lost,
                 lost = self.send_heartbeats(session) => lost,
+                lost = self.audit_outcomes(session) => lost,
             }
         };
         tokio::select! {

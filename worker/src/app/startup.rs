@@ -137,6 +137,7 @@ impl Worker {
         let state = Arc::new(StateTracker::new(Arc::clone(&metrics)));
         let cancellations = Cancellations::default();
         Ok(Self {
+            outcomes: Arc::default(),
             gate: ServiceGate::new(
                 settings.paths.drain_lock.clone(),
                 Arc::clone(&remote_drain),

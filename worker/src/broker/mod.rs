@@ -18,10 +18,13 @@ use futures_util::StreamExt;
 use crate::config::Settings;
 
 mod outage;
+pub mod outcome_ledger;
 mod publisher;
 
 pub use outage::Outage;
+use outcome_ledger::OutcomeLedger;
 pub use publisher::Publisher;
+use std::sync::Arc;
 
 /// How long to wait for a delivery that crossed a consumer cancellation.
 const STRAY_DELIVERY_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
@@ -90,7 +93,13 @@ pub struct BrokerSession {
 impl BrokerSession {
     /// Connects, declares the topology and this muxer's queue, and prepares
     /// both channels.
-    pub async fn open(settings: &Settings, worker_name: &str) -> Result<Self, BrokerError> {
+    /// Opens a session; the outcomes it publishes go into `outcomes`, which
+    /// outlives it.
+    pub async fn open(
+        settings: &Settings,
+        worker_name: &str,
+        outcomes: Arc<OutcomeLedger>,
+    ) -> Result<Self, BrokerError> {
         let properties = ConnectionProperties::default().with_connection_name(
             format!(
                 "hlsmux-worker {} muxer {} on {worker_name} pid {}",
@@ -136,6 +145,7 @@ impl BrokerSession {
                 tidy_wait_queue: topology.tidy_wait_queue(settings.broker.muxer_id),
                 muxer_id: settings.broker.muxer_id,
                 worker_name: worker_name.to_owned(),
+                outcomes,
             },
             queue: topology.muxer_queue(settings.broker.muxer_id),
             muxer_id: settings.broker.muxer_id,

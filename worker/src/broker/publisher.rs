@@ -14,6 +14,10 @@ use lapin::types::FieldTable;
 
 use time::OffsetDateTime;
 
+use super::outcome_ledger::{OutcomeLedger, same_event};
+use std::sync::Arc;
+use std::time::Instant;
+
 /// How many times a job's outcome is published when the event history does
 /// not show it afterwards.
 const OUTCOME_ATTEMPTS: usize = 3;
@@ -42,6 +46,8 @@ pub struct Publisher {
     pub(super) tidy_wait_queue: String,
     pub(super) muxer_id: MuxerId,
     pub(super) worker_name: String,
+    /// Outcomes published lately, to look for again (see `audit_outcomes`).
+    pub(super) outcomes: Arc<OutcomeLedger>,
 }
 
 impl Publisher {
@@ -94,7 +100,7 @@ impl Publisher {
         &self,
         since: u64,
         quiet: Duration,
-        wanted: impl Fn(&StatusEvent) -> bool,
+        mut wanted: impl FnMut(&StatusEvent) -> bool,
     ) -> lapin::Result<bool> {
         let tag = format!("history-check-{}", JobId::generate());
         let mut consumer = stream::open(
@@ -147,13 +153,17 @@ impl Publisher {
         for attempt in 1..=OUTCOME_ATTEMPTS {
             self.publish_event(&event).await?;
             match self.history_holds(&event).await {
-                Ok(true) => return Ok(()),
+                Ok(true) => {
+                    self.outcomes.record(event);
+                    return Ok(());
+                }
                 Ok(false) => tracing::warn!(
                     %job_id, state = %kind, attempt,
                     "the broker confirmed the job's outcome but the event history does not hold it (lost in a stream leader change?); publishing it again"
                 ),
                 Err(error) => {
                     tracing::warn!(%job_id, %error, "cannot read the outcome back from the event history; trusting the broker's confirmation");
+                    self.outcomes.record(event);
                     return Ok(());
                 }
             }
@@ -183,16 +193,44 @@ impl Publisher {
         let since = u64::try_from(event.at.unix_timestamp())
             .unwrap_or(0)
             .saturating_sub(60);
-        let same = |seen: &StatusEvent| {
-            seen.job_id == event.job_id
-                && seen.at == event.at
-                && seen.worker == event.worker
-                && seen.state.event_state() == event.state.event_state()
-        };
+        let same = |seen: &StatusEvent| same_event(seen, event);
         if self.history_contains(since, READ_BACK_QUIET, same).await? {
             return Ok(true);
         }
         tokio::time::sleep(READ_BACK_PAUSE).await;
         self.history_contains(since, READ_BACK_QUIET, same).await
+    }
+
+    /// Looks for the outcomes due a second look in the event history, in
+    /// one read, and publishes again each one it no longer holds. A read
+    /// that fails says nothing (the next round tries again); only a publish
+    /// that fails is an error, the session's.
+    pub async fn audit_outcomes(&self) -> Result<usize, PublishError> {
+        let due = self.outcomes.due(Instant::now());
+        let Some(oldest) = due.iter().map(|event| event.at).min() else {
+            return Ok(0);
+        };
+        let since = u64::try_from(oldest.unix_timestamp())
+            .unwrap_or(0)
+            .saturating_sub(60);
+        let mut unseen = due;
+        let read = self
+            .history_contains(since, READ_BACK_QUIET, |seen: &StatusEvent| {
+                unseen.retain(|event| !same_event(seen, event));
+                unseen.is_empty()
+            })
+            .await;
+        if let Err(error) = read {
+            tracing::debug!(%error, "cannot read the event history to audit outcomes; trying again later");
+            return Ok(0);
+        }
+        for event in &unseen {
+            tracing::warn!(
+                job_id = %event.job_id, state = %event.state.event_state(),
+                "the event history no longer holds an outcome it held (lost in a stream leader change?); publishing it again"
+            );
+            self.publish_event(event).await?;
+        }
+        Ok(unseen.len())
     }
 }

@@ -66,6 +66,8 @@ pub struct WorkerMetrics {
     pub broker_connected: IntGauge,
     pub broker_reconnects: IntCounter,
     pub encode_stalls: IntCounter,
+    /// Outcomes the event history lost after showing them, published again.
+    pub outcomes_republished: IntCounter,
     pub quarantines: IntCounter,
 }
 
@@ -212,6 +214,10 @@ impl WorkerMetrics {
             ),
             broker_connected,
             broker_reconnects,
+            outcomes_republished: counter(
+                names::OUTCOMES_REPUBLISHED,
+                "Job outcomes the event history lost after holding them, published again.",
+            ),
             encode_stalls: counter(
                 names::ENCODE_STALLS,
                 "Encodes killed because ffmpeg made no progress.",

@@ -21,4 +21,5 @@ pub const BROKER_CONNECTED: &str = "hlsmux_broker_connected";
 pub const BROKER_FEATURE_UP: &str = "hlsmux_broker_feature_up";
 pub const BROKER_RECONNECTS: &str = "hlsmux_broker_reconnects_total";
 pub const ENCODE_STALLS: &str = "hlsmux_encode_stalls_total";
+pub const OUTCOMES_REPUBLISHED: &str = "hlsmux_outcomes_republished_total";
 pub const QUARANTINES: &str = "hlsmux_worker_quarantines_total";
