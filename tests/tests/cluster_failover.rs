@@ -204,32 +204,35 @@ async fn a_rolling_restart_under_thirty_jobs_loses_and_repeats_none() {
         .assert_queue_empties(MuxerId::new(1).expect("valid"))
         .await;
 
-    // The history: no job failed, none done twice. A `done` the broker
-    // confirmed, and the worker recorded as reported, can still be missing from the
-    // history stream after a rolling restart of RabbitMQ 3.10 (seen in one
-    // run in four; rabbitmq-server#9457): such jobs are named, and more
-    // than one in ten fails the test.
-    let history = test.pool.history(Duration::from_secs(2)).await;
-    let mut missing = Vec::new();
+    // The history: every job done exactly once, none failed. A `done` the
+    // broker confirmed and showed can still vanish from the history stream
+    // in a rolling restart of RabbitMQ 3.10 (seen in one run in four;
+    // rabbitmq-server#9457): the worker's audit looks for its outcomes again
+    // every 20 s and publishes a lost one again, so the history is read
+    // until it holds them all (or the audit's time is up).
+    let audit_deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+    let history = loop {
+        let history = test.pool.history(Duration::from_secs(2)).await;
+        let complete = job_ids
+            .iter()
+            .all(|job| count_events(&history, *job, EventState::Done) > 0);
+        if complete || tokio::time::Instant::now() >= audit_deadline {
+            break history;
+        }
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    };
     for job in &job_ids {
-        let done = count_events(&history, *job, EventState::Done);
-        assert!(done <= 1, "job {job}: {done} dones");
+        assert_eq!(
+            count_events(&history, *job, EventState::Done),
+            1,
+            "job {job}: one done"
+        );
         assert_eq!(
             count_events(&history, *job, EventState::Failed),
             0,
             "job {job}"
         );
-        if done == 0 {
-            missing.push(*job);
-        }
     }
-    if !missing.is_empty() {
-        eprintln!("done missing from the history stream after the restart: {missing:?}");
-    }
-    assert!(
-        missing.len() <= JOBS / 10,
-        "dones missing from the history: {missing:?}"
-    );
     let outputs = std::fs::read_dir(test.output_root().join("batch"))
         .expect("the batch's outputs")
         .count();

@@ -78,10 +78,7 @@ impl Publisher {
         job_id: JobId,
         submitted_at: OffsetDateTime,
     ) -> bool {
-        // A minute's margin for clocks that disagree.
-        let since = u64::try_from(submitted_at.unix_timestamp())
-            .unwrap_or(0)
-            .saturating_sub(60);
+        let since = minute_before(submitted_at);
         let is_done = |event: &StatusEvent| {
             event.job_id == job_id && matches!(event.state, JobState::Done { .. })
         };
@@ -190,9 +187,7 @@ impl Publisher {
     /// before the event found nothing on RabbitMQ 3.10 when the pool was
     /// quiet, and the redelivery check's minute works.
     async fn history_holds(&self, event: &StatusEvent) -> lapin::Result<bool> {
-        let since = u64::try_from(event.at.unix_timestamp())
-            .unwrap_or(0)
-            .saturating_sub(60);
+        let since = minute_before(event.at);
         let same = |seen: &StatusEvent| same_event(seen, event);
         if self.history_contains(since, READ_BACK_QUIET, same).await? {
             return Ok(true);
@@ -210,9 +205,7 @@ impl Publisher {
         let Some(oldest) = due.iter().map(|event| event.at).min() else {
             return Ok(0);
         };
-        let since = u64::try_from(oldest.unix_timestamp())
-            .unwrap_or(0)
-            .saturating_sub(60);
+        let since = minute_before(oldest);
         let mut unseen = due;
         let read = self
             .history_contains(since, READ_BACK_QUIET, |seen: &StatusEvent| {
@@ -233,4 +226,14 @@ impl Publisher {
         }
         Ok(unseen.len())
     }
+}
+
+/// Where a look at the history for something stamped `at` starts, in
+/// seconds since the epoch: a minute before, a margin for clocks that
+/// disagree (and attaching to a stream a second before an event found
+/// nothing on RabbitMQ 3.10 when the pool was quiet).
+fn minute_before(at: OffsetDateTime) -> u64 {
+    u64::try_from(at.unix_timestamp())
+        .unwrap_or(0)
+        .saturating_sub(60)
 }

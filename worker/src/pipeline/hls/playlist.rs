@@ -22,6 +22,20 @@ pub fn media_playlist_uris(master: &MasterPlaylist) -> Vec<&str> {
     uris
 }
 
+/// The URIs of every playlist the master names: its media playlists (see
+/// [`media_playlist_uris`]) and its I-frame playlists.
+pub fn every_playlist_uri(master: &MasterPlaylist) -> Vec<&str> {
+    let mut uris = media_playlist_uris(master);
+    uris.extend(
+        master
+            .variants
+            .iter()
+            .filter(|v| v.is_i_frame)
+            .map(|v| v.uri.as_str()),
+    );
+    uris
+}
+
 pub fn read_master(path: &Path) -> Result<MasterPlaylist, JobError> {
     let bytes = read(path)?;
     m3u8_rs::parse_master_playlist_res(&bytes)

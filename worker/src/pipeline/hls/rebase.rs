@@ -13,24 +13,17 @@ use m3u8_rs::MediaPlaylist;
 
 use crate::pipeline::JobError;
 use crate::pipeline::hls::layout::Layout;
-use crate::pipeline::hls::playlist::{fail, media_playlist_uris, read_master, read_media};
+use crate::pipeline::hls::playlist::{every_playlist_uri, fail, read_master, read_media};
 
 /// Blocking. Rewrites every playlist of the output staged in `dir` so that
 /// its URIs are absolute under `output_url` (ending in `/`).
 pub fn rebase_output(dir: &Path, layout: Layout, output_url: &str) -> Result<(), JobError> {
     let master_path = dir.join(layout.master());
     let mut master = read_master(&master_path)?;
-    let mut playlists: Vec<String> = media_playlist_uris(&master)
+    let playlists: Vec<String> = every_playlist_uri(&master)
         .into_iter()
         .map(str::to_owned)
         .collect();
-    playlists.extend(
-        master
-            .variants
-            .iter()
-            .filter(|v| v.is_i_frame)
-            .map(|v| v.uri.clone()),
-    );
     for uri in &playlists {
         let path = output_file(dir, Path::new(""), uri)?;
         let mut media = read_media(&path)?;
@@ -122,15 +115,7 @@ fn check_rebased(dir: &Path, layout: Layout, output_url: &str) -> Result<(), Job
             .ok_or_else(|| fail(format!("{uri} is not under the output's URL {output_url}")))?;
         output_file(dir, Path::new(""), rest)
     };
-    let mut playlists: Vec<&str> = media_playlist_uris(&master);
-    playlists.extend(
-        master
-            .variants
-            .iter()
-            .filter(|v| v.is_i_frame)
-            .map(|v| v.uri.as_str()),
-    );
-    for uri in playlists {
+    for uri in every_playlist_uri(&master) {
         let mut media = read_media(&in_output(uri)?)?;
         for target in media_uris(&mut media) {
             in_output(target)?;
