@@ -95,6 +95,7 @@ async fn encode_test_clip(
         log_path: dir.join("ffmpeg.log"),
         stall_timeout: settings.encoding.stall_timeout,
         memory_events: settings.tools.memory_events.clone(),
+        split: None,
         cancel,
     };
     produce(production, &progress)

@@ -320,6 +320,7 @@ impl JobRunner {
                 .join(format!("{job_id}.ffmpeg.log")),
             stall_timeout: self.settings.encoding.stall_timeout,
             memory_events: self.settings.tools.memory_events.clone(),
+            split: None,
             cancel,
         };
         let (progress_tx, mut progress_rx) = watch::channel(None);

@@ -16,6 +16,7 @@ pub mod job_ids;
 pub mod plan;
 pub mod produce;
 pub mod publish;
+pub mod split;
 
 use std::path::PathBuf;
 

@@ -1,7 +1,8 @@
 //! The stages after planning, in order, for a job and for the quarantine
-//! self-test alike: encode → master → encrypt (when asked) → verify →
-//! rebase (with a base URL). All
-//! of it happens in a staging directory; publishing is the caller's.
+//! self-test alike: encode (whole, or split in chunks and stitched) →
+//! master → timing → encrypt (when asked) → verify → rebase (with a base
+//! URL). All of it happens in a staging directory; publishing is the
+//! caller's.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -15,6 +16,7 @@ use super::JobError;
 use super::encode::{self, EncodePlan, EncodeProgress};
 use super::hls::timing::{self, Prober};
 use super::hls::{encrypt, master, rebase, verify};
+use super::split::{self, SplitRun, grid::ChunkGrid};
 use crate::blocking;
 
 /// One run of the stages over a plan.
@@ -41,6 +43,9 @@ pub struct Production<'a> {
     /// The cgroup `memory.events` that counts out-of-memory kills, as
     /// configured; `None`: this process's own cgroup's.
     pub memory_events: Option<PathBuf>,
+    /// Encode in chunks on this grid, and stitch (see [`split`]); `None`:
+    /// one ffmpeg run for the whole input.
+    pub split: Option<&'a ChunkGrid>,
     pub cancel: &'a CancellationToken,
 }
 
@@ -71,22 +76,43 @@ pub async fn produce(
         log_path,
         stall_timeout,
         memory_events,
+        split,
         cancel,
     } = production;
-    let args = encode::ffmpeg_args(plan, staging_dir);
     let memory_events = memory_events.or_else(encode::oom::own_memory_events);
-    let run = encode::FfmpegRun {
-        ffmpeg,
-        args: &args,
-        output_dir: staging_dir,
-        work_dir,
-        log_path: &log_path,
-        stall_timeout,
-        memory_events: memory_events.as_deref(),
+    let span = info_span!("encode", encoder = %plan.encoder, rungs = plan.rungs.len());
+    let encoded = match split {
+        Some(grid) => {
+            let run = SplitRun {
+                plan,
+                grid,
+                staging_dir,
+                ffmpeg,
+                work_dir,
+                log_path: &log_path,
+                stall_timeout,
+                memory_events: memory_events.as_deref(),
+            };
+            split::encode_parts_here(run, progress, cancel)
+                .instrument(span)
+                .await
+        }
+        None => {
+            let args = encode::ffmpeg_args(plan, staging_dir);
+            let run = encode::FfmpegRun {
+                ffmpeg,
+                args: &args,
+                output_dir: staging_dir,
+                work_dir,
+                log_path: &log_path,
+                stall_timeout,
+                memory_events: memory_events.as_deref(),
+            };
+            encode::run_ffmpeg(run, progress, cancel)
+                .instrument(span)
+                .await
+        }
     };
-    let encoded = encode::run_ffmpeg(run, progress, cancel)
-        .instrument(info_span!("encode", encoder = %plan.encoder, rungs = plan.rungs.len()))
-        .await;
     if let Err(error) = &encoded {
         warn!(log = %log_path.display(), %error, "ffmpeg did not finish");
     }

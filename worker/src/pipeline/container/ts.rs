@@ -27,6 +27,48 @@ pub enum TsError {
     NoProgramMap,
 }
 
+/// The PID of null (stuffing) packets, whose continuity counter means
+/// nothing.
+const NULL_PID: u16 = 0x1fff;
+
+/// Renumbers the continuity counters of `bytes` (whole packets) so each
+/// PID's run on from `counters` (the last counter seen per PID, carried
+/// from segment to segment): a packet with a payload takes the next
+/// number, one without repeats the last (ISO/IEC 13818-1, 2.4.3.3). Used
+/// where parts encoded apart are joined into one stream.
+pub fn renumber_continuity(
+    bytes: &mut [u8],
+    counters: &mut std::collections::HashMap<u16, u8>,
+) -> Result<(), TsError> {
+    if !bytes.len().is_multiple_of(PACKET_BYTES) {
+        return Err(TsError::NotTransportStream(format!(
+            "{} bytes is not a whole number of {PACKET_BYTES}-byte packets",
+            bytes.len()
+        )));
+    }
+    for (number, packet) in bytes.chunks_exact_mut(PACKET_BYTES).enumerate() {
+        if packet[0] != SYNC_BYTE {
+            return Err(TsError::NotTransportStream(format!(
+                "packet {number} does not start with the sync byte"
+            )));
+        }
+        let pid = u16::from(packet[1] & 0x1f) << 8 | u16::from(packet[2]);
+        if pid == NULL_PID {
+            continue;
+        }
+        let has_payload = packet[3] & 0x10 != 0;
+        let own = packet[3] & 0x0f;
+        let counter = match (counters.get(&pid), has_payload) {
+            (None, _) => own,
+            (Some(last), true) => (last + 1) & 0x0f,
+            (Some(last), false) => *last,
+        };
+        packet[3] = (packet[3] & 0xf0) | counter;
+        counters.insert(pid, counter);
+    }
+    Ok(())
+}
+
 /// Reads what a segment holds from its bytes: codecs from the first SPS
 /// and ADTS header, a keyframe start when the first picture is IDR, and the
 /// first frame's end on a packet boundary (the tables and the picture).
@@ -325,5 +367,45 @@ mod tests {
             read_segment(&video_without_tables),
             Err(TsError::NoProgramMap)
         );
+    }
+
+    #[test]
+    fn continuity_counters_run_on_across_a_join() {
+        let packet = |pid: u16, payload: bool, counter: u8| {
+            let mut p = vec![0u8; PACKET_BYTES];
+            p[0] = SYNC_BYTE;
+            p[1] = (pid >> 8) as u8 & 0x1f;
+            p[2] = pid as u8;
+            p[3] = if payload { 0x10 } else { 0x20 } | counter;
+            p
+        };
+        let counters_of = |bytes: &[u8]| -> Vec<u8> {
+            bytes
+                .chunks_exact(PACKET_BYTES)
+                .map(|p| p[3] & 0x0f)
+                .collect()
+        };
+        let mut counters = std::collections::HashMap::new();
+        // The first part: PID 0x100 at 14, 15.
+        let mut first = [packet(0x100, true, 14), packet(0x100, true, 15)].concat();
+        renumber_continuity(&mut first, &mut counters).expect("renumbered");
+        assert_eq!(counters_of(&first), [14, 15], "a first part keeps its own");
+        // The second part's muxer started on its own (at 5 here); an
+        // adaptation-only packet repeats its counter; a null packet is
+        // left alone.
+        let mut second = [
+            packet(0x100, true, 5),
+            packet(0x100, false, 5),
+            packet(0x100, true, 6),
+            packet(NULL_PID, true, 7),
+        ]
+        .concat();
+        renumber_continuity(&mut second, &mut counters).expect("renumbered");
+        assert_eq!(counters_of(&second), [0, 0, 1, 7]);
+        let mut third = [packet(0x100, true, 0)].concat();
+        renumber_continuity(&mut third, &mut counters).expect("renumbered");
+        assert_eq!(counters_of(&third), [2]);
+        let mut torn = vec![0u8; 100];
+        assert!(renumber_continuity(&mut torn, &mut counters).is_err());
     }
 }

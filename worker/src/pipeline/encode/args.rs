@@ -15,12 +15,55 @@ use crate::pipeline::plan::codec::RungRates;
 /// options and the input, the filter graph and the streams it maps, the
 /// encoders, then the HLS muxer.
 pub fn ffmpeg_args(plan: &EncodePlan, out_dir: &Path) -> Vec<OsString> {
+    part_args(plan, out_dir, Part::Whole)
+}
+
+/// What one ffmpeg run of a plan encodes.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Part {
+    /// Every rung and the audio, from start to end: a job encoded whole.
+    Whole,
+    /// Every rung, no audio, for one window of the source (a chunk of a
+    /// split job).
+    VideoWindow(Window),
+    /// The audio alone, whole (a split job's audio is never cut in chunks:
+    /// AAC would click at the joins).
+    AudioOnly,
+}
+
+/// A stretch of the source encoded on its own.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Window {
+    pub start_seconds: f64,
+    pub seconds: f64,
+    /// The global number of its first segment.
+    pub first_segment: u64,
+}
+
+/// Where a split job's timestamps start: past zero by more than any
+/// decoding delay, so no part is shifted to keep its first decoding time
+/// non-negative (a whole encode's first part is shifted by its B-frame
+/// delay, the others would not be, and the joins would jump).
+pub const SPLIT_TIMESTAMP_BASE_SECONDS: f64 = 1.0;
+
+/// The ffmpeg arguments for one part of `plan`.
+pub fn part_args(plan: &EncodePlan, out_dir: &Path, part: Part) -> Vec<OsString> {
     let mut args = Args::default();
-    input_args(&mut args, plan);
-    mapping_args(&mut args, plan);
-    encoder_args(&mut args, plan);
-    muxer_args(&mut args, plan, out_dir);
+    input_args(&mut args, plan, part);
+    mapping_args(&mut args, plan, part);
+    encoder_args(&mut args, plan, part);
+    muxer_args(&mut args, plan, out_dir, part);
     args.0
+}
+
+impl Part {
+    fn video(self) -> bool {
+        !matches!(self, Part::AudioOnly)
+    }
+
+    fn audio(self) -> bool {
+        !matches!(self, Part::VideoWindow(_))
+    }
 }
 
 /// An ffmpeg command line being built.
@@ -36,7 +79,7 @@ impl Args {
 /// Quiet, machine-readable progress on stdout, the hardware device and
 /// decoder, the confinement of what the input may open, and the input
 /// (with a silent track after it when one is asked for).
-fn input_args(args: &mut Args, plan: &EncodePlan) {
+fn input_args(args: &mut Args, plan: &EncodePlan, part: Part) {
     args.push([
         "-hide_banner",
         "-nostdin",
@@ -57,8 +100,20 @@ fn input_args(args: &mut Args, plan: &EncodePlan) {
     args.push(crate::pipeline::input::validate::confinement_args(
         &plan.input_formats,
     ));
+    if let Part::VideoWindow(window) = part {
+        // Seeking before the input is accurate when transcoding: ffmpeg
+        // decodes from the keyframe before the start and drops the lead-in.
+        args.push([
+            "-ss".to_owned(),
+            format!("{:.6}", window.start_seconds),
+            "-t".to_owned(),
+            format!("{:.6}", window.seconds),
+        ]);
+    }
     args.push([OsString::from("-i"), plan.input.clone().into_os_string()]);
-    if let Some(AudioSource::Silence { seconds }) = &plan.audio {
+    if let Some(AudioSource::Silence { seconds }) = &plan.audio
+        && part.audio()
+    {
         args.push([
             "-f".to_owned(),
             "lavfi".to_owned(),
@@ -71,10 +126,15 @@ fn input_args(args: &mut Args, plan: &EncodePlan) {
 }
 
 /// The filter graph, one output per rung, and the audio stream.
-fn mapping_args(args: &mut Args, plan: &EncodePlan) {
-    args.push(["-filter_complex".to_owned(), filter_graph(plan)]);
-    for index in 0..plan.rungs.len() {
-        args.push(["-map".to_owned(), format!("[video{index}]")]);
+fn mapping_args(args: &mut Args, plan: &EncodePlan, part: Part) {
+    if part.video() {
+        args.push(["-filter_complex".to_owned(), filter_graph(plan)]);
+        for index in 0..plan.rungs.len() {
+            args.push(["-map".to_owned(), format!("[video{index}]")]);
+        }
+    }
+    if !part.audio() {
+        return;
     }
     match &plan.audio {
         Some(AudioSource::Track(track)) => {
@@ -87,7 +147,16 @@ fn mapping_args(args: &mut Args, plan: &EncodePlan) {
 
 /// The video encoder with each rung's rates, keyframes at every segment
 /// boundary, and AAC.
-fn encoder_args(args: &mut Args, plan: &EncodePlan) {
+fn encoder_args(args: &mut Args, plan: &EncodePlan, part: Part) {
+    if part.video() {
+        video_encoder_args(args, plan);
+    }
+    if part.audio() {
+        audio_encoder_args(args, plan);
+    }
+}
+
+fn video_encoder_args(args: &mut Args, plan: &EncodePlan) {
     // Keyframes exactly at segment boundaries in every variant: a GOP of one
     // segment (at the fastest rung's rate), and keyframes forced by time
     // (which every encoder honours).
@@ -137,6 +206,9 @@ fn encoder_args(args: &mut Args, plan: &EncodePlan) {
             plan.segment_seconds
         ),
     ]);
+}
+
+fn audio_encoder_args(args: &mut Args, plan: &EncodePlan) {
     if let Some(end) = plan.audio_end_seconds {
         args.push(["-filter:a".to_owned(), format!("atrim=end={end:.6}")]);
     }
@@ -156,19 +228,43 @@ fn encoder_args(args: &mut Args, plan: &EncodePlan) {
 /// group (players fetch the audio once whichever rung they play), VOD
 /// playlists, and the layout's file names. ffmpeg writes no master
 /// playlist: `master` writes it from what was actually encoded.
-fn muxer_args(args: &mut Args, plan: &EncodePlan, out_dir: &Path) {
+fn muxer_args(args: &mut Args, plan: &EncodePlan, out_dir: &Path, part: Part) {
     let group = match plan.audio {
         Some(_) => format!(",agroup:{AUDIO_RENDITION}"),
         None => String::new(),
     };
-    let mut stream_map: Vec<String> = plan
-        .rungs
-        .iter()
-        .enumerate()
-        .map(|(index, rung)| format!("v:{index}{group},name:{}", rung.name()))
-        .collect();
-    if plan.audio.is_some() {
+    let mut stream_map: Vec<String> = Vec::new();
+    if part.video() {
+        stream_map.extend(
+            plan.rungs
+                .iter()
+                .enumerate()
+                .map(|(index, rung)| format!("v:{index}{group},name:{}", rung.name())),
+        );
+    }
+    if plan.audio.is_some() && part.audio() {
         stream_map.push(format!("a:0{group},name:{AUDIO_RENDITION}"));
+    }
+    // A split job's parts keep the source's timeline (from a common base),
+    // each numbering its segments where it falls on the grid.
+    let (offset, first_segment) = match part {
+        Part::Whole => (None, None),
+        Part::VideoWindow(window) => (
+            Some(SPLIT_TIMESTAMP_BASE_SECONDS + window.start_seconds),
+            Some(window.first_segment),
+        ),
+        Part::AudioOnly => (Some(SPLIT_TIMESTAMP_BASE_SECONDS), None),
+    };
+    if let Some(offset) = offset {
+        args.push([
+            "-avoid_negative_ts".to_owned(),
+            "disabled".to_owned(),
+            "-output_ts_offset".to_owned(),
+            format!("{offset:.6}"),
+        ]);
+    }
+    if let Some(first) = first_segment {
+        args.push(["-start_number".to_owned(), first.to_string()]);
     }
     args.push([
         "-max_muxing_queue_size".to_owned(),

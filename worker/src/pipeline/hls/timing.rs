@@ -277,12 +277,29 @@ impl Prober<'_> {
     }
 
     async fn run(&self, playlist: &Path, selection: &[&str]) -> Result<Report, JobError> {
-        let run = Command::new(self.ffprobe)
+        // Opened by its bare name from its own directory: ffprobe takes a
+        // path for a URL, and an output named `talk #1? q&a.hls` would
+        // lose everything after `#` and `?` when the playlist's segments
+        // are resolved against it.
+        let (dir, name) = match (playlist.parent(), playlist.file_name()) {
+            (Some(dir), Some(name)) => (dir, Path::new(name)),
+            _ => (Path::new("."), playlist),
+        };
+        // A relative program path (not a bare name found on PATH) must not
+        // follow the change of directory.
+        let program = if self.ffprobe.is_relative() && self.ffprobe.components().count() > 1 {
+            std::env::current_dir()
+                .map_or_else(|_| self.ffprobe.to_owned(), |cwd| cwd.join(self.ffprobe))
+        } else {
+            self.ffprobe.to_owned()
+        };
+        let run = Command::new(&program)
             // Only the output's own files: its playlists and segments.
             .args(["-v", "error", "-protocol_whitelist", "file"])
             .args(["-print_format", "json"])
             .args(selection)
-            .arg(playlist)
+            .arg(name)
+            .current_dir(dir)
             .stdin(Stdio::null())
             .kill_on_drop(true)
             .output();
