@@ -1,5 +1,7 @@
 //! A long input encoded in chunks and stitched comes out as the same input
-//! encoded whole would (issue 21's core, its parts run one after another on
+//! encoded whole would (a 24 s clip, two 12 s chunks: x264 restarts its
+//! rate control at each chunk, which costs the starved lowest rung about
+//! 0.003 of SSIM per join on a clip this short) (issue 21's core, its parts run one after another on
 //! one worker here, through the worker's own stages): it conforms; every
 //! rung has as many segments, each as long within a frame; as many
 //! pictures and audio frames; its video timestamps advance by exactly one
@@ -27,13 +29,13 @@ use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
 
 const SEGMENT_SECONDS: u32 = 2;
-const CHUNK_SECONDS: u32 = 4;
+const CHUNK_SECONDS: u32 = 12;
 
 fn clip() -> Clip {
     Clip {
         width: 480,
         height: 270,
-        seconds: 12,
+        seconds: 24,
         fps: 25,
         ..Clip::default()
     }
@@ -230,7 +232,7 @@ async fn compare(name: &str, format: SegmentFormat, encrypted: bool) {
     let input = source.write(&dir.path().join(format!("{name}.mp4"))).await;
     let (plan, seconds) = plan(&input, format).await;
     let grid = ChunkGrid::new(seconds, SEGMENT_SECONDS, CHUNK_SECONDS);
-    assert_eq!(grid.chunks.len(), 3, "{grid:?}");
+    assert_eq!(grid.chunks.len(), 2, "{grid:?}");
     let whole: PathBuf = dir.path().join("whole");
     let split: PathBuf = dir.path().join("split");
     produce_into(&plan, seconds, &whole, None, encrypted).await;

@@ -10,16 +10,18 @@
 //! it is what the pool-wide distribution of chunks stands on, and what the
 //! tests compare with a whole encode.
 
+mod fragments;
 pub mod grid;
 pub mod stitch;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use self::grid::ChunkGrid;
+use self::stitch::PartDir;
 use super::JobError;
 use super::encode::{self, EncodePlan, EncodeProgress, FfmpegRun, Part, Window};
 use super::hls::layout::AUDIO_RENDITION;
@@ -65,7 +67,10 @@ pub async fn encode_parts_here(
         };
         let args = encode::part_args(run.plan, &dir, Part::VideoWindow(window));
         encode_part(&run, &args, &dir, chunk.start_seconds, progress, cancel).await?;
-        chunk_dirs.push(dir);
+        chunk_dirs.push(PartDir {
+            dir,
+            start_seconds: chunk.start_seconds,
+        });
     }
     let (staging, layout) = (run.staging_dir.to_owned(), run.plan.layout);
     let streams: Vec<String> = run.plan.rungs.iter().map(|rung| rung.name()).collect();
@@ -75,8 +80,11 @@ pub async fn encode_parts_here(
             stitch::stitch_stream(&staging, &chunk_dirs, layout, stream)?;
         }
         if audio {
-            let audio_dir: PathBuf = staging.join(PARTS_DIR).join(AUDIO_RENDITION);
-            stitch::stitch_stream(&staging, &[audio_dir], layout, AUDIO_RENDITION)?;
+            let audio = PartDir {
+                dir: staging.join(PARTS_DIR).join(AUDIO_RENDITION),
+                start_seconds: 0.0,
+            };
+            stitch::stitch_stream(&staging, &[audio], layout, AUDIO_RENDITION)?;
         }
         std::fs::remove_dir_all(staging.join(PARTS_DIR))
             .map_err(|error| JobError::unwritable(&staging.join(PARTS_DIR), error))

@@ -4,7 +4,9 @@
 //! moved into the staging directory and listed in one media playlist, the
 //! MPEG-TS continuity counters renumbered so they run on across the joins
 //! (each chunk's muxer started them afresh), and for fMP4 one
-//! initialization section, which every chunk must have written the same.
+//! initialization section, which every chunk must have written the same
+//! but for where it starts, and each later chunk's fragment decode times
+//! moved on to where it starts.
 //! What follows (master, timing, encryption, verify) is a whole encode's.
 
 use std::collections::HashMap;
@@ -18,11 +20,20 @@ use crate::pipeline::container::ts;
 use crate::pipeline::hls::layout::Layout;
 use crate::pipeline::hls::playlist::{fail, read_media};
 
-/// Blocking. Stitches `stream`'s (a rung's) parts from `chunk_dirs`, in
-/// order, into `staging`.
+use super::fragments;
+
+/// One encoded part of a stream: where it was written, and where on the
+/// source's timeline it starts (seconds).
+pub struct PartDir {
+    pub dir: PathBuf,
+    pub start_seconds: f64,
+}
+
+/// Blocking. Stitches `stream`'s (a rung's) parts, in order, into
+/// `staging`.
 pub fn stitch_stream(
     staging: &Path,
-    chunk_dirs: &[PathBuf],
+    parts: &[PartDir],
     layout: Layout,
     stream: &str,
 ) -> Result<(), JobError> {
@@ -34,7 +45,11 @@ pub fn stitch_stream(
     let mut segments: Vec<MediaSegment> = Vec::new();
     let mut version = None;
     let mut init: Option<(PathBuf, Vec<u8>)> = None;
-    for chunk_dir in chunk_dirs {
+    for PartDir {
+        dir: chunk_dir,
+        start_seconds,
+    } in parts
+    {
         let part_path = chunk_dir.join(&playlist_name);
         let part = read_media(&part_path)?;
         let part_dir = part_path.parent().unwrap_or(chunk_dir);
@@ -53,20 +68,45 @@ pub fn stitch_stream(
                     move_file(&part_dir.join(&map.uri), &playlist_dir.join(&map.uri))?;
                     init = Some((PathBuf::from(&map.uri), bytes));
                 }
-                Some((_, first)) if *first != bytes => {
+                Some((_, first)) if !same_but_the_start(first, &bytes) => {
+                    let at = first
+                        .iter()
+                        .zip(&bytes)
+                        .position(|(a, b)| a != b)
+                        .unwrap_or(first.len().min(bytes.len()));
                     return Err(fail(format!(
-                        "{stream}: chunk {} wrote an initialization section unlike the first chunk's",
-                        chunk_dir.display()
+                        "{stream}: chunk {} wrote an initialization section unlike the first chunk's ({} and {} bytes, differing from byte {at})",
+                        chunk_dir.display(),
+                        first.len(),
+                        bytes.len()
                     )));
                 }
                 Some(_) => {}
             }
         }
+        // fMP4 decode times start at zero in every chunk: moved on by where
+        // the chunk starts, in the stream's own timescale.
+        let shift = match &init {
+            Some((_, first)) if layout.format == SegmentFormat::Fmp4 && *start_seconds > 0.0 => {
+                let scale = fragments::media_timescale(first).ok_or_else(|| {
+                    fail(format!(
+                        "{stream}: the initialization section has no timescale"
+                    ))
+                })?;
+                (start_seconds * f64::from(scale)).round() as u64
+            }
+            _ => 0,
+        };
         for segment in part.segments {
-            move_file(
-                &part_dir.join(&segment.uri),
-                &playlist_dir.join(&segment.uri),
-            )?;
+            let from = part_dir.join(&segment.uri);
+            if shift > 0 {
+                let mut bytes = std::fs::read(&from)
+                    .map_err(|error| fail(format!("cannot read {}: {error}", segment.uri)))?;
+                fragments::shift_decode_times(&mut bytes, shift)
+                    .map_err(|error| fail(format!("segment {}: {error}", segment.uri)))?;
+                std::fs::write(&from, bytes).map_err(|error| JobError::unwritable(&from, error))?;
+            }
+            move_file(&from, &playlist_dir.join(&segment.uri))?;
             segments.push(segment);
         }
     }
@@ -114,6 +154,32 @@ fn renumber_continuity(dir: &Path, segments: &[MediaSegment]) -> Result<(), JobE
     Ok(())
 }
 
+/// Whether two chunks' initialization sections are the same but for where
+/// each chunk starts: ffmpeg's MP4 muxer places a stream that starts after
+/// zero with an empty edit as long as that start (`elst`, first entry, its
+/// segment duration), which is the one field that differs. The first
+/// chunk's, kept for the output, places the whole stitched stream just as
+/// a whole encode's does; every fragment carries its own decode time
+/// (`tfdt`) on the common timeline.
+fn same_but_the_start(first: &[u8], other: &[u8]) -> bool {
+    if first.len() != other.len() {
+        return false;
+    }
+    let Some(at) = first.windows(4).position(|w| w == b"elst") else {
+        return first == other;
+    };
+    // After the type: version and flags (4 bytes), the entry count (4),
+    // then the first entry's segment duration (4 bytes, 8 in version 1).
+    let duration_at = at + 12;
+    let duration_len = if first.get(at + 4) == Some(&1) { 8 } else { 4 };
+    let masked = duration_at..duration_at + duration_len;
+    first
+        .iter()
+        .zip(other)
+        .enumerate()
+        .all(|(index, (a, b))| a == b || masked.contains(&index))
+}
+
 fn move_file(from: &Path, to: &Path) -> Result<(), JobError> {
     if let Some(parent) = to.parent() {
         std::fs::create_dir_all(parent).map_err(|error| JobError::unwritable(parent, error))?;
@@ -125,4 +191,31 @@ fn move_file(from: &Path, to: &Path) -> Result<(), JobError> {
             to.display()
         ))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An `elst` box (version 0) with one empty edit of `start` ticks.
+    fn init_with_start(start: u32) -> Vec<u8> {
+        let mut bytes = b"....moov....edts....elst".to_vec();
+        bytes.extend([0, 0, 0, 0]);
+        bytes.extend(1u32.to_be_bytes());
+        bytes.extend(start.to_be_bytes());
+        bytes.extend((-1i32).to_be_bytes());
+        bytes.extend(b"....avcC-the-decoder-configuration");
+        bytes
+    }
+
+    #[test]
+    fn inits_may_differ_only_in_where_their_chunk_starts() {
+        let first = init_with_start(1000);
+        assert!(same_but_the_start(&first, &init_with_start(13000)));
+        let mut other_config = init_with_start(13000);
+        let last = other_config.len() - 1;
+        other_config[last] ^= 1;
+        assert!(!same_but_the_start(&first, &other_config));
+        assert!(!same_but_the_start(&first, &first[..first.len() - 1]));
+    }
 }
