@@ -1,15 +1,14 @@
 //! A long input encoded in chunks and stitched comes out as the same input
-//! encoded whole would (a 24 s clip, two 12 s chunks: x264 restarts its
-//! rate control at each chunk, which costs the starved lowest rung about
-//! 0.003 of SSIM per join on a clip this short) (issue 21's core, its parts run one after another on
-//! one worker here, through the worker's own stages): it conforms; every
-//! rung has as many segments, each as long within a frame; as many
-//! pictures and audio frames; its video timestamps advance by exactly one
-//! frame everywhere, joins included; its MPEG-TS continuity counters run
-//! on across the joins; and its pictures are as close to the source as the
-//! whole encode's (mean SSIM within 0.005 in every rung). The same holds
-//! encrypted, and in fMP4 segments (every chunk's initialization section
-//! the same).
+//! encoded whole would (issue 21's core: its parts run one after another
+//! on one worker here, through the worker's own stages). A 24 s clip in
+//! two 12 s chunks: it conforms; every rung has as many segments, each as
+//! long within a frame; as many pictures and audio frames; its video
+//! timestamps advance by exactly one frame everywhere, the join included;
+//! its MPEG-TS continuity counters run on across the join; and its
+//! pictures are as close to the source as the whole encode's (mean SSIM
+//! within 0.005 in every rung; x264 restarting its rate control at a chunk
+//! costs the starved lowest rung about 0.003 per join on a clip this
+//! short). The same holds encrypted, and in fMP4 segments.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
