@@ -7,6 +7,7 @@ mod encode;
 mod measure;
 mod memory;
 mod rate_control;
+mod split;
 mod throughput;
 
 use std::path::PathBuf;
@@ -18,6 +19,7 @@ use hlsmux_tests::media::Clip;
 use hlsmux_tests::{TestEnv, WorkerOptions};
 use serde_json::json;
 
+use hlsmux_worker::pipeline::split::grid::ChunkGrid;
 use measure::{Stats, cpu_seconds, percentile, rss_mib};
 
 #[derive(Parser, Debug)]
@@ -139,6 +141,38 @@ async fn main() {
     let small_board = memory::planned_peak(&source_1080, 1024, scratch.path()).await;
     let roomy = memory::planned_peak(&source_1080, 64 * 1024, scratch.path()).await;
 
+    eprintln!(
+        "8. split on one worker against whole: {} runs each",
+        args.repeats
+    );
+    let long_clip = Clip {
+        width: 1280,
+        height: 720,
+        seconds: 60,
+        fps: 30,
+        ..Clip::default()
+    }
+    .write(&scratch.path().join("bench-720p30-60s.mp4"))
+    .await;
+    let long_source = encode::Source::probe(long_clip).await;
+    let long_plan = long_source.plan(LadderName::Standard);
+    let grid = ChunkGrid::new(
+        long_source.media.duration_seconds,
+        encode::SEGMENT_SECONDS,
+        20,
+    );
+    let mut split_overhead = vec![];
+    for run in 0..args.repeats {
+        let seconds = long_source.media.duration_seconds;
+        let whole_dir = scratch.path().join(format!("whole-{run}"));
+        let split_dir = scratch.path().join(format!("split-{run}"));
+        let whole = split::produce_wall(&long_plan, seconds, &whole_dir, None).await;
+        let parts = split::produce_wall(&long_plan, seconds, &split_dir, Some(&grid)).await;
+        split_overhead.push(parts / whole);
+        let _ = std::fs::remove_dir_all(&whole_dir);
+        let _ = std::fs::remove_dir_all(&split_dir);
+    }
+
     eprintln!("3. dispatch latency: {} jobs", args.dispatch_jobs);
     let latencies = dispatch::latencies(&test, args.dispatch_jobs).await;
     drop(worker);
@@ -245,6 +279,14 @@ async fn main() {
             if run.ram_mib == 1024 { "< 600" } else { "" },
         )
     });
+    let split_row = (
+        format!(
+            "8. split in {} chunks here / whole, wall",
+            grid.chunks.len()
+        ),
+        Stats::of(&split_overhead).show(3),
+        "",
+    );
     let mode_rows: Vec<(String, String, &str)> = modes
         .iter()
         .flat_map(|runs| {
@@ -277,6 +319,7 @@ async fn main() {
     for (item, value, target) in &memory_rows {
         println!("{item:<50} {value:<30} {target}");
     }
+    println!("{:<50} {:<30} {}", split_row.0, split_row.1, split_row.2);
 
     let memory_json: Vec<serde_json::Value> = [&small_board, &roomy]
         .iter()
@@ -307,6 +350,7 @@ async fn main() {
         "makespan_one_worker_seconds": Stats::of(&one).json(),
         "makespan_two_workers_seconds": Stats::of(&two).json(),
         "ffmpeg_peak_memory": memory_json,
+        "split_here_to_whole_wall_ratio": Stats::of(&split_overhead).json(),
         "rate_control": modes.iter().map(|runs| json!({
             "mode": runs.mode.as_str(),
             "wall_ratio_to_vbr": Stats::of(&runs.wall_ratio).json(),
