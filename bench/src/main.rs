@@ -162,15 +162,10 @@ async fn main() {
         20,
     );
     let mut split_overhead = vec![];
-    for run in 0..args.repeats {
+    for _ in 0..args.repeats {
         let seconds = long_source.media.duration_seconds;
-        let whole_dir = scratch.path().join(format!("whole-{run}"));
-        let split_dir = scratch.path().join(format!("split-{run}"));
-        let whole = split::produce_wall(&long_plan, seconds, &whole_dir, None).await;
-        let parts = split::produce_wall(&long_plan, seconds, &split_dir, Some(&grid)).await;
-        split_overhead.push(parts / whole);
-        let _ = std::fs::remove_dir_all(&whole_dir);
-        let _ = std::fs::remove_dir_all(&split_dir);
+        split_overhead
+            .push(split::split_to_whole(&long_plan, seconds, scratch.path(), &grid).await);
     }
 
     eprintln!("3. dispatch latency: {} jobs", args.dispatch_jobs);

@@ -18,6 +18,7 @@ pub mod http;
 pub mod layers;
 pub mod media;
 pub mod player;
+pub mod produce;
 mod worker;
 
 pub use broker::{BrokerNode, EventLog, QueueCounts, TestPool, count_events};

@@ -13,19 +13,18 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use hlsmux_protocol::{LadderName, RateControl, RelativePath, SegmentFormat};
+use hlsmux_protocol::{LadderName, RateControl, SegmentFormat};
 use hlsmux_tests::conformance::{Expected, assert_conforms};
 use hlsmux_tests::media::Clip;
+use hlsmux_tests::produce::produce_here;
 use hlsmux_worker::config::Settings;
 use hlsmux_worker::pipeline::encode::{EncodePlan, OutputOptions};
 use hlsmux_worker::pipeline::hls::layout::Layout;
 use hlsmux_worker::pipeline::input::probe::probe;
 use hlsmux_worker::pipeline::plan::codec::VideoEncoder;
-use hlsmux_worker::pipeline::produce::{Encryption, Production, produce};
 use hlsmux_worker::pipeline::split::grid::ChunkGrid;
 use serde_json::Value;
 use tokio::process::Command;
-use tokio_util::sync::CancellationToken;
 
 const SEGMENT_SECONDS: u32 = 2;
 const CHUNK_SECONDS: u32 = 12;
@@ -72,44 +71,6 @@ async fn plan(input: &Path, format: SegmentFormat) -> (EncodePlan, f64) {
         None,
     );
     (plan, media.duration_seconds)
-}
-
-/// Runs the worker's stages over `plan` into `dir`, split on `grid` or
-/// whole.
-async fn produce_into(
-    plan: &EncodePlan,
-    seconds: f64,
-    dir: &Path,
-    grid: Option<&ChunkGrid>,
-    encrypted: bool,
-) {
-    std::fs::create_dir_all(dir).expect("staging");
-    let work = dir.with_extension("work");
-    std::fs::create_dir_all(&work).expect("work dir");
-    let cancel = CancellationToken::new();
-    let (progress, _) = tokio::sync::watch::channel(None);
-    let production = Production {
-        plan,
-        staging_dir: dir,
-        source_seconds: seconds,
-        encryption: encrypted.then(|| Encryption {
-            output: RelativePath::parse("talk.hls").expect("valid"),
-            key_uri_prefix: String::new(),
-        }),
-        output_url: None,
-        ffmpeg: Path::new("ffmpeg"),
-        ffprobe: Path::new("ffprobe"),
-        probe_timeout: Duration::from_secs(60),
-        work_dir: &work,
-        log_path: work.join("ffmpeg.log"),
-        stall_timeout: Duration::from_secs(120),
-        memory_events: None,
-        split: grid,
-        cancel: &cancel,
-    };
-    produce(production, &progress)
-        .await
-        .unwrap_or_else(|error| panic!("{} did not produce: {error}", dir.display()));
 }
 
 async fn ffprobe_json(args: &[&str], target: &Path) -> Value {
@@ -234,8 +195,8 @@ async fn compare(name: &str, format: SegmentFormat, encrypted: bool) {
     assert_eq!(grid.chunks.len(), 2, "{grid:?}");
     let whole: PathBuf = dir.path().join("whole");
     let split: PathBuf = dir.path().join("split");
-    produce_into(&plan, seconds, &whole, None, encrypted).await;
-    produce_into(&plan, seconds, &split, Some(&grid), encrypted).await;
+    produce_here(&plan, seconds, &whole, None, encrypted).await;
+    produce_here(&plan, seconds, &split, Some(&grid), encrypted).await;
     assert!(!split.join(".parts").exists(), "the parts are gone");
     assert_conforms(&split.join("master.m3u8"), Expected::from(source)).await;
 

@@ -10,14 +10,10 @@
 
 use std::collections::HashSet;
 use std::path::Path;
-use std::process::Stdio;
-use std::time::Duration;
-
-use tokio::process::Command;
 use tracing::info;
 
 use super::encoder_probe::{NOT_IN_BUILD, available_decoders};
-use crate::pipeline::input::probe::last_lines;
+use super::trial;
 use crate::pipeline::plan::codec::VideoEncoder;
 use crate::pipeline::plan::decoder::HardwareDecoder;
 
@@ -32,9 +28,6 @@ const TRIAL_CODECS: [(&str, &str); 3] = [
 /// a trial: trusted when the same accelerator decoded H.264 here (ffmpeg
 /// falls back to software by itself for what the device lacks).
 const UNTRIED_HWACCEL_CODECS: [&str; 3] = ["vp9", "av1", "vc1"];
-
-/// A trial that takes longer than this has failed.
-const TRIAL_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The input codecs whose hardware decoder beside `encoder` decodes a
 /// trial clip here, and why each other one does not. Clips are made in
@@ -115,31 +108,12 @@ async fn trial(
     .into_iter()
     .chain([clip.display().to_string()])
     .collect();
-    run(ffmpeg, &make)
+    trial::run(ffmpeg, &make)
         .await
         .map_err(|error| format!("cannot make a trial clip with {software_encoder}: {error}"))?;
     let mut decode: Vec<String> = ["-v", "error", "-nostdin"].map(String::from).to_vec();
     decode.extend(decoder.input_args(vaapi_device));
     decode.extend(["-i".to_owned(), clip.display().to_string()]);
     decode.extend(["-f", "null", "-"].map(String::from));
-    run(ffmpeg, &decode).await
-}
-
-async fn run(ffmpeg: &Path, args: &[String]) -> Result<(), String> {
-    let run = Command::new(ffmpeg)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .output();
-    let output = tokio::time::timeout(TRIAL_TIMEOUT, run)
-        .await
-        .map_err(|_| format!("no result within {} s", TRIAL_TIMEOUT.as_secs()))?
-        .map_err(|error| error.to_string())?;
-    if output.status.success() {
-        Ok(())
-    } else {
-        Err(last_lines(&String::from_utf8_lossy(&output.stderr), 2))
-    }
+    trial::run(ffmpeg, &decode).await
 }

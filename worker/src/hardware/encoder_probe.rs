@@ -6,7 +6,6 @@
 use std::collections::HashSet;
 use std::path::Path;
 use std::process::Stdio;
-use std::time::Duration;
 
 use tokio::process::Command;
 use tracing::{info, warn};
@@ -17,9 +16,6 @@ use hlsmux_protocol::RateControl;
 
 /// The reason given for an encoder this ffmpeg build does not have.
 pub const NOT_IN_BUILD: &str = "not in this ffmpeg build";
-
-/// A trial encode that takes longer than this has failed.
-const TRIAL_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The encoder in use and why each earlier candidate was passed over.
 #[derive(Clone, Debug)]
@@ -149,22 +145,7 @@ async fn trial_encode(
     };
     args.extend(encoder.rate_args(0, RateControl::Vbr, rates));
     args.extend(["-f", "mpegts", "-y", "/dev/null"].map(String::from));
-    let run = Command::new(ffmpeg)
-        .args(&args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .output();
-    let output = tokio::time::timeout(TRIAL_TIMEOUT, run)
-        .await
-        .map_err(|_| format!("no result within {} s", TRIAL_TIMEOUT.as_secs()))?
-        .map_err(|e| e.to_string())?;
-    if output.status.success() {
-        Ok(())
-    } else {
-        Err(last_lines(&String::from_utf8_lossy(&output.stderr), 2))
-    }
+    super::trial::run(ffmpeg, &args).await
 }
 
 #[cfg(test)]

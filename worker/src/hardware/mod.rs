@@ -4,6 +4,7 @@
 pub mod decoder_probe;
 pub mod encoder_probe;
 pub mod soc;
+mod trial;
 
 use std::collections::HashSet;
 
