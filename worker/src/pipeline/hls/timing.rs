@@ -29,6 +29,7 @@ use crate::pipeline::encode::EncodePlan;
 use crate::pipeline::hls::layout::AUDIO_RENDITION;
 use crate::pipeline::hls::playlist::fail;
 use crate::pipeline::hls::rules::invalid;
+use crate::pipeline::plan::ladder::Rung;
 
 /// Samples of priming the AAC encoder puts before the sound: one frame.
 const AAC_PRIMING_SAMPLES: f64 = 1024.0;
@@ -43,8 +44,9 @@ pub struct Prober<'a> {
     pub timeout: Duration,
 }
 
-/// How many seconds of a rung the slowest worker reads in a second,
-/// demuxing only: a Pi 3 on its 100 Mb/s link reads an 8 Mb/s rung at 10x.
+/// How many seconds of a rung the slowest worker is taken to read in a
+/// second, demuxing only: a Pi 3 on its 100 Mb/s link reads an 8 Mb/s rung
+/// at about 10x; 4 leaves room for a busy NAS.
 pub const READ_SPEED: f64 = 4.0;
 
 impl Prober<'_> {
@@ -62,17 +64,30 @@ pub async fn check_timing(
     plan: &EncodePlan,
 ) -> Result<(), JobError> {
     let layout = plan.layout;
-    let audio_start = match plan.audio {
-        Some(_) => Some(
-            prober
+    let prober = &prober;
+    let audio = async {
+        match plan.audio {
+            Some(_) => prober
                 .audio_start(&dir.join(layout.media_playlist(AUDIO_RENDITION)))
-                .await?,
-        ),
-        None => None,
+                .await
+                .map(Some),
+            None => Ok(None),
+        }
     };
-    for rung in &plan.rungs {
-        let uri = layout.media_playlist(&rung.name());
-        let video = prober.video(&dir.join(&uri)).await?;
+    // A few reads at once: each is mostly ffprobe starting up and waiting
+    // on the disk, and one after another they cost a short job 7 %.
+    let videos = async {
+        let mut videos = Vec::with_capacity(plan.rungs.len());
+        for rungs in plan.rungs.chunks(PARALLEL_READS) {
+            let reads = rungs.iter().map(|rung| read_rung(prober, dir, plan, rung));
+            videos.extend(futures_util::future::join_all(reads).await);
+        }
+        videos
+    };
+    let (audio_start, videos) = tokio::join!(audio, videos);
+    let audio_start = audio_start?;
+    for (uri, rung, video) in videos {
+        let video = video?;
         let frame = 1.0 / rung.frame_rate.as_f64();
         check_square_pixels(&uri, &video)?;
         check_keyframe_interval(&uri, &video, f64::from(plan.keyframe_seconds), frame)?;
@@ -81,6 +96,21 @@ pub async fn check_timing(
         }
     }
     Ok(())
+}
+
+/// How many playlists are read at once.
+const PARALLEL_READS: usize = 4;
+
+/// Reads one rung's playlist: its URI, the rung, and what ffprobe read.
+async fn read_rung<'p>(
+    prober: &Prober<'_>,
+    dir: &Path,
+    plan: &EncodePlan,
+    rung: &'p Rung,
+) -> (String, &'p Rung, Result<Video, JobError>) {
+    let uri = plan.layout.media_playlist(&rung.name());
+    let video = prober.video(&dir.join(&uri)).await;
+    (uri, rung, video)
 }
 
 /// What ffprobe reads of a rung's video.
