@@ -14,7 +14,10 @@
 // as `tolerated`: hls.js 1.7 raises a non-fatal bufferAppendNoProgress once
 // for the first fragment of an alternate audio rendition in MPEG-TS (its
 // append-progress heuristic, video-dev/hls.js#7941), for ffmpeg's own
-// output of that layout too; audio then buffers and plays.
+// output of that layout too; audio then buffers and plays. A stall of the
+// media clock with a second or more buffered ahead is reported apart too
+// (`stalls`: headless Chromium on a loaded machine), and playback must
+// still reach its goals in time.
 //
 // With MEDIA_ORIGIN_PORT and MEDIA_ORIGIN_ROOT set, a second server on that
 // loopback port serves that directory (the output root) to other origins
@@ -155,6 +158,7 @@ async function play(masterUri) {
         supported: Hls.isSupported(),
         errors: [],
         tolerated: [],
+        stalls: [],
         levels: [],
         playedLevels: [],
         switchedTo: null,
@@ -166,6 +170,19 @@ async function play(masterUri) {
       const hls = new Hls({ debug: false, enableWorker: true });
       hls.on(Hls.Events.ERROR, (_, data) => {
         const text = `${data.type}/${data.details}${data.fatal ? " (fatal)" : ""} on ${data.parent ?? "?"} fragment ${data.frag?.sn ?? "?"}: ${data.error?.message ?? ""}`;
+        // The media clock standing still while a second or more is
+        // buffered ahead is the browser's (a loaded machine), not the
+        // output's: hls.js nudges it on, and playback must still reach its
+        // goals before the deadline. Missing or broken media shows as
+        // other errors, or as a stall with nothing buffered.
+        if (
+          !data.fatal &&
+          data.details === Hls.ErrorDetails.BUFFER_STALLED_ERROR &&
+          (data.buffer ?? 0) >= 1
+        ) {
+          report.stalls.push(text);
+          return;
+        }
         const firstAudioAppend =
           !data.fatal &&
           data.details === Hls.ErrorDetails.BUFFER_APPEND_NO_PROGRESS &&
