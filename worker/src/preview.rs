@@ -45,24 +45,19 @@ impl Board {
         }
     }
 
-    /// The input codecs among `codec` this board decodes in hardware: a
-    /// Pi 3 H.264 and MPEG-2 (with the licence key), a Pi 4 H.264 and HEVC,
-    /// a Pi 5 HEVC only (Raspberry Pi's specifications: the Pi 4's "H.265
-    /// (4Kp60 decode), H.264 (1080p60 decode, 1080p30 encode)"; the Pi 5's
-    /// "4Kp60 HEVC decoder"). `generic`: whatever its encoder's family
-    /// offers, as if every trial passed.
-    pub fn hardware_decodes(self, codec: &str) -> HashSet<String> {
-        let decodes = match self {
+    /// Whether this board decodes input `codec` in hardware: a Pi 3 H.264
+    /// and MPEG-2 (with the licence key), a Pi 4 H.264 and HEVC, a Pi 5
+    /// HEVC only (Raspberry Pi's specifications: the Pi 4's "H.265 (4Kp60
+    /// decode), H.264 (1080p60 decode, 1080p30 encode)"; the Pi 5's "4Kp60
+    /// HEVC decoder"). `generic`: whatever its encoder's family offers, as
+    /// if every trial passed.
+    pub fn decodes(self, codec: &str) -> bool {
+        match self {
             Board::Pi3 => matches!(codec, "h264" | "mpeg2video"),
             Board::Pi4 => matches!(codec, "h264" | "hevc"),
             Board::Pi5 => codec == "hevc",
             Board::Generic => true,
-        };
-        let mut codecs = HashSet::new();
-        if decodes {
-            codecs.insert(codec.to_owned());
         }
-        codecs
     }
 
     pub fn encoder(self) -> VideoEncoder {
@@ -131,7 +126,14 @@ pub async fn preview(
     // As if the board's hardware decoders had passed their trials.
     let codecs = MachineCodecs {
         encoder,
-        hardware_decoders: hw_decode.then(|| board.hardware_decodes(&source.video.codec)),
+        hardware_decoders: hw_decode.then(|| {
+            let codec = &source.video.codec;
+            board
+                .decodes(codec)
+                .then(|| codec.clone())
+                .into_iter()
+                .collect::<HashSet<String>>()
+        }),
     };
     let decoder = codecs.decoder_for(&source.video);
     let options = OutputOptions {

@@ -105,7 +105,7 @@ impl Worker {
         )
         .await?;
         let hardware_decoders = if settings.encoding.hw_decode {
-            let (working, _rejected) = decoder_probe::trial_decoders(
+            let working = decoder_probe::trial_decoders(
                 &settings.tools.ffmpeg,
                 selection.encoder,
                 &settings.encoding.vaapi_device,

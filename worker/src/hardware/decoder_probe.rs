@@ -30,17 +30,16 @@ const TRIAL_CODECS: [(&str, &str); 3] = [
 const UNTRIED_HWACCEL_CODECS: [&str; 3] = ["vp9", "av1", "vc1"];
 
 /// The input codecs whose hardware decoder beside `encoder` decodes a
-/// trial clip here, and why each other one does not. Clips are made in
-/// `work_dir` and removed.
+/// trial clip here (why each other one does not is logged). Clips are
+/// made in `work_dir` and removed.
 pub async fn trial_decoders(
     ffmpeg: &Path,
     encoder: VideoEncoder,
     vaapi_device: &str,
     work_dir: &Path,
-) -> (HashSet<String>, Vec<(String, String)>) {
+) -> HashSet<String> {
     let built = available_decoders(ffmpeg).await.unwrap_or_default();
     let mut working = HashSet::new();
-    let mut rejected = Vec::new();
     for (codec, software_encoder) in TRIAL_CODECS {
         let Some(decoder) = encoder.hardware_decoder(codec) else {
             continue;
@@ -61,7 +60,6 @@ pub async fn trial_decoders(
             }
             Err(reason) => {
                 info!(%codec, %decoder, %reason, "hardware decoder fails its trial: decoding in software");
-                rejected.push((codec.to_owned(), reason));
             }
         }
     }
@@ -77,7 +75,7 @@ pub async fn trial_decoders(
             }
         }
     }
-    (working, rejected)
+    working
 }
 
 /// Makes a 0.4 s clip with `software_encoder` at `clip`, and decodes it

@@ -188,10 +188,7 @@ impl JobRunner {
 
         let estimate = plan.estimated_output_bytes(source.duration_seconds, spec.encrypted);
         self.check_room(estimate).await?;
-        {
-            let (location, stale) = (location.clone(), settings.storage.stale_staging);
-            blocking::run(move || location.prepare_staging(stale)).await?;
-        }
+        self.prepare_staging(&location).await?;
         let mut plan = plan;
         let produced = loop {
             let attempt = Attempt {
@@ -214,9 +211,7 @@ impl JobRunner {
             match (&produced, plan.decoder) {
                 (Err(Failure::Job(JobError::EncodeFailed { stderr_tail, .. })), Some(decoder)) => {
                     warn!(%decoder, ffmpeg = %stderr_tail, "the hardware decoder failed on this input: encoding it again, decoding in software");
-                    let (location, stale) = (location.clone(), settings.storage.stale_staging);
-                    if let Err(error) = blocking::run(move || location.prepare_staging(stale)).await
-                    {
+                    if let Err(error) = self.prepare_staging(&location).await {
                         break Err(Failure::from(error));
                     }
                     plan = plan.decoding_in_software();
@@ -281,6 +276,13 @@ impl JobRunner {
             "planned"
         );
         plan
+    }
+
+    /// An empty staging directory for this attempt, abandoned attempts'
+    /// removed; the filesystem work runs off the runtime.
+    async fn prepare_staging(&self, location: &OutputLocation) -> Result<(), JobError> {
+        let (location, stale) = (location.clone(), self.settings.storage.stale_staging);
+        blocking::run(move || location.prepare_staging(stale)).await
     }
 
     pub(crate) fn settings(&self) -> &Settings {

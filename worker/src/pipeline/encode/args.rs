@@ -44,7 +44,7 @@ pub struct Window {
 /// decoding delay, so no part is shifted to keep its first decoding time
 /// non-negative (a whole encode's first part is shifted by its B-frame
 /// delay, the others would not be, and the joins would jump).
-pub const SPLIT_TIMESTAMP_BASE_SECONDS: f64 = 1.0;
+const SPLIT_TIMESTAMP_BASE_SECONDS: f64 = 1.0;
 
 /// The ffmpeg arguments for one part of `plan`.
 pub fn part_args(plan: &EncodePlan, out_dir: &Path, part: Part) -> Vec<OsString> {

@@ -11,7 +11,7 @@ mod plan;
 mod process;
 mod progress;
 
-pub use args::{Part, SPLIT_TIMESTAMP_BASE_SECONDS, Window, ffmpeg_args, part_args};
+pub use args::{Part, Window, ffmpeg_args, part_args};
 pub use plan::{AudioSource, EncodePlan, OutputOptions};
 pub use process::{FfmpegRun, run_ffmpeg, stop_orphaned_encoders};
 pub use progress::{EncodeProgress, ProgressParser};

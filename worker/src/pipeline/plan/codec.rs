@@ -3,7 +3,6 @@
 //! `hardware::encoder_probe`.
 
 use std::fmt;
-
 use std::str::FromStr;
 
 use hlsmux_protocol::RateControl;
@@ -317,7 +316,8 @@ impl FromStr for EncoderChoice {
     }
 }
 
-fn strings(items: &[&str]) -> Vec<String> {
+/// Owned copies of `items`, for an argument list.
+pub(super) fn strings(items: &[&str]) -> Vec<String> {
     items.iter().map(|s| (*s).to_owned()).collect()
 }
 

@@ -6,7 +6,7 @@
 
 use std::fmt;
 
-use super::codec::VideoEncoder;
+use super::codec::{VideoEncoder, strings};
 
 /// How an input is decoded in hardware.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -75,7 +75,6 @@ fn hwaccel_codec(codec: &str) -> bool {
 impl HardwareDecoder {
     /// Input options, placed before `-i`.
     pub fn input_args(self, vaapi_device: &str) -> Vec<String> {
-        let strings = |items: &[&str]| items.iter().map(|s| (*s).to_owned()).collect();
         match self {
             HardwareDecoder::Codec(name) => strings(&["-c:v", name]),
             HardwareDecoder::Hwaccel("vaapi") => {
