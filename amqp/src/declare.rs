@@ -160,6 +160,21 @@ pub async fn muxer_queue(
     Ok(queue)
 }
 
+/// Declares the pool's chunk queue for `encoder` (see
+/// [`Topology::chunk_queue`]). Only workers call this.
+pub async fn chunk_queue(
+    topology: &Topology,
+    channel: &Channel,
+    encoder: &str,
+) -> lapin::Result<Queue> {
+    declare_queue(
+        channel,
+        &topology.chunk_queue(encoder),
+        &Topology::chunk_queue_arguments(),
+    )
+    .await
+}
+
 /// Declares a muxer's tidy exchange, wait queue and tidy queue. Only
 /// workers call this.
 pub async fn tidy_queues(

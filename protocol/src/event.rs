@@ -69,6 +69,9 @@ pub enum JobState {
         /// output is encrypted.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         encryption_key: Option<String>,
+        /// For a job split across the pool: each chunk, and who encoded it.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        chunks: Vec<crate::ChunkSummary>,
     },
     /// The worker gave the job back to its queue; it will be tried again
     /// (here or on another worker of the muxer) until the delivery limit.

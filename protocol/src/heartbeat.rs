@@ -18,6 +18,9 @@ pub struct Heartbeat {
     pub state: WorkerState,
     /// The job in hand and how far its encode is.
     pub job: Option<JobId>,
+    /// The chunk of `job` in hand, when it is another worker's split job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chunk: Option<u32>,
     pub percent: Option<f64>,
     pub encoder: String,
     pub temperature_celsius: Option<f64>,
@@ -113,6 +116,7 @@ mod tests {
             version: "0.1.0".into(),
             state: WorkerState::Idle,
             job: None,
+            chunk: None,
             percent: None,
             encoder: "libx264".into(),
             temperature_celsius: None,

@@ -171,6 +171,37 @@ fn parse_named<T: Copy>(
         })
 }
 
+/// Whether a long input may be split into chunks that several workers
+/// encode at once.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SplitMode {
+    /// Split an input at least the worker's `split_min_seconds` long.
+    #[default]
+    Auto,
+    /// Encode it whole on one worker.
+    Off,
+}
+
+impl SplitMode {
+    pub const ALL: [SplitMode; 2] = [SplitMode::Auto, SplitMode::Off];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SplitMode::Auto => "auto",
+            SplitMode::Off => "off",
+        }
+    }
+}
+
+impl std::str::FromStr for SplitMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        parse_named(s, &Self::ALL, Self::as_str, "split mode")
+    }
+}
+
 /// A request to turn one input into one HLS output.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -212,6 +243,11 @@ pub struct JobRequest {
     /// `rate_control`) when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_control: Option<RateControl>,
+    /// Whether a long input is split across the pool (`auto`) or encoded
+    /// whole on one worker (`off`); the worker's default (setting
+    /// `split`) when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub split: Option<SplitMode>,
 }
 
 /// Why a delivered message is not a job this worker can take.
@@ -267,6 +303,7 @@ impl JobRequest {
             segment_format: None,
             base_url: None,
             rate_control: None,
+            split: None,
         }
     }
 

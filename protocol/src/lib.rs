@@ -9,6 +9,7 @@
 
 mod base_url;
 mod cancel;
+mod chunk;
 mod control;
 mod event;
 mod heartbeat;
@@ -22,13 +23,14 @@ mod topology;
 
 pub use base_url::{BaseUrl, BaseUrlError};
 pub use cancel::CancelRequest;
+pub use chunk::{BadChunkOrder, CheckedChunkOrder, ChunkOrder, ChunkSummary};
 pub use control::ControlCommand;
 pub use event::{EventState, FailureReason, JobState, RequeueReason, RungSummary, StatusEvent};
 pub use heartbeat::{Heartbeat, WorkerState};
 pub use ids::{JobId, JobIdError, MuxerId, MuxerIdError};
 pub use job::{
     BadMessage, JobRequest, LadderName, MAX_JOB_MESSAGE_BYTES, OutputNaming, RateControl,
-    RequestIdentity, SegmentFormat,
+    RequestIdentity, SegmentFormat, SplitMode,
 };
 pub use paths::{RESERVED_OUTPUT_DIR, RelativePath, RelativePathError};
 pub use queue_arguments::{ArgumentValue, QueueArguments};

@@ -163,6 +163,20 @@ impl Topology {
         format!("{}.control-commands", self.namespace)
     }
 
+    /// The pool-wide queue of split jobs' chunks for workers with
+    /// `encoder`: every chunk of an output comes from the same encoder.
+    /// Workers publish into it through the default exchange.
+    pub fn chunk_queue(&self, encoder: &str) -> String {
+        format!("{}.chunks.{encoder}", self.namespace)
+    }
+
+    /// The chunk queues' arguments: quorum, and a delivery limit past
+    /// which the broker drops a chunk that kills its workers (its
+    /// coordinator then encodes it, see the worker's `job::coordinate`).
+    pub fn chunk_queue_arguments() -> QueueArguments {
+        QueueArguments::quorum().integer("x-delivery-limit", DELIVERY_LIMIT)
+    }
+
     pub fn muxer_queue(&self, muxer: MuxerId) -> String {
         format!("{}.muxer.{muxer}", self.namespace)
     }

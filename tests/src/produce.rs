@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use hlsmux_protocol::RelativePath;
 use hlsmux_worker::pipeline::encode::EncodePlan;
-use hlsmux_worker::pipeline::produce::{Encryption, Production, produce};
+use hlsmux_worker::pipeline::produce::{Encryption, Production, SplitWork, produce};
 use hlsmux_worker::pipeline::split::grid::ChunkGrid;
 use tokio_util::sync::CancellationToken;
 
@@ -44,7 +44,7 @@ pub async fn produce_here(
         log_path: work.join("ffmpeg.log"),
         stall_timeout: Duration::from_secs(300),
         memory_events: None,
-        split: grid,
+        split: grid.map(SplitWork::Here),
         cancel: &cancel,
     };
     let started = Instant::now();

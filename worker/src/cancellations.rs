@@ -15,8 +15,11 @@ struct Known {
     /// Who cancelled each job. Every worker reads the whole stream, which
     /// keeps a week of cancellations: a few IDs, not worth evicting.
     cancelled: HashMap<JobId, String>,
-    /// The job in hand and the token that stops it.
-    in_hand: Option<(JobId, CancellationToken)>,
+    /// The work in hand, each with the token that stops it: a job, and
+    /// while a coordinator waits for its chunks, a chunk it encodes.
+    in_hand: Vec<(u64, JobId, CancellationToken)>,
+    /// The next in-hand entry's number.
+    next_entry: u64,
 }
 
 /// Shared by the stream reader and the job runner.
@@ -61,10 +64,10 @@ impl Cancellations {
     /// Records a cancellation; stops the job in hand if it is the one.
     pub fn record(&self, request: CancelRequest) {
         let mut known = self.known();
-        if let Some((job, token)) = &known.in_hand
-            && *job == request.job_id
-        {
-            token.cancel();
+        for (_, job, token) in &known.in_hand {
+            if *job == request.job_id {
+                token.cancel();
+            }
         }
         known.cancelled.insert(request.job_id, request.by);
     }
@@ -83,10 +86,13 @@ impl Cancellations {
         if known.cancelled.contains_key(&job) {
             token.cancel();
         }
-        known.in_hand = Some((job, token.clone()));
+        let entry = known.next_entry;
+        known.next_entry += 1;
+        known.in_hand.push((entry, job, token.clone()));
         InHand {
             cancellations: self.clone(),
             token,
+            entry,
         }
     }
 }
@@ -95,6 +101,7 @@ impl Cancellations {
 pub struct InHand {
     cancellations: Cancellations,
     token: CancellationToken,
+    entry: u64,
 }
 
 impl InHand {
@@ -105,7 +112,11 @@ impl InHand {
 
 impl Drop for InHand {
     fn drop(&mut self) {
-        self.cancellations.known().in_hand = None;
+        let entry = self.entry;
+        self.cancellations
+            .known()
+            .in_hand
+            .retain(|(held, _, _)| *held != entry);
     }
 }
 

@@ -26,6 +26,7 @@ impl Worker {
     pub(super) async fn heartbeat(&self) -> Heartbeat {
         let soc = SocSensor::new(&self.settings.soc).read().await;
         let job = self.state.job();
+        let chunk = self.state.chunk();
         Heartbeat {
             schema: hlsmux_protocol::SCHEMA_VERSION,
             muxer_id: self.settings.broker.muxer_id,
@@ -33,7 +34,8 @@ impl Worker {
             pid: std::process::id(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
             state: self.state.get(),
-            job: job.map(|(job, _)| job),
+            job: job.map(|(job, _)| job).or(chunk.map(|(job, _)| job)),
+            chunk: chunk.map(|(_, index)| index),
             percent: job.map(|(_, percent)| percent),
             encoder: self.encoder.clone(),
             temperature_celsius: soc.temperature_celsius,

@@ -23,7 +23,7 @@ impl Worker {
         let mut connected_before = false;
         loop {
             let opened = tokio::select! {
-                opened = BrokerSession::open(&self.settings, &self.name, Arc::clone(&self.outcomes)) => opened,
+                opened = BrokerSession::open(&self.settings, &self.name, &self.encoder, Arc::clone(&self.outcomes)) => opened,
                 () = shutdown.cancelled() => return,
             };
             let session = match opened {

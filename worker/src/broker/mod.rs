@@ -17,10 +17,12 @@ use futures_util::StreamExt;
 
 use crate::config::Settings;
 
+mod chunks;
 mod outage;
 pub mod outcome_ledger;
 mod publisher;
 
+pub use chunks::ChunkQueue;
 pub use outage::Outage;
 use outcome_ledger::OutcomeLedger;
 pub use publisher::Publisher;
@@ -86,6 +88,7 @@ pub struct BrokerSession {
     muxer_id: hlsmux_protocol::MuxerId,
     topology: Topology,
     events: Publisher,
+    chunks: ChunkQueue,
     queue: String,
     consumer_tag: String,
 }
@@ -98,6 +101,7 @@ impl BrokerSession {
     pub async fn open(
         settings: &Settings,
         worker_name: &str,
+        encoder: &str,
         outcomes: Arc<OutcomeLedger>,
     ) -> Result<Self, BrokerError> {
         let properties = ConnectionProperties::default().with_connection_name(
@@ -133,9 +137,13 @@ impl BrokerSession {
             .confirm_select(ConfirmSelectOptions::default())
             .await
             .map_err(topology_error)?;
+        let chunks = ChunkQueue::open(&connection, events_channel.clone(), &topology, encoder)
+            .await
+            .map_err(topology_error)?;
         Ok(Self {
             connection,
             jobs,
+            chunks,
             events: Publisher {
                 channel: events_channel,
                 history,
@@ -250,6 +258,10 @@ impl BrokerSession {
 
     pub fn events(&self) -> &Publisher {
         &self.events
+    }
+
+    pub fn chunks(&self) -> &ChunkQueue {
+        &self.chunks
     }
 
     /// Stops consuming and closes the connection; unacknowledged jobs go

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use super::error::{ConfigError, invalid};
 use super::sections::{
     BrokerSettings, EncodingSettings, PathSettings, ServiceSettings, Settings, SocSettings,
-    StorageSettings, ToolSettings,
+    SplitSettings, StorageSettings, ToolSettings,
 };
 
 /// The settings as read, before checking. Field names are the config keys
@@ -72,6 +72,10 @@ pub(super) struct RawSettings {
     pub(super) encrypt: bool,
     pub(super) key_uri_prefix: String,
     pub(super) base_url: String,
+    pub(super) split: String,
+    pub(super) split_min_seconds: u32,
+    pub(super) chunk_seconds: u32,
+    pub(super) take_chunks: bool,
 }
 
 /// A list of paths: a TOML array, or comma-separated in an environment
@@ -153,6 +157,10 @@ history_max_bytes = 1073741824
 encrypt = false
 key_uri_prefix = ""
 base_url = ""
+split = "auto"
+split_min_seconds = 180
+chunk_seconds = 60
+take_chunks = true
 "#;
 
 /// `memory_budget_mib`, or when it is 0 half of `MemTotal` in `meminfo`.
@@ -214,7 +222,16 @@ impl RawSettings {
                 "must name at least one demuxer, e.g. mov,matroska".into(),
             ));
         }
+        if self.chunk_seconds == 0 {
+            return Err(invalid("chunk_seconds")("must be at least 1".into()));
+        }
         Ok(Settings {
+            split: SplitSettings {
+                mode: self.split.parse().map_err(invalid("split"))?,
+                min_seconds: self.split_min_seconds,
+                chunk_seconds: self.chunk_seconds,
+                take_chunks: self.take_chunks,
+            },
             broker: BrokerSettings {
                 amqp_url: AmqpUrls::parse(&self.amqp_url)
                     .map_err(|e| invalid("amqp_url")(e.to_string()))?,

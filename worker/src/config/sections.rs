@@ -22,6 +22,21 @@ pub struct Settings {
     pub soc: SocSettings,
     pub storage: StorageSettings,
     pub service: ServiceSettings,
+    pub split: SplitSettings,
+}
+
+/// When a long job is split across the pool, and whether this worker
+/// encodes other workers' chunks.
+#[derive(Clone, Debug)]
+pub struct SplitSettings {
+    /// Split unless a job says otherwise (`auto`), or never (`off`).
+    pub mode: hlsmux_protocol::SplitMode,
+    /// Inputs shorter than this stay whole.
+    pub min_seconds: u32,
+    /// About how long each chunk is (a whole number of segments).
+    pub chunk_seconds: u32,
+    /// Take chunks from the pool's chunk queue while no job is in hand.
+    pub take_chunks: bool,
 }
 
 /// Where the pool's broker is and who this worker is in it.

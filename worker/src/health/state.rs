@@ -12,6 +12,8 @@ use crate::metrics::WorkerMetrics;
 pub struct StateTracker {
     current: watch::Sender<WorkerState>,
     job: Mutex<Option<(JobId, f64)>>,
+    /// Another worker's chunk in hand: its job and index.
+    chunk: Mutex<Option<(JobId, u32)>>,
     metrics: Arc<WorkerMetrics>,
 }
 
@@ -20,6 +22,7 @@ impl StateTracker {
         Self {
             current: watch::Sender::new(WorkerState::Idle),
             job: Mutex::new(None),
+            chunk: Mutex::new(None),
             metrics,
         }
     }
@@ -49,6 +52,21 @@ impl StateTracker {
 
     pub fn job(&self) -> Option<(JobId, f64)> {
         *self.lock_job()
+    }
+
+    /// Another job's chunk in hand (`None` when it ends).
+    pub fn set_chunk(&self, chunk: Option<(JobId, u32)>) {
+        *self
+            .chunk
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = chunk;
+    }
+
+    pub fn chunk(&self) -> Option<(JobId, u32)> {
+        *self
+            .chunk
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn lock_job(&self) -> std::sync::MutexGuard<'_, Option<(JobId, f64)>> {

@@ -394,5 +394,6 @@ fn done_state(location: &OutputLocation, record: OutputRecord, reused: bool) -> 
         reused,
         encoder: record.encoder,
         encryption_key: record.encryption_key,
+        chunks: record.chunks,
     }
 }

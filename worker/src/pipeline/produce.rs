@@ -16,8 +16,9 @@ use super::JobError;
 use super::encode::{self, EncodePlan, EncodeProgress};
 use super::hls::timing::{self, Prober};
 use super::hls::{encrypt, master, rebase, verify};
-use super::split::{self, SplitRun, grid::ChunkGrid};
+use super::split::{self, EncodedParts, SplitRun, grid::ChunkGrid};
 use crate::blocking;
+use futures_util::future::BoxFuture;
 
 /// One run of the stages over a plan.
 pub struct Production<'a> {
@@ -43,10 +44,19 @@ pub struct Production<'a> {
     /// The cgroup `memory.events` that counts out-of-memory kills, as
     /// configured; `None`: this process's own cgroup's.
     pub memory_events: Option<PathBuf>,
-    /// Encode in chunks on this grid, and stitch (see [`split`]); `None`:
-    /// one ffmpeg run for the whole input.
-    pub split: Option<&'a ChunkGrid>,
+    /// Encode in chunks and stitch them (see [`split`]); `None`: one
+    /// ffmpeg run for the whole input.
+    pub split: Option<SplitWork<'a>>,
     pub cancel: &'a CancellationToken,
+}
+
+/// Where a split job's chunks are encoded.
+pub enum SplitWork<'a> {
+    /// Here, one after another, on this grid.
+    Here(&'a ChunkGrid),
+    /// Across the pool, by this future (the worker's coordinator), which
+    /// yields the finished parts.
+    Pool(BoxFuture<'a, Result<EncodedParts, JobError>>),
 }
 
 /// How an encrypted output names its key.
@@ -81,22 +91,28 @@ pub async fn produce(
     } = production;
     let memory_events = memory_events.or_else(encode::oom::own_memory_events);
     let span = info_span!("encode", encoder = %plan.encoder, rungs = plan.rungs.len());
+    let run = SplitRun {
+        plan,
+        ffmpeg,
+        work_dir,
+        log_path: &log_path,
+        stall_timeout,
+        memory_events: memory_events.as_deref(),
+    };
     let encoded = match split {
-        Some(grid) => {
-            let run = SplitRun {
-                plan,
-                grid,
-                staging_dir,
-                ffmpeg,
-                work_dir,
-                log_path: &log_path,
-                stall_timeout,
-                memory_events: memory_events.as_deref(),
-            };
-            split::encode_parts_here(run, progress, cancel)
+        Some(SplitWork::Here(grid)) => {
+            split::encode_parts_here(run, grid, staging_dir, progress, cancel)
                 .instrument(span)
                 .await
         }
+        Some(SplitWork::Pool(parts)) => match parts.instrument(span).await {
+            Ok(parts) => {
+                split::stitch_parts(staging_dir, plan, parts)
+                    .instrument(info_span!("stitch"))
+                    .await
+            }
+            Err(error) => Err(error),
+        },
         None => {
             let args = encode::ffmpeg_args(plan, staging_dir);
             let run = encode::FfmpegRun {

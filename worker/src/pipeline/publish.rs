@@ -79,6 +79,9 @@ pub struct OutputRecord {
     /// then move nothing).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub input: Option<RelativePath>,
+    /// A split job's chunks, and who encoded each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub chunks: Vec<hlsmux_protocol::ChunkSummary>,
     #[serde(with = "time::serde::rfc3339")]
     pub finished_at: OffsetDateTime,
 }
@@ -102,6 +105,7 @@ impl OutputRecord {
             encoder,
             encryption_key: None,
             input: None,
+            chunks: Vec::new(),
             finished_at: OffsetDateTime::now_utc(),
         }
     }

@@ -6,21 +6,23 @@
 //! and whole; `stitch` joins them into the staging directory, after which
 //! master, timing, encryption and verify run as for a whole encode.
 //!
-//! `encode_parts_here` runs every part on this worker, one after another:
-//! it is what the pool-wide distribution of chunks stands on, and what the
-//! tests compare with a whole encode.
+//! `encode_parts_here` runs every part on this worker, one after another;
+//! across the pool, the worker's `job::coordinate` orders the chunks from
+//! other workers, which encode them with `encode_chunk_part` into the
+//! job's `store`, and stitches them with `stitch_parts`.
 
 mod fragments;
 pub mod grid;
 pub mod stitch;
+pub mod store;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use self::grid::ChunkGrid;
+use self::grid::{Chunk, ChunkGrid};
 use self::stitch::PartDir;
 use super::JobError;
 use super::encode::{self, EncodePlan, EncodeProgress, FfmpegRun, Part, Window};
@@ -31,11 +33,9 @@ use crate::blocking;
 /// (and gone from it once stitched).
 pub const PARTS_DIR: &str = ".parts";
 
-/// One split encode, run here.
+/// How this worker runs ffmpeg for a part of a split job.
 pub struct SplitRun<'a> {
     pub plan: &'a EncodePlan,
-    pub grid: &'a ChunkGrid,
-    pub staging_dir: &'a Path,
     pub ffmpeg: &'a Path,
     pub work_dir: &'a Path,
     pub log_path: &'a Path,
@@ -43,51 +43,97 @@ pub struct SplitRun<'a> {
     pub memory_events: Option<&'a Path>,
 }
 
-/// Encodes the audio whole, then each chunk of video, then stitches them
-/// into `staging_dir`. Progress is the whole job's: a chunk's output time
-/// counts from where the chunk starts.
+/// The encoded parts of a split job, in order, ready to stitch.
+pub struct EncodedParts {
+    pub chunks: Vec<PartDir>,
+    /// The audio rendition, encoded whole; `None` for a plan without one.
+    pub audio: Option<PathBuf>,
+}
+
+/// Encodes the audio whole, then each chunk of video, in `staging_dir`'s
+/// parts directory, then stitches them into `staging_dir`. Progress is
+/// the whole job's: a chunk's output time counts from where it starts.
 pub async fn encode_parts_here(
     run: SplitRun<'_>,
+    grid: &ChunkGrid,
+    staging_dir: &Path,
     progress: &watch::Sender<Option<EncodeProgress>>,
     cancel: &CancellationToken,
 ) -> Result<(), JobError> {
-    let parts = run.staging_dir.join(PARTS_DIR);
-    if run.plan.audio.is_some() {
-        let dir = parts.join(AUDIO_RENDITION);
-        let args = encode::part_args(run.plan, &dir, Part::AudioOnly);
-        encode_part(&run, &args, &dir, 0.0, progress, cancel).await?;
-    }
-    let mut chunk_dirs = Vec::with_capacity(run.grid.chunks.len());
-    for chunk in &run.grid.chunks {
-        let dir = parts.join(format!("chunk-{:05}", chunk.index));
-        let window = Window {
-            start_seconds: chunk.start_seconds,
-            seconds: chunk.seconds,
-            first_segment: chunk.first_segment,
-        };
-        let args = encode::part_args(run.plan, &dir, Part::VideoWindow(window));
-        encode_part(&run, &args, &dir, chunk.start_seconds, progress, cancel).await?;
-        chunk_dirs.push(PartDir {
+    let parts_dir = staging_dir.join(PARTS_DIR);
+    let audio = match run.plan.audio {
+        Some(_) => {
+            let dir = parts_dir.join(AUDIO_RENDITION);
+            encode_audio_part(&run, &dir, progress, cancel).await?;
+            Some(dir)
+        }
+        None => None,
+    };
+    let mut chunks = Vec::with_capacity(grid.chunks.len());
+    for chunk in &grid.chunks {
+        let dir = parts_dir.join(format!("chunk-{:05}", chunk.index));
+        encode_chunk_part(&run, chunk, &dir, progress, cancel).await?;
+        chunks.push(PartDir {
             dir,
             start_seconds: chunk.start_seconds,
         });
     }
-    let (staging, layout) = (run.staging_dir.to_owned(), run.plan.layout);
-    let streams: Vec<String> = run.plan.rungs.iter().map(|rung| rung.name()).collect();
-    let audio = run.plan.audio.is_some();
+    stitch_parts(staging_dir, run.plan, EncodedParts { chunks, audio }).await?;
+    blocking::run(move || {
+        std::fs::remove_dir_all(&parts_dir).map_err(|error| JobError::unwritable(&parts_dir, error))
+    })
+    .await
+}
+
+/// Encodes the plan's audio, whole, into `dir`.
+pub async fn encode_audio_part(
+    run: &SplitRun<'_>,
+    dir: &Path,
+    progress: &watch::Sender<Option<EncodeProgress>>,
+    cancel: &CancellationToken,
+) -> Result<(), JobError> {
+    let args = encode::part_args(run.plan, dir, Part::AudioOnly);
+    encode_part(run, &args, dir, 0.0, progress, cancel).await
+}
+
+/// Encodes `chunk` of the plan's video, every rung, into `dir`.
+pub async fn encode_chunk_part(
+    run: &SplitRun<'_>,
+    chunk: &Chunk,
+    dir: &Path,
+    progress: &watch::Sender<Option<EncodeProgress>>,
+    cancel: &CancellationToken,
+) -> Result<(), JobError> {
+    let window = Window {
+        start_seconds: chunk.start_seconds,
+        seconds: chunk.seconds,
+        first_segment: chunk.first_segment,
+    };
+    let args = encode::part_args(run.plan, dir, Part::VideoWindow(window));
+    encode_part(run, &args, dir, chunk.start_seconds, progress, cancel).await
+}
+
+/// Stitches every rung's chunks, and the audio, into `staging_dir`; the
+/// parts are read, never changed.
+pub async fn stitch_parts(
+    staging_dir: &Path,
+    plan: &EncodePlan,
+    parts: EncodedParts,
+) -> Result<(), JobError> {
+    let (staging, layout) = (staging_dir.to_owned(), plan.layout);
+    let streams: Vec<String> = plan.rungs.iter().map(|rung| rung.name()).collect();
     blocking::run(move || {
         for stream in &streams {
-            stitch::stitch_stream(&staging, &chunk_dirs, layout, stream)?;
+            stitch::stitch_stream(&staging, &parts.chunks, layout, stream)?;
         }
-        if audio {
+        if let Some(dir) = parts.audio {
             let audio = PartDir {
-                dir: staging.join(PARTS_DIR).join(AUDIO_RENDITION),
+                dir,
                 start_seconds: 0.0,
             };
             stitch::stitch_stream(&staging, &[audio], layout, AUDIO_RENDITION)?;
         }
-        std::fs::remove_dir_all(staging.join(PARTS_DIR))
-            .map_err(|error| JobError::unwritable(&staging.join(PARTS_DIR), error))
+        Ok(())
     })
     .await
 }

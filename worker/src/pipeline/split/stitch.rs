@@ -1,7 +1,7 @@
 //! Stitch: the chunks of a split job, each encoded into a directory of its
 //! own with globally numbered segments on the source's timeline, become
 //! one output laid out exactly as a whole encode's: every rung's segments
-//! moved into the staging directory and listed in one media playlist, the
+//! written into the staging directory (the parts stay as they were) and listed in one media playlist, the
 //! MPEG-TS continuity counters renumbered so they run on across the joins
 //! (each chunk's muxer started them afresh), and for fMP4 one
 //! initialization section, which every chunk must have written the same
@@ -45,6 +45,8 @@ pub fn stitch_stream(
     let mut segments: Vec<MediaSegment> = Vec::new();
     let mut version = None;
     let mut init: Option<(PathBuf, Vec<u8>)> = None;
+    // MPEG-TS continuity counters per PID, run on across the joins.
+    let mut counters: HashMap<u16, u8> = HashMap::new();
     for PartDir {
         dir: chunk_dir,
         start_seconds,
@@ -65,7 +67,7 @@ pub fn stitch_stream(
                 .map_err(|error| fail(format!("cannot read {}: {error}", map.uri)))?;
             match &init {
                 None => {
-                    move_file(&part_dir.join(&map.uri), &playlist_dir.join(&map.uri))?;
+                    write_file(&playlist_dir.join(&map.uri), &bytes)?;
                     init = Some((PathBuf::from(&map.uri), bytes));
                 }
                 Some((_, first)) if !same_but_the_start(first, &bytes) => {
@@ -99,19 +101,19 @@ pub fn stitch_stream(
         };
         for segment in part.segments {
             let from = part_dir.join(&segment.uri);
+            let mut bytes = std::fs::read(&from)
+                .map_err(|error| fail(format!("cannot read {}: {error}", from.display())))?;
             if shift > 0 {
-                let mut bytes = std::fs::read(&from)
-                    .map_err(|error| fail(format!("cannot read {}: {error}", segment.uri)))?;
                 fragments::shift_decode_times(&mut bytes, shift)
                     .map_err(|error| fail(format!("segment {}: {error}", segment.uri)))?;
-                std::fs::write(&from, bytes).map_err(|error| JobError::unwritable(&from, error))?;
             }
-            move_file(&from, &playlist_dir.join(&segment.uri))?;
+            if layout.format == SegmentFormat::Mpegts {
+                ts::renumber_continuity(&mut bytes, &mut counters)
+                    .map_err(|error| fail(format!("segment {}: {error}", segment.uri)))?;
+            }
+            write_file(&playlist_dir.join(&segment.uri), &bytes)?;
             segments.push(segment);
         }
-    }
-    if layout.format == SegmentFormat::Mpegts {
-        renumber_continuity(&playlist_dir, &segments)?;
     }
     // One map, on the first segment, as a whole encode's playlist has it.
     for segment in segments.iter_mut().skip(1) {
@@ -137,21 +139,6 @@ pub fn stitch_stream(
         .map_err(|error| fail(format!("cannot write {playlist_name}: {error}")))?;
     std::fs::write(&playlist_path, bytes)
         .map_err(|error| JobError::unwritable(&playlist_path, error))
-}
-
-/// Renumbers every segment's continuity counters in order, so each PID's
-/// run on from the previous segment's.
-fn renumber_continuity(dir: &Path, segments: &[MediaSegment]) -> Result<(), JobError> {
-    let mut counters: HashMap<u16, u8> = HashMap::new();
-    for segment in segments {
-        let path = dir.join(&segment.uri);
-        let mut bytes = std::fs::read(&path)
-            .map_err(|error| fail(format!("cannot read {}: {error}", segment.uri)))?;
-        ts::renumber_continuity(&mut bytes, &mut counters)
-            .map_err(|error| fail(format!("segment {}: {error}", segment.uri)))?;
-        std::fs::write(&path, bytes).map_err(|error| JobError::unwritable(&path, error))?;
-    }
-    Ok(())
 }
 
 /// Whether two chunks' initialization sections are the same but for where
@@ -180,17 +167,13 @@ fn same_but_the_start(first: &[u8], other: &[u8]) -> bool {
         .all(|(index, (a, b))| a == b || masked.contains(&index))
 }
 
-fn move_file(from: &Path, to: &Path) -> Result<(), JobError> {
+/// Writes one file of the stitched output (the part it came from is
+/// left as it was: a coordinator that dies stitching can stitch again).
+fn write_file(to: &Path, bytes: &[u8]) -> Result<(), JobError> {
     if let Some(parent) = to.parent() {
         std::fs::create_dir_all(parent).map_err(|error| JobError::unwritable(parent, error))?;
     }
-    std::fs::rename(from, to).map_err(|error| {
-        fail(format!(
-            "cannot move {} to {}: {error}",
-            from.display(),
-            to.display()
-        ))
-    })
+    std::fs::write(to, bytes).map_err(|error| JobError::unwritable(to, error))
 }
 
 #[cfg(test)]
