@@ -300,6 +300,12 @@ pub struct SubmitArgs {
     /// a worker whose encoder cannot do it fails the job saying so.
     #[arg(long, value_name = "MODE")]
     pub rate_control: Option<hlsmux_protocol::RateControl>,
+    /// `auto`: a long input (the workers' `split_min_seconds`, 3 minutes
+    /// by default) is cut into chunks that every idle worker of the pool
+    /// encodes at once, and stitched into one output; `off`: encoded whole
+    /// by one worker. The workers' setting `split` when not given.
+    #[arg(long, value_name = "MODE")]
+    pub split: Option<hlsmux_protocol::SplitMode>,
     /// Encrypt the output with HLS AES-128: a fresh key per job, a fresh IV
     /// per segment (the workers' setting `encrypt` when neither is given).
     #[arg(long, conflicts_with = "no_encrypt")]

@@ -101,7 +101,7 @@ fn print_table(view: &PoolView, now: OffsetDateTime) {
         return;
     }
     println!(
-        "{:>5}  {:<20}  {:<17}  {:<36}  {:>5}  {:<12}  {:>5}  {:<10}  LAST SEEN",
+        "{:>5}  {:<20}  {:<17}  {:<46}  {:>5}  {:<12}  {:>5}  {:<10}  LAST SEEN",
         "MUXER", "WORKER", "STATE", "JOB", "DONE", "ENCODER", "TEMP", "THROTTLED"
     );
     for worker in &view.workers {
@@ -112,13 +112,15 @@ fn print_table(view: &PoolView, now: OffsetDateTime) {
             heartbeat.state.as_str()
         };
         println!(
-            "{:>5}  {:<20}  {:<17}  {:<36}  {:>5}  {:<12}  {:>5}  {:<10}  {} s ago",
+            "{:>5}  {:<20}  {:<17}  {:<46}  {:>5}  {:<12}  {:>5}  {:<10}  {} s ago",
             heartbeat.muxer_id,
             heartbeat.worker,
             state,
-            heartbeat
-                .job
-                .map_or_else(|| "-".into(), |job| job.to_string()),
+            match (heartbeat.job, heartbeat.chunk) {
+                (Some(job), Some(chunk)) => format!("{job} chunk {chunk}"),
+                (Some(job), None) => job.to_string(),
+                (None, _) => "-".into(),
+            },
             heartbeat
                 .percent
                 .map_or_else(|| "-".into(), |p| format!("{p:.0}%")),

@@ -62,6 +62,7 @@ pub async fn run(pool: &PoolArgs, mut args: SubmitArgs) -> Result<(), CliError> 
         job.segment_format = args.segment_format;
         job.base_url = args.base_url.clone();
         job.rate_control = args.rate_control;
+        job.split = args.split;
         jobs.push((file.clone(), job));
     }
 

@@ -19,6 +19,7 @@ pub mod layers;
 pub mod media;
 pub mod player;
 pub mod produce;
+pub mod split_compare;
 mod worker;
 
 pub use broker::{BrokerNode, EventLog, QueueCounts, TestPool, count_events};

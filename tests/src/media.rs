@@ -235,6 +235,18 @@ pub fn write_script(path: &Path, body: &str) -> PathBuf {
 
 /// An ffmpeg that reads its input at real-time speed (`-re`), so an encode
 /// of an N-second clip takes about N seconds: time for a test to act mid-job.
+/// An ffmpeg that reads its input at `rate` times real time: an N-second
+/// part takes about N/`rate` seconds, so several workers' parts overlap.
+pub fn paced_ffmpeg(dir: &Path, rate: u32) -> PathBuf {
+    write_script(
+        &dir.join(format!("ffmpeg-paced-{rate}")),
+        &format!(
+            r#"case "$1" in -version) exec ffmpeg "$@";; esac
+exec ffmpeg -readrate {rate} "$@""#
+        ),
+    )
+}
+
 pub fn realtime_ffmpeg(dir: &Path) -> PathBuf {
     write_script(
         &dir.join("ffmpeg-realtime"),

@@ -44,6 +44,7 @@ mod shutdown_requeues_job_in_hand;
 mod sick_worker_quarantines_itself;
 mod side_features_never_stop_jobs;
 mod soak_with_crashing_workers;
+mod split_across_the_pool;
 mod split_output_matches_a_whole_encode;
 mod stalled_encode_is_requeued;
 mod storage_full_or_read_only;

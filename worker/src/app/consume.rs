@@ -87,6 +87,9 @@ impl Worker {
                     if self.gate.closed(false).await.is_some() {
                         return (Some(consumer), Ok(Stop::GateClosed));
                     }
+                    if self.chunks_waiting(session).await {
+                        return (Some(consumer), Ok(Stop::ChunksWaiting));
+                    }
                     continue;
                 }
             };
@@ -136,7 +139,9 @@ impl Worker {
         shutdown: &CancellationToken,
     ) -> Settled {
         let interrupt = CancellationToken::new();
-        let job = self.runner.handle(delivery, session.events(), &interrupt);
+        let job = self
+            .runner
+            .handle(delivery, session.events(), session.chunks(), &interrupt);
         tokio::pin!(job);
         let mut grace_ends: Option<tokio::time::Instant> = None;
         loop {
@@ -166,6 +171,8 @@ impl Worker {
 pub(super) enum Stop {
     Shutdown,
     GateClosed,
+    /// Chunks of split jobs wait and this worker has no job in hand.
+    ChunksWaiting,
     /// Another channel of the session failed; reconnect.
     SessionLost,
 }

@@ -6,6 +6,7 @@
 
 mod audit;
 mod cancellations;
+mod chunks;
 mod consume;
 mod control;
 mod dead_letters;

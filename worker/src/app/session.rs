@@ -119,6 +119,7 @@ impl Worker {
             match stopped? {
                 Stop::Shutdown => return Ok(()),
                 Stop::GateClosed => continue,
+                Stop::ChunksWaiting => self.take_chunks(session, shutdown, lost).await,
                 Stop::SessionLost => {
                     return Err(BrokerError::SessionLost);
                 }

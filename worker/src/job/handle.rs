@@ -13,7 +13,7 @@ use super::JobRunner;
 use super::outcome::{Ending, Reported, Settled, report_then_settle};
 use super::produce::{Failure, Produced};
 use crate::blocking;
-use crate::broker::Publisher;
+use crate::broker::{ChunkQueue, Publisher};
 use crate::health::quarantine::Evidence;
 use crate::health::storage::StorageHealth;
 use crate::metrics::Outcome;
@@ -27,6 +27,7 @@ impl JobRunner {
         &self,
         delivery: &Delivery,
         events: &Publisher,
+        chunks: &ChunkQueue,
         interrupt: &CancellationToken,
     ) -> Settled {
         let request = match JobRequest::from_json(&delivery.data) {
@@ -59,7 +60,13 @@ impl JobRunner {
         self.state.set_job(Some(request.job_id));
         let in_hand = self.cancellations.watch(request.job_id, interrupt);
         let settled = self
-            .run(&request, delivery.redelivered, events, in_hand.token())
+            .run(
+                &request,
+                delivery.redelivered,
+                events,
+                chunks,
+                in_hand.token(),
+            )
             .instrument(span)
             .await;
         drop(in_hand);
@@ -72,10 +79,14 @@ impl JobRunner {
         request: &JobRequest,
         redelivered: bool,
         events: &Publisher,
+        chunks: &ChunkQueue,
         cancel: &CancellationToken,
     ) -> Settled {
         let job_id = request.job_id;
-        let failure = match self.produce(request, redelivered, events, cancel).await {
+        let failure = match self
+            .produce(request, redelivered, events, chunks, cancel)
+            .await
+        {
             Ok(Produced::AlreadyReported) => {
                 info!("output already published and reported by an earlier delivery");
                 return Settled::new(Ending::JobDone.disposition(), Evidence::Neutral);

@@ -3,6 +3,8 @@
 //! drives the pipeline, `room` keeps it to the output volume's free space,
 //! and `outcome` decides how the broker is told.
 
+mod chunk;
+mod coordinate;
 mod handle;
 pub mod outcome;
 mod produce;

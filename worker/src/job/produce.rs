@@ -6,14 +6,16 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use hlsmux_amqp::PublishError;
-use hlsmux_protocol::{BaseUrl, JobId, JobRequest, JobState, RelativePath};
+use hlsmux_protocol::{BaseUrl, JobRequest, JobState, RelativePath, SplitMode};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info, info_span, warn};
 
 use super::JobRunner;
+use super::coordinate::PoolSplit;
 use super::spec::JobSpec;
 use crate::blocking;
+use crate::broker::ChunkQueue;
 use crate::broker::{Outage, Publisher};
 use crate::config::Settings;
 use crate::hardware::soc::SocSensor;
@@ -24,8 +26,10 @@ use crate::pipeline::hls::key;
 use crate::pipeline::input::probe::{self, SourceMedia};
 use crate::pipeline::input::validate;
 use crate::pipeline::job_ids::JobIdRegister;
-use crate::pipeline::produce::{Encryption, Production, produce};
+use crate::pipeline::produce::{Encryption, Production, SplitWork, produce};
 use crate::pipeline::publish::{ExistingOutput, OutputLocation, OutputRecord};
+use crate::pipeline::split::grid::ChunkGrid;
+use crate::pipeline::split::store::ChunkStore;
 
 /// At most one progress event a second per job.
 const PROGRESS_INTERVAL: Duration = Duration::from_secs(1);
@@ -71,7 +75,7 @@ pub(super) enum Produced {
 
 /// One attempt at a job's output, from encode to publish.
 struct Attempt<'a> {
-    job_id: JobId,
+    request: &'a JobRequest,
     input: &'a RelativePath,
     plan: &'a EncodePlan,
     encrypted: bool,
@@ -80,6 +84,9 @@ struct Attempt<'a> {
     location: &'a OutputLocation,
     started: Instant,
     events: &'a Publisher,
+    /// Split across the pool on this grid; `None`: whole, here.
+    split: Option<&'a ChunkGrid>,
+    chunks: &'a ChunkQueue,
     cancel: &'a CancellationToken,
 }
 
@@ -91,6 +98,7 @@ impl JobRunner {
         request: &JobRequest,
         redelivered: bool,
         events: &Publisher,
+        chunks: &ChunkQueue,
         cancel: &CancellationToken,
     ) -> Result<Produced, Failure> {
         let settings = &self.settings;
@@ -186,13 +194,14 @@ impl JobRunner {
         let plan =
             info_span!("plan").in_scope(|| self.plan(input.tool_path(), &source, spec.output));
 
+        let split = self.split_grid(request, &source, &spec);
         let estimate = plan.estimated_output_bytes(source.duration_seconds, spec.encrypted);
         self.check_room(estimate).await?;
         self.prepare_staging(&location).await?;
         let mut plan = plan;
         let produced = loop {
             let attempt = Attempt {
-                job_id: request.job_id,
+                request,
                 input: &request.input,
                 plan: &plan,
                 encrypted: spec.encrypted,
@@ -201,6 +210,8 @@ impl JobRunner {
                 location: &location,
                 started,
                 events,
+                split: split.as_ref(),
+                chunks,
                 cancel,
             };
             let produced = self.encode_verify_publish(attempt).await;
@@ -220,6 +231,16 @@ impl JobRunner {
             }
         };
         drop(input);
+        if split.is_some() {
+            // The parts are done with unless the job comes back (a requeue
+            // reuses them).
+            let keep = matches!(&produced, Err(Failure::Job(error)) if error.requeue_reason().is_some())
+                || matches!(&produced, Err(Failure::Broker(_)));
+            if !keep {
+                let store = ChunkStore::new(&settings.paths.output_root, request.job_id);
+                blocking::run(move || store.remove()).await;
+            }
+        }
         let produced = match produced {
             Err(Failure::Job(error)) if error.could_be_storage() => {
                 Err(Failure::Job(self.full_volume_or(error, estimate).await))
@@ -247,6 +268,28 @@ impl JobRunner {
         info!(wall_seconds = record.wall_seconds, "job done");
         let state = Box::new(done_state(&location, record, false));
         Ok(Produced::Done { state, location })
+    }
+
+    /// The chunk grid to split the job on, when it is split: the job (or
+    /// this worker's setting `split`) allows it, the input is at least
+    /// `split_min_seconds` long, and it makes more than one chunk.
+    fn split_grid(
+        &self,
+        request: &JobRequest,
+        source: &SourceMedia,
+        spec: &JobSpec,
+    ) -> Option<ChunkGrid> {
+        let split = &self.settings.split;
+        let mode = request.split.unwrap_or(split.mode);
+        if mode == SplitMode::Off || source.duration_seconds < f64::from(split.min_seconds) {
+            return None;
+        }
+        let grid = ChunkGrid::new(
+            source.duration_seconds,
+            spec.output.segment_seconds,
+            split.chunk_seconds,
+        );
+        (grid.chunks.len() > 1).then_some(grid)
     }
 
     /// How this worker encodes `source`: the ladder trimmed to the source
@@ -291,7 +334,7 @@ impl JobRunner {
 
     async fn encode_verify_publish(&self, attempt: Attempt<'_>) -> Result<OutputRecord, Failure> {
         let Attempt {
-            job_id,
+            request,
             input,
             plan,
             encrypted,
@@ -300,8 +343,22 @@ impl JobRunner {
             location,
             started,
             events,
+            split,
+            chunks,
             cancel,
         } = attempt;
+        let job_id = request.job_id;
+        let (progress_tx, mut progress_rx) = watch::channel(None);
+        let split_work = split.map(|grid| {
+            SplitWork::Pool(Box::pin(self.encode_across_pool(PoolSplit {
+                request,
+                plan,
+                grid,
+                chunks,
+                progress: &progress_tx,
+                cancel,
+            })))
+        });
         let production = Production {
             plan,
             staging_dir: location.staging_dir(),
@@ -322,10 +379,9 @@ impl JobRunner {
                 .join(format!("{job_id}.ffmpeg.log")),
             stall_timeout: self.settings.encoding.stall_timeout,
             memory_events: self.settings.tools.memory_events.clone(),
-            split: None,
+            split: split_work,
             cancel,
         };
-        let (progress_tx, mut progress_rx) = watch::channel(None);
         let producing = produce(production, &progress_tx);
         tokio::pin!(producing);
         let mut last_report: Option<Instant> = None;
@@ -373,6 +429,9 @@ impl JobRunner {
         );
         record.encryption_key = encrypted.then(|| location.relative(key::KEY_FILE));
         record.input = Some(input.clone());
+        if let Some(grid) = split {
+            record.chunks = self.chunk_summaries(request, grid).await;
+        }
         // The last moment a cancellation can keep the output unpublished.
         if let Some(by) = self.cancellations.cancelled_by(job_id) {
             return Err(JobError::Cancelled { by }.into());

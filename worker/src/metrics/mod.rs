@@ -69,6 +69,12 @@ pub struct WorkerMetrics {
     /// Outcomes the event history lost after showing them, published again.
     pub outcomes_republished: IntCounter,
     pub quarantines: IntCounter,
+    /// Chunks of split jobs encoded here (the coordinator's own included).
+    pub chunks_encoded: IntCounter,
+    /// Messages in the chunk queue that were no chunk order.
+    pub chunks_dropped: IntCounter,
+    /// How long chunks waited in the queue before a worker took them.
+    pub chunk_wait_seconds: Histogram,
 }
 
 impl WorkerMetrics {
@@ -225,6 +231,19 @@ impl WorkerMetrics {
             quarantines: counter(
                 names::QUARANTINES,
                 "Times the worker quarantined itself after failing jobs for its own reasons.",
+            ),
+            chunks_encoded: counter(
+                names::CHUNKS_ENCODED,
+                "Chunks of split jobs this worker encoded (its own jobs' and others').",
+            ),
+            chunks_dropped: counter(
+                names::CHUNKS_DROPPED,
+                "Messages in the chunk queue that were not chunk orders, dropped.",
+            ),
+            chunk_wait_seconds: histogram(
+                names::CHUNK_WAIT,
+                "Time from a chunk's order to a worker taking it from the queue.",
+                &JOB_SECONDS_BUCKETS,
             ),
             registry,
         };

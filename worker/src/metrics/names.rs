@@ -23,3 +23,6 @@ pub const BROKER_RECONNECTS: &str = "hlsmux_broker_reconnects_total";
 pub const ENCODE_STALLS: &str = "hlsmux_encode_stalls_total";
 pub const OUTCOMES_REPUBLISHED: &str = "hlsmux_outcomes_republished_total";
 pub const QUARANTINES: &str = "hlsmux_worker_quarantines_total";
+pub const CHUNKS_ENCODED: &str = "hlsmux_chunks_encoded_total";
+pub const CHUNKS_DROPPED: &str = "hlsmux_chunks_dropped_total";
+pub const CHUNK_WAIT: &str = "hlsmux_chunk_wait_seconds";

@@ -110,6 +110,14 @@ pub enum JobError {
         path: PathBuf,
         cause: String,
     },
+    /// A chunk of a split job failed for the input's reason on the worker
+    /// that encoded it.
+    #[error("chunk {index} failed: {message}")]
+    ChunkFailed {
+        index: u32,
+        reason: FailureReason,
+        message: String,
+    },
     #[error("cancelled by {by}; nothing was published")]
     Cancelled { by: String },
     #[error(
@@ -137,6 +145,7 @@ impl JobError {
             JobError::OutputExists { .. } => FailureReason::OutputExists,
             JobError::OutputUnwritable { .. } => FailureReason::OutputUnwritable,
             JobError::Cancelled { .. } => FailureReason::Cancelled,
+            JobError::ChunkFailed { reason, .. } => *reason,
             JobError::DuplicateJobId { .. } => FailureReason::DuplicateJobId,
             JobError::MediaRootUnavailable { .. }
             | JobError::ToolUnavailable { .. }

@@ -108,6 +108,26 @@ impl EncodePlan {
             .max(1)
     }
 
+    /// What every chunk of a split job must be encoded alike with, in
+    /// short: a worker whose own plan for the chunk says otherwise (other
+    /// rungs, say, under a smaller memory budget) leaves it to the
+    /// coordinator. Threads, lookahead and the decoder may differ: they
+    /// change how fast a chunk is made, not what it is.
+    pub fn chunk_signature(&self) -> String {
+        format!(
+            "{} {:?} seg={} kf={} {:?} {:?} preset={} audio={} {:?}",
+            self.encoder,
+            self.rungs,
+            self.segment_seconds,
+            self.keyframe_seconds,
+            self.layout,
+            self.rate_control,
+            self.x264_preset,
+            self.audio.is_some(),
+            self.deinterlace,
+        )
+    }
+
     /// The same plan, decoding the input in software: for a hardware
     /// decoder that failed on it.
     pub fn decoding_in_software(self) -> Self {

@@ -1,0 +1,153 @@
+//! One long video across the pool (issue 21): two workers of a muxer split
+//! a 24 s clip into four 6 s chunks, encode them together (the `done`
+//! event names who encoded each: both did), and the stitched output
+//! conforms and matches the same clip encoded whole by one worker (see
+//! `split_compare`). The same in fMP4 and encrypted; a job that asks
+//! `--split off` stays whole; nothing of the chunks is left behind.
+
+use std::path::Path;
+
+use hlsmux_protocol::{JobState, SegmentFormat};
+use hlsmux_tests::conformance::{Expected, assert_conforms};
+use hlsmux_tests::media::{Clip, paced_ffmpeg};
+use hlsmux_tests::split_compare::{Comparison, RungToCompare, assert_split_matches_whole};
+use hlsmux_tests::{PATIENCE, TestEnv, TestWorker, WorkerOptions, hls};
+
+/// Long enough to split, short enough for a test.
+fn clip() -> Clip {
+    Clip {
+        width: 480,
+        height: 270,
+        seconds: 24,
+        fps: 25,
+        ..Clip::default()
+    }
+}
+
+/// A worker that splits inputs of 10 s and more into 6 s chunks of 2 s
+/// segments, with one ffmpeg thread (two workers share two cores), whose
+/// ffmpeg reads at twice real time: a chunk takes 3 s, so the second
+/// worker (which looks for chunks every second) comes in while the
+/// coordinator encodes the first.
+fn splitting(test: &TestEnv, consumers: u32) -> WorkerOptions {
+    WorkerOptions {
+        ffmpeg: Some(paced_ffmpeg(test.path(), 2)),
+        env: [
+            ("HLSMUX_SPLIT_MIN_SECONDS", "10"),
+            ("HLSMUX_CHUNK_SECONDS", "6"),
+            ("HLSMUX_SEGMENT_SECONDS", "2"),
+            ("HLSMUX_FFMPEG_THREADS", "1"),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .to_vec(),
+        expected_consumers: Some(consumers),
+        ..WorkerOptions::default()
+    }
+}
+
+/// Two splitting workers of muxer 1.
+async fn pool_of_two(test: &TestEnv) -> [TestWorker; 2] {
+    let first = test.worker_with(1, splitting(test, 1)).await;
+    let second = test.worker_with(1, splitting(test, 2)).await;
+    [first, second]
+}
+
+/// Submits `input` with `args` and waits for its `done`.
+async fn run_to_done(test: &TestEnv, input: &Path, args: &[&str]) -> JobState {
+    let mut events = test.pool.events().await;
+    let mut all = vec!["--muxer", "1", "--json"];
+    all.extend_from_slice(args);
+    let run = test.submit_ok(input, &all).await;
+    let job_id = run.submitted_job_id();
+    let end = events.final_event(job_id, PATIENCE).await;
+    assert!(matches!(end.state, JobState::Done { .. }), "{end:#?}");
+    end.state
+}
+
+async fn split_then_whole(name: &str, format: SegmentFormat, encrypted: bool) {
+    let test = TestEnv::new(&format!("split-pool-{name}")).await;
+    let _pool = pool_of_two(&test).await;
+    let source = clip();
+    let input = source
+        .write(&test.media_root().join(format!("{name}.mp4")))
+        .await;
+    let mut options = vec!["--segment-format", format.as_str()];
+    if encrypted {
+        options.push("--encrypt");
+    }
+    let split_name = format!("{name}-split.hls");
+    let mut split_args = options.clone();
+    split_args.extend(["--name", &split_name]);
+    let JobState::Done { chunks, rungs, .. } = run_to_done(&test, &input, &split_args).await else {
+        unreachable!("checked")
+    };
+    assert_eq!(chunks.len(), 4, "24 s in 6 s chunks: {chunks:#?}");
+    let starts: Vec<f64> = chunks.iter().map(|c| c.start_seconds).collect();
+    assert_eq!(starts, [0.0, 6.0, 12.0, 18.0]);
+    let workers: std::collections::BTreeSet<&str> =
+        chunks.iter().map(|c| c.worker.as_str()).collect();
+    assert_eq!(workers.len(), 2, "both workers encoded chunks: {chunks:#?}");
+
+    let whole_name = format!("{name}-whole.hls");
+    let mut whole_args = options.clone();
+    whole_args.extend(["--name", &whole_name, "--split", "off"]);
+    let JobState::Done {
+        chunks: whole_chunks,
+        ..
+    } = run_to_done(&test, &input, &whole_args).await
+    else {
+        unreachable!("checked")
+    };
+    assert!(whole_chunks.is_empty(), "--split off stays whole");
+
+    let split = test.output_root().join(&split_name);
+    let whole = test.output_root().join(&whole_name);
+    assert_conforms(&split.join("master.m3u8"), Expected::from(source)).await;
+    hls::decode(&split.join("master.m3u8"))
+        .await
+        .expect("the split output decodes");
+    let rungs: Vec<RungToCompare> = rungs
+        .iter()
+        .map(|rung| RungToCompare {
+            name: rung
+                .playlist
+                .split('/')
+                .next()
+                .expect("a rung's directory")
+                .to_owned(),
+            width: rung.width,
+            height: rung.height,
+        })
+        .collect();
+    assert_split_matches_whole(Comparison {
+        name,
+        split: &split,
+        whole: &whole,
+        source: &input,
+        fps: source.fps,
+        rungs: &rungs,
+        format,
+        encrypted,
+    })
+    .await;
+    let chunk_stores = test.output_root().join(".hlsmux").join("chunks");
+    let left: Vec<_> = std::fs::read_dir(&chunk_stores)
+        .map(|entries| entries.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    assert!(
+        left.is_empty(),
+        "the chunks are gone once published: {left:?}"
+    );
+    assert!(hls::staging_leftovers(&test.output_root()).is_empty());
+}
+
+#[tokio::test]
+async fn two_workers_encode_one_long_clip_together_as_one_worker_would() {
+    split_then_whole("mpegts", SegmentFormat::Mpegts, false).await;
+}
+
+#[tokio::test]
+async fn two_workers_split_encrypted_and_fmp4_outputs_alike() {
+    split_then_whole("encrypted", SegmentFormat::Mpegts, true).await;
+    split_then_whole("fmp4", SegmentFormat::Fmp4, false).await;
+}
