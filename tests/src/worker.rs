@@ -43,6 +43,35 @@ impl WorkerOptions {
         }
     }
 
+    /// A worker that splits inputs of 10 s and more into 6 s chunks of 2 s
+    /// segments (issue 21), with one ffmpeg thread (two workers share the
+    /// machine's two cores), whose ffmpeg reads at `pace` times real time
+    /// (see [`paced_ffmpeg`](crate::media::paced_ffmpeg)): at 2 a chunk
+    /// takes 3 s, so a second worker, which looks for chunks every second,
+    /// comes in while the first encodes one.
+    pub fn splitting(test: &TestEnv, pace: u32) -> Self {
+        Self {
+            ffmpeg: Some(crate::media::paced_ffmpeg(test.path(), pace)),
+            env: [
+                ("HLSMUX_SPLIT_MIN_SECONDS", "10"),
+                ("HLSMUX_CHUNK_SECONDS", "6"),
+                ("HLSMUX_SEGMENT_SECONDS", "2"),
+                ("HLSMUX_FFMPEG_THREADS", "1"),
+            ]
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .to_vec(),
+            ..Self::default()
+        }
+    }
+
+    /// The same, counting on `consumers` consumers of the muxer's queue.
+    pub fn consumers(self, consumers: u32) -> Self {
+        Self {
+            expected_consumers: Some(consumers),
+            ..self
+        }
+    }
+
     /// A worker whose ffmpeg reads at real-time speed (see
     /// [`realtime_ffmpeg`](crate::media::realtime_ffmpeg)): an N-second clip
     /// takes about N seconds, time for a test to act mid-job.

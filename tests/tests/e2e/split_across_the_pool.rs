@@ -9,7 +9,7 @@ use std::path::Path;
 
 use hlsmux_protocol::{JobState, SegmentFormat};
 use hlsmux_tests::conformance::{Expected, assert_conforms};
-use hlsmux_tests::media::{Clip, paced_ffmpeg};
+use hlsmux_tests::media::Clip;
 use hlsmux_tests::split_compare::{Comparison, RungToCompare, assert_split_matches_whole};
 use hlsmux_tests::{PATIENCE, TestEnv, TestWorker, WorkerOptions, hls};
 
@@ -24,31 +24,14 @@ fn clip() -> Clip {
     }
 }
 
-/// A worker that splits inputs of 10 s and more into 6 s chunks of 2 s
-/// segments, with one ffmpeg thread (two workers share two cores), whose
-/// ffmpeg reads at twice real time: a chunk takes 3 s, so the second
-/// worker (which looks for chunks every second) comes in while the
-/// coordinator encodes the first.
-fn splitting(test: &TestEnv, consumers: u32) -> WorkerOptions {
-    WorkerOptions {
-        ffmpeg: Some(paced_ffmpeg(test.path(), 2)),
-        env: [
-            ("HLSMUX_SPLIT_MIN_SECONDS", "10"),
-            ("HLSMUX_CHUNK_SECONDS", "6"),
-            ("HLSMUX_SEGMENT_SECONDS", "2"),
-            ("HLSMUX_FFMPEG_THREADS", "1"),
-        ]
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .to_vec(),
-        expected_consumers: Some(consumers),
-        ..WorkerOptions::default()
-    }
-}
-
 /// Two splitting workers of muxer 1.
 async fn pool_of_two(test: &TestEnv) -> [TestWorker; 2] {
-    let first = test.worker_with(1, splitting(test, 1)).await;
-    let second = test.worker_with(1, splitting(test, 2)).await;
+    let first = test
+        .worker_with(1, WorkerOptions::splitting(test, 2).consumers(1))
+        .await;
+    let second = test
+        .worker_with(1, WorkerOptions::splitting(test, 2).consumers(2))
+        .await;
     [first, second]
 }
 

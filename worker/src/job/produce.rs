@@ -234,8 +234,10 @@ impl JobRunner {
         if split.is_some() {
             // The parts are done with unless the job comes back (a requeue
             // reuses them).
-            let keep = matches!(&produced, Err(Failure::Job(error)) if error.requeue_reason().is_some())
-                || matches!(&produced, Err(Failure::Broker(_)));
+            let cancelled = self.cancellations.cancelled_by(request.job_id).is_some();
+            let keep = !cancelled
+                && (matches!(&produced, Err(Failure::Job(error)) if error.requeue_reason().is_some())
+                    || matches!(&produced, Err(Failure::Broker(_))));
             if !keep {
                 let store = ChunkStore::new(&settings.paths.output_root, request.job_id);
                 blocking::run(move || store.remove()).await;
