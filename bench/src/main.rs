@@ -6,6 +6,7 @@ mod dispatch;
 mod encode;
 mod measure;
 mod memory;
+mod pool_split;
 mod rate_control;
 mod split;
 mod throughput;
@@ -41,6 +42,10 @@ struct Args {
     /// Jobs per batch in the throughput item.
     #[arg(long, default_value_t = 20)]
     batch_jobs: usize,
+    /// Run only item 9 (one long video across two workers), which takes
+    /// longest, and print it.
+    #[arg(long)]
+    only_pool_split: bool,
     /// Where the results go as JSON.
     #[arg(long, default_value = "target/bench/results.json")]
     json: PathBuf,
@@ -50,6 +55,11 @@ struct Args {
 async fn main() {
     let args = Args::parse();
     let started = time::OffsetDateTime::now_utc();
+    if args.only_pool_split {
+        let split = pool_split::measure(args.repeats).await;
+        print_pool_split(&split);
+        return;
+    }
 
     // Items 1, 2, 3 and 4 share one worker, set up as the plain ffmpeg runs are.
     let test = TestEnv::new("bench").await;
@@ -167,6 +177,12 @@ async fn main() {
         split_overhead
             .push(split::split_to_whole(&long_plan, seconds, scratch.path(), &grid).await);
     }
+
+    eprintln!(
+        "9. one 120 s video, two workers against one: {} runs each",
+        args.repeats
+    );
+    let pool_split = pool_split::measure(args.repeats).await;
 
     eprintln!("3. dispatch latency: {} jobs", args.dispatch_jobs);
     let latencies = dispatch::latencies(&test, args.dispatch_jobs).await;
@@ -315,6 +331,7 @@ async fn main() {
         println!("{item:<50} {value:<30} {target}");
     }
     println!("{:<50} {:<30} {}", split_row.0, split_row.1, split_row.2);
+    print_pool_split(&pool_split);
 
     let memory_json: Vec<serde_json::Value> = [&small_board, &roomy]
         .iter()
@@ -346,6 +363,10 @@ async fn main() {
         "makespan_two_workers_seconds": Stats::of(&two).json(),
         "ffmpeg_peak_memory": memory_json,
         "split_here_to_whole_wall_ratio": Stats::of(&split_overhead).json(),
+        "split_two_workers_to_one_wall_ratio": Stats::of(&pool_split.ratios()).json(),
+        "split_one_worker_whole_seconds": Stats::of(&pool_split.one).json(),
+        "split_two_workers_seconds": Stats::of(&pool_split.two).json(),
+        "split_overhead_share": Stats::of(&pool_split.overhead_shares()).json(),
         "rate_control": modes.iter().map(|runs| json!({
             "mode": runs.mode.as_str(),
             "wall_ratio_to_vbr": Stats::of(&runs.wall_ratio).json(),
@@ -359,6 +380,33 @@ async fn main() {
     let text = serde_json::to_string_pretty(&results).unwrap_or_default();
     std::fs::write(&args.json, format!("{text}\n")).expect("write results");
     eprintln!("results: {}", args.json.display());
+}
+
+fn print_pool_split(split: &pool_split::PoolSplit) {
+    let rows = [
+        (
+            "9. 120 s 720p: split on 2 workers / whole on 1, wall",
+            Stats::of(&split.ratios()).show(3),
+            "<= 0.60",
+        ),
+        (
+            "   wall s, 1 worker whole / 2 workers split",
+            format!(
+                "{} / {}",
+                Stats::of(&split.one).show(1),
+                Stats::of(&split.two).show(1)
+            ),
+            "",
+        ),
+        (
+            "   split overhead, share of the split job's wall",
+            Stats::of(&split.overhead_shares()).show(3),
+            "",
+        ),
+    ];
+    for (item, value, target) in rows {
+        println!("{item:<50} {value:<30} {target}");
+    }
 }
 
 /// The CPU model, core count and ffmpeg version, for the record.
