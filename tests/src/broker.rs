@@ -200,6 +200,14 @@ impl TestPool {
         .await;
     }
 
+    /// Puts `body` into the pool's chunk queue for `encoder`, as any
+    /// program with the worker user's rights could.
+    pub async fn publish_chunk_order(&self, encoder: &str, body: &[u8]) {
+        let properties = BasicProperties::default().with_delivery_mode(2);
+        self.publish_routed("", &self.topology.chunk_queue(encoder), body, properties)
+            .await;
+    }
+
     /// Publishes `body` as it is, mandatory and confirmed, and insists it
     /// reached a queue.
     async fn publish_routed(

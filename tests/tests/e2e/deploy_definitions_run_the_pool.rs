@@ -368,6 +368,7 @@ async fn the_submit_user_may_queue_follow_and_cancel_and_nothing_else() {
         pool.name("heartbeats"),
         pool.name("cancellations"),
         pool.name("control-log"),
+        pool.name("chunks.libx264"),
     ] {
         assert!(
             publish_refused(&connection, "", &queue, &tidy).await,
@@ -391,6 +392,7 @@ async fn the_submit_user_may_queue_follow_and_cancel_and_nothing_else() {
     for queue in [
         pool.name(&format!("muxer.{muxer}")),
         pool.name("dead-letter"),
+        pool.name("chunks.libx264"),
     ] {
         let taken = channel()
             .await

@@ -5,7 +5,9 @@
 //! event names the dead worker for them); two long jobs at once on two
 //! workers (both finish: coordinators help each other, never wait on each
 //! other); and a cancellation mid-job (every chunk stops, nothing is
-//! published, nothing of the chunks is left).
+//! published, nothing of the chunks is left); and forged chunk orders
+//! (not JSON, an input outside the media root, a range before the start),
+//! dropped without opening anything.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -14,6 +16,7 @@ use hlsmux_protocol::{EventState, FailureReason, JobId, JobState};
 use hlsmux_tests::conformance::{Expected, assert_conforms};
 use hlsmux_tests::media::Clip;
 use hlsmux_tests::{PATIENCE, TestEnv, TestWorker, WorkerOptions, hls};
+use hlsmux_worker::metrics::{names, sample};
 
 /// A 24 s clip: four 6 s chunks.
 fn clip() -> Clip {
@@ -299,4 +302,69 @@ async fn cancelling_a_split_job_stops_every_chunk_and_publishes_nothing() {
     );
     assert!(hls::staging_leftovers(&test.output_root()).is_empty());
     assert_eq!(test.pool.dead_letters().await, 0, "not dead-lettered");
+}
+
+#[tokio::test]
+async fn forged_chunk_orders_are_dropped_without_opening_anything() {
+    let test = TestEnv::new("split-forged-orders").await;
+    let worker = test
+        .worker_with(1, WorkerOptions::splitting(&test, 2).consumers(1))
+        .await;
+    // A file outside the media root that a forged order names.
+    let canary = test.elsewhere().join("canary.mp4");
+    clip().write(&canary).await;
+    let canary_bytes = std::fs::read(&canary).expect("canary");
+    let request = |input: &str| {
+        serde_json::json!({
+            "schema": 1,
+            "job_id": JobId::generate(),
+            "muxer_id": 1,
+            "input": input,
+            "output": "forged.hls",
+            "submitted_at": "2026-12-01T00:00:00Z",
+        })
+    };
+    let order = |request: serde_json::Value, start: f64| {
+        serde_json::to_vec(&serde_json::json!({
+            "schema": 1,
+            "request": request,
+            "index": 0,
+            "start_seconds": start,
+            "seconds": 6.0,
+            "first_segment": 0,
+            "plan": "forged",
+            "ordered_at": "2026-12-01T00:00:00Z",
+        }))
+        .expect("json")
+    };
+    let forged: [Vec<u8>; 3] = [
+        b"not a chunk order".to_vec(),
+        order(request("../elsewhere/canary.mp4"), 0.0),
+        order(request("canary.mp4"), -6.0),
+    ];
+    for body in &forged {
+        test.pool.publish_chunk_order("libx264", body).await;
+    }
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let dropped = sample(&worker.metrics().await, names::CHUNKS_DROPPED, &[]);
+        if dropped == Some(3.0) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "dropped: {dropped:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let queue = test.pool.topology().chunk_queue("libx264");
+    assert_eq!(
+        test.pool.messages_in(&queue).await,
+        0,
+        "nothing left to retry"
+    );
+    assert_eq!(
+        sample(&worker.metrics().await, names::CHUNKS_ENCODED, &[]),
+        Some(0.0)
+    );
+    assert_eq!(std::fs::read(&canary).expect("canary"), canary_bytes);
+    assert!(!test.output_root().join(".hlsmux").join("chunks").exists());
+    assert!(!test.output_root().join("forged.hls").exists());
 }
