@@ -57,7 +57,7 @@ async fn main() {
     let started = time::OffsetDateTime::now_utc();
     if args.only_pool_split {
         let split = pool_split::measure(args.repeats).await;
-        print_pool_split(&split);
+        split.print();
         return;
     }
 
@@ -331,7 +331,7 @@ async fn main() {
         println!("{item:<50} {value:<30} {target}");
     }
     println!("{:<50} {:<30} {}", split_row.0, split_row.1, split_row.2);
-    print_pool_split(&pool_split);
+    pool_split.print();
 
     let memory_json: Vec<serde_json::Value> = [&small_board, &roomy]
         .iter()
@@ -346,7 +346,7 @@ async fn main() {
         .collect();
     let results = json!({
         "started_at": started.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
-        "machine": machine(),
+        "machine": measure::machine(),
         "settings": { "preset": encode::PRESET, "threads": encode::THREADS, "segment_seconds": encode::SEGMENT_SECONDS, "repeats": args.repeats },
         "job_overhead_ratio": Stats::of(&overhead).json(),
         "pool_wall_seconds": Stats::of(&pool_walls).json(),
@@ -380,57 +380,4 @@ async fn main() {
     let text = serde_json::to_string_pretty(&results).unwrap_or_default();
     std::fs::write(&args.json, format!("{text}\n")).expect("write results");
     eprintln!("results: {}", args.json.display());
-}
-
-fn print_pool_split(split: &pool_split::PoolSplit) {
-    let rows = [
-        (
-            "9. 120 s 720p: split on 2 workers / whole on 1, wall",
-            Stats::of(&split.ratios()).show(3),
-            "<= 0.60",
-        ),
-        (
-            "   wall s, 1 worker whole / 2 workers split",
-            format!(
-                "{} / {}",
-                Stats::of(&split.one).show(1),
-                Stats::of(&split.two).show(1)
-            ),
-            "",
-        ),
-        (
-            "   split overhead, share of the split job's wall",
-            Stats::of(&split.overhead_shares()).show(3),
-            "",
-        ),
-    ];
-    for (item, value, target) in rows {
-        println!("{item:<50} {value:<30} {target}");
-    }
-}
-
-/// The CPU model, core count and ffmpeg version, for the record.
-fn machine() -> serde_json::Value {
-    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let model = cpuinfo
-        .lines()
-        .find_map(|l| l.strip_prefix("model name"))
-        .map(|l| l.trim_start_matches([' ', '\t', ':']).to_owned())
-        .unwrap_or_default();
-    let ffmpeg = std::process::Command::new("ffmpeg")
-        .arg("-version")
-        .output()
-        .map(|o| {
-            String::from_utf8_lossy(&o.stdout)
-                .lines()
-                .next()
-                .unwrap_or_default()
-                .to_owned()
-        })
-        .unwrap_or_default();
-    json!({
-        "cpu": model,
-        "cores": std::thread::available_parallelism().map(usize::from).unwrap_or(0),
-        "ffmpeg": ffmpeg,
-    })
 }

@@ -1,5 +1,6 @@
 //! Readings of processes and of repeated timings: resident memory and CPU
-//! time from `/proc`, and the median, minimum and maximum of a series.
+//! time from `/proc`, the median, minimum and maximum of a series, and
+//! the machine the figures were taken on.
 
 use std::time::{Duration, Instant};
 
@@ -125,6 +126,32 @@ pub async fn sampling_rss<T>(
         }
     };
     (value, started.elapsed(), peak)
+}
+
+/// The CPU model, core count and ffmpeg version, for the record.
+pub fn machine() -> serde_json::Value {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .map(|l| l.trim_start_matches([' ', '\t', ':']).to_owned())
+        .unwrap_or_default();
+    let ffmpeg = std::process::Command::new("ffmpeg")
+        .arg("-version")
+        .output()
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .unwrap_or_default();
+    json!({
+        "cpu": model,
+        "cores": std::thread::available_parallelism().map(usize::from).unwrap_or(0),
+        "ffmpeg": ffmpeg,
+    })
 }
 
 #[cfg(test)]

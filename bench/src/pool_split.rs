@@ -11,6 +11,7 @@ use hlsmux_tests::media::Clip;
 use hlsmux_tests::{TestEnv, WorkerOptions};
 
 use crate::encode;
+use crate::measure::Stats;
 
 /// 30 s chunks: four of the 120 s clip, two for each worker.
 const CHUNK_SECONDS: &str = "30";
@@ -26,6 +27,34 @@ impl PoolSplit {
     /// Two workers' wall time over one's, run by run.
     pub fn ratios(&self) -> Vec<f64> {
         self.two.iter().zip(&self.one).map(|(t, o)| t / o).collect()
+    }
+
+    /// Prints item 9's rows of the table.
+    pub fn print(&self) {
+        let rows = [
+            (
+                "9. 120 s 720p: split on 2 workers / whole on 1, wall",
+                Stats::of(&self.ratios()).show(3),
+                "<= 0.60",
+            ),
+            (
+                "   wall s, 1 worker whole / 2 workers split",
+                format!(
+                    "{} / {}",
+                    Stats::of(&self.one).show(1),
+                    Stats::of(&self.two).show(1)
+                ),
+                "",
+            ),
+            (
+                "   split overhead, share of the split job's wall",
+                Stats::of(&self.overhead_shares()).show(3),
+                "",
+            ),
+        ];
+        for (item, value, target) in rows {
+            println!("{item:<50} {value:<30} {target}");
+        }
     }
 
     /// The share of the split job's wall time beyond half the whole one.

@@ -10,7 +10,7 @@ use lapin::options::{BasicGetOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
 use lapin::{Channel, Connection};
 
-use super::BrokerError;
+use super::error::BrokerError;
 
 #[derive(Clone)]
 pub struct ChunkQueue {

@@ -4,7 +4,7 @@
 //! drain commands, cancellations), opened afresh on each attempt so that a
 //! side feature's queue being unavailable closes only its own channel.
 
-use hlsmux_amqp::{AmqpUrl, AmqpUrls, HistoryStart, PublishError, declare, stream};
+use hlsmux_amqp::{AmqpUrl, AmqpUrls, HistoryStart, declare, stream};
 use hlsmux_protocol::Topology;
 use lapin::message::Delivery;
 use lapin::options::{
@@ -18,11 +18,13 @@ use futures_util::StreamExt;
 use crate::config::Settings;
 
 mod chunks;
+mod error;
 mod outage;
 pub mod outcome_ledger;
 mod publisher;
 
 pub use chunks::ChunkQueue;
+pub use error::BrokerError;
 pub use outage::Outage;
 use outcome_ledger::OutcomeLedger;
 pub use publisher::Publisher;
@@ -34,29 +36,6 @@ const STRAY_DELIVERY_WAIT: std::time::Duration = std::time::Duration::from_secs(
 /// One job at a time: the broker hands a worker its next job only after the
 /// current one is acknowledged, so queued jobs stay free for other workers.
 const PREFETCH: u16 = 1;
-
-#[derive(Debug, thiserror::Error)]
-pub enum BrokerError {
-    #[error(
-        "cannot reach RabbitMQ at {urls} (last: {source}): is the broker running and the URL right?"
-    )]
-    Connect {
-        urls: AmqpUrls,
-        source: lapin::Error,
-    },
-    #[error("cannot set up queues and exchanges on {url}: {source}")]
-    Topology { url: AmqpUrl, source: lapin::Error },
-    #[error("lost the RabbitMQ connection: {0}")]
-    Lost(#[source] lapin::Error),
-    /// The broker ended a consumer (its queue was deleted, or a node went).
-    #[error("the broker cancelled the {0} consumer")]
-    ConsumerCancelled(&'static str),
-    #[error("lost the RabbitMQ connection while publishing: {0}")]
-    Publish(#[source] PublishError),
-    /// Another task of the session lost it.
-    #[error("a side consumer failed")]
-    SessionLost,
-}
 
 /// Connects to the first of `urls` that answers, in order.
 async fn connect_first(

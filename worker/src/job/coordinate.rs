@@ -105,10 +105,7 @@ impl JobRunner {
             chunks
                 .order(&checked.order)
                 .await
-                .map_err(|error| JobError::ToolUnavailable {
-                    program: "the broker's chunk queue".into(),
-                    source: std::io::Error::other(error.to_string()),
-                })?;
+                .map_err(|error| JobError::ChunkQueue(error.to_string()))?;
         }
         info!(
             chunks = grid.chunks.len(),

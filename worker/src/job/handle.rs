@@ -10,8 +10,9 @@ use tracing::{Instrument, info, info_span, warn};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use super::JobRunner;
+use super::failure::Failure;
 use super::outcome::{Ending, Reported, Settled, report_then_settle};
-use super::produce::{Failure, Produced};
+use super::produce::Produced;
 use crate::blocking;
 use crate::broker::{ChunkQueue, Publisher};
 use crate::health::quarantine::Evidence;

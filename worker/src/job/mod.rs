@@ -1,10 +1,16 @@
 //! One delivered job message, from start to settlement: `handle` parses it
 //! and reports its ending, `spec` fixes what the job asks for, `produce`
-//! drives the pipeline, `room` keeps it to the output volume's free space,
-//! and `outcome` decides how the broker is told.
+//! drives the pipeline (an existing output, the plan, the attempts),
+//! `attempt` runs one attempt to its publish with progress events,
+//! `coordinate` spreads a long job's chunks across the pool and `chunk`
+//! encodes one chunk of any job, `room` keeps it to the output volume's
+//! free space, `failure` says why a job did not finish, and `outcome`
+//! decides how the broker is told.
 
+mod attempt;
 mod chunk;
 mod coordinate;
+mod failure;
 mod handle;
 pub mod outcome;
 mod produce;

@@ -110,6 +110,10 @@ pub enum JobError {
         path: PathBuf,
         cause: String,
     },
+    /// The broker did not take a split job's chunk orders: the job goes
+    /// back to its queue (the chunks already finished are kept).
+    #[error("cannot order chunks into the pool's chunk queue: {0}")]
+    ChunkQueue(String),
     /// A chunk of a split job failed for the input's reason on the worker
     /// that encoded it.
     #[error("chunk {index} failed: {message}")]
@@ -153,6 +157,7 @@ impl JobError {
             | JobError::EncoderCrashed { .. }
             | JobError::Stalled { .. }
             | JobError::Interrupted
+            | JobError::ChunkQueue(_)
             | JobError::StorageFailed(_) => FailureReason::EncodeFailed,
             JobError::Storage { .. } => FailureReason::OutputUnwritable,
         }
@@ -170,9 +175,9 @@ impl JobError {
             }
             JobError::Storage { fault, .. } => Some(fault.requeue_reason()),
             // The machine's random source is a tool the worker needs too.
-            JobError::ToolUnavailable { .. } | JobError::NoRandomness(_) => {
-                Some(RequeueReason::ToolUnavailable)
-            }
+            JobError::ToolUnavailable { .. }
+            | JobError::NoRandomness(_)
+            | JobError::ChunkQueue(_) => Some(RequeueReason::ToolUnavailable),
             JobError::EncoderCrashed { .. } => Some(RequeueReason::EncoderCrashed),
             JobError::Stalled { .. } => Some(RequeueReason::Stalled),
             JobError::Interrupted => Some(RequeueReason::WorkerStopping),
