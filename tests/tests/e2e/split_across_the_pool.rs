@@ -1,7 +1,7 @@
 //! One long video across the pool (issue 21): two workers of a muxer split
-//! a 24 s clip into four 6 s chunks, encode them together (the `done`
+//! a 24 s 360p clip into four 6 s chunks, encode them together (the `done`
 //! event names who encoded each: both did), and the stitched output
-//! conforms and matches the same clip encoded whole by one worker (see
+//! conforms, decodes, plays in hls.js across a join, and matches the same clip encoded whole by one worker (see
 //! `split_compare`). The same in fMP4 and encrypted; a job that asks
 //! `--split off` stays whole; nothing of the chunks is left behind.
 
@@ -11,13 +11,13 @@ use hlsmux_protocol::{JobState, SegmentFormat};
 use hlsmux_tests::conformance::{Expected, assert_conforms};
 use hlsmux_tests::media::Clip;
 use hlsmux_tests::split_compare::{Comparison, RungToCompare, assert_split_matches_whole};
-use hlsmux_tests::{PATIENCE, TestEnv, TestWorker, WorkerOptions, hls};
+use hlsmux_tests::{PATIENCE, TestEnv, TestWorker, WorkerOptions, hls, player};
 
 /// Long enough to split, short enough for a test.
 fn clip() -> Clip {
     Clip {
-        width: 480,
-        height: 270,
+        width: 640,
+        height: 360,
         seconds: 24,
         fps: 25,
         ..Clip::default()
@@ -89,6 +89,15 @@ async fn split_then_whole(name: &str, format: SegmentFormat, encrypted: bool) {
     hls::decode(&split.join("master.m3u8"))
         .await
         .expect("the split output decodes");
+    match player::missing() {
+        Some(reason) => eprintln!("not played in a browser: {reason}"),
+        None => {
+            // Two 2 s segments, a switch, two more: across the join at 6 s.
+            player::play(&[split.join("master.m3u8")], 2, 2)
+                .await
+                .unwrap_or_else(|reports| panic!("hls.js did not play it: {reports}"));
+        }
+    }
     let rungs: Vec<RungToCompare> = rungs
         .iter()
         .map(|rung| RungToCompare {
