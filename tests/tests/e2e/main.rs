@@ -46,6 +46,7 @@ mod side_features_never_stop_jobs;
 mod soak_with_crashing_workers;
 mod split_across_the_pool;
 mod split_output_matches_a_whole_encode;
+mod split_respects_drain_and_quarantine;
 mod split_survives_faults;
 mod stalled_encode_is_requeued;
 mod storage_full_or_read_only;

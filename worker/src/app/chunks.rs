@@ -7,7 +7,7 @@ use super::Worker;
 use crate::broker::BrokerSession;
 use hlsmux_protocol::WorkerState;
 use tokio_util::sync::CancellationToken;
-use tracing::warn;
+use tracing::{error, warn};
 
 impl Worker {
     /// Whether chunks wait for a worker like this one.
@@ -43,15 +43,20 @@ impl Worker {
             self.state.set(WorkerState::Busy, "chunk received");
             let interrupt = shutdown.child_token();
             let stop_on_loss = lost.clone();
-            let disposition = tokio::select! {
-                disposition = self.runner.handle_chunk(&delivery, &interrupt) => disposition,
+            let settled = tokio::select! {
+                settled = self.runner.handle_chunk(&delivery, &interrupt) => settled,
                 () = stop_on_loss.cancelled() => {
                     interrupt.cancel();
                     return;
                 }
             };
-            if let Err(error) = disposition.apply(&delivery.acker).await {
+            if let Err(error) = settled.disposition.apply(&delivery.acker).await {
                 warn!(%error, "could not settle a chunk; the broker will deliver it again");
+            }
+            // A chunk is evidence of the worker's health as a job is.
+            if let Some(reasons) = self.quarantine.record(&settled.evidence) {
+                error!(%reasons, "quarantining this worker: it takes no jobs or chunks until a self-test passes");
+                self.metrics.quarantines.inc();
             }
             self.state.set(WorkerState::Idle, "chunk settled");
         }

@@ -139,6 +139,7 @@ impl Worker {
         shutdown: &CancellationToken,
     ) -> Settled {
         let interrupt = CancellationToken::new();
+        self.runner.set_draining(false);
         let job = self
             .runner
             .handle(delivery, session.events(), session.chunks(), &interrupt);
@@ -150,12 +151,14 @@ impl Worker {
                 () = tokio::time::sleep(GATE_POLL) => {
                     if let Some(reason) = self.gate.drain_requested().await {
                         self.state.set(WorkerState::Draining, &reason.to_string());
+                        self.runner.set_draining(true);
                     }
                 }
                 () = shutdown.cancelled(), if grace_ends.is_none() => {
                     let grace = self.settings.service.shutdown_grace;
                     info!(?grace, "stopping: the job in hand may finish within the grace period");
                     self.state.set(WorkerState::Draining, "shutting down");
+                    self.runner.set_draining(true);
                     grace_ends = Some(tokio::time::Instant::now() + grace);
                 }
                 () = sleep_until_some(grace_ends), if !interrupt.is_cancelled() => {

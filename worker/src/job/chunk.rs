@@ -15,33 +15,49 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info, info_span, warn};
 
 use super::JobRunner;
-use super::outcome::Disposition;
+use super::outcome::{Disposition, Settled};
 use super::spec::JobSpec;
 use crate::blocking;
+use crate::health::quarantine::Evidence;
 use crate::health::storage::StorageHealth;
 use crate::pipeline::input::{probe, validate};
 use crate::pipeline::split::grid::Chunk;
 use crate::pipeline::split::store::{ChunkStore, PartFailure, PartRecord, abandon};
 use crate::pipeline::split::{self, SplitRun};
 use crate::pipeline::{JobError, Retry};
+use hlsmux_protocol::RequeueReason;
 
-/// How a chunk ended here, for the broker.
+/// How a chunk ended here, for the broker and the quarantine.
 #[derive(Debug, PartialEq, Eq)]
 pub enum ChunkEnding {
-    /// Encoded here; or by another worker first; or wanted no more (its
-    /// job is finished or cancelled); or left to its coordinator (a plan
-    /// that differs, a failure recorded for it): the broker forgets it.
+    /// Encoded here, or failed for the input's reason (recorded for the
+    /// coordinator): this worker did its part.
+    Handled,
+    /// Encoded by another worker first; or wanted no more (its job is
+    /// finished or cancelled); or left to its coordinator (a plan that
+    /// differs): the broker forgets it, and it says nothing of this worker.
     Settled,
-    /// Not done here and now (the worker is stopping, or in trouble):
-    /// back to the queue for any worker.
+    /// Not done here and now (the worker is stopping, or its storage is in
+    /// trouble): back to the queue for any worker.
     GiveBack,
+    /// Given back for a reason that points at this worker (ffmpeg crashed
+    /// or stalled, a tool is missing): counts towards its quarantine.
+    Faulted {
+        reason: RequeueReason,
+        detail: String,
+    },
 }
 
 impl ChunkEnding {
-    pub fn disposition(&self) -> Disposition {
+    pub fn settled(self) -> Settled {
         match self {
-            ChunkEnding::Settled => Disposition::Ack,
-            ChunkEnding::GiveBack => Disposition::Requeue,
+            ChunkEnding::Handled => Settled::new(Disposition::Ack, Evidence::WorkerWell),
+            ChunkEnding::Settled => Settled::new(Disposition::Ack, Evidence::Neutral),
+            ChunkEnding::GiveBack => Settled::new(Disposition::Requeue, Evidence::Neutral),
+            ChunkEnding::Faulted { reason, detail } => Settled::new(
+                Disposition::Requeue,
+                Evidence::WorkerFault { reason, detail },
+            ),
         }
     }
 }
@@ -70,18 +86,18 @@ impl JobRunner {
         &self,
         delivery: &Delivery,
         interrupt: &CancellationToken,
-    ) -> Disposition {
+    ) -> Settled {
         let order = match ChunkOrder::from_json(&delivery.data) {
             Ok(order) => order,
             Err(bad) => {
                 warn!(error = %bad, "dropping a message in the chunk queue that is not a chunk order");
                 self.metrics.chunks_dropped.inc();
-                return Disposition::Ack;
+                return ChunkEnding::Settled.settled();
             }
         };
         let waited = (time::OffsetDateTime::now_utc() - order.order.ordered_at).as_seconds_f64();
         self.metrics.chunk_wait_seconds.observe(waited.max(0.0));
-        self.run_chunk(&order, interrupt).await.disposition()
+        self.run_chunk(&order, interrupt).await.settled()
     }
 
     /// Encodes one chunk, or finds it needs no encoding here.
@@ -128,7 +144,7 @@ impl JobRunner {
             let ending = self
                 .settle_chunk(checked, &store, &name, &attempt, encoded, started)
                 .await;
-            if ending == ChunkEnding::GiveBack {
+            if matches!(ending, ChunkEnding::GiveBack | ChunkEnding::Faulted { .. }) {
                 // Another worker (or this one, later) takes it instead.
                 tokio::select! {
                     () = tokio::time::sleep(self.settings.service.requeue_delay) => {}
@@ -166,7 +182,7 @@ impl JobRunner {
                     Ok(first) => {
                         info!(first, seconds = started.elapsed().as_secs_f64(), by = %format!("{}#{}", self.owner.host, self.owner.pid), "chunk encoded");
                         self.metrics.chunks_encoded.inc();
-                        ChunkEnding::Settled
+                        ChunkEnding::Handled
                     }
                     Err(error) => {
                         warn!(%error, "cannot put the chunk in place: giving it back");
@@ -205,7 +221,13 @@ impl JobRunner {
             && matches!(self.storage.health(true).await, StorageHealth::Unhealthy(_));
         if error.retry() == Retry::Transient || storage_trouble {
             warn!(%error, "chunk not encoded for this worker's reasons: giving it back");
-            return ChunkEnding::GiveBack;
+            return match error.requeue_reason() {
+                Some(reason) if reason.is_worker_fault() => ChunkEnding::Faulted {
+                    reason,
+                    detail: error.to_string(),
+                },
+                _ => ChunkEnding::GiveBack,
+            };
         }
         warn!(%error, "chunk failed for the input's reason: its job fails with it");
         let failure = PartFailure {
@@ -213,7 +235,7 @@ impl JobRunner {
             message: error.to_string(),
         };
         match blocking::run(move || store.fail(&name, &failure)).await {
-            Ok(()) => ChunkEnding::Settled,
+            Ok(()) => ChunkEnding::Handled,
             Err(error) => {
                 warn!(%error, "cannot record the chunk's failure: giving it back");
                 ChunkEnding::GiveBack

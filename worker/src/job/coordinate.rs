@@ -270,11 +270,14 @@ impl JobRunner {
     }
 
     /// Encodes the next chunk in the queue, whoever's it is. False when
-    /// the queue is empty (or cannot be read).
+    /// the queue is empty (or cannot be read), or the worker is draining.
     async fn help_with_one_chunk(&self, chunks: &ChunkQueue, cancel: &CancellationToken) -> bool {
+        if self.draining.load(std::sync::atomic::Ordering::Relaxed) {
+            return false;
+        }
         match chunks.take().await {
             Ok(Some(delivery)) => {
-                let disposition = self.handle_chunk(&delivery, cancel).await;
+                let disposition = self.handle_chunk(&delivery, cancel).await.disposition;
                 if let Err(error) = disposition.apply(&delivery.acker).await {
                     warn!(%error, "could not settle a chunk; the broker will deliver it again");
                 }

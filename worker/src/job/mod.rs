@@ -18,6 +18,7 @@ mod room;
 mod spec;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::cancellations::Cancellations;
 use crate::config::Settings;
@@ -37,6 +38,9 @@ pub struct JobRunner {
     pub(super) state: Arc<StateTracker>,
     pub(super) cancellations: Cancellations,
     pub(super) owner: StagingOwner,
+    /// The worker is asked to drain: a coordinator then takes no other
+    /// job's chunks while it waits, and encodes its own chunks itself.
+    pub(super) draining: Arc<AtomicBool>,
 }
 
 impl JobRunner {
@@ -57,6 +61,12 @@ impl JobRunner {
             state,
             cancellations,
             owner: StagingOwner::this_process(worker_name),
+            draining: Arc::default(),
         }
+    }
+
+    /// Says whether the worker is asked to drain (see `draining`).
+    pub fn set_draining(&self, draining: bool) {
+        self.draining.store(draining, Ordering::Relaxed);
     }
 }
