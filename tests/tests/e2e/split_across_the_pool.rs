@@ -12,6 +12,7 @@ use hlsmux_tests::conformance::{Expected, assert_conforms};
 use hlsmux_tests::media::Clip;
 use hlsmux_tests::split_compare::{Comparison, RungToCompare, assert_split_matches_whole};
 use hlsmux_tests::{PATIENCE, TestEnv, TestWorker, WorkerOptions, hls, player};
+use hlsmux_worker::metrics::{names, sample};
 
 /// Long enough to split, short enough for a test.
 fn clip() -> Clip {
@@ -142,4 +143,54 @@ async fn two_workers_encode_one_long_clip_together_as_one_worker_would() {
 async fn two_workers_split_encrypted_and_fmp4_outputs_alike() {
     split_then_whole("encrypted", SegmentFormat::Mpegts, true).await;
     split_then_whole("fmp4", SegmentFormat::Fmp4, false).await;
+}
+
+#[tokio::test]
+async fn the_pool_shows_whose_chunk_a_worker_is_on_and_counts_chunks() {
+    let test = TestEnv::new("split-pool-visible").await;
+    let often = |options: WorkerOptions| {
+        let mut options = options;
+        options
+            .env
+            .push(("HLSMUX_HEARTBEAT_INTERVAL_SECONDS".into(), "1".into()));
+        options
+    };
+    let workers = [
+        test.worker_with(1, often(WorkerOptions::splitting(&test, 1).consumers(1)))
+            .await,
+        test.worker_with(1, often(WorkerOptions::splitting(&test, 1).consumers(2)))
+            .await,
+    ];
+    let input = clip().write(&test.media_root().join("long.mp4")).await;
+    let mut events = test.pool.events().await;
+    let job = test
+        .submit_ok(&input, &["--muxer", "1", "--json"])
+        .await
+        .submitted_job_id();
+    // `hlsmux workers` names the chunk in hand and whose job it is.
+    let wanted = format!("{job} chunk ");
+    let deadline = std::time::Instant::now() + PATIENCE;
+    loop {
+        let table = test.cli(&["workers"]).await.stdout;
+        if table.contains(&wanted) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no worker shown on a chunk of {job}:\n{table}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    }
+    let end = events.final_event(job, PATIENCE).await;
+    assert!(matches!(end.state, JobState::Done { .. }), "{end:#?}");
+    // Every chunk is counted where it was encoded, and so is its wait.
+    let mut encoded = 0.0;
+    let mut waits = 0.0;
+    for worker in &workers {
+        let metrics = worker.metrics().await;
+        encoded += sample(&metrics, names::CHUNKS_ENCODED, &[]).unwrap_or(0.0);
+        waits += sample(&metrics, &format!("{}_count", names::CHUNK_WAIT), &[]).unwrap_or(0.0);
+    }
+    assert_eq!(encoded, 4.0, "four chunks encoded across the pool");
+    assert!(waits >= 4.0, "every chunk's wait observed: {waits}");
 }
