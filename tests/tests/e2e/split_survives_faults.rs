@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use hlsmux_protocol::{EventState, FailureReason, JobId, JobState};
 use hlsmux_tests::conformance::{Expected, assert_conforms};
-use hlsmux_tests::media::Clip;
+use hlsmux_tests::media::{Clip, write_script};
 use hlsmux_tests::{PATIENCE, TestEnv, TestWorker, WorkerOptions, hls};
 use hlsmux_worker::metrics::{names, sample};
 
@@ -367,4 +367,45 @@ async fn forged_chunk_orders_are_dropped_without_opening_anything() {
     assert_eq!(std::fs::read(&canary).expect("canary"), canary_bytes);
     assert!(!test.output_root().join(".hlsmux").join("chunks").exists());
     assert!(!test.output_root().join("forged.hls").exists());
+}
+
+#[tokio::test]
+async fn a_chunk_that_fails_for_the_input_fails_the_job_with_its_reason() {
+    let test = TestEnv::new("split-chunk-fails").await;
+    // An input whose second chunk (from 6 s) cannot be decoded, as ffmpeg
+    // says of a damaged stretch; the rest of it encodes.
+    let damaged = write_script(
+        &test.path().join("ffmpeg-damaged-at-6s"),
+        r#"case "$*" in *"-ss 6.000000"*) echo "Invalid data found when processing input" >&2; exit 1;; esac
+exec ffmpeg -readrate 2 "$@""#,
+    );
+    let mut options = WorkerOptions::splitting(&test, 2).consumers(1);
+    options.ffmpeg = Some(damaged);
+    let _worker = test.worker_with(1, options).await;
+    let input = clip().write(&test.media_root().join("long.mp4")).await;
+    let mut events = test.pool.events().await;
+    let job = test
+        .submit_ok(&input, &["--muxer", "1", "--json"])
+        .await
+        .submitted_job_id();
+    let end = events.final_event(job, PATIENCE).await;
+    let JobState::Failed { reason, message } = &end.state else {
+        panic!("the job fails: {end:#?}");
+    };
+    assert_eq!(*reason, FailureReason::EncodeFailed, "{message}");
+    assert!(
+        message.contains("chunk 1") && message.contains("Invalid data found"),
+        "the reason names the chunk and what ffmpeg said: {message}"
+    );
+    assert!(
+        !test.output_root().join("long.mp4.hls").exists(),
+        "nothing published"
+    );
+    assert!(!chunk_store(&test, job).exists(), "the chunks are removed");
+    assert_eq!(
+        test.pool.wait_for_dead_letters(1, PATIENCE).await,
+        1,
+        "the job is dead-lettered, for `hlsmux dlq`"
+    );
+    assert!(input.exists(), "the input stays");
 }
