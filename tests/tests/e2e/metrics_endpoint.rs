@@ -33,12 +33,15 @@ async fn a_worker_that_finished_a_job_exports_what_it_did_and_what_it_runs_on() 
     test.submit_ok(&clip, &["--muxer", "1", "--wait"]).await;
 
     // The worker counts the job once its `done` is confirmed and read back
-    // from the history, a moment after `--wait` saw it.
+    // from the history, a moment after `--wait` saw it, and is idle again
+    // once it has acknowledged the job (a moment later still, on a loaded
+    // machine).
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
     let text = loop {
         let (status, text) = http::get(worker.metrics_addr, "/metrics").await;
         assert_eq!(status, 200);
-        let counted = sample(&text, names::JOBS_FINISHED, &[("outcome", "done")]).is_some();
+        let counted = sample(&text, names::JOBS_FINISHED, &[("outcome", "done")]).is_some()
+            && sample(&text, names::WORKER_STATE, &[("state", "idle")]) == Some(1.0);
         if counted || tokio::time::Instant::now() >= deadline {
             break text;
         }
