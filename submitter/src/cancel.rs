@@ -38,16 +38,7 @@ pub async fn run(pool: &PoolArgs, args: CancelArgs) -> Result<(), CliError> {
     let publisher = broker.publisher().await?;
     let by = who_asks();
     for job in &args.jobs {
-        let request = CancelRequest::new(*job, by.clone());
-        broker
-            .publish_command(
-                &publisher,
-                &broker.topology().cancellations_exchange(),
-                "",
-                &format!("cancel-{job}"),
-                &request,
-            )
-            .await?;
+        send(&broker, &publisher, *job, &by).await?;
         let where_it_is = match latest(*job) {
             Some(summary) if summary.state == "running" => format!(
                 "running on muxer {} ({}): it stops within seconds",
@@ -96,6 +87,27 @@ pub async fn run(pool: &PoolArgs, args: CancelArgs) -> Result<(), CliError> {
     }
 }
 
-fn has_ended(summary: &JobSummary) -> bool {
+/// Sends one cancellation into the pool's cancellations stream (for the
+/// CLI and the gateway alike).
+pub async fn send(
+    broker: &Broker,
+    publisher: &lapin::Channel,
+    job: JobId,
+    by: &str,
+) -> Result<(), CliError> {
+    let request = CancelRequest::new(job, by.to_owned());
+    broker
+        .publish_command(
+            publisher,
+            &broker.topology().cancellations_exchange(),
+            "",
+            &format!("cancel-{job}"),
+            &request,
+        )
+        .await
+}
+
+/// Whether the job's latest state is an end (`done` or `failed`).
+pub fn has_ended(summary: &JobSummary) -> bool {
     matches!(summary.state, "done" | "failed")
 }

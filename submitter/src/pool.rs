@@ -46,8 +46,20 @@ pub struct PoolView {
 
 pub async fn workers(pool: &PoolArgs, args: WorkersArgs) -> Result<(), CliError> {
     let broker = Broker::connect(pool).await?;
+    let view = view(&broker).await?;
+    if args.json {
+        println!("{}", serde_json::to_string(&view).unwrap_or_default());
+        return Ok(());
+    }
+    print_table(&view, OffsetDateTime::now_utc());
+    Ok(())
+}
+
+/// The pool as its heartbeats and queue counts show it now (for the CLI
+/// and the gateway alike).
+pub async fn view(broker: &Broker) -> Result<PoolView, CliError> {
     let heartbeats: Vec<Heartbeat> = read_stream(
-        &broker,
+        broker,
         &broker.topology().heartbeat_stream(),
         HistoryStart::ago(LOOK_BACK),
     )
@@ -83,13 +95,7 @@ pub async fn workers(pool: &PoolArgs, args: WorkersArgs) -> Result<(), CliError>
             in_hand,
         });
     }
-    let view = PoolView { workers, queues };
-    if args.json {
-        println!("{}", serde_json::to_string(&view).unwrap_or_default());
-        return Ok(());
-    }
-    print_table(&view, now);
-    Ok(())
+    Ok(PoolView { workers, queues })
 }
 
 fn print_table(view: &PoolView, now: OffsetDateTime) {

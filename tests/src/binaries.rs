@@ -13,6 +13,10 @@ pub fn cli() -> PathBuf {
     target_dir().join("hlsmux")
 }
 
+pub fn gateway() -> PathBuf {
+    target_dir().join("hlsmux-gateway")
+}
+
 pub fn deploy() -> PathBuf {
     target_dir().join("hlsmux-deploy")
 }
@@ -26,7 +30,7 @@ fn target_dir() -> &'static Path {
         let mut command = Command::new(env!("CARGO"));
         command.args(["build", "--quiet", "--manifest-path", manifest]);
         command.args(["-p", "hlsmux-worker", "-p", "hlsmux-submitter"]);
-        command.args(["-p", "hlsmux-deploy", "--bins"]);
+        command.args(["-p", "hlsmux-deploy", "-p", "hlsmux-gateway", "--bins"]);
         if !cfg!(debug_assertions) {
             command.arg("--release");
         }

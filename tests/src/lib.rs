@@ -13,6 +13,7 @@ mod cli;
 pub mod cluster;
 pub mod conformance;
 mod env;
+pub mod gateway;
 pub mod hls;
 pub mod http;
 pub mod layers;

@@ -1,0 +1,84 @@
+//! `hlsmux-gateway`: the pool's HTTP front door for programs (a CMS, an
+//! upload form, a recording system). It speaks to the pool only through
+//! RabbitMQ and the shared media root, with the CLI's own code, as the
+//! broker's submit user: queue, follow and cancel, nothing else.
+//!
+//! `api_error` (every refusal as JSON with a stable code), `tokens`
+//! (bearer tokens, stored hashed, with rights), `routes`, `jobs` (the
+//! work, through `hlsmux_submitter`).
+
+mod api_error;
+mod jobs;
+mod routes;
+pub mod tokens;
+
+use std::convert::Infallible;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use hlsmux_submitter::broker::Broker;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info};
+
+pub use routes::MAX_BODY_BYTES;
+use tokens::Tokens;
+
+/// How long a client may take to send its request head: a slow one holds
+/// a connection, and no more than this.
+const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The gateway's state, shared by every connection.
+pub struct Gateway {
+    broker: Broker,
+    tokens: Tokens,
+    media_root: PathBuf,
+}
+
+impl Gateway {
+    pub fn new(broker: Broker, tokens: Tokens, media_root: PathBuf) -> Self {
+        Self {
+            broker,
+            tokens,
+            media_root,
+        }
+    }
+
+    /// Serves HTTP/1 on `listener` until `shutdown`.
+    pub async fn serve(self, listener: TcpListener, shutdown: CancellationToken) {
+        let gateway = Arc::new(self);
+        info!(address = ?listener.local_addr().ok(), "gateway listening");
+        loop {
+            let (stream, peer) = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok(accepted) => accepted,
+                    Err(error) => {
+                        debug!(%error, "accept failed");
+                        continue;
+                    }
+                },
+                () = shutdown.cancelled() => return,
+            };
+            let gateway = Arc::clone(&gateway);
+            tokio::spawn(async move {
+                let service = service_fn(move |request| {
+                    let gateway = Arc::clone(&gateway);
+                    async move { Ok::<_, Infallible>(gateway.respond(request).await) }
+                });
+                let mut builder = http1::Builder::new();
+                builder
+                    .timer(hyper_util::rt::TokioTimer::new())
+                    .header_read_timeout(HEADER_READ_TIMEOUT);
+                if let Err(error) = builder
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await
+                {
+                    debug!(%peer, %error, "connection ended");
+                }
+            });
+        }
+    }
+}

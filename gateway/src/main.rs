@@ -1,0 +1,85 @@
+//! `hlsmux-gateway`: arguments, telemetry, the broker, the token file, the
+//! listener; then serve until SIGTERM or Ctrl-C.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use hlsmux_gateway::Gateway;
+use hlsmux_gateway::tokens::Tokens;
+use hlsmux_submitter::broker::Broker;
+use hlsmux_submitter::cli::PoolArgs;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser, Debug)]
+#[command(name = "hlsmux-gateway", about = "The pool's HTTP jobs API")]
+struct Args {
+    /// Where to listen (port 0: any free port, written to --address-file).
+    #[arg(long, env = "HLSMUX_GATEWAY_LISTEN", default_value = "127.0.0.1:8480")]
+    listen: SocketAddr,
+    /// The token file (TOML: name, sha256 of the token, rights).
+    #[arg(long, env = "HLSMUX_GATEWAY_TOKENS")]
+    tokens: PathBuf,
+    /// A file to write the address listened on to, once listening.
+    #[arg(long)]
+    address_file: Option<PathBuf>,
+    #[command(flatten)]
+    pool: PoolArgs,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    let telemetry = hlsmux_telemetry::init(hlsmux_telemetry::TelemetryConfig {
+        service_name: "hlsmux-gateway",
+        default_filter: "info,lapin=off",
+        format: args.pool.log_format,
+        otlp_endpoint: args.pool.otlp_endpoint.as_deref(),
+    });
+    // Held to the end: dropping it flushes the traces.
+    let _telemetry = match telemetry {
+        Ok(guard) => guard,
+        Err(error) => {
+            eprintln!("hlsmux-gateway: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match run(args).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("hlsmux-gateway: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> Result<(), String> {
+    let tokens = Tokens::load(&args.tokens).map_err(|error| error.to_string())?;
+    let broker = Broker::connect(&args.pool)
+        .await
+        .map_err(|error| error.to_string())?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|error| format!("cannot listen on {}: {error}", args.listen))?;
+    if let Some(file) = &args.address_file {
+        let address = listener.local_addr().map_err(|error| error.to_string())?;
+        std::fs::write(file, address.to_string())
+            .map_err(|error| format!("cannot write {}: {error}", file.display()))?;
+    }
+    let shutdown = CancellationToken::new();
+    let stop = shutdown.clone();
+    tokio::spawn(async move {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+        stop.cancel();
+    });
+    Gateway::new(broker, tokens, args.pool.media_root.clone())
+        .serve(listener, shutdown)
+        .await;
+    Ok(())
+}

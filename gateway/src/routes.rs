@@ -1,0 +1,218 @@
+//! The routes: `/healthz` and `/readyz` open to all, everything under
+//! `/v1` behind a bearer token with the right it needs.
+
+use hlsmux_protocol::{JobId, MuxerId};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::{Bytes, Incoming};
+use hyper::{Method, Request, Response, StatusCode};
+use serde_json::json;
+
+use crate::Gateway;
+use crate::api_error::{ApiError, json_response};
+use crate::jobs;
+use crate::tokens::{Caller, Right};
+
+/// The largest request body: a submission is a few hundred bytes.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+impl Gateway {
+    pub(crate) async fn respond(&self, request: Request<Incoming>) -> Response<Full<Bytes>> {
+        match self.route(request).await {
+            Ok(response) => response,
+            Err(error) => error.response(),
+        }
+    }
+
+    async fn route(&self, request: Request<Incoming>) -> Result<Response<Full<Bytes>>, ApiError> {
+        let path = request.uri().path().to_owned();
+        let method = request.method().clone();
+        match (&method, path.as_str()) {
+            (&Method::GET, "/healthz") => {
+                return Ok(json_response(StatusCode::OK, &json!({"status": "ok"})));
+            }
+            (&Method::GET, "/readyz") => return Ok(self.readiness().await),
+            _ => {}
+        }
+        let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        let caller = self.caller(&request)?;
+        match (&method, segments.as_slice()) {
+            (&Method::POST, ["v1", "jobs"]) => {
+                need(&caller, Right::Submit)?;
+                let body = read_body(request).await?;
+                let submission = serde_json::from_slice(&body).map_err(|error| {
+                    ApiError::bad_request(
+                        "bad_body",
+                        format!("the body is not a submission: {error}"),
+                    )
+                })?;
+                let accepted = jobs::submit(&self.broker, &self.media_root, submission).await?;
+                Ok(json_response(StatusCode::ACCEPTED, &accepted))
+            }
+            (&Method::GET, ["v1", "jobs"]) => {
+                need(&caller, Right::Read)?;
+                let query = Query::parse(request.uri().query())?;
+                let listed = jobs::jobs(&self.broker, query.state.as_deref(), query.muxer).await?;
+                Ok(json_response(StatusCode::OK, &listed))
+            }
+            (&Method::GET, ["v1", "jobs", id]) => {
+                need(&caller, Right::Read)?;
+                Ok(json_response(
+                    StatusCode::OK,
+                    &jobs::job(&self.broker, job_id(id)?).await?,
+                ))
+            }
+            (&Method::DELETE, ["v1", "jobs", id]) => {
+                need(&caller, Right::Cancel)?;
+                let by = format!("gateway token {}", caller.name);
+                let cancelled = jobs::cancel(&self.broker, job_id(id)?, &by).await?;
+                Ok(json_response(StatusCode::ACCEPTED, &cancelled))
+            }
+            (&Method::GET, ["v1", "workers"]) => {
+                need(&caller, Right::Read)?;
+                Ok(json_response(
+                    StatusCode::OK,
+                    &jobs::workers(&self.broker).await?,
+                ))
+            }
+            _ => Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "no_such_route",
+                format!("no {method} {path}: see /v1/jobs and /v1/workers"),
+            )),
+        }
+    }
+
+    /// The caller the request's bearer token stands for.
+    fn caller(&self, request: &Request<Incoming>) -> Result<Caller, ApiError> {
+        let header = request
+            .headers()
+            .get(hyper::header::AUTHORIZATION)
+            .ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "unauthorized",
+                    "send a token: Authorization: Bearer TOKEN",
+                )
+            })?;
+        let token = header
+            .to_str()
+            .ok()
+            .and_then(|value| value.strip_prefix("Bearer "))
+            .ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "unauthorized",
+                    "the Authorization header must be `Bearer TOKEN`",
+                )
+            })?;
+        self.tokens.caller(token.trim()).cloned().ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "bad_token",
+                "this token is not known",
+            )
+        })
+    }
+
+    async fn readiness(&self) -> Response<Full<Bytes>> {
+        match self.broker.channel().await {
+            Ok(channel) => {
+                let _ = channel.close(200, "ready check".into()).await;
+                json_response(StatusCode::OK, &json!({"status": "ready"}))
+            }
+            Err(error) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "broker_unavailable",
+                error.to_string(),
+            )
+            .response(),
+        }
+    }
+}
+
+fn need(caller: &Caller, right: Right) -> Result<(), ApiError> {
+    if caller.may(right) {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!(
+                "token {:?} lacks the right `{}` this needs",
+                caller.name,
+                right.as_str()
+            ),
+        ))
+    }
+}
+
+fn job_id(text: &str) -> Result<JobId, ApiError> {
+    text.parse()
+        .map_err(|_| ApiError::bad_request("bad_job_id", format!("{text:?} is not a job ID")))
+}
+
+/// Reads a body of at most `MAX_BODY_BYTES`.
+async fn read_body(request: Request<Incoming>) -> Result<Bytes, ApiError> {
+    Limited::new(request.into_body(), MAX_BODY_BYTES)
+        .collect()
+        .await
+        .map(http_body_util::Collected::to_bytes)
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                format!("a request body may be at most {MAX_BODY_BYTES} bytes"),
+            )
+        })
+}
+
+/// `GET /v1/jobs`'s filters.
+#[derive(Default)]
+struct Query {
+    state: Option<String>,
+    muxer: Option<MuxerId>,
+}
+
+impl Query {
+    fn parse(query: Option<&str>) -> Result<Self, ApiError> {
+        let mut parsed = Self::default();
+        for pair in query
+            .unwrap_or_default()
+            .split('&')
+            .filter(|p| !p.is_empty())
+        {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            match key {
+                "state" => {
+                    if !["running", "requeued", "done", "failed"].contains(&value) {
+                        return Err(ApiError::bad_request(
+                            "bad_query",
+                            format!("state {value:?}: use running, requeued, done or failed"),
+                        ));
+                    }
+                    parsed.state = Some(value.to_owned());
+                }
+                "muxer" => {
+                    let muxer = value
+                        .parse::<u16>()
+                        .ok()
+                        .and_then(|id| MuxerId::new(id).ok())
+                        .ok_or_else(|| {
+                            ApiError::bad_request(
+                                "bad_query",
+                                format!("muxer {value:?} is not a muxer ID"),
+                            )
+                        })?;
+                    parsed.muxer = Some(muxer);
+                }
+                other => {
+                    return Err(ApiError::bad_request(
+                        "bad_query",
+                        format!("unknown filter {other:?}: use state and muxer"),
+                    ));
+                }
+            }
+        }
+        Ok(parsed)
+    }
+}

@@ -1,0 +1,86 @@
+//! A real `hlsmux-gateway` process in a test's world, with a token file
+//! written for it.
+
+use std::net::SocketAddr;
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::process::{Child, Command};
+
+use crate::{TestEnv, binaries, http};
+
+pub struct TestGateway {
+    _child: Child,
+    pub address: SocketAddr,
+}
+
+impl TestGateway {
+    /// Starts a gateway knowing `tokens` (the token, and its rights as
+    /// the token file spells them), and waits until it answers.
+    pub async fn spawn(test: &TestEnv, tokens: &[(&str, &[&str])]) -> Self {
+        let mut file = String::new();
+        for (index, (token, rights)) in tokens.iter().enumerate() {
+            let rights: Vec<String> = rights.iter().map(|r| format!("{r:?}")).collect();
+            file.push_str(&format!(
+                "[[token]]\nname = \"token-{index}\"\nsha256 = \"{}\"\nrights = [{}]\n",
+                hlsmux_gateway::tokens::digest(token),
+                rights.join(", ")
+            ));
+        }
+        let tokens_path = test.path().join("gateway-tokens.toml");
+        std::fs::write(&tokens_path, file).expect("token file");
+        let address_file = test.path().join("gateway-address");
+        let log = std::fs::File::create(test.path().join("gateway.log")).expect("log");
+        let child = Command::new(binaries::gateway())
+            .args(["--listen", "127.0.0.1:0", "--tokens"])
+            .arg(&tokens_path)
+            .arg("--address-file")
+            .arg(&address_file)
+            .envs(test.hlsmux_env())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .expect("the gateway starts");
+        let deadline = std::time::Instant::now() + crate::PATIENCE;
+        let address = loop {
+            if let Some(address) = std::fs::read_to_string(&address_file)
+                .ok()
+                .and_then(|text| text.trim().parse().ok())
+            {
+                break address;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the gateway never listened; it said: {}",
+                std::fs::read_to_string(test.path().join("gateway.log")).unwrap_or_default()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        Self {
+            _child: child,
+            address,
+        }
+    }
+
+    /// `method path` with `token` as its bearer (none when empty) and a
+    /// JSON `body`; the status and the body parsed as JSON.
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: &str,
+        body: Option<&serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let bearer = format!("Bearer {token}");
+        let mut headers = vec![("Content-Type", "application/json")];
+        if !token.is_empty() {
+            headers.push(("Authorization", bearer.as_str()));
+        }
+        let bytes = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
+        let (status, text) = http::request(self.address, method, path, &headers, &bytes).await;
+        let json = serde_json::from_str(text.trim()).unwrap_or(serde_json::Value::Null);
+        (status, json)
+    }
+}

@@ -1,0 +1,312 @@
+//! The HTTP front door (issue 23, its first part): a program submits a
+//! video by its path under the media root, follows it to `done` and reads
+//! the pool over HTTP, and cancels a running job; every refusal is JSON
+//! with a stable code: no token, an unknown token, a token without the
+//! right, a path out of the media root (a canary outside it is never
+//! read), a missing input, a malformed or oversized body.
+
+use std::time::{Duration, Instant};
+
+use hlsmux_tests::gateway::TestGateway;
+use hlsmux_tests::media::Clip;
+use hlsmux_tests::{PATIENCE, TestEnv, WorkerOptions};
+use serde_json::{Value, json};
+
+const SUBMITTER: &str = "t0ken-for-the-cms";
+const READER: &str = "t0ken-for-a-dashboard";
+const OPERATOR: &str = "t0ken-for-the-operator";
+
+async fn gateway(test: &TestEnv) -> TestGateway {
+    TestGateway::spawn(
+        test,
+        &[
+            (SUBMITTER, &["submit", "read", "cancel"]),
+            (READER, &["read"]),
+            (OPERATOR, &["admin"]),
+        ],
+    )
+    .await
+}
+
+/// Polls `GET /v1/jobs/{id}` until the job's state is `state`.
+async fn wait_for_state(gateway: &TestGateway, job: &str, state: &str) -> Value {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let (status, body) = gateway
+            .call("GET", &format!("/v1/jobs/{job}"), READER, None)
+            .await;
+        if status == 200 && body["job"]["state"] == state {
+            return body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "job {job} never reached {state}: {status} {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_program_submits_follows_and_reads_the_pool_over_http() {
+    let test = TestEnv::new("gateway-jobs").await;
+    let _worker = test.worker(1).await;
+    let gateway = gateway(&test).await;
+    std::fs::create_dir_all(test.media_root().join("uploads")).expect("uploads");
+    Clip::default()
+        .write(&test.media_root().join("uploads/talk.mp4"))
+        .await;
+
+    let (status, health) = gateway.call("GET", "/healthz", "", None).await;
+    assert_eq!((status, health["status"].as_str()), (200, Some("ok")));
+    let (status, _) = gateway.call("GET", "/readyz", "", None).await;
+    assert_eq!(status, 200);
+
+    let submission = json!({ "input": "uploads/talk.mp4", "segment_seconds": 2 });
+    let (status, accepted) = gateway
+        .call("POST", "/v1/jobs", SUBMITTER, Some(&submission))
+        .await;
+    assert_eq!(status, 202, "{accepted}");
+    let job = accepted["job_id"].as_str().expect("a job ID").to_owned();
+    assert_eq!(accepted["output"], "uploads/talk.mp4.hls");
+
+    let done = wait_for_state(&gateway, &job, "done").await;
+    let states: Vec<&str> = done["events"]
+        .as_array()
+        .expect("a timeline")
+        .iter()
+        .filter_map(|event| event["state"].as_str())
+        .collect();
+    assert!(
+        states.contains(&"started") && states.last() == Some(&"done"),
+        "{states:?}"
+    );
+    assert!(
+        test.output_root()
+            .join("uploads/talk.mp4.hls/master.m3u8")
+            .exists()
+    );
+
+    let (status, listed) = gateway
+        .call("GET", "/v1/jobs?state=done&muxer=1", READER, None)
+        .await;
+    assert_eq!(status, 200, "{listed}");
+    assert!(
+        listed["jobs"]
+            .as_array()
+            .expect("jobs")
+            .iter()
+            .any(|j| j["job_id"] == job.as_str())
+    );
+    let (status, pool) = gateway.call("GET", "/v1/workers", READER, None).await;
+    assert_eq!(status, 200, "{pool}");
+    assert_eq!(pool["workers"].as_array().map(Vec::len), Some(1), "{pool}");
+}
+
+#[tokio::test]
+async fn a_running_job_is_cancelled_over_http_and_an_ended_one_cannot_be() {
+    let test = TestEnv::new("gateway-cancel").await;
+    let _worker = test.worker_with(1, WorkerOptions::realtime(&test)).await;
+    let gateway = gateway(&test).await;
+    Clip {
+        seconds: 20,
+        ..Clip::default()
+    }
+    .write(&test.media_root().join("long.mp4"))
+    .await;
+    let (status, accepted) = gateway
+        .call(
+            "POST",
+            "/v1/jobs",
+            SUBMITTER,
+            Some(&json!({ "input": "long.mp4" })),
+        )
+        .await;
+    assert_eq!(status, 202, "{accepted}");
+    let job = accepted["job_id"].as_str().expect("a job ID").to_owned();
+    wait_for_state(&gateway, &job, "running").await;
+    let (status, refused) = gateway
+        .call("DELETE", &format!("/v1/jobs/{job}"), READER, None)
+        .await;
+    assert_eq!(
+        (status, refused["error"]["code"].as_str()),
+        (403, Some("forbidden"))
+    );
+    let (status, cancelled) = gateway
+        .call("DELETE", &format!("/v1/jobs/{job}"), SUBMITTER, None)
+        .await;
+    assert_eq!(status, 202, "{cancelled}");
+    let failed = wait_for_state(&gateway, &job, "failed").await;
+    assert_eq!(failed["job"]["reason"], "cancelled", "{failed}");
+    assert!(
+        failed["job"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("gateway token")),
+        "the message says who: {failed}"
+    );
+    assert!(!test.output_root().join("long.mp4.hls").exists());
+    let (status, again) = gateway
+        .call("DELETE", &format!("/v1/jobs/{job}"), OPERATOR, None)
+        .await;
+    assert_eq!(
+        (status, again["error"]["code"].as_str()),
+        (409, Some("already_ended")),
+        "{again}"
+    );
+}
+
+/// A request, and the status and code it must be refused with: method,
+/// path, token, body, status, code.
+type Refusal<'a> = (&'a str, &'a str, &'a str, Option<Value>, u16, &'a str);
+
+#[tokio::test]
+async fn every_refusal_is_json_with_its_own_code_and_nothing_outside_the_root_is_read() {
+    let test = TestEnv::new("gateway-refusals").await;
+    let _worker = test.worker(1).await;
+    let gateway = gateway(&test).await;
+    let canary = test.elsewhere().join("canary.mp4");
+    Clip::default().write(&canary).await;
+    let canary_bytes = std::fs::read(&canary).expect("canary");
+    // A link inside the media root that points out of it.
+    std::os::unix::fs::symlink(&canary, test.media_root().join("link.mp4")).expect("symlink");
+    std::fs::write(test.media_root().join("empty.mp4"), b"").expect("empty");
+
+    let submit = |input: &str| json!({ "input": input });
+    let cases: Vec<Refusal> = vec![
+        (
+            "POST",
+            "/v1/jobs",
+            "",
+            Some(submit("talk.mp4")),
+            401,
+            "unauthorized",
+        ),
+        (
+            "POST",
+            "/v1/jobs",
+            "not-a-known-token",
+            Some(submit("talk.mp4")),
+            401,
+            "bad_token",
+        ),
+        (
+            "POST",
+            "/v1/jobs",
+            READER,
+            Some(submit("talk.mp4")),
+            403,
+            "forbidden",
+        ),
+        (
+            "POST",
+            "/v1/jobs",
+            SUBMITTER,
+            Some(submit("../elsewhere/canary.mp4")),
+            400,
+            "input_outside_root",
+        ),
+        (
+            "POST",
+            "/v1/jobs",
+            SUBMITTER,
+            Some(submit("/etc/passwd")),
+            400,
+            "input_outside_root",
+        ),
+        (
+            "POST",
+            "/v1/jobs",
+            SUBMITTER,
+            Some(submit("link.mp4")),
+            400,
+            "input_outside_root",
+        ),
+        (
+            "POST",
+            "/v1/jobs",
+            SUBMITTER,
+            Some(submit("missing.mp4")),
+            400,
+            "input_missing",
+        ),
+        (
+            "POST",
+            "/v1/jobs",
+            SUBMITTER,
+            Some(submit("empty.mp4")),
+            400,
+            "input_unusable",
+        ),
+        (
+            "POST",
+            "/v1/jobs",
+            SUBMITTER,
+            Some(json!({ "input": "x.mp4", "name": "../../etc" })),
+            400,
+            "bad_name",
+        ),
+        (
+            "POST",
+            "/v1/jobs",
+            SUBMITTER,
+            Some(json!({ "input": "x.mp4", "shell": "rm -rf /" })),
+            400,
+            "bad_body",
+        ),
+        ("GET", "/v1/jobs/not-an-id", READER, None, 400, "bad_job_id"),
+        (
+            "GET",
+            "/v1/jobs/0b9c6c1e-0000-4000-8000-000000000000",
+            READER,
+            None,
+            404,
+            "not_found",
+        ),
+        (
+            "GET",
+            "/v1/jobs?state=everything",
+            READER,
+            None,
+            400,
+            "bad_query",
+        ),
+        ("GET", "/v1/admin", OPERATOR, None, 404, "no_such_route"),
+    ];
+    for (method, path, token, body, want_status, want_code) in cases {
+        let (status, reply) = gateway.call(method, path, token, body.as_ref()).await;
+        assert_eq!(
+            (status, reply["error"]["code"].as_str()),
+            (want_status, Some(want_code)),
+            "{method} {path} with {body:?}: {reply}"
+        );
+        assert!(
+            reply["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()),
+            "{reply}"
+        );
+    }
+    // A body past the limit is refused before it is read whole.
+    let oversized = vec![b'x'; hlsmux_gateway::MAX_BODY_BYTES + 1];
+    let (status, text) = hlsmux_tests::http::request(
+        gateway.address,
+        "POST",
+        "/v1/jobs",
+        &[("Authorization", &format!("Bearer {SUBMITTER}"))],
+        &oversized,
+    )
+    .await;
+    assert_eq!(status, 413, "{text}");
+    assert!(text.contains("body_too_large"), "{text}");
+
+    assert_eq!(std::fs::read(&canary).expect("canary"), canary_bytes);
+    assert_eq!(
+        test.pool.dead_letters().await,
+        0,
+        "nothing reached the pool"
+    );
+    let (ready, _consumers) = test
+        .pool
+        .ready_and_consumers(hlsmux_protocol::MuxerId::new(1).expect("valid"))
+        .await;
+    assert_eq!(ready, 0, "no job was queued");
+}
