@@ -2,10 +2,10 @@
 //! `{"error": {"code": "input_outside_root", "message": "..."}}`.
 
 use hlsmux_submitter::error::CliError;
-use http_body_util::Full;
-use hyper::body::Bytes;
 use hyper::{Response, StatusCode};
 use serde_json::json;
+
+use crate::body::{Body, json_response};
 
 #[derive(Debug)]
 pub struct ApiError {
@@ -29,7 +29,7 @@ impl ApiError {
         Self::new(StatusCode::BAD_REQUEST, code, message)
     }
 
-    pub fn response(&self) -> Response<Full<Bytes>> {
+    pub fn response(&self) -> Response<Body> {
         json_response(
             self.status,
             &json!({ "error": { "code": self.code, "message": self.message } }),
@@ -63,14 +63,4 @@ impl From<CliError> for ApiError {
         };
         Self::new(status, code, error.to_string())
     }
-}
-
-pub fn json_response(status: StatusCode, body: &serde_json::Value) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from(format!("{body}\n"))));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        hyper::header::CONTENT_TYPE,
-        hyper::header::HeaderValue::from_static("application/json"),
-    );
-    response
 }

@@ -3,11 +3,14 @@
 //! RabbitMQ and the shared media root, with the CLI's own code, as the
 //! broker's submit user: queue, follow and cancel, nothing else.
 //!
-//! `api_error` (every refusal as JSON with a stable code), `tokens`
-//! (bearer tokens, stored hashed, with rights), `routes`, `jobs` (the
-//! work, through `hlsmux_submitter`).
+//! `api_error` (every refusal as JSON with a stable code), `body` (whole
+//! or streamed), `tokens` (bearer tokens, stored hashed, with rights),
+//! `routes`, `jobs` (the work, through `hlsmux_submitter`), `events` (a
+//! job's events live, as Server-Sent Events).
 
 mod api_error;
+mod body;
+mod events;
 mod jobs;
 mod routes;
 pub mod tokens;

@@ -2,13 +2,14 @@
 //! `/v1` behind a bearer token with the right it needs.
 
 use hlsmux_protocol::{JobId, MuxerId};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Limited};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::json;
 
 use crate::Gateway;
-use crate::api_error::{ApiError, json_response};
+use crate::api_error::ApiError;
+use crate::body::{Body, json_response};
 use crate::jobs;
 use crate::tokens::{Caller, Right};
 
@@ -16,14 +17,14 @@ use crate::tokens::{Caller, Right};
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 impl Gateway {
-    pub(crate) async fn respond(&self, request: Request<Incoming>) -> Response<Full<Bytes>> {
+    pub(crate) async fn respond(&self, request: Request<Incoming>) -> Response<Body> {
         match self.route(request).await {
             Ok(response) => response,
             Err(error) => error.response(),
         }
     }
 
-    async fn route(&self, request: Request<Incoming>) -> Result<Response<Full<Bytes>>, ApiError> {
+    async fn route(&self, request: Request<Incoming>) -> Result<Response<Body>, ApiError> {
         let path = request.uri().path().to_owned();
         let method = request.method().clone();
         match (&method, path.as_str()) {
@@ -60,6 +61,12 @@ impl Gateway {
                     StatusCode::OK,
                     &jobs::job(&self.broker, job_id(id)?).await?,
                 ))
+            }
+            (&Method::GET, ["v1", "jobs", id, "events"]) => {
+                need(&caller, Right::Read)?;
+                let job = job_id(id)?;
+                let last = last_event_id(&request)?;
+                crate::events::follow(&self.broker, job, last).await
             }
             (&Method::DELETE, ["v1", "jobs", id]) => {
                 need(&caller, Right::Cancel)?;
@@ -114,7 +121,7 @@ impl Gateway {
         })
     }
 
-    async fn readiness(&self) -> Response<Full<Bytes>> {
+    async fn readiness(&self) -> Response<Body> {
         match self.broker.channel().await {
             Ok(channel) => {
                 let _ = channel.close(200, "ready check".into()).await;
@@ -144,6 +151,25 @@ fn need(caller: &Caller, right: Right) -> Result<(), ApiError> {
             ),
         ))
     }
+}
+
+/// The `Last-Event-ID` a reconnecting event stream sends: the offset of
+/// the last event it saw.
+fn last_event_id(request: &Request<Incoming>) -> Result<Option<u64>, ApiError> {
+    let Some(value) = request.headers().get("last-event-id") else {
+        return Ok(None);
+    };
+    value
+        .to_str()
+        .ok()
+        .and_then(|text| text.trim().parse().ok())
+        .map(Some)
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "bad_last_event_id",
+                "Last-Event-ID must be the id of an event this stream sent",
+            )
+        })
 }
 
 fn job_id(text: &str) -> Result<JobId, ApiError> {

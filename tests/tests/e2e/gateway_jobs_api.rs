@@ -310,3 +310,99 @@ async fn every_refusal_is_json_with_its_own_code_and_nothing_outside_the_root_is
         .await;
     assert_eq!(ready, 0, "no job was queued");
 }
+
+/// The events of an SSE response body (chunk-size lines skipped): each
+/// event's id, type and data.
+fn sse_events(body: &str) -> Vec<(u64, String, Value)> {
+    let mut events = Vec::new();
+    let (mut id, mut kind) = (None, None);
+    for line in body.lines() {
+        if let Some(value) = line.strip_prefix("id: ") {
+            id = value.trim().parse().ok();
+        } else if let Some(value) = line.strip_prefix("event: ") {
+            kind = Some(value.trim().to_owned());
+        } else if let Some(value) = line.strip_prefix("data: ") {
+            let data = serde_json::from_str(value.trim()).expect("JSON data");
+            events.push((
+                id.take().expect("an id"),
+                kind.take().expect("an event type"),
+                data,
+            ));
+        }
+    }
+    events
+}
+
+/// Follows a job's events to their end (the stream closes after `done`).
+async fn follow(
+    gateway: &TestGateway,
+    job: &str,
+    last_event_id: Option<u64>,
+) -> Vec<(u64, String, Value)> {
+    let bearer = format!("Bearer {SUBMITTER}");
+    let last = last_event_id.map(|id| id.to_string());
+    let mut headers = vec![
+        ("Authorization", bearer.as_str()),
+        ("Accept", "text/event-stream"),
+    ];
+    if let Some(last) = &last {
+        headers.push(("Last-Event-ID", last.as_str()));
+    }
+    let path = format!("/v1/jobs/{job}/events");
+    let (status, body) = tokio::time::timeout(
+        PATIENCE,
+        hlsmux_tests::http::request(gateway.address, "GET", &path, &headers, b""),
+    )
+    .await
+    .expect("the event stream ends after the job does");
+    assert_eq!(status, 200, "{body}");
+    sse_events(&body)
+}
+
+#[tokio::test]
+async fn a_job_is_followed_live_as_server_sent_events_and_resumed_after_the_last_seen() {
+    let test = TestEnv::new("gateway-events").await;
+    let _worker = test.worker(1).await;
+    let gateway = gateway(&test).await;
+    Clip::default()
+        .write(&test.media_root().join("talk.mp4"))
+        .await;
+    let (status, accepted) = gateway
+        .call(
+            "POST",
+            "/v1/jobs",
+            SUBMITTER,
+            Some(&json!({ "input": "talk.mp4" })),
+        )
+        .await;
+    assert_eq!(status, 202, "{accepted}");
+    let job = accepted["job_id"].as_str().expect("a job ID").to_owned();
+
+    let events = follow(&gateway, &job, None).await;
+    let kinds: Vec<&str> = events.iter().map(|(_, kind, _)| kind.as_str()).collect();
+    assert_eq!(kinds.first(), Some(&"started"), "{kinds:?}");
+    assert_eq!(kinds.last(), Some(&"done"), "{kinds:?}");
+    assert!(
+        events
+            .iter()
+            .all(|(_, _, data)| data["job_id"] == job.as_str())
+    );
+    let ids: Vec<u64> = events.iter().map(|(id, _, _)| *id).collect();
+    assert!(
+        ids.windows(2).all(|pair| pair[0] < pair[1]),
+        "ids rise: {ids:?}"
+    );
+
+    // Resumed after the first event: the rest, and nothing twice.
+    let resumed = follow(&gateway, &job, Some(ids[0])).await;
+    let resumed_ids: Vec<u64> = resumed.iter().map(|(id, _, _)| *id).collect();
+    assert_eq!(resumed_ids, ids[1..], "resumed just after the last seen");
+
+    let (status, refused) = gateway
+        .call("GET", &format!("/v1/jobs/{job}/events"), "", None)
+        .await;
+    assert_eq!(
+        (status, refused["error"]["code"].as_str()),
+        (401, Some("unauthorized"))
+    );
+}
