@@ -31,6 +31,7 @@ pub async fn follow(
     broker: &Broker,
     job: JobId,
     last_event_id: Option<u64>,
+    open_streams: &prometheus::IntGauge,
 ) -> Result<Response<Body>, ApiError> {
     let from = last_event_id.map_or(HistoryStart::First, HistoryStart::After);
     let channel = broker.channel().await?;
@@ -43,9 +44,12 @@ pub async fn follow(
     .await
     .map_err(hlsmux_submitter::error::CliError::from)?;
     let (frames, receiver) = mpsc::channel::<Bytes>(16);
+    let open_streams = open_streams.clone();
+    open_streams.inc();
     tokio::spawn(async move {
         forward(consumer, job, &frames).await;
         let _ = channel.close(200, "events sent".into()).await;
+        open_streams.dec();
     });
     let body = futures_util::stream::unfold(receiver, |mut receiver| async move {
         let bytes = receiver.recv().await?;

@@ -6,12 +6,13 @@
 //! `api_error` (every refusal as JSON with a stable code), `body` (whole
 //! or streamed), `tokens` (bearer tokens, stored hashed, with rights),
 //! `routes`, `jobs` (the work, through `hlsmux_submitter`), `events` (a
-//! job's events live, as Server-Sent Events).
+//! job's events live, as Server-Sent Events), `metrics`.
 
 mod api_error;
 mod body;
 mod events;
 mod jobs;
+mod metrics;
 mod routes;
 pub mod tokens;
 
@@ -27,6 +28,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 
+pub use metrics::{EVENT_STREAMS, REQUESTS};
 pub use routes::MAX_BODY_BYTES;
 use tokens::Tokens;
 
@@ -39,6 +41,7 @@ pub struct Gateway {
     broker: Broker,
     tokens: Tokens,
     media_root: PathBuf,
+    metrics: Arc<metrics::GatewayMetrics>,
 }
 
 impl Gateway {
@@ -47,6 +50,7 @@ impl Gateway {
             broker,
             tokens,
             media_root,
+            metrics: Arc::default(),
         }
     }
 

@@ -13,15 +13,40 @@ use crate::body::{Body, json_response};
 use crate::jobs;
 use crate::tokens::{Caller, Right};
 
+/// The API's OpenAPI document, served at `/openapi.json` and checked
+/// against these routes by the tests.
+const OPENAPI: &str = include_str!("../openapi.json");
+
+/// The route a path is counted under (IDs replaced).
+fn template(path: &str) -> &'static str {
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    match segments.as_slice() {
+        ["healthz"] => "/healthz",
+        ["readyz"] => "/readyz",
+        ["metrics"] => "/metrics",
+        ["openapi.json"] => "/openapi.json",
+        ["v1", "jobs"] => "/v1/jobs",
+        ["v1", "jobs", _] => "/v1/jobs/{id}",
+        ["v1", "jobs", _, "events"] => "/v1/jobs/{id}/events",
+        ["v1", "workers"] => "/v1/workers",
+        _ => "other",
+    }
+}
+
 /// The largest request body: a submission is a few hundred bytes.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 impl Gateway {
     pub(crate) async fn respond(&self, request: Request<Incoming>) -> Response<Body> {
-        match self.route(request).await {
+        let method = request.method().to_string();
+        let route = template(request.uri().path());
+        let response = match self.route(request).await {
             Ok(response) => response,
             Err(error) => error.response(),
-        }
+        };
+        self.metrics
+            .answered(&method, route, response.status().as_u16());
+        response
     }
 
     async fn route(&self, request: Request<Incoming>) -> Result<Response<Body>, ApiError> {
@@ -32,6 +57,21 @@ impl Gateway {
                 return Ok(json_response(StatusCode::OK, &json!({"status": "ok"})));
             }
             (&Method::GET, "/readyz") => return Ok(self.readiness().await),
+            (&Method::GET, "/metrics") => {
+                let mut response = Response::new(crate::body::full(self.metrics.render()));
+                response.headers_mut().insert(
+                    hyper::header::CONTENT_TYPE,
+                    hyper::header::HeaderValue::from_static(
+                        "text/plain; version=0.0.4; charset=utf-8",
+                    ),
+                );
+                return Ok(response);
+            }
+            (&Method::GET, "/openapi.json") => {
+                let document: serde_json::Value =
+                    serde_json::from_str(OPENAPI).unwrap_or(serde_json::Value::Null);
+                return Ok(json_response(StatusCode::OK, &document));
+            }
             _ => {}
         }
         let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
@@ -66,7 +106,7 @@ impl Gateway {
                 need(&caller, Right::Read)?;
                 let job = job_id(id)?;
                 let last = last_event_id(&request)?;
-                crate::events::follow(&self.broker, job, last).await
+                crate::events::follow(&self.broker, job, last, &self.metrics.event_streams).await
             }
             (&Method::DELETE, ["v1", "jobs", id]) => {
                 need(&caller, Right::Cancel)?;

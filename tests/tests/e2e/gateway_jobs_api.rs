@@ -100,6 +100,15 @@ async fn a_program_submits_follows_and_reads_the_pool_over_http() {
     let (status, pool) = gateway.call("GET", "/v1/workers", READER, None).await;
     assert_eq!(status, 200, "{pool}");
     assert_eq!(pool["workers"].as_array().map(Vec::len), Some(1), "{pool}");
+
+    let (status, metrics) = hlsmux_tests::http::get(gateway.address, "/metrics").await;
+    assert_eq!(status, 200);
+    let labels = [("method", "POST"), ("route", "/v1/jobs"), ("status", "202")];
+    assert_eq!(
+        hlsmux_worker::metrics::sample(&metrics, hlsmux_gateway::REQUESTS, &labels),
+        Some(1.0),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]
@@ -405,4 +414,93 @@ async fn a_job_is_followed_live_as_server_sent_events_and_resumed_after_the_last
         (status, refused["error"]["code"].as_str()),
         (401, Some("unauthorized"))
     );
+}
+
+#[tokio::test]
+async fn the_openapi_document_describes_what_the_gateway_does() {
+    let test = TestEnv::new("gateway-openapi").await;
+    let _worker = test.worker(1).await;
+    let gateway = gateway(&test).await;
+    let document: Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../gateway/openapi.json"
+        ))
+        .expect("the document"),
+    )
+    .expect("JSON");
+    let (status, served) = gateway.call("GET", "/openapi.json", "", None).await;
+    assert_eq!((status, &served), (200, &document), "served as shipped");
+
+    Clip::default()
+        .write(&test.media_root().join("talk.mp4"))
+        .await;
+    let (_, accepted) = gateway
+        .call(
+            "POST",
+            "/v1/jobs",
+            SUBMITTER,
+            Some(&json!({ "input": "talk.mp4" })),
+        )
+        .await;
+    let job = accepted["job_id"].as_str().expect("a job ID").to_owned();
+    wait_for_state(&gateway, &job, "done").await;
+
+    // Every documented property of a submission is one the gateway takes.
+    let properties = document["components"]["schemas"]["Submission"]["properties"]
+        .as_object()
+        .expect("properties");
+    let example = |name: &str| match name {
+        "input" => json!("talk.mp4"),
+        "name" => json!("every-option.hls"),
+        "muxer" => json!(1),
+        "segment_seconds" => json!(2),
+        "encrypt" => json!(true),
+        other => properties[other]["enum"][0].clone(),
+    };
+    let every_option: serde_json::Map<String, Value> = properties
+        .keys()
+        .map(|name| (name.clone(), example(name)))
+        .collect();
+    let codes: Vec<&str> = document["components"]["schemas"]["Error"]["properties"]["error"]
+        ["properties"]["code"]["enum"]
+        .as_array()
+        .expect("codes")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+
+    // Every documented route answers, with a documented status, and any
+    // refusal's code is a documented one.
+    for (path, operations) in document["paths"].as_object().expect("paths") {
+        for (method, operation) in operations.as_object().expect("operations") {
+            let concrete = path.replace("{id}", &job);
+            let body = (method == "post").then(|| Value::Object(every_option.clone()));
+            let (status, reply) = gateway
+                .call(&method.to_uppercase(), &concrete, OPERATOR, body.as_ref())
+                .await;
+            let documented: Vec<&String> = operation["responses"]
+                .as_object()
+                .expect("responses")
+                .keys()
+                .collect();
+            assert!(
+                documented.iter().any(|code| **code == status.to_string()),
+                "{method} {path}: {status} is not documented ({documented:?}): {reply}"
+            );
+            if let Some(code) = reply["error"]["code"].as_str() {
+                assert!(
+                    codes.contains(&code),
+                    "{method} {path}: undocumented code {code}"
+                );
+                assert_ne!(
+                    code, "no_such_route",
+                    "{method} {path} is documented but not served"
+                );
+            }
+            if method == "post" {
+                assert_eq!(status, 202, "every documented option is taken: {reply}");
+            }
+        }
+    }
 }
