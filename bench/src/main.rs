@@ -4,6 +4,7 @@
 
 mod dispatch;
 mod encode;
+mod gateway;
 mod measure;
 mod memory;
 mod pool_split;
@@ -42,10 +43,16 @@ struct Args {
     /// Jobs per batch in the throughput item.
     #[arg(long, default_value_t = 20)]
     batch_jobs: usize,
+    /// `GET /v1/jobs/{id}` requests timed in item 10.
+    #[arg(long, default_value_t = 500)]
+    gateway_requests: usize,
     /// Run only item 9 (one long video across two workers), which takes
     /// longest, and print it.
     #[arg(long)]
     only_pool_split: bool,
+    /// Run only item 10 (the gateway) and print it.
+    #[arg(long)]
+    only_gateway: bool,
     /// Where the results go as JSON.
     #[arg(long, default_value = "target/bench/results.json")]
     json: PathBuf,
@@ -58,6 +65,16 @@ async fn main() {
     if args.only_pool_split {
         let split = pool_split::measure(args.repeats).await;
         split.print();
+        return;
+    }
+    if args.only_gateway {
+        let gateway = gateway::measure(args.gateway_requests).await;
+        println!(
+            "10. gateway GET /v1/jobs/{{id}} p50 / p99: {:.1} / {:.1} ms; peak RSS with 200 followers {:.1} MiB",
+            percentile(&gateway.status_ms, 50.0),
+            percentile(&gateway.status_ms, 99.0),
+            gateway.peak_rss_mib
+        );
         return;
     }
 
@@ -183,6 +200,9 @@ async fn main() {
         args.repeats
     );
     let pool_split = pool_split::measure(args.repeats).await;
+
+    eprintln!("10. gateway: status latency and memory with 200 followers");
+    let gateway = gateway::measure(args.gateway_requests).await;
 
     eprintln!("3. dispatch latency: {} jobs", args.dispatch_jobs);
     let latencies = dispatch::latencies(&test, args.dispatch_jobs).await;
@@ -332,6 +352,20 @@ async fn main() {
     }
     println!("{:<50} {:<30} {}", split_row.0, split_row.1, split_row.2);
     pool_split.print();
+    println!(
+        "{:<50} {:<30} ",
+        "10. gateway GET /v1/jobs/{id} p50 / p99, ms",
+        format!(
+            "{:.1} / {:.1}",
+            percentile(&gateway.status_ms, 50.0),
+            percentile(&gateway.status_ms, 99.0)
+        )
+    );
+    println!(
+        "{:<50} {:<30} ",
+        "10. gateway peak RSS, 200 followers, MiB",
+        format!("{:.1}", gateway.peak_rss_mib)
+    );
 
     let memory_json: Vec<serde_json::Value> = [&small_board, &roomy]
         .iter()
@@ -367,6 +401,8 @@ async fn main() {
         "split_one_worker_whole_seconds": Stats::of(&pool_split.one).json(),
         "split_two_workers_seconds": Stats::of(&pool_split.two).json(),
         "split_overhead_share": Stats::of(&pool_split.overhead_shares()).json(),
+        "gateway_status_ms": { "p50": percentile(&gateway.status_ms, 50.0), "p99": percentile(&gateway.status_ms, 99.0), "requests": gateway.status_ms.len() },
+        "gateway_peak_rss_mib_200_followers": gateway.peak_rss_mib,
         "rate_control": modes.iter().map(|runs| json!({
             "mode": runs.mode.as_str(),
             "wall_ratio_to_vbr": Stats::of(&runs.wall_ratio).json(),

@@ -5,17 +5,17 @@
 
 use std::path::{Path, PathBuf};
 
-use hlsmux_amqp::HistoryStart;
 use hlsmux_protocol::{
     JobId, JobRequest, LadderName, MuxerId, RateControl, RelativePath, SegmentFormat, SplitMode,
 };
 use hlsmux_submitter::broker::Broker;
-use hlsmux_submitter::{cancel, history, pool};
+use hlsmux_submitter::{cancel, pool};
 use hyper::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::api_error::ApiError;
+use crate::index::JobIndex;
 
 /// A submission as the API takes it: a file already under the media root
 /// and the options `hlsmux submit` takes.
@@ -52,6 +52,7 @@ const AUTO_MUXERS: &str = "1-16";
 /// Checks a submission and queues it; returns the accepted job.
 pub async fn submit(
     broker: &Broker,
+    index: &JobIndex,
     media_root: &Path,
     submission: Submission,
 ) -> Result<Value, ApiError> {
@@ -110,6 +111,7 @@ pub async fn submit(
     job.split = submission.split;
     let publisher = broker.publisher().await?;
     broker.publish_job(&publisher, &job).await?;
+    index.queued(job.clone());
     Ok(json!({
         "job_id": job.job_id,
         "state": "submitted",
@@ -163,27 +165,26 @@ fn check_input(media_root: &Path, input: &RelativePath) -> Result<(), ApiError> 
     Ok(())
 }
 
+/// The longest a lookup waits for the index to read the history once.
+const INDEX_CATCH_UP: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// One job: its latest state, as `hlsmux jobs` sums it up, and its whole
-/// timeline.
-pub async fn job(broker: &Broker, job: JobId) -> Result<Value, ApiError> {
-    let events = history::read(broker, HistoryStart::First).await?;
-    let summaries = history::summarise(&events);
-    let Some(summary) = summaries.iter().find(|summary| summary.job_id == job) else {
-        return Err(not_found(job));
-    };
-    let timeline: Vec<&hlsmux_protocol::StatusEvent> =
-        events.iter().filter(|event| event.job_id == job).collect();
-    Ok(json!({ "job": summary, "events": timeline }))
+/// timeline (or `queued`, for a job this gateway queued that no worker
+/// has taken yet).
+pub async fn job(index: &JobIndex, job: JobId) -> Result<Value, ApiError> {
+    index.caught_up(INDEX_CATCH_UP).await;
+    index.job(job).ok_or_else(|| not_found(job))
 }
 
-/// The jobs of the history, newest last, filtered by state and muxer.
+/// The jobs of the history, oldest first, filtered by state and muxer.
 pub async fn jobs(
-    broker: &Broker,
+    index: &JobIndex,
     state: Option<&str>,
     muxer: Option<MuxerId>,
 ) -> Result<Value, ApiError> {
-    let events = history::read(broker, HistoryStart::First).await?;
-    let jobs: Vec<_> = history::summarise(&events)
+    index.caught_up(INDEX_CATCH_UP).await;
+    let jobs: Vec<_> = index
+        .summaries()
         .into_iter()
         .filter(|summary| state.is_none_or(|state| summary.state == state))
         .filter(|summary| muxer.is_none_or(|muxer| summary.muxer_id == muxer))
@@ -192,11 +193,15 @@ pub async fn jobs(
 }
 
 /// Sends a cancellation for a job that has not ended.
-pub async fn cancel(broker: &Broker, job: JobId, by: &str) -> Result<Value, ApiError> {
-    let events = history::read(broker, HistoryStart::First).await?;
-    let summaries = history::summarise(&events);
-    if let Some(summary) = summaries.iter().find(|summary| summary.job_id == job)
-        && cancel::has_ended(summary)
+pub async fn cancel(
+    broker: &Broker,
+    index: &JobIndex,
+    job: JobId,
+    by: &str,
+) -> Result<Value, ApiError> {
+    index.caught_up(INDEX_CATCH_UP).await;
+    if let Some(summary) = index.summary(job)
+        && cancel::has_ended(&summary)
     {
         return Err(hlsmux_submitter::error::CliError::AlreadyEnded {
             job,

@@ -6,11 +6,13 @@
 //! `api_error` (every refusal as JSON with a stable code), `body` (whole
 //! or streamed), `tokens` (bearer tokens, stored hashed, with rights),
 //! `routes`, `jobs` (the work, through `hlsmux_submitter`), `events` (a
-//! job's events live, as Server-Sent Events), `metrics`.
+//! job's events live, as Server-Sent Events), `index` (every job's state
+//! in memory, from the event history), `metrics`.
 
 mod api_error;
 mod body;
 mod events;
+mod index;
 mod jobs;
 mod metrics;
 mod routes;
@@ -42,6 +44,7 @@ pub struct Gateway {
     tokens: Tokens,
     media_root: PathBuf,
     metrics: Arc<metrics::GatewayMetrics>,
+    index: index::JobIndex,
 }
 
 impl Gateway {
@@ -51,12 +54,21 @@ impl Gateway {
             tokens,
             media_root,
             metrics: Arc::default(),
+            index: index::JobIndex::default(),
         }
     }
 
     /// Serves HTTP/1 on `listener` until `shutdown`.
     pub async fn serve(self, listener: TcpListener, shutdown: CancellationToken) {
         let gateway = Arc::new(self);
+        let indexing = Arc::clone(&gateway);
+        let stop_indexing = shutdown.clone();
+        tokio::spawn(async move {
+            indexing
+                .index
+                .follow(&indexing.broker, &stop_indexing)
+                .await;
+        });
         info!(address = ?listener.local_addr().ok(), "gateway listening");
         loop {
             let (stream, peer) = tokio::select! {

@@ -86,20 +86,21 @@ impl Gateway {
                         format!("the body is not a submission: {error}"),
                     )
                 })?;
-                let accepted = jobs::submit(&self.broker, &self.media_root, submission).await?;
+                let accepted =
+                    jobs::submit(&self.broker, &self.index, &self.media_root, submission).await?;
                 Ok(json_response(StatusCode::ACCEPTED, &accepted))
             }
             (&Method::GET, ["v1", "jobs"]) => {
                 need(&caller, Right::Read)?;
                 let query = Query::parse(request.uri().query())?;
-                let listed = jobs::jobs(&self.broker, query.state.as_deref(), query.muxer).await?;
+                let listed = jobs::jobs(&self.index, query.state.as_deref(), query.muxer).await?;
                 Ok(json_response(StatusCode::OK, &listed))
             }
             (&Method::GET, ["v1", "jobs", id]) => {
                 need(&caller, Right::Read)?;
                 Ok(json_response(
                     StatusCode::OK,
-                    &jobs::job(&self.broker, job_id(id)?).await?,
+                    &jobs::job(&self.index, job_id(id)?).await?,
                 ))
             }
             (&Method::GET, ["v1", "jobs", id, "events"]) => {
@@ -111,7 +112,7 @@ impl Gateway {
             (&Method::DELETE, ["v1", "jobs", id]) => {
                 need(&caller, Right::Cancel)?;
                 let by = format!("gateway token {}", caller.name);
-                let cancelled = jobs::cancel(&self.broker, job_id(id)?, &by).await?;
+                let cancelled = jobs::cancel(&self.broker, &self.index, job_id(id)?, &by).await?;
                 Ok(json_response(StatusCode::ACCEPTED, &cancelled))
             }
             (&Method::GET, ["v1", "workers"]) => {
@@ -162,6 +163,14 @@ impl Gateway {
     }
 
     async fn readiness(&self) -> Response<Body> {
+        if !self.index.is_caught_up() {
+            return ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "broker_unavailable",
+                "still reading the event history",
+            )
+            .response();
+        }
         match self.broker.channel().await {
             Ok(channel) => {
                 let _ = channel.close(200, "ready check".into()).await;

@@ -10,7 +10,7 @@ use tokio::process::{Child, Command};
 use crate::{TestEnv, binaries, http};
 
 pub struct TestGateway {
-    _child: Child,
+    child: Child,
     pub address: SocketAddr,
 }
 
@@ -58,10 +58,33 @@ impl TestGateway {
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         };
-        Self {
-            _child: child,
-            address,
+        // Ready: it reached the broker and read the event history once.
+        loop {
+            if let Ok((200, _)) = http::try_get(address, "/readyz").await {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the gateway never got ready; it said: {}",
+                std::fs::read_to_string(test.path().join("gateway.log")).unwrap_or_default()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
+        Self { child, address }
+    }
+
+    /// The gateway's largest resident set so far, in MiB (`VmHWM`).
+    pub fn peak_rss_mib(&self) -> f64 {
+        let pid = self.child.id().expect("running");
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .ok()
+            .and_then(|status| {
+                status
+                    .lines()
+                    .find_map(|line| line.strip_prefix("VmHWM:"))
+                    .and_then(|kib| kib.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+            })
+            .map_or(f64::NAN, |kib| kib / 1024.0)
     }
 
     /// `method path` with `token` as its bearer (none when empty) and a
