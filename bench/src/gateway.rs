@@ -11,6 +11,8 @@ use hlsmux_tests::media::Clip;
 use hlsmux_tests::{TestEnv, WorkerOptions};
 use serde_json::json;
 
+use crate::measure::percentile;
+
 const TOKEN: &str = "bench-token";
 const FOLLOWERS: usize = 200;
 
@@ -18,6 +20,37 @@ pub struct GatewayFigures {
     /// Milliseconds per `GET /v1/jobs/{id}`.
     pub status_ms: Vec<f64>,
     pub peak_rss_mib: f64,
+}
+
+impl GatewayFigures {
+    /// Item 10's rows of the table.
+    pub fn print(&self) {
+        let latency = format!(
+            "{:.1} / {:.1}",
+            percentile(&self.status_ms, 50.0),
+            percentile(&self.status_ms, 99.0)
+        );
+        println!(
+            "{:<50} {latency:<30} ",
+            "10. gateway GET /v1/jobs/{id} p50 / p99, ms"
+        );
+        let rss = format!("{:.1}", self.peak_rss_mib);
+        println!(
+            "{:<50} {rss:<30} ",
+            "10. gateway peak RSS, 200 followers, MiB"
+        );
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        json!({
+            "status_ms": {
+                "p50": percentile(&self.status_ms, 50.0),
+                "p99": percentile(&self.status_ms, 99.0),
+                "requests": self.status_ms.len(),
+            },
+            "peak_rss_mib_200_followers": self.peak_rss_mib,
+        })
+    }
 }
 
 pub async fn measure(requests: usize) -> GatewayFigures {
@@ -30,15 +63,7 @@ pub async fn measure(requests: usize) -> GatewayFigures {
     }
     .write(&test.media_root().join("talk.mp4"))
     .await;
-    let (_, accepted) = gateway
-        .call(
-            "POST",
-            "/v1/jobs",
-            TOKEN,
-            Some(&json!({ "input": "talk.mp4" })),
-        )
-        .await;
-    let job = accepted["job_id"].as_str().expect("a job ID").to_owned();
+    let job = gateway.submit(TOKEN, &json!({ "input": "talk.mp4" })).await;
     let bearer = format!("Bearer {TOKEN}");
     let followers: Vec<_> = (0..FOLLOWERS)
         .map(|_| {

@@ -68,13 +68,7 @@ async fn main() {
         return;
     }
     if args.only_gateway {
-        let gateway = gateway::measure(args.gateway_requests).await;
-        println!(
-            "10. gateway GET /v1/jobs/{{id}} p50 / p99: {:.1} / {:.1} ms; peak RSS with 200 followers {:.1} MiB",
-            percentile(&gateway.status_ms, 50.0),
-            percentile(&gateway.status_ms, 99.0),
-            gateway.peak_rss_mib
-        );
+        gateway::measure(args.gateway_requests).await.print();
         return;
     }
 
@@ -352,20 +346,7 @@ async fn main() {
     }
     println!("{:<50} {:<30} {}", split_row.0, split_row.1, split_row.2);
     pool_split.print();
-    println!(
-        "{:<50} {:<30} ",
-        "10. gateway GET /v1/jobs/{id} p50 / p99, ms",
-        format!(
-            "{:.1} / {:.1}",
-            percentile(&gateway.status_ms, 50.0),
-            percentile(&gateway.status_ms, 99.0)
-        )
-    );
-    println!(
-        "{:<50} {:<30} ",
-        "10. gateway peak RSS, 200 followers, MiB",
-        format!("{:.1}", gateway.peak_rss_mib)
-    );
+    gateway.print();
 
     let memory_json: Vec<serde_json::Value> = [&small_board, &roomy]
         .iter()
@@ -401,8 +382,7 @@ async fn main() {
         "split_one_worker_whole_seconds": Stats::of(&pool_split.one).json(),
         "split_two_workers_seconds": Stats::of(&pool_split.two).json(),
         "split_overhead_share": Stats::of(&pool_split.overhead_shares()).json(),
-        "gateway_status_ms": { "p50": percentile(&gateway.status_ms, 50.0), "p99": percentile(&gateway.status_ms, 99.0), "requests": gateway.status_ms.len() },
-        "gateway_peak_rss_mib_200_followers": gateway.peak_rss_mib,
+        "gateway": gateway.json(),
         "rate_control": modes.iter().map(|runs| json!({
             "mode": runs.mode.as_str(),
             "wall_ratio_to_vbr": Stats::of(&runs.wall_ratio).json(),

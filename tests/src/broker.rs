@@ -19,6 +19,10 @@ use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, Consumer};
 
 /// The broker every test uses; override with `HLSMUX_TEST_AMQP_URL`.
+/// How long subscribing to the pool's events may take before it is tried
+/// again on a fresh connection.
+const EVENTS_SUBSCRIBE_LIMIT: Duration = Duration::from_secs(20);
+
 pub fn amqp_url() -> String {
     std::env::var("HLSMUX_TEST_AMQP_URL")
         .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
@@ -139,20 +143,37 @@ impl TestPool {
 
     /// Follows every status event of this pool from now on.
     pub async fn events(&self) -> EventLog {
-        let channel = self.connection.create_channel().await.expect("channel");
+        // On a connection of its own, and within a time: a broker under
+        // the whole suite's load has been seen to crash a channel and
+        // leave the harness's shared connection unanswering, which hung
+        // a test instead of failing or retrying it.
+        for attempt in 1..=3 {
+            match tokio::time::timeout(EVENTS_SUBSCRIBE_LIMIT, self.subscribe_events()).await {
+                Ok(Ok(log)) => return log,
+                Ok(Err(error)) => eprintln!("subscribing to events, attempt {attempt}: {error}"),
+                Err(_) => eprintln!("subscribing to events, attempt {attempt}: no answer"),
+            }
+        }
+        panic!("cannot subscribe to the pool's events: the broker does not answer");
+    }
+
+    async fn subscribe_events(&self) -> lapin::Result<EventLog> {
+        let connection =
+            Connection::connect(&self.own.url, ConnectionProperties::default()).await?;
+        let channel = connection.create_channel().await?;
         let consumer = declare::subscribe_events(
             &self.topology,
             &channel,
             &[Topology::ALL_EVENTS_BINDING.to_owned()],
             "test-events",
         )
-        .await
-        .expect("subscribe to the pool's events");
-        EventLog {
+        .await?;
+        Ok(EventLog {
+            _connection: connection,
             _channel: channel,
             consumer,
             seen: Vec::new(),
-        }
+        })
     }
 
     /// Publishes a job message directly, as a submitter would.
@@ -673,6 +694,7 @@ pub fn count_events(events: &[StatusEvent], job: JobId, state: EventState) -> us
 
 /// Every status event of a test's pool, in arrival order.
 pub struct EventLog {
+    _connection: Connection,
     _channel: Channel,
     consumer: Consumer,
     seen: Vec<StatusEvent>,

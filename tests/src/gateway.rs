@@ -87,6 +87,14 @@ impl TestGateway {
             .map_or(f64::NAN, |kib| kib / 1024.0)
     }
 
+    /// Submits `submission` with `token`, insists it is accepted, and
+    /// returns the job's ID.
+    pub async fn submit(&self, token: &str, submission: &serde_json::Value) -> String {
+        let (status, accepted) = self.call("POST", "/v1/jobs", token, Some(submission)).await;
+        assert_eq!(status, 202, "{accepted}");
+        accepted["job_id"].as_str().expect("a job ID").to_owned()
+    }
+
     /// `method path` with `token` as its bearer (none when empty) and a
     /// JSON `body`; the status and the body parsed as JSON.
     pub async fn call(

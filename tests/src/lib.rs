@@ -21,6 +21,7 @@ pub mod media;
 pub mod player;
 pub mod produce;
 pub mod split_compare;
+pub mod split_pool;
 mod worker;
 
 pub use broker::{BrokerNode, EventLog, QueueCounts, TestPool, count_events};

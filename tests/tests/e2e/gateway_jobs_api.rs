@@ -122,16 +122,9 @@ async fn a_running_job_is_cancelled_over_http_and_an_ended_one_cannot_be() {
     }
     .write(&test.media_root().join("long.mp4"))
     .await;
-    let (status, accepted) = gateway
-        .call(
-            "POST",
-            "/v1/jobs",
-            SUBMITTER,
-            Some(&json!({ "input": "long.mp4" })),
-        )
+    let job = gateway
+        .submit(SUBMITTER, &json!({ "input": "long.mp4" }))
         .await;
-    assert_eq!(status, 202, "{accepted}");
-    let job = accepted["job_id"].as_str().expect("a job ID").to_owned();
     wait_for_state(&gateway, &job, "running").await;
     let (status, refused) = gateway
         .call("DELETE", &format!("/v1/jobs/{job}"), READER, None)
@@ -376,16 +369,9 @@ async fn a_job_is_followed_live_as_server_sent_events_and_resumed_after_the_last
     Clip::default()
         .write(&test.media_root().join("talk.mp4"))
         .await;
-    let (status, accepted) = gateway
-        .call(
-            "POST",
-            "/v1/jobs",
-            SUBMITTER,
-            Some(&json!({ "input": "talk.mp4" })),
-        )
+    let job = gateway
+        .submit(SUBMITTER, &json!({ "input": "talk.mp4" }))
         .await;
-    assert_eq!(status, 202, "{accepted}");
-    let job = accepted["job_id"].as_str().expect("a job ID").to_owned();
 
     let events = follow(&gateway, &job, None).await;
     let kinds: Vec<&str> = events.iter().map(|(_, kind, _)| kind.as_str()).collect();
@@ -435,15 +421,9 @@ async fn the_openapi_document_describes_what_the_gateway_does() {
     Clip::default()
         .write(&test.media_root().join("talk.mp4"))
         .await;
-    let (_, accepted) = gateway
-        .call(
-            "POST",
-            "/v1/jobs",
-            SUBMITTER,
-            Some(&json!({ "input": "talk.mp4" })),
-        )
+    let job = gateway
+        .submit(SUBMITTER, &json!({ "input": "talk.mp4" }))
         .await;
-    let job = accepted["job_id"].as_str().expect("a job ID").to_owned();
     wait_for_state(&gateway, &job, "done").await;
 
     // Every documented property of a submission is one the gateway takes.

@@ -41,16 +41,7 @@ async fn two_hundred_followers_and_five_hundred_status_requests_are_all_served()
     }
     .write(&test.media_root().join("talk.mp4"))
     .await;
-    let (status, accepted) = gateway
-        .call(
-            "POST",
-            "/v1/jobs",
-            TOKEN,
-            Some(&json!({ "input": "talk.mp4" })),
-        )
-        .await;
-    assert_eq!(status, 202, "{accepted}");
-    let job = accepted["job_id"].as_str().expect("a job ID").to_owned();
+    let job = gateway.submit(TOKEN, &json!({ "input": "talk.mp4" })).await;
     let bearer = format!("Bearer {TOKEN}");
 
     let mut followers = Vec::with_capacity(FOLLOWERS);

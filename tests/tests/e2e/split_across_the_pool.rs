@@ -11,7 +11,8 @@ use hlsmux_protocol::{JobState, SegmentFormat};
 use hlsmux_tests::conformance::{Expected, assert_conforms};
 use hlsmux_tests::media::Clip;
 use hlsmux_tests::split_compare::{Comparison, RungToCompare, assert_split_matches_whole};
-use hlsmux_tests::{PATIENCE, TestEnv, TestWorker, WorkerOptions, hls, player};
+use hlsmux_tests::split_pool::pool_of_two;
+use hlsmux_tests::{PATIENCE, TestEnv, WorkerOptions, hls, player};
 use hlsmux_worker::metrics::{names, sample};
 
 /// Long enough to split, short enough for a test.
@@ -23,17 +24,6 @@ fn clip() -> Clip {
         fps: 25,
         ..Clip::default()
     }
-}
-
-/// Two splitting workers of muxer 1.
-async fn pool_of_two(test: &TestEnv) -> [TestWorker; 2] {
-    let first = test
-        .worker_with(1, WorkerOptions::splitting(test, 2).consumers(1))
-        .await;
-    let second = test
-        .worker_with(1, WorkerOptions::splitting(test, 2).consumers(2))
-        .await;
-    [first, second]
 }
 
 /// Submits `input` with `args` and waits for its `done`.
@@ -50,7 +40,7 @@ async fn run_to_done(test: &TestEnv, input: &Path, args: &[&str]) -> JobState {
 
 async fn split_then_whole(name: &str, format: SegmentFormat, encrypted: bool) {
     let test = TestEnv::new(&format!("split-pool-{name}")).await;
-    let _pool = pool_of_two(&test).await;
+    let _pool = pool_of_two(&test, 2).await;
     let source = clip();
     let input = source
         .write(&test.media_root().join(format!("{name}.mp4")))

@@ -6,28 +6,14 @@
 use std::time::{Duration, Instant};
 
 use hlsmux_protocol::JobState;
-use hlsmux_tests::media::{Clip, write_script};
-use hlsmux_tests::{PATIENCE, TestEnv, TestWorker, WorkerOptions};
+use hlsmux_tests::media::write_script;
+use hlsmux_tests::split_pool::{chunk_label, long_clip};
+use hlsmux_tests::{PATIENCE, TestEnv, WorkerOptions};
 use hlsmux_worker::metrics::{names, sample};
-
-fn clip() -> Clip {
-    Clip {
-        width: 480,
-        height: 270,
-        seconds: 24,
-        fps: 25,
-        ..Clip::default()
-    }
-}
-
-fn label(worker: &TestWorker) -> String {
-    let host = gethostname::gethostname().to_string_lossy().into_owned();
-    format!("{host}#{}", worker.pid())
-}
 
 /// Submits the clip to muxer 1 and returns who encoded each chunk.
 async fn chunk_workers(test: &TestEnv) -> Vec<String> {
-    let input = clip().write(&test.media_root().join("long.mp4")).await;
+    let input = long_clip().write(&test.media_root().join("long.mp4")).await;
     let mut events = test.pool.events().await;
     let job = test
         .submit_ok(&input, &["--muxer", "1", "--json"])
@@ -58,7 +44,7 @@ async fn a_drained_worker_takes_no_chunks() {
 
     let workers = chunk_workers(&test).await;
     assert!(
-        workers.iter().all(|w| *w == label(&coordinator)),
+        workers.iter().all(|w| *w == chunk_label(&coordinator)),
         "only the coordinator encoded chunks: {workers:?}"
     );
     assert_eq!(
@@ -93,7 +79,7 @@ exec ffmpeg "$@""#,
 
     let workers = chunk_workers(&test).await;
     assert!(
-        workers.iter().all(|w| *w == label(&coordinator)),
+        workers.iter().all(|w| *w == chunk_label(&coordinator)),
         "the healthy worker encoded every chunk: {workers:?}"
     );
     let deadline = Instant::now() + Duration::from_secs(10);

@@ -9,33 +9,15 @@
 //! (not JSON, an input outside the media root, a range before the start),
 //! dropped without opening anything.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use hlsmux_protocol::{EventState, FailureReason, JobId, JobState};
 use hlsmux_tests::conformance::{Expected, assert_conforms};
-use hlsmux_tests::media::{Clip, write_script};
+use hlsmux_tests::media::write_script;
+use hlsmux_tests::split_pool::{chunk_label, chunk_store, long_clip, pool_of_two};
 use hlsmux_tests::{PATIENCE, TestEnv, TestWorker, WorkerOptions, hls};
 use hlsmux_worker::metrics::{names, sample};
-
-/// A 24 s clip: four 6 s chunks.
-fn clip() -> Clip {
-    Clip {
-        width: 480,
-        height: 270,
-        seconds: 24,
-        fps: 25,
-        ..Clip::default()
-    }
-}
-
-/// Where a job's chunks wait to be stitched.
-fn chunk_store(test: &TestEnv, job: JobId) -> PathBuf {
-    test.output_root()
-        .join(".hlsmux")
-        .join("chunks")
-        .join(job.to_string())
-}
 
 /// The entries of `dir` whose names satisfy `wanted`.
 fn entries(dir: &Path, wanted: impl Fn(&str) -> bool) -> Vec<String> {
@@ -66,12 +48,6 @@ async fn wait_for_entry(dir: &Path, what: &str, wanted: impl Fn(&str) -> bool) -
     }
 }
 
-/// The label a worker gives its chunks (`host#pid`).
-fn label(worker: &TestWorker) -> String {
-    let host = gethostname::gethostname().to_string_lossy().into_owned();
-    format!("{host}#{}", worker.pid())
-}
-
 /// An attempt at a chunk by `worker` (`chunk-00002.attempt-<host>-<pid>-…`).
 fn attempt_by(worker: &TestWorker) -> impl Fn(&str) -> bool {
     let pid = format!("-{}-", worker.pid());
@@ -100,7 +76,7 @@ async fn a_chunk_worker_killed_mid_chunk_has_its_chunk_done_again_elsewhere() {
     let coordinator = test
         .worker_with(1, WorkerOptions::splitting(&test, 2).consumers(1))
         .await;
-    let input = clip().write(&test.media_root().join("long.mp4")).await;
+    let input = long_clip().write(&test.media_root().join("long.mp4")).await;
     let mut events = test.pool.events().await;
     let job = test
         .submit_ok(&input, &["--muxer", "1", "--json"])
@@ -126,7 +102,7 @@ async fn a_chunk_worker_killed_mid_chunk_has_its_chunk_done_again_elsewhere() {
         name.starts_with("234p")
     })
     .await;
-    let helper_label = label(&helper);
+    let helper_label = chunk_label(&helper);
     helper.kill().await;
     assert!(!store.join(&chunk).exists(), "{chunk} is not finished yet");
 
@@ -138,11 +114,11 @@ async fn a_chunk_worker_killed_mid_chunk_has_its_chunk_done_again_elsewhere() {
         "nothing of the killed worker is used: {chunks:#?}"
     );
     assert!(
-        chunks.iter().all(|c| c.worker == label(&coordinator)),
+        chunks.iter().all(|c| c.worker == chunk_label(&coordinator)),
         "{chunks:#?}"
     );
     let master = test.output_root().join("long.mp4.hls").join("master.m3u8");
-    assert_conforms(&master, Expected::from(clip())).await;
+    assert_conforms(&master, Expected::from(long_clip())).await;
     hls::decode(&master).await.expect("the output decodes");
 }
 
@@ -152,7 +128,7 @@ async fn a_coordinator_killed_mid_job_is_replaced_and_its_finished_chunks_are_re
     let doomed = test
         .worker_with(1, WorkerOptions::splitting(&test, 2).consumers(1))
         .await;
-    let input = clip().write(&test.media_root().join("long.mp4")).await;
+    let input = long_clip().write(&test.media_root().join("long.mp4")).await;
     let mut events = test.pool.events().await;
     let job = test
         .submit_ok(&input, &["--muxer", "1", "--json"])
@@ -164,7 +140,7 @@ async fn a_coordinator_killed_mid_job_is_replaced_and_its_finished_chunks_are_re
         name.starts_with("chunk-") && !name.contains('.')
     })
     .await;
-    let doomed_label = label(&doomed);
+    let doomed_label = chunk_label(&doomed);
     doomed.kill().await;
     let done_before: Vec<String> = entries(&store, |name| {
         name.starts_with("chunk-") && !name.contains('.')
@@ -197,25 +173,20 @@ async fn a_coordinator_killed_mid_job_is_replaced_and_its_finished_chunks_are_re
         assert_eq!(chunk.worker, doomed_label, "{finished} reused: {chunks:#?}");
     }
     assert!(
-        chunks.iter().any(|c| c.worker == label(&successor)),
+        chunks.iter().any(|c| c.worker == chunk_label(&successor)),
         "the successor did the rest: {chunks:#?}"
     );
     let master = test.output_root().join("long.mp4.hls").join("master.m3u8");
-    assert_conforms(&master, Expected::from(clip())).await;
+    assert_conforms(&master, Expected::from(long_clip())).await;
     hls::decode(&master).await.expect("the output decodes");
 }
 
 #[tokio::test]
 async fn two_long_jobs_on_two_workers_both_finish() {
     let test = TestEnv::new("split-two-jobs").await;
-    let _first = test
-        .worker_with(1, WorkerOptions::splitting(&test, 2).consumers(1))
-        .await;
-    let _second = test
-        .worker_with(1, WorkerOptions::splitting(&test, 2).consumers(2))
-        .await;
-    let a = clip().write(&test.media_root().join("a.mp4")).await;
-    let b = clip().write(&test.media_root().join("b.mp4")).await;
+    let _pool = pool_of_two(&test, 2).await;
+    let a = long_clip().write(&test.media_root().join("a.mp4")).await;
+    let b = long_clip().write(&test.media_root().join("b.mp4")).await;
     let mut events = test.pool.events().await;
     let run = test
         .submit_ok(&a, &["--muxer", "1", "--json"])
@@ -233,7 +204,7 @@ async fn two_long_jobs_on_two_workers_both_finish() {
     }
     for name in ["a.mp4.hls", "b.mp4.hls"] {
         let master = test.output_root().join(name).join("master.m3u8");
-        assert_conforms(&master, Expected::from(clip())).await;
+        assert_conforms(&master, Expected::from(long_clip())).await;
     }
 }
 
@@ -258,13 +229,8 @@ fn children(pid: nix::unistd::Pid) -> Vec<String> {
 #[tokio::test]
 async fn cancelling_a_split_job_stops_every_chunk_and_publishes_nothing() {
     let test = TestEnv::new("split-cancel").await;
-    let first = test
-        .worker_with(1, WorkerOptions::splitting(&test, 1).consumers(1))
-        .await;
-    let second = test
-        .worker_with(1, WorkerOptions::splitting(&test, 1).consumers(2))
-        .await;
-    let input = clip().write(&test.media_root().join("long.mp4")).await;
+    let [first, second] = pool_of_two(&test, 1).await;
+    let input = long_clip().write(&test.media_root().join("long.mp4")).await;
     let mut events = test.pool.events().await;
     let job = test
         .submit_ok(&input, &["--muxer", "1", "--json"])
@@ -312,7 +278,7 @@ async fn forged_chunk_orders_are_dropped_without_opening_anything() {
         .await;
     // A file outside the media root that a forged order names.
     let canary = test.elsewhere().join("canary.mp4");
-    clip().write(&canary).await;
+    long_clip().write(&canary).await;
     let canary_bytes = std::fs::read(&canary).expect("canary");
     let request = |input: &str| {
         serde_json::json!({
@@ -382,7 +348,7 @@ exec ffmpeg -readrate 2 "$@""#,
     let mut options = WorkerOptions::splitting(&test, 2).consumers(1);
     options.ffmpeg = Some(damaged);
     let _worker = test.worker_with(1, options).await;
-    let input = clip().write(&test.media_root().join("long.mp4")).await;
+    let input = long_clip().write(&test.media_root().join("long.mp4")).await;
     let mut events = test.pool.events().await;
     let job = test
         .submit_ok(&input, &["--muxer", "1", "--json"])
