@@ -20,14 +20,9 @@ pub async fn try_get(address: SocketAddr, path: &str) -> std::io::Result<(u16, S
     stream.write_all(request.as_bytes()).await?;
     let mut response = Vec::new();
     stream.read_to_end(&mut response).await?;
-    let response = String::from_utf8_lossy(&response).into_owned();
-    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .unwrap_or_else(|| panic!("not an HTTP response: {head}"));
-    Ok((status, body.to_owned()))
+    let (status, body) = status_and_body(&response);
+    let status = status.unwrap_or_else(|| panic!("not an HTTP response: {body}"));
+    Ok((status, body))
 }
 
 /// The status code and body of `method path` with `headers` and `body`.
@@ -53,13 +48,18 @@ pub async fn request(
     stream.write_all(body).await.expect("send body");
     let mut response = Vec::new();
     let _ = stream.read_to_end(&mut response).await;
-    let response = String::from_utf8_lossy(&response).into_owned();
+    let (status, body) = status_and_body(&response);
+    (status.unwrap_or(0), body)
+}
+
+/// A raw HTTP/1.1 response's status code (if it is one) and body.
+fn status_and_body(response: &[u8]) -> (Option<u16>, String) {
+    let response = String::from_utf8_lossy(response);
     let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
     let status = head
         .split_whitespace()
         .nth(1)
-        .and_then(|code| code.parse().ok())
-        .unwrap_or(0);
+        .and_then(|code| code.parse().ok());
     (status, body.to_owned())
 }
 

@@ -15,9 +15,9 @@ use std::time::Duration;
 
 use hlsmux_protocol::{LadderName, RateControl, SegmentFormat};
 use hlsmux_tests::conformance::{Expected, assert_conforms};
-use hlsmux_tests::media::Clip;
 use hlsmux_tests::produce::produce_here;
 use hlsmux_tests::split_compare::{Comparison, RungToCompare, assert_split_matches_whole};
+use hlsmux_tests::split_pool::long_clip;
 use hlsmux_worker::config::Settings;
 use hlsmux_worker::pipeline::encode::{EncodePlan, OutputOptions};
 use hlsmux_worker::pipeline::hls::layout::Layout;
@@ -27,16 +27,6 @@ use hlsmux_worker::pipeline::split::grid::ChunkGrid;
 
 const SEGMENT_SECONDS: u32 = 2;
 const CHUNK_SECONDS: u32 = 12;
-
-fn clip() -> Clip {
-    Clip {
-        width: 480,
-        height: 270,
-        seconds: 24,
-        fps: 25,
-        ..Clip::default()
-    }
-}
 
 /// The worker's plan for `input` (x264's default preset for the worker,
 /// with B-frames, one thread).
@@ -75,7 +65,7 @@ async fn plan(input: &Path, format: SegmentFormat) -> (EncodePlan, f64) {
 /// Splits and encodes whole, and compares rung by rung.
 async fn compare(name: &str, format: SegmentFormat, encrypted: bool) {
     let dir = tempfile::tempdir().expect("tmp");
-    let source = clip();
+    let source = long_clip();
     let input = source.write(&dir.path().join(format!("{name}.mp4"))).await;
     let (plan, seconds) = plan(&input, format).await;
     let grid = ChunkGrid::new(seconds, SEGMENT_SECONDS, CHUNK_SECONDS);
