@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use hlsmux_amqp::{HistoryStart, stream, stream_offset};
-use hlsmux_protocol::{JobId, JobRequest, StatusEvent};
+use hlsmux_protocol::{JobId, JobRequest, MuxerId, StatusEvent};
 use hlsmux_submitter::broker::Broker;
 use hlsmux_submitter::history::{self, JobSummary};
 use lapin::options::BasicAckOptions;
@@ -142,17 +142,10 @@ impl JobIndex {
             let summary = history::summarise(&events).into_iter().next()?;
             return Some(json!({ "job": summary, "events": events }));
         }
-        known.queued.get(&job).map(|request| {
-            json!({
-                "job": {
-                    "job_id": request.job_id,
-                    "state": "queued",
-                    "muxer_id": request.muxer_id,
-                    "input": request.input,
-                },
-                "events": [],
-            })
-        })
+        known
+            .queued
+            .get(&job)
+            .map(|request| json!({ "job": queued_summary(request), "events": [] }))
     }
 
     /// The latest state of `job`, if any worker has reported on it.
@@ -163,9 +156,55 @@ impl JobIndex {
         history::summarise(&events).into_iter().next()
     }
 
-    /// Every job's summary, oldest first.
-    pub fn summaries(&self) -> Vec<JobSummary> {
+    /// Every job's summary, oldest first, then the jobs queued here that
+    /// no worker has reported on, with what a filter needs.
+    pub fn listing(&self) -> Vec<Listed> {
         let known = self.known.read().unwrap_or_else(|p| p.into_inner());
-        history::summarise(&known.events)
+        let mut latest: HashMap<JobId, i128> = HashMap::new();
+        for event in &known.events {
+            latest.insert(event.job_id, event.at.unix_timestamp_nanos());
+        }
+        let reported = history::summarise(&known.events)
+            .into_iter()
+            .map(|summary| Listed {
+                state: summary.state,
+                muxer_id: summary.muxer_id,
+                updated_at: latest.get(&summary.job_id).copied().unwrap_or_default(),
+                summary: serde_json::to_value(&summary).unwrap_or(Value::Null),
+            });
+        let mut queued: Vec<&JobRequest> = known.queued.values().collect();
+        queued.sort_by_key(|request| request.submitted_at);
+        let queued = queued.into_iter().map(|request| Listed {
+            state: "queued",
+            muxer_id: request.muxer_id,
+            updated_at: request.submitted_at.unix_timestamp_nanos(),
+            summary: queued_summary(request),
+        });
+        reported.chain(queued).collect()
     }
+}
+
+/// A job in `GET /v1/jobs`, with the fields its filters look at.
+pub struct Listed {
+    pub state: &'static str,
+    pub muxer_id: MuxerId,
+    /// Its latest event's time (or its submission's, while queued), in
+    /// nanoseconds since the epoch.
+    pub updated_at: i128,
+    pub summary: Value,
+}
+
+fn queued_summary(request: &JobRequest) -> Value {
+    let submitted = request
+        .submitted_at
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+    json!({
+        "job_id": request.job_id,
+        "state": "queued",
+        "muxer_id": request.muxer_id,
+        "input": request.input,
+        "started_at": submitted,
+        "updated_at": submitted,
+    })
 }

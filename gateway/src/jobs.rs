@@ -16,6 +16,8 @@ use serde_json::{Value, json};
 
 use crate::api_error::ApiError;
 use crate::index::JobIndex;
+use crate::routes::Query;
+use crate::upload::{self, UploadLimits};
 
 /// A submission as the API takes it: a file already under the media root
 /// and the options `hlsmux submit` takes.
@@ -49,7 +51,8 @@ pub struct Submission {
 /// default.
 const AUTO_MUXERS: &str = "1-16";
 
-/// Checks a submission and queues it; returns the accepted job.
+/// Checks a submission naming a file under the media root and queues it;
+/// returns the accepted job.
 pub async fn submit(
     broker: &Broker,
     index: &JobIndex,
@@ -58,12 +61,107 @@ pub async fn submit(
 ) -> Result<Value, ApiError> {
     let input = RelativePath::parse(&submission.input)
         .map_err(|error| ApiError::bad_request("input_outside_root", error.to_string()))?;
-    let output = match &submission.name {
-        Some(name) => RelativePath::parse(name)
-            .map_err(|error| ApiError::bad_request("bad_name", error.to_string()))?,
-        None => RelativePath::parse(&format!("{input}.hls"))
-            .map_err(|error| ApiError::bad_request("bad_name", error.to_string()))?,
-    };
+    let named = named_output(&submission)?;
+    checked_input(media_root, &input).await?;
+    let muxer = choose_muxer(broker, submission.muxer).await?;
+    queue(
+        broker,
+        index,
+        JobId::generate(),
+        muxer,
+        input,
+        named,
+        &submission,
+    )
+    .await
+}
+
+/// Receives an uploaded file into `incoming/` and queues it, the options
+/// coming as the query's `filename=` and the submission's fields. Every
+/// check that does not need the file is made before a byte is read.
+pub async fn submit_upload(
+    broker: &Broker,
+    index: &JobIndex,
+    media_root: &Path,
+    request: hyper::Request<hyper::body::Incoming>,
+    limits: UploadLimits,
+) -> Result<Value, ApiError> {
+    let (file_name, submission) = upload_submission(request.uri().query())?;
+    let named = named_output(&submission)?;
+    let muxer = choose_muxer(broker, submission.muxer).await?;
+    let declared_length = request
+        .headers()
+        .get(hyper::header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse().ok());
+    let job_id = JobId::generate();
+    let input = upload::receive(
+        request.into_body(),
+        declared_length,
+        media_root,
+        &file_name,
+        job_id,
+        limits,
+    )
+    .await?;
+    checked_input(media_root, &input).await?;
+    queue(broker, index, job_id, muxer, input, named, &submission).await
+}
+
+/// An upload's query as a submission: `filename` names the file, the rest
+/// are the JSON submission's fields (`input` is the body, so not one).
+fn upload_submission(query: Option<&str>) -> Result<(String, Submission), ApiError> {
+    let mut fields = serde_json::Map::new();
+    let mut file_name = None;
+    for (key, value) in crate::routes::query_pairs(query) {
+        match key.as_str() {
+            "filename" => file_name = Some(upload::file_name(&value)?.to_owned()),
+            "input" => {
+                return Err(ApiError::bad_request(
+                    "bad_query",
+                    "an upload's input is its body: send ?filename=NAME, not input",
+                ));
+            }
+            _ => {
+                // Numbers and booleans as JSON has them; anything else a string.
+                let parsed = serde_json::from_str::<Value>(&value)
+                    .ok()
+                    .filter(|v| v.is_number() || v.is_boolean())
+                    .unwrap_or(Value::String(value));
+                fields.insert(key, parsed);
+            }
+        }
+    }
+    let file_name = file_name.ok_or_else(|| {
+        ApiError::bad_request(
+            "bad_filename",
+            "an upload needs ?filename=NAME (the file's name in incoming/)",
+        )
+    })?;
+    fields.insert(
+        "input".into(),
+        Value::String(format!("{}/{file_name}", hlsmux_submitter::input::INCOMING)),
+    );
+    let submission = serde_json::from_value(Value::Object(fields)).map_err(|error| {
+        ApiError::bad_request("bad_query", format!("the upload's options: {error}"))
+    })?;
+    Ok((file_name, submission))
+}
+
+/// The output directory the submission names, checked; none for the
+/// default (the input's path plus `.hls`).
+fn named_output(submission: &Submission) -> Result<Option<RelativePath>, ApiError> {
+    submission
+        .name
+        .as_deref()
+        .map(|name| {
+            RelativePath::parse(name)
+                .map_err(|error| ApiError::bad_request("bad_name", error.to_string()))
+        })
+        .transpose()
+}
+
+async fn checked_input(media_root: &Path, input: &RelativePath) -> Result<(), ApiError> {
     let (root, relative) = (media_root.to_owned(), input.clone());
     tokio::task::spawn_blocking(move || check_input(&root, &relative))
         .await
@@ -73,36 +171,55 @@ pub async fn submit(
                 "internal",
                 error.to_string(),
             )
-        })??;
-    let muxer = match submission.muxer {
-        Some(id) => {
-            let muxer = MuxerId::new(id)
-                .map_err(|error| ApiError::bad_request("bad_muxer", error.to_string()))?;
-            if broker.queue_state(muxer).await?.is_none() {
-                return Err(hlsmux_submitter::error::CliError::Unroutable(muxer).into());
-            }
-            muxer
+        })?
+}
+
+/// The muxer asked for, if its queue exists; else the live muxer with the
+/// fewest jobs waiting.
+async fn choose_muxer(broker: &Broker, asked: Option<u16>) -> Result<MuxerId, ApiError> {
+    if let Some(id) = asked {
+        let muxer = MuxerId::new(id)
+            .map_err(|error| ApiError::bad_request("bad_muxer", error.to_string()))?;
+        if broker.queue_state(muxer).await?.is_none() {
+            return Err(hlsmux_submitter::error::CliError::Unroutable(muxer).into());
         }
-        None => {
-            let range = AUTO_MUXERS
-                .parse()
-                .map_err(|error: String| ApiError::bad_request("bad_muxer", error))?;
-            broker
-                .live_muxers(range)
-                .await?
-                .into_iter()
-                .min_by_key(|(muxer, waiting)| (*waiting, *muxer))
-                .map(|(muxer, _)| muxer)
-                .ok_or_else(|| {
-                    ApiError::new(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "no_muxer_available",
-                        format!("no muxer in {AUTO_MUXERS} has a running worker"),
-                    )
-                })?
-        }
+        return Ok(muxer);
+    }
+    let range = AUTO_MUXERS
+        .parse()
+        .map_err(|error: String| ApiError::bad_request("bad_muxer", error))?;
+    broker
+        .live_muxers(range)
+        .await?
+        .into_iter()
+        .min_by_key(|(muxer, waiting)| (*waiting, *muxer))
+        .map(|(muxer, _)| muxer)
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "no_muxer_available",
+                format!("no muxer in {AUTO_MUXERS} has a running worker"),
+            )
+        })
+}
+
+/// Publishes the job as `hlsmux submit` does.
+async fn queue(
+    broker: &Broker,
+    index: &JobIndex,
+    job_id: JobId,
+    muxer: MuxerId,
+    input: RelativePath,
+    named: Option<RelativePath>,
+    submission: &Submission,
+) -> Result<Value, ApiError> {
+    let output = match named {
+        Some(output) => output,
+        None => RelativePath::parse(&format!("{input}.hls"))
+            .map_err(|error| ApiError::bad_request("bad_name", error.to_string()))?,
     };
     let mut job = JobRequest::new(muxer, input, output);
+    job.job_id = job_id;
     job.ladder = submission.ladder;
     job.segment_seconds = submission.segment_seconds;
     job.segment_format = submission.segment_format;
@@ -176,18 +293,23 @@ pub async fn job(index: &JobIndex, job: JobId) -> Result<Value, ApiError> {
     index.job(job).ok_or_else(|| not_found(job))
 }
 
-/// The jobs of the history, oldest first, filtered by state and muxer.
-pub async fn jobs(
-    index: &JobIndex,
-    state: Option<&str>,
-    muxer: Option<MuxerId>,
-) -> Result<Value, ApiError> {
+/// The jobs of the history and those queued here, oldest first, filtered
+/// by state, muxer and the time of their latest event.
+pub async fn jobs(index: &JobIndex, query: &Query) -> Result<Value, ApiError> {
     index.caught_up(INDEX_CATCH_UP).await;
-    let jobs: Vec<_> = index
-        .summaries()
+    let since = query.since.map(|since| since.unix_timestamp_nanos());
+    let jobs: Vec<Value> = index
+        .listing()
         .into_iter()
-        .filter(|summary| state.is_none_or(|state| summary.state == state))
-        .filter(|summary| muxer.is_none_or(|muxer| summary.muxer_id == muxer))
+        .filter(|job| {
+            query
+                .state
+                .as_deref()
+                .is_none_or(|state| job.state == state)
+        })
+        .filter(|job| query.muxer.is_none_or(|muxer| job.muxer_id == muxer))
+        .filter(|job| since.is_none_or(|since| job.updated_at >= since))
+        .map(|job| job.summary)
         .collect();
     Ok(json!({ "jobs": jobs }))
 }

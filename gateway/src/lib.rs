@@ -4,7 +4,8 @@
 //! broker's submit user: queue, follow and cancel, nothing else.
 //!
 //! `api_error` (every refusal as JSON with a stable code), `body` (whole
-//! or streamed), `tokens` (bearer tokens, stored hashed, with rights),
+//! or streamed), `tokens` (bearer tokens, stored hashed, with rights), `upload`
+//! (a streamed file into `incoming/`),
 //! `routes`, `jobs` (the work, through `hlsmux_submitter`), `events` (a
 //! job's events live, as Server-Sent Events), `index` (every job's state
 //! in memory, from the event history), `metrics`.
@@ -17,6 +18,7 @@ mod jobs;
 mod metrics;
 mod routes;
 pub mod tokens;
+mod upload;
 
 use std::convert::Infallible;
 use std::path::PathBuf;
@@ -33,6 +35,7 @@ use tracing::{debug, info};
 pub use metrics::{EVENT_STREAMS, REQUESTS};
 pub use routes::MAX_BODY_BYTES;
 use tokens::Tokens;
+pub use upload::UploadLimits;
 
 /// How long a client may take to send its request head: a slow one holds
 /// a connection, and no more than this.
@@ -45,14 +48,21 @@ pub struct Gateway {
     media_root: PathBuf,
     metrics: Arc<metrics::GatewayMetrics>,
     index: index::JobIndex,
+    upload_limits: UploadLimits,
 }
 
 impl Gateway {
-    pub fn new(broker: Broker, tokens: Tokens, media_root: PathBuf) -> Self {
+    pub fn new(
+        broker: Broker,
+        tokens: Tokens,
+        media_root: PathBuf,
+        upload_limits: UploadLimits,
+    ) -> Self {
         Self {
             broker,
             tokens,
             media_root,
+            upload_limits,
             metrics: Arc::default(),
             index: index::JobIndex::default(),
         }

@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use hlsmux_gateway::Gateway;
 use hlsmux_gateway::tokens::Tokens;
+use hlsmux_gateway::{Gateway, UploadLimits};
 use hlsmux_submitter::broker::Broker;
 use hlsmux_submitter::cli::PoolArgs;
 use tokio_util::sync::CancellationToken;
@@ -24,6 +24,15 @@ struct Args {
     /// A file to write the address listened on to, once listening.
     #[arg(long)]
     address_file: Option<PathBuf>,
+    /// The largest upload accepted, in bytes.
+    #[arg(long, env = "HLSMUX_GATEWAY_MAX_UPLOAD_BYTES", default_value_t = UploadLimits::default().max_bytes)]
+    max_upload_bytes: u64,
+    /// An upload slower than this on average over any window of
+    /// --upload-window-seconds is cut off (slow loris).
+    #[arg(long, env = "HLSMUX_GATEWAY_UPLOAD_MIN_BYTES_PER_SECOND", default_value_t = UploadLimits::default().min_bytes_per_second)]
+    upload_min_bytes_per_second: u64,
+    #[arg(long, env = "HLSMUX_GATEWAY_UPLOAD_WINDOW_SECONDS", default_value_t = UploadLimits::default().window.as_secs())]
+    upload_window_seconds: u64,
     #[command(flatten)]
     pool: PoolArgs,
 }
@@ -78,7 +87,12 @@ async fn run(args: Args) -> Result<(), String> {
         }
         stop.cancel();
     });
-    Gateway::new(broker, tokens, args.pool.media_root.clone())
+    let upload_limits = UploadLimits {
+        max_bytes: args.max_upload_bytes,
+        window: std::time::Duration::from_secs(args.upload_window_seconds.max(1)),
+        min_bytes_per_second: args.upload_min_bytes_per_second,
+    };
+    Gateway::new(broker, tokens, args.pool.media_root.clone(), upload_limits)
         .serve(listener, shutdown)
         .await;
     Ok(())

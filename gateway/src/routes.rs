@@ -77,6 +77,18 @@ impl Gateway {
         let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
         let caller = self.caller(&request)?;
         match (&method, segments.as_slice()) {
+            (&Method::POST, ["v1", "jobs"]) if is_upload(&request)? => {
+                need(&caller, Right::Submit)?;
+                let accepted = jobs::submit_upload(
+                    &self.broker,
+                    &self.index,
+                    &self.media_root,
+                    request,
+                    self.upload_limits,
+                )
+                .await?;
+                Ok(json_response(StatusCode::ACCEPTED, &accepted))
+            }
             (&Method::POST, ["v1", "jobs"]) => {
                 need(&caller, Right::Submit)?;
                 let body = read_body(request).await?;
@@ -93,7 +105,7 @@ impl Gateway {
             (&Method::GET, ["v1", "jobs"]) => {
                 need(&caller, Right::Read)?;
                 let query = Query::parse(request.uri().query())?;
-                let listed = jobs::jobs(&self.index, query.state.as_deref(), query.muxer).await?;
+                let listed = jobs::jobs(&self.index, &query).await?;
                 Ok(json_response(StatusCode::OK, &listed))
             }
             (&Method::GET, ["v1", "jobs", id]) => {
@@ -241,28 +253,73 @@ async fn read_body(request: Request<Incoming>) -> Result<Bytes, ApiError> {
         })
 }
 
-/// `GET /v1/jobs`'s filters.
+/// A query's pairs, percent-decoded (`+` is a space, so a timestamp's
+/// offset comes as `%2B`).
+pub fn query_pairs(query: Option<&str>) -> Vec<(String, String)> {
+    let decode = |text: &str| {
+        percent_encoding::percent_decode_str(&text.replace('+', " "))
+            .decode_utf8_lossy()
+            .into_owned()
+    };
+    query
+        .unwrap_or_default()
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            (decode(key), decode(value))
+        })
+        .collect()
+}
+
+/// Whether a `POST /v1/jobs` carries a file (any `video/*` or
+/// `application/octet-stream`) rather than a JSON submission.
+fn is_upload(request: &Request<Incoming>) -> Result<bool, ApiError> {
+    let content_type = request
+        .headers()
+        .get(hyper::header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or("application/json")
+        .to_ascii_lowercase();
+    let essence = content_type.split(';').next().unwrap_or_default().trim();
+    match essence {
+        "application/json" => Ok(false),
+        "application/octet-stream" => Ok(true),
+        video if video.starts_with("video/") => Ok(true),
+        other => Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            format!(
+                "Content-Type {other:?}: send application/json (a path under the media root) \
+                 or the file itself as application/octet-stream or video/*"
+            ),
+        )),
+    }
+}
+
+/// `GET /v1/jobs`'s filters: `state`, `muxer`, and `since` (RFC 3339:
+/// the jobs with an event at or after it, for a client polling for what
+/// changed).
 #[derive(Default)]
-struct Query {
-    state: Option<String>,
-    muxer: Option<MuxerId>,
+pub struct Query {
+    pub state: Option<String>,
+    pub muxer: Option<MuxerId>,
+    pub since: Option<time::OffsetDateTime>,
 }
 
 impl Query {
     fn parse(query: Option<&str>) -> Result<Self, ApiError> {
         let mut parsed = Self::default();
-        for pair in query
-            .unwrap_or_default()
-            .split('&')
-            .filter(|p| !p.is_empty())
-        {
-            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-            match key {
+        for (key, value) in query_pairs(query) {
+            let value = value.as_str();
+            match key.as_str() {
                 "state" => {
-                    if !["running", "requeued", "done", "failed"].contains(&value) {
+                    if !["queued", "running", "requeued", "done", "failed"].contains(&value) {
                         return Err(ApiError::bad_request(
                             "bad_query",
-                            format!("state {value:?}: use running, requeued, done or failed"),
+                            format!(
+                                "state {value:?}: use queued, running, requeued, done or failed"
+                            ),
                         ));
                     }
                     parsed.state = Some(value.to_owned());
@@ -280,14 +337,56 @@ impl Query {
                         })?;
                     parsed.muxer = Some(muxer);
                 }
+                "since" => {
+                    let since = time::OffsetDateTime::parse(
+                        value,
+                        &time::format_description::well_known::Rfc3339,
+                    )
+                    .map_err(|_| {
+                        ApiError::bad_request(
+                            "bad_query",
+                            format!(
+                                "since {value:?} is not an RFC 3339 time \
+                                 (like 2026-12-01T10:00:00Z)"
+                            ),
+                        )
+                    })?;
+                    parsed.since = Some(since);
+                }
                 other => {
                     return Err(ApiError::bad_request(
                         "bad_query",
-                        format!("unknown filter {other:?}: use state and muxer"),
+                        format!("unknown filter {other:?}: use state, muxer and since"),
                     ));
                 }
             }
         }
         Ok(parsed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Query;
+
+    #[test]
+    fn since_takes_an_encoded_offset_and_refuses_other_text() {
+        let query = Query::parse(Some("since=2026-12-01T10%3A00%3A00%2B01%3A00&state=done"))
+            .unwrap_or_else(|error| panic!("{}", error.message));
+        let since = query.since.expect("since");
+        assert_eq!(since.unix_timestamp(), 1_796_115_600);
+        assert_eq!(query.state.as_deref(), Some("done"));
+        for bad in [
+            "since=yesterday",
+            "since=2026-12-01",
+            "state=lost",
+            "muxer=0",
+            "page=2",
+        ] {
+            let Err(error) = Query::parse(Some(bad)) else {
+                panic!("{bad} was taken")
+            };
+            assert_eq!(error.code, "bad_query", "{bad}");
+        }
     }
 }

@@ -187,7 +187,7 @@ pub fn place_in_media_root(
         detail,
     };
     std::fs::create_dir_all(&incoming).map_err(|e| copy_failed(&incoming, e.to_string()))?;
-    let partial = incoming.join(format!(".{file_name}.{job_id}.part"));
+    let partial = incoming.join(partial_name(file_name, job_id));
     let copied =
         copy_with_progress(&resolved, &partial).map_err(|e| copy_failed(&partial, e.to_string()));
     let placed = copied.and_then(|()| {
@@ -200,9 +200,16 @@ pub fn place_in_media_root(
     RelativePath::from_path(inside).map_err(|e| unusable(e.to_string()))
 }
 
+/// The name a copy into `incoming/` has until it is complete: hidden, and
+/// unique to the job.
+pub fn partial_name(file_name: &str, job_id: JobId) -> String {
+    format!(".{file_name}.{job_id}.part")
+}
+
 /// Gives the finished copy its visible name without replacing anything: the
 /// file's own name when free, else the name with the job ID's start added.
-fn publish_copy(
+/// Shared with the gateway's uploads.
+pub fn publish_copy(
     partial: &Path,
     incoming: &Path,
     file_name: &str,

@@ -18,6 +18,15 @@ impl TestGateway {
     /// Starts a gateway knowing `tokens` (the token, and its rights as
     /// the token file spells them), and waits until it answers.
     pub async fn spawn(test: &TestEnv, tokens: &[(&str, &[&str])]) -> Self {
+        Self::spawn_with(test, tokens, &[]).await
+    }
+
+    /// As [`spawn`](Self::spawn), with more command-line arguments.
+    pub async fn spawn_with(
+        test: &TestEnv,
+        tokens: &[(&str, &[&str])],
+        arguments: &[&str],
+    ) -> Self {
         let mut file = String::new();
         for (index, (token, rights)) in tokens.iter().enumerate() {
             let rights: Vec<String> = rights.iter().map(|r| format!("{r:?}")).collect();
@@ -36,6 +45,7 @@ impl TestGateway {
             .arg(&tokens_path)
             .arg("--address-file")
             .arg(&address_file)
+            .args(arguments)
             .envs(test.hlsmux_env())
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -75,3 +75,77 @@ pub fn encode_query_value(value: &str) -> String {
         })
         .collect()
 }
+
+/// A request body sent in pieces, as a client streaming a file (or a slow
+/// one trickling it) would.
+pub struct Streamed<'a> {
+    pub headers: &'a [(&'a str, &'a str)],
+    /// Sent as `Content-Length`; without it the body is chunked.
+    pub content_length: Option<u64>,
+    pub pieces: Vec<Vec<u8>>,
+    /// Between pieces.
+    pub pause: std::time::Duration,
+}
+
+/// The status code and body of `method path` with a body sent piece by
+/// piece. The response is read while sending, so a server that answers
+/// and closes early (a refusal) is heard, not lost to a reset.
+pub async fn streamed_request(
+    address: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Streamed<'_>,
+) -> (u16, String) {
+    let stream = TcpStream::connect(address)
+        .await
+        .unwrap_or_else(|error| panic!("connect to {address}: {error}"));
+    let (mut reader, mut writer) = stream.into_split();
+    let reading = tokio::spawn(async move {
+        let mut response = Vec::new();
+        let _ = reader.read_to_end(&mut response).await;
+        response
+    });
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n");
+    match body.content_length {
+        Some(length) => head.push_str(&format!("Content-Length: {length}\r\n")),
+        None => head.push_str("Transfer-Encoding: chunked\r\n"),
+    }
+    for (name, value) in body.headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    let chunked = body.content_length.is_none();
+    let sending = async {
+        writer.write_all(head.as_bytes()).await?;
+        for piece in &body.pieces {
+            if reading.is_finished() {
+                return Ok(());
+            }
+            if chunked {
+                writer
+                    .write_all(format!("{:x}\r\n", piece.len()).as_bytes())
+                    .await?;
+                writer.write_all(piece).await?;
+                writer.write_all(b"\r\n").await?;
+            } else {
+                writer.write_all(piece).await?;
+            }
+            tokio::time::sleep(body.pause).await;
+        }
+        if chunked {
+            writer.write_all(b"0\r\n\r\n").await?;
+        }
+        Ok::<_, std::io::Error>(())
+    };
+    // A refused upload ends with the server closing: a failed write is
+    // expected then, and the response says why.
+    let _ = sending.await;
+    // A server that waits for the rest of a body never sent would hang
+    // the test: give up after the test's patience, as no response.
+    let response = match tokio::time::timeout(crate::PATIENCE, reading).await {
+        Ok(read) => read.unwrap_or_default(),
+        Err(_) => Vec::new(),
+    };
+    let (status, text) = status_and_body(&response);
+    (status.unwrap_or(0), text)
+}

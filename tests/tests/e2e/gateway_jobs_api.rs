@@ -97,6 +97,28 @@ async fn a_program_submits_follows_and_reads_the_pool_over_http() {
             .iter()
             .any(|j| j["job_id"] == job.as_str())
     );
+    // `since`: the jobs with an event at or after a time.
+    let updated = done["job"]["updated_at"].as_str().expect("updated_at");
+    let since = |time: &str| {
+        format!(
+            "/v1/jobs?since={}",
+            hlsmux_tests::http::encode_query_value(time)
+        )
+    };
+    let (status, recent) = gateway.call("GET", &since(updated), READER, None).await;
+    assert_eq!(status, 200, "{recent}");
+    assert!(
+        recent["jobs"]
+            .as_array()
+            .expect("jobs")
+            .iter()
+            .any(|j| j["job_id"] == job.as_str()),
+        "since its last event: {recent}"
+    );
+    let (status, later) = gateway
+        .call("GET", &since("2099-01-01T00:00:00Z"), READER, None)
+        .await;
+    assert_eq!((status, &later["jobs"]), (200, &json!([])), "{later}");
     let (status, pool) = gateway.call("GET", "/v1/workers", READER, None).await;
     assert_eq!(status, 200, "{pool}");
     assert_eq!(pool["workers"].as_array().map(Vec::len), Some(1), "{pool}");
@@ -262,6 +284,14 @@ async fn every_refusal_is_json_with_its_own_code_and_nothing_outside_the_root_is
             None,
             404,
             "not_found",
+        ),
+        (
+            "GET",
+            "/v1/jobs?since=yesterday",
+            READER,
+            None,
+            400,
+            "bad_query",
         ),
         (
             "GET",
@@ -450,6 +480,14 @@ async fn the_openapi_document_describes_what_the_gateway_does() {
         .filter_map(Value::as_str)
         .collect();
 
+    // Every code the gateway's source can refuse with is documented.
+    for code in refusal_codes_in_the_source() {
+        assert!(
+            codes.contains(&code.as_str()),
+            "the gateway refuses with {code}, which openapi.json does not list"
+        );
+    }
+
     // Every documented route answers, with a documented status, and any
     // refusal's code is a documented one.
     for (path, operations) in document["paths"].as_object().expect("paths") {
@@ -483,4 +521,38 @@ async fn the_openapi_document_describes_what_the_gateway_does() {
             }
         }
     }
+}
+
+/// The codes the gateway's source gives its refusals: the literal after a
+/// `StatusCode::…,` or in `bad_request(…)`.
+fn refusal_codes_in_the_source() -> Vec<String> {
+    let directory = concat!(env!("CARGO_MANIFEST_DIR"), "/../gateway/src");
+    let mut codes = Vec::new();
+    for entry in std::fs::read_dir(directory).expect("the gateway's source") {
+        let source = std::fs::read_to_string(entry.expect("entry").path()).expect("source");
+        let compact: String = source.split_whitespace().collect();
+        for marker in ["bad_request(\"", "StatusCode::"] {
+            for (at, _) in compact.match_indices(marker) {
+                let rest = &compact[at + marker.len()..];
+                let rest = match marker {
+                    "StatusCode::" => match rest.split_once(",\"") {
+                        Some((status, after))
+                            if status.chars().all(|c| c.is_ascii_uppercase() || c == '_') =>
+                        {
+                            after
+                        }
+                        _ => continue,
+                    },
+                    _ => rest,
+                };
+                if let Some((code, _)) = rest.split_once('"') {
+                    codes.push(code.to_owned());
+                }
+            }
+        }
+    }
+    codes.sort();
+    codes.dedup();
+    assert!(codes.len() > 20, "the scan found the codes: {codes:?}");
+    codes
 }

@@ -25,6 +25,7 @@ mod encrypted_outputs_decrypt;
 mod forged_dead_letter_notices_change_nothing;
 mod gateway_jobs_api;
 mod gateway_under_load;
+mod gateway_uploads;
 mod hardware_decoding_falls_back;
 mod hostile_inputs_are_refused;
 mod job_ids_name_one_request;
