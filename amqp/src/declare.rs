@@ -11,7 +11,7 @@ use lapin::{Channel, Connection, Consumer, ExchangeKind, Queue};
 
 use crate::replies::{is_not_found, is_precondition_failed};
 
-/// Declares the exchanges, the dead-letter queues and the three streams,
+/// Declares the exchanges, the dead-letter queues and the streams,
 /// on a channel of their own.
 pub async fn pool(topology: &Topology, connection: &Connection) -> lapin::Result<()> {
     let channel = connection.create_channel().await?;
@@ -44,6 +44,19 @@ pub async fn pool(topology: &Topology, connection: &Connection) -> lapin::Result
         &Topology::control_stream_arguments(),
     )
     .await?;
+    declare_queue(
+        &channel,
+        &topology.webhook_log_stream(),
+        &Topology::webhook_log_arguments(),
+    )
+    .await?;
+    bind(
+        &channel,
+        &topology.webhook_log_stream(),
+        &topology.webhook_records_exchange(),
+        "",
+    )
+    .await?;
     bind(
         &channel,
         &topology.event_history_stream(),
@@ -61,8 +74,9 @@ pub async fn pool(topology: &Topology, connection: &Connection) -> lapin::Result
     channel.close(200, "declared".into()).await
 }
 
-fn pool_exchanges(topology: &Topology) -> [(String, ExchangeKind); 5] {
+fn pool_exchanges(topology: &Topology) -> [(String, ExchangeKind); 6] {
     [
+        (topology.webhook_records_exchange(), ExchangeKind::Fanout),
         (topology.jobs_exchange(), ExchangeKind::Direct),
         (topology.events_exchange(), ExchangeKind::Topic),
         (topology.dead_letter_exchange(), ExchangeKind::Fanout),
@@ -108,6 +122,7 @@ pub async fn first_missing(
         topology.heartbeat_stream(),
         topology.cancellation_stream(),
         topology.control_stream(),
+        topology.webhook_log_stream(),
     ] {
         let found = channel
             .queue_declare(

@@ -148,6 +148,19 @@ impl JobIndex {
             .map(|request| json!({ "job": queued_summary(request), "events": [] }))
     }
 
+    /// The `done` or `failed` event that ended `job`, once it has ended.
+    pub fn final_event(&self, job: JobId) -> Option<StatusEvent> {
+        let known = self.known.read().unwrap_or_else(|p| p.into_inner());
+        known
+            .by_job
+            .get(&job)?
+            .iter()
+            .rev()
+            .map(|i| &known.events[*i])
+            .find(|event| event.state.is_final() && !event.state.is_refused_duplicate())
+            .cloned()
+    }
+
     /// The latest state of `job`, if any worker has reported on it.
     pub fn summary(&self, job: JobId) -> Option<JobSummary> {
         let known = self.known.read().unwrap_or_else(|p| p.into_inner());

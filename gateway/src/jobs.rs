@@ -14,10 +14,13 @@ use hyper::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::Gateway;
 use crate::api_error::ApiError;
 use crate::index::JobIndex;
 use crate::routes::Query;
-use crate::upload::{self, UploadLimits};
+use crate::tokens::Caller;
+use crate::upload;
+use crate::webhooks::Webhooks;
 
 /// A submission as the API takes it: a file already under the media root
 /// and the options `hlsmux submit` takes.
@@ -45,6 +48,10 @@ pub struct Submission {
     pub rate_control: Option<RateControl>,
     #[serde(default)]
     pub split: Option<SplitMode>,
+    /// Where to POST the job's `done` or `failed` event, signed with the
+    /// token's webhook secret; a host the token's `callback_hosts` names.
+    #[serde(default)]
+    pub callback_url: Option<String>,
 }
 
 /// The muxers a submission without one may go to, as `hlsmux submit`'s
@@ -54,41 +61,38 @@ const AUTO_MUXERS: &str = "1-16";
 /// Checks a submission naming a file under the media root and queues it;
 /// returns the accepted job.
 pub async fn submit(
-    broker: &Broker,
-    index: &JobIndex,
-    media_root: &Path,
+    gateway: &Gateway,
+    caller: &Caller,
     submission: Submission,
 ) -> Result<Value, ApiError> {
     let input = RelativePath::parse(&submission.input)
         .map_err(|error| ApiError::bad_request("input_outside_root", error.to_string()))?;
     let named = named_output(&submission)?;
-    checked_input(media_root, &input).await?;
-    let muxer = choose_muxer(broker, submission.muxer).await?;
-    queue(
-        broker,
-        index,
-        JobId::generate(),
+    let callback = callback(caller, &submission)?;
+    checked_input(&gateway.media_root, &input).await?;
+    let muxer = choose_muxer(&gateway.broker, submission.muxer).await?;
+    let job = Queued {
+        job_id: JobId::generate(),
         muxer,
         input,
         named,
-        &submission,
-    )
-    .await
+        callback,
+    };
+    queue(gateway, caller, job, &submission).await
 }
 
 /// Receives an uploaded file into `incoming/` and queues it, the options
 /// coming as the query's `filename=` and the submission's fields. Every
 /// check that does not need the file is made before a byte is read.
 pub async fn submit_upload(
-    broker: &Broker,
-    index: &JobIndex,
-    media_root: &Path,
+    gateway: &Gateway,
+    caller: &Caller,
     request: hyper::Request<hyper::body::Incoming>,
-    limits: UploadLimits,
 ) -> Result<Value, ApiError> {
     let (file_name, submission) = upload_submission(request.uri().query())?;
     let named = named_output(&submission)?;
-    let muxer = choose_muxer(broker, submission.muxer).await?;
+    let callback = callback(caller, &submission)?;
+    let muxer = choose_muxer(&gateway.broker, submission.muxer).await?;
     let declared_length = request
         .headers()
         .get(hyper::header::CONTENT_LENGTH)
@@ -98,14 +102,30 @@ pub async fn submit_upload(
     let input = upload::receive(
         request.into_body(),
         declared_length,
-        media_root,
+        &gateway.media_root,
         &file_name,
         job_id,
-        limits,
+        gateway.upload_limits,
     )
     .await?;
-    checked_input(media_root, &input).await?;
-    queue(broker, index, job_id, muxer, input, named, &submission).await
+    checked_input(&gateway.media_root, &input).await?;
+    let job = Queued {
+        job_id,
+        muxer,
+        input,
+        named,
+        callback,
+    };
+    queue(gateway, caller, job, &submission).await
+}
+
+/// The submission's callback URL, checked against the caller's token.
+fn callback(caller: &Caller, submission: &Submission) -> Result<Option<String>, ApiError> {
+    submission
+        .callback_url
+        .as_deref()
+        .map(|url| Webhooks::check(caller, url))
+        .transpose()
 }
 
 /// An upload's query as a submission: `filename` names the file, the rest
@@ -203,38 +223,53 @@ async fn choose_muxer(broker: &Broker, asked: Option<u16>) -> Result<MuxerId, Ap
         })
 }
 
-/// Publishes the job as `hlsmux submit` does.
-async fn queue(
-    broker: &Broker,
-    index: &JobIndex,
+/// A checked job, ready to queue.
+struct Queued {
     job_id: JobId,
     muxer: MuxerId,
     input: RelativePath,
     named: Option<RelativePath>,
+    callback: Option<String>,
+}
+
+/// Publishes the job as `hlsmux submit` does; its callback, if any, is
+/// in the webhook log first, so no job ends before its callback is owed.
+async fn queue(
+    gateway: &Gateway,
+    caller: &Caller,
+    queued: Queued,
     submission: &Submission,
 ) -> Result<Value, ApiError> {
-    let output = match named {
+    let output = match queued.named {
         Some(output) => output,
-        None => RelativePath::parse(&format!("{input}.hls"))
+        None => RelativePath::parse(&format!("{}.hls", queued.input))
             .map_err(|error| ApiError::bad_request("bad_name", error.to_string()))?,
     };
-    let mut job = JobRequest::new(muxer, input, output);
-    job.job_id = job_id;
+    let mut job = JobRequest::new(queued.muxer, queued.input, output);
+    job.job_id = queued.job_id;
     job.ladder = submission.ladder;
     job.segment_seconds = submission.segment_seconds;
     job.segment_format = submission.segment_format;
     job.encrypt = submission.encrypt;
     job.rate_control = submission.rate_control;
     job.split = submission.split;
-    let publisher = broker.publisher().await?;
-    broker.publish_job(&publisher, &job).await?;
-    index.queued(job.clone());
+    if let Some(url) = &queued.callback {
+        gateway
+            .webhooks
+            .subscribe(&gateway.broker, job.job_id, url.clone(), &caller.name)
+            .await?;
+    }
+    let publisher = gateway.broker.publisher().await?;
+    gateway.broker.publish_job(&publisher, &job).await?;
+    let _ = publisher.close(200, "published".into()).await;
+    gateway.index.queued(job.clone());
     Ok(json!({
         "job_id": job.job_id,
         "state": "submitted",
         "muxer_id": job.muxer_id,
         "input": job.input,
         "output": job.output,
+        "callback_url": queued.callback,
         "links": { "self": format!("/v1/jobs/{}", job.job_id) },
     }))
 }
@@ -288,9 +323,13 @@ const INDEX_CATCH_UP: std::time::Duration = std::time::Duration::from_secs(10);
 /// One job: its latest state, as `hlsmux jobs` sums it up, and its whole
 /// timeline (or `queued`, for a job this gateway queued that no worker
 /// has taken yet).
-pub async fn job(index: &JobIndex, job: JobId) -> Result<Value, ApiError> {
-    index.caught_up(INDEX_CATCH_UP).await;
-    index.job(job).ok_or_else(|| not_found(job))
+pub async fn job(gateway: &Gateway, job: JobId) -> Result<Value, ApiError> {
+    gateway.index.caught_up(INDEX_CATCH_UP).await;
+    let mut found = gateway.index.job(job).ok_or_else(|| not_found(job))?;
+    if let Some(callback) = gateway.webhooks.view(job) {
+        found["callback"] = callback;
+    }
+    Ok(found)
 }
 
 /// The jobs of the history and those queued here, oldest first, filtered

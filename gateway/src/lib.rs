@@ -5,7 +5,8 @@
 //!
 //! `api_error` (every refusal as JSON with a stable code), `body` (whole
 //! or streamed), `tokens` (bearer tokens, stored hashed, with rights), `upload`
-//! (a streamed file into `incoming/`),
+//! (a streamed file into `incoming/`), `webhooks` (signed callbacks, their
+//! state in the broker),
 //! `routes`, `jobs` (the work, through `hlsmux_submitter`), `events` (a
 //! job's events live, as Server-Sent Events), `index` (every job's state
 //! in memory, from the event history), `metrics`.
@@ -19,6 +20,7 @@ mod metrics;
 mod routes;
 pub mod tokens;
 mod upload;
+pub mod webhooks;
 
 use std::convert::Infallible;
 use std::path::PathBuf;
@@ -36,6 +38,7 @@ pub use metrics::{EVENT_STREAMS, REQUESTS};
 pub use routes::MAX_BODY_BYTES;
 use tokens::Tokens;
 pub use upload::UploadLimits;
+pub use webhooks::WebhookSettings;
 
 /// How long a client may take to send its request head: a slow one holds
 /// a connection, and no more than this.
@@ -49,6 +52,7 @@ pub struct Gateway {
     metrics: Arc<metrics::GatewayMetrics>,
     index: index::JobIndex,
     upload_limits: UploadLimits,
+    webhooks: webhooks::Webhooks,
 }
 
 impl Gateway {
@@ -57,12 +61,14 @@ impl Gateway {
         tokens: Tokens,
         media_root: PathBuf,
         upload_limits: UploadLimits,
+        webhook_settings: WebhookSettings,
     ) -> Self {
         Self {
             broker,
             tokens,
             media_root,
             upload_limits,
+            webhooks: webhooks::Webhooks::new(webhook_settings),
             metrics: Arc::default(),
             index: index::JobIndex::default(),
         }
@@ -77,6 +83,19 @@ impl Gateway {
             indexing
                 .index
                 .follow(&indexing.broker, &stop_indexing)
+                .await;
+        });
+        let delivering = Arc::clone(&gateway);
+        let stop_delivering = shutdown.clone();
+        tokio::spawn(async move {
+            delivering
+                .webhooks
+                .run(
+                    &delivering.broker,
+                    &delivering.index,
+                    &delivering.tokens,
+                    &stop_delivering,
+                )
                 .await;
         });
         info!(address = ?listener.local_addr().ok(), "gateway listening");

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use hlsmux_gateway::tokens::Tokens;
-use hlsmux_gateway::{Gateway, UploadLimits};
+use hlsmux_gateway::{Gateway, UploadLimits, WebhookSettings};
 use hlsmux_submitter::broker::Broker;
 use hlsmux_submitter::cli::PoolArgs;
 use tokio_util::sync::CancellationToken;
@@ -33,6 +33,17 @@ struct Args {
     upload_min_bytes_per_second: u64,
     #[arg(long, env = "HLSMUX_GATEWAY_UPLOAD_WINDOW_SECONDS", default_value_t = UploadLimits::default().window.as_secs())]
     upload_window_seconds: u64,
+    /// The wait before a failed webhook is tried again (doubling after
+    /// each failure, up to ten minutes).
+    #[arg(
+        long,
+        env = "HLSMUX_GATEWAY_WEBHOOK_FIRST_RETRY_MS",
+        default_value_t = 5000
+    )]
+    webhook_first_retry_ms: u64,
+    /// Attempts before a webhook is given up.
+    #[arg(long, env = "HLSMUX_GATEWAY_WEBHOOK_MAX_ATTEMPTS", default_value_t = WebhookSettings::default().max_attempts)]
+    webhook_max_attempts: u32,
     #[command(flatten)]
     pool: PoolArgs,
 }
@@ -92,8 +103,19 @@ async fn run(args: Args) -> Result<(), String> {
         window: std::time::Duration::from_secs(args.upload_window_seconds.max(1)),
         min_bytes_per_second: args.upload_min_bytes_per_second,
     };
-    Gateway::new(broker, tokens, args.pool.media_root.clone(), upload_limits)
-        .serve(listener, shutdown)
-        .await;
+    let webhook_settings = WebhookSettings {
+        first_retry: std::time::Duration::from_millis(args.webhook_first_retry_ms),
+        max_attempts: args.webhook_max_attempts.max(1),
+        ..WebhookSettings::default()
+    };
+    Gateway::new(
+        broker,
+        tokens,
+        args.pool.media_root.clone(),
+        upload_limits,
+        webhook_settings,
+    )
+    .serve(listener, shutdown)
+    .await;
     Ok(())
 }

@@ -79,14 +79,7 @@ impl Gateway {
         match (&method, segments.as_slice()) {
             (&Method::POST, ["v1", "jobs"]) if is_upload(&request)? => {
                 need(&caller, Right::Submit)?;
-                let accepted = jobs::submit_upload(
-                    &self.broker,
-                    &self.index,
-                    &self.media_root,
-                    request,
-                    self.upload_limits,
-                )
-                .await?;
+                let accepted = jobs::submit_upload(self, &caller, request).await?;
                 Ok(json_response(StatusCode::ACCEPTED, &accepted))
             }
             (&Method::POST, ["v1", "jobs"]) => {
@@ -98,8 +91,7 @@ impl Gateway {
                         format!("the body is not a submission: {error}"),
                     )
                 })?;
-                let accepted =
-                    jobs::submit(&self.broker, &self.index, &self.media_root, submission).await?;
+                let accepted = jobs::submit(self, &caller, submission).await?;
                 Ok(json_response(StatusCode::ACCEPTED, &accepted))
             }
             (&Method::GET, ["v1", "jobs"]) => {
@@ -112,7 +104,7 @@ impl Gateway {
                 need(&caller, Right::Read)?;
                 Ok(json_response(
                     StatusCode::OK,
-                    &jobs::job(&self.index, job_id(id)?).await?,
+                    &jobs::job(self, job_id(id)?).await?,
                 ))
             }
             (&Method::GET, ["v1", "jobs", id, "events"]) => {

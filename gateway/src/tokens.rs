@@ -1,12 +1,18 @@
 //! Bearer tokens: read from a file that holds only their SHA-256 digests
 //! (so the file gives no token away), each with a name and its rights.
-//! Every request but `/healthz` and `/readyz` needs one.
+//! Every request but `/healthz` and `/readyz` needs one. A token that may
+//! ask for webhooks also has the secret its callbacks are signed with
+//! (kept as is: an HMAC needs the key itself, so the file is 0600) and the
+//! hosts they may go to (the gateway will not be made to POST anywhere
+//! else on the network).
 //!
 //! ```toml
 //! [[token]]
 //! name = "cms"
 //! sha256 = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
 //! rights = ["submit", "read", "cancel"]
+//! webhook_secret = "a long random string shared with the CMS"
+//! callback_hosts = ["cms.example.com", "10.0.0.5:8080"]
 //! ```
 
 use std::collections::HashMap;
@@ -45,6 +51,10 @@ impl Right {
 pub struct Caller {
     pub name: String,
     rights: Vec<Right>,
+    /// The key its webhooks are signed with, if it may have any.
+    pub webhook_secret: Option<String>,
+    /// `host` or `host:port` its callbacks may go to.
+    pub callback_hosts: Vec<String>,
 }
 
 impl Caller {
@@ -77,7 +87,14 @@ struct TokenEntry {
     name: String,
     sha256: String,
     rights: Vec<Right>,
+    #[serde(default)]
+    webhook_secret: Option<String>,
+    #[serde(default)]
+    callback_hosts: Vec<String>,
 }
+
+/// The shortest webhook secret taken: a short key is a guessable one.
+const MIN_SECRET_BYTES: usize = 16;
 
 /// The known tokens, by digest.
 #[derive(Debug, Default)]
@@ -109,15 +126,37 @@ impl Tokens {
                     entry.name
                 ));
             }
+            if entry
+                .webhook_secret
+                .as_ref()
+                .is_some_and(|secret| secret.len() < MIN_SECRET_BYTES)
+            {
+                return Err(format!(
+                    "token {:?}: webhook_secret must be at least {MIN_SECRET_BYTES} bytes \
+                     (e.g. `openssl rand -hex 32`)",
+                    entry.name
+                ));
+            }
             let caller = Caller {
                 name: entry.name,
                 rights: entry.rights,
+                webhook_secret: entry.webhook_secret,
+                callback_hosts: entry
+                    .callback_hosts
+                    .iter()
+                    .map(|host| host.to_ascii_lowercase())
+                    .collect(),
             };
             if by_digest.insert(digest, caller).is_some() {
                 return Err("two entries hold the same token".into());
             }
         }
         Ok(Self { by_digest })
+    }
+
+    /// The caller named `name`, if the file still has it.
+    pub fn named(&self, name: &str) -> Option<&Caller> {
+        self.by_digest.values().find(|caller| caller.name == name)
     }
 
     /// The caller a bearer token stands for, if it is known.

@@ -31,6 +31,8 @@ pub const CONTROL_STREAM_MAX_BYTES: i64 = 8 << 20;
 /// How long the cancellation stream keeps a cancellation: a job queued
 /// longer than this before a worker takes it would run after all.
 pub const CANCELLATION_MAX_AGE: &str = "7D";
+/// How long the webhook log keeps its records.
+pub const WEBHOOK_LOG_MAX_AGE: &str = "7D";
 
 /// The prefix of every exchange and queue name of one pool.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
@@ -155,6 +157,26 @@ impl Topology {
     /// (which would let them write into any queue).
     pub fn cancellations_exchange(&self) -> String {
         format!("{}.cancel-requests", self.namespace)
+    }
+
+    /// A RabbitMQ stream of the HTTP gateway's webhook records (a callback
+    /// asked for, each attempt to deliver it, the delivery or the giving
+    /// up): the delivery state lives in the broker, not in the gateway's
+    /// memory, so a restarted gateway delivers what it still owes.
+    pub fn webhook_log_stream(&self) -> String {
+        format!("{}.webhook-log", self.namespace)
+    }
+
+    /// Fanout exchange into the webhook log: the gateway, as the submit
+    /// user, writes its records here.
+    pub fn webhook_records_exchange(&self) -> String {
+        format!("{}.webhook-records", self.namespace)
+    }
+
+    /// The webhook log's arguments: a week (callbacks owed longer than
+    /// that are given up anyway), in small segments.
+    pub fn webhook_log_arguments() -> QueueArguments {
+        QueueArguments::small_stream(WEBHOOK_LOG_MAX_AGE)
     }
 
     /// Direct exchange, keyed by muxer ID, into the control queues: the

@@ -664,6 +664,7 @@ async fn delete_everything(url: &str, topology: Topology, muxers: Vec<MuxerId>) 
     queues.push(topology.heartbeat_stream());
     queues.push(topology.cancellation_stream());
     queues.push(topology.control_stream());
+    queues.push(topology.webhook_log_stream());
     for queue in queues {
         let _ = channel
             .queue_delete(queue.into(), QueueDeleteOptions::default())
@@ -676,6 +677,7 @@ async fn delete_everything(url: &str, topology: Topology, muxers: Vec<MuxerId>) 
         topology.tidy_exchange(),
         topology.cancellations_exchange(),
         topology.control_exchange(),
+        topology.webhook_records_exchange(),
     ] {
         let _ = channel
             .exchange_delete(exchange.into(), ExchangeDeleteOptions::default())

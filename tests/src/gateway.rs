@@ -29,17 +29,28 @@ impl TestGateway {
     ) -> Self {
         let mut file = String::new();
         for (index, (token, rights)) in tokens.iter().enumerate() {
-            let rights: Vec<String> = rights.iter().map(|r| format!("{r:?}")).collect();
-            file.push_str(&format!(
-                "[[token]]\nname = \"token-{index}\"\nsha256 = \"{}\"\nrights = [{}]\n",
-                hlsmux_gateway::tokens::digest(token),
-                rights.join(", ")
-            ));
+            file.push_str(&token_entry(&format!("token-{index}"), token, rights));
         }
+        Self::spawn_with_token_file(test, &file, arguments).await
+    }
+
+    /// A gateway reading `token_file` (as written, e.g. with webhook
+    /// secrets), with more command-line arguments. A second gateway of the
+    /// same test (after a restart) takes the first's place.
+    pub async fn spawn_with_token_file(
+        test: &TestEnv,
+        token_file: &str,
+        arguments: &[&str],
+    ) -> Self {
         let tokens_path = test.path().join("gateway-tokens.toml");
-        std::fs::write(&tokens_path, file).expect("token file");
+        std::fs::write(&tokens_path, token_file).expect("token file");
         let address_file = test.path().join("gateway-address");
-        let log = std::fs::File::create(test.path().join("gateway.log")).expect("log");
+        let _ = std::fs::remove_file(&address_file);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(test.path().join("gateway.log"))
+            .expect("log");
         let child = Command::new(binaries::gateway())
             .args(["--listen", "127.0.0.1:0", "--tokens"])
             .arg(&tokens_path)
@@ -124,4 +135,14 @@ impl TestGateway {
         let json = serde_json::from_str(text.trim()).unwrap_or(serde_json::Value::Null);
         (status, json)
     }
+}
+
+/// One `[[token]]` of a token file: `token` stored as its digest.
+pub fn token_entry(name: &str, token: &str, rights: &[&str]) -> String {
+    let rights: Vec<String> = rights.iter().map(|r| format!("{r:?}")).collect();
+    format!(
+        "[[token]]\nname = \"{name}\"\nsha256 = \"{}\"\nrights = [{}]\n",
+        hlsmux_gateway::tokens::digest(token),
+        rights.join(", ")
+    )
 }

@@ -22,6 +22,7 @@ pub mod player;
 pub mod produce;
 pub mod split_compare;
 pub mod split_pool;
+pub mod webhook_receiver;
 mod worker;
 
 pub use broker::{BrokerNode, EventLog, QueueCounts, TestPool, count_events};

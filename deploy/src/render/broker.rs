@@ -103,14 +103,21 @@ pub fn definitions_json(inventory: &Inventory, secrets: &Secrets) -> String {
     // dead-letter notices), nor to the events exchange (forged outcomes).
     let private_queues = format!("^{server_named}$");
     let submit_configure = private_queues.clone();
+    // It also keeps the HTTP gateway's webhook log (the gateway runs as
+    // the submit user).
     let submit_write = format!(
         "{}|{private_queues}",
-        exactly(&[topology.jobs_exchange(), topology.cancellations_exchange()])
+        exactly(&[
+            topology.jobs_exchange(),
+            topology.cancellations_exchange(),
+            topology.webhook_records_exchange(),
+        ])
     );
     let follow = [
         topology.events_exchange(),
         topology.event_history_stream(),
         topology.heartbeat_stream(),
+        topology.webhook_log_stream(),
     ];
     let submit_read = format!("{}|{private_queues}", exactly(&follow));
     // The operator also drains and resumes muxers (the control exchange)
@@ -120,6 +127,7 @@ pub fn definitions_json(inventory: &Inventory, secrets: &Secrets) -> String {
         exactly(&[
             topology.jobs_exchange(),
             topology.cancellations_exchange(),
+            topology.webhook_records_exchange(),
             topology.control_exchange(),
         ])
     );
@@ -212,6 +220,10 @@ pub fn definitions_json(inventory: &Inventory, secrets: &Secrets) -> String {
             topology.control_stream(),
             Topology::control_stream_arguments(),
         ),
+        queue(
+            topology.webhook_log_stream(),
+            Topology::webhook_log_arguments(),
+        ),
     ];
     let mut bindings = vec![
         binding(
@@ -232,6 +244,11 @@ pub fn definitions_json(inventory: &Inventory, secrets: &Secrets) -> String {
         binding(
             topology.cancellations_exchange(),
             topology.cancellation_stream(),
+            String::new(),
+        ),
+        binding(
+            topology.webhook_records_exchange(),
+            topology.webhook_log_stream(),
             String::new(),
         ),
     ];
@@ -304,6 +321,7 @@ pub fn definitions_json(inventory: &Inventory, secrets: &Secrets) -> String {
             exchange(topology.dead_letter_exchange(), "fanout"),
             exchange(topology.cancellations_exchange(), "fanout"),
             exchange(topology.control_exchange(), "direct"),
+            exchange(topology.webhook_records_exchange(), "fanout"),
         ],
         "queues": queues,
         "bindings": bindings,

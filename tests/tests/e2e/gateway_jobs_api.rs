@@ -7,7 +7,7 @@
 
 use std::time::{Duration, Instant};
 
-use hlsmux_tests::gateway::TestGateway;
+use hlsmux_tests::gateway::{TestGateway, token_entry};
 use hlsmux_tests::media::Clip;
 use hlsmux_tests::{PATIENCE, TestEnv, WorkerOptions};
 use serde_json::{Value, json};
@@ -436,7 +436,14 @@ async fn a_job_is_followed_live_as_server_sent_events_and_resumed_after_the_last
 async fn the_openapi_document_describes_what_the_gateway_does() {
     let test = TestEnv::new("gateway-openapi").await;
     let _worker = test.worker(1).await;
-    let gateway = gateway(&test).await;
+    // The operator may have callbacks (to a port nothing listens on).
+    let mut tokens = token_entry("cms", SUBMITTER, &["submit", "read", "cancel"]);
+    tokens.push_str(&token_entry("dashboard", READER, &["read"]));
+    tokens.push_str(&token_entry("operator", OPERATOR, &["admin"]));
+    tokens.push_str(
+        "webhook_secret = \"a-secret-for-the-openapi-test\"\ncallback_hosts = [\"127.0.0.1:9\"]\n",
+    );
+    let gateway = TestGateway::spawn_with_token_file(&test, &tokens, &[]).await;
     let document: Value = serde_json::from_str(
         &std::fs::read_to_string(concat!(
             env!("CARGO_MANIFEST_DIR"),
@@ -466,6 +473,7 @@ async fn the_openapi_document_describes_what_the_gateway_does() {
         "muxer" => json!(1),
         "segment_seconds" => json!(2),
         "encrypt" => json!(true),
+        "callback_url" => json!("http://127.0.0.1:9/hooks"),
         other => properties[other]["enum"][0].clone(),
     };
     let every_option: serde_json::Map<String, Value> = properties
@@ -526,10 +534,24 @@ async fn the_openapi_document_describes_what_the_gateway_does() {
 /// The codes the gateway's source gives its refusals: the literal after a
 /// `StatusCode::…,` or in `bad_request(…)`.
 fn refusal_codes_in_the_source() -> Vec<String> {
-    let directory = concat!(env!("CARGO_MANIFEST_DIR"), "/../gateway/src");
+    let mut directories = vec![std::path::PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../gateway/src"
+    ))];
+    let mut files = Vec::new();
+    while let Some(directory) = directories.pop() {
+        for entry in std::fs::read_dir(directory).expect("the gateway's source") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                directories.push(path);
+            } else {
+                files.push(path);
+            }
+        }
+    }
     let mut codes = Vec::new();
-    for entry in std::fs::read_dir(directory).expect("the gateway's source") {
-        let source = std::fs::read_to_string(entry.expect("entry").path()).expect("source");
+    for file in files {
+        let source = std::fs::read_to_string(file).expect("source");
         let compact: String = source.split_whitespace().collect();
         for marker in ["bad_request(\"", "StatusCode::"] {
             for (at, _) in compact.match_indices(marker) {

@@ -1,0 +1,416 @@
+//! Webhooks: a job submitted with a `callback_url` is POSTed its `done` or
+//! `failed` event, signed with its token's secret (see `sign`), until the
+//! receiver answers 2xx or the attempts run out, with back-off between.
+//!
+//! The delivery state lives in RabbitMQ, not in memory: every callback
+//! asked for, every attempt and every giving-up is a record in the
+//! pool's webhook log stream, written (and confirmed) before it counts.
+//! A gateway that starts reads the log and the event history and
+//! delivers what it still owes, so a callback is delivered at least once
+//! across restarts; a receiver deduplicates by `job_id`. One gateway per
+//! pool delivers; a second would deliver a second time.
+
+mod deliver;
+pub mod sign;
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use hlsmux_amqp::HistoryStart;
+use hlsmux_amqp::stream::Stamped;
+use hlsmux_protocol::{JobId, StatusEvent};
+use hlsmux_submitter::broker::Broker;
+use hlsmux_submitter::history;
+use hyper::StatusCode;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+use uuid::Uuid;
+
+use crate::api_error::ApiError;
+use crate::index::JobIndex;
+use crate::tokens::{Caller, Tokens};
+
+/// How callbacks are retried.
+#[derive(Clone, Copy, Debug)]
+pub struct WebhookSettings {
+    /// The wait after the first failed attempt; it doubles after each
+    /// failure, up to `MAX_BACKOFF`.
+    pub first_retry: Duration,
+    /// Attempts before giving up.
+    pub max_attempts: u32,
+    /// How long a receiver has to answer one attempt.
+    pub attempt_timeout: Duration,
+}
+
+impl Default for WebhookSettings {
+    fn default() -> Self {
+        Self {
+            first_retry: Duration::from_secs(5),
+            // 5 s doubling to the 10-minute cap: about an hour and a half.
+            max_attempts: 15,
+            attempt_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+const MAX_BACKOFF: Duration = Duration::from_secs(600);
+/// How often the owed callbacks are looked over.
+const TICK: Duration = Duration::from_millis(200);
+
+/// One record of the webhook log.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Record {
+    /// A job was submitted with a callback, by the token `token`.
+    Subscribed {
+        job_id: JobId,
+        url: String,
+        token: String,
+        #[serde(with = "time::serde::rfc3339")]
+        at: OffsetDateTime,
+    },
+    /// One attempt to deliver it.
+    Attempted {
+        job_id: JobId,
+        attempt: u32,
+        delivery_id: Uuid,
+        /// The receiver's HTTP status, if it answered.
+        status: Option<u16>,
+        error: Option<String>,
+        acknowledged: bool,
+        #[serde(with = "time::serde::rfc3339")]
+        at: OffsetDateTime,
+    },
+    /// No attempt was acknowledged (or the token is gone): no more.
+    GaveUp {
+        job_id: JobId,
+        reason: String,
+        #[serde(with = "time::serde::rfc3339")]
+        at: OffsetDateTime,
+    },
+}
+
+impl Stamped for Record {
+    fn stamped_at(&self) -> OffsetDateTime {
+        match self {
+            Record::Subscribed { at, .. }
+            | Record::Attempted { at, .. }
+            | Record::GaveUp { at, .. } => *at,
+        }
+    }
+}
+
+/// A callback owed or settled.
+struct Callback {
+    url: String,
+    token: String,
+    attempts: Vec<Value>,
+    /// `pending`, `delivered` or `given_up`.
+    state: &'static str,
+    reason: Option<String>,
+    next_at: Instant,
+}
+
+pub struct Webhooks {
+    settings: WebhookSettings,
+    callbacks: Mutex<HashMap<JobId, Callback>>,
+    client: reqwest::Client,
+}
+
+impl Webhooks {
+    pub fn new(settings: WebhookSettings) -> Self {
+        Self {
+            settings,
+            callbacks: Mutex::default(),
+            client: deliver::client(),
+        }
+    }
+
+    /// Checks that `caller` may have its callbacks sent to `url`; returns
+    /// the URL as it will be called.
+    pub fn check(caller: &Caller, url: &str) -> Result<String, ApiError> {
+        let refused = |why: String| ApiError::bad_request("bad_callback_url", why);
+        let parsed = reqwest::Url::parse(url)
+            .map_err(|error| refused(format!("callback_url {url:?}: {error}")))?;
+        if !matches!(parsed.scheme(), "http" | "https") {
+            return Err(refused(format!(
+                "callback_url {url:?}: use http:// or https://"
+            )));
+        }
+        if !parsed.username().is_empty() || parsed.password().is_some() {
+            return Err(refused(format!(
+                "callback_url {url:?}: no credentials in the URL (the signature authenticates)"
+            )));
+        }
+        if caller.webhook_secret.is_none() {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "callback_not_allowed",
+                format!(
+                    "token {:?} has no webhook_secret in the token file, so its callbacks \
+                     could not be signed",
+                    caller.name
+                ),
+            ));
+        }
+        let host = parsed.host_str().unwrap_or_default().to_ascii_lowercase();
+        let with_port = parsed
+            .port_or_known_default()
+            .map(|port| format!("{host}:{port}"))
+            .unwrap_or_else(|| host.clone());
+        if !caller
+            .callback_hosts
+            .iter()
+            .any(|allowed| *allowed == host || *allowed == with_port)
+        {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "callback_not_allowed",
+                format!(
+                    "token {:?} may not send callbacks to {with_port}: add it to the token's \
+                     callback_hosts",
+                    caller.name
+                ),
+            ));
+        }
+        Ok(parsed.to_string())
+    }
+
+    /// Writes the callback into the webhook log (confirmed) and owes it.
+    pub async fn subscribe(
+        &self,
+        broker: &Broker,
+        job_id: JobId,
+        url: String,
+        token: &str,
+    ) -> Result<(), ApiError> {
+        let record = Record::Subscribed {
+            job_id,
+            url,
+            token: token.to_owned(),
+            at: OffsetDateTime::now_utc(),
+        };
+        write(broker, &record).await?;
+        self.apply(record);
+        Ok(())
+    }
+
+    /// The callback of `job` and its attempts, for `GET /v1/jobs/{id}`.
+    pub fn view(&self, job: JobId) -> Option<Value> {
+        let callbacks = self.callbacks.lock().unwrap_or_else(|p| p.into_inner());
+        callbacks.get(&job).map(|callback| {
+            json!({
+                "url": callback.url,
+                "state": callback.state,
+                "reason": callback.reason,
+                "attempts": callback.attempts,
+            })
+        })
+    }
+
+    fn apply(&self, record: Record) {
+        let mut callbacks = self.callbacks.lock().unwrap_or_else(|p| p.into_inner());
+        match record {
+            Record::Subscribed {
+                job_id, url, token, ..
+            } => {
+                callbacks.entry(job_id).or_insert(Callback {
+                    url,
+                    token,
+                    attempts: Vec::new(),
+                    state: "pending",
+                    reason: None,
+                    next_at: Instant::now(),
+                });
+            }
+            Record::Attempted {
+                job_id,
+                attempt,
+                delivery_id,
+                status,
+                ref error,
+                acknowledged,
+                at,
+            } => {
+                if let Some(callback) = callbacks.get_mut(&job_id) {
+                    callback.attempts.push(json!({
+                        "attempt": attempt,
+                        "delivery_id": delivery_id,
+                        "at": at.format(&time::format_description::well_known::Rfc3339)
+                            .unwrap_or_default(),
+                        "status": status,
+                        "error": error,
+                        "acknowledged": acknowledged,
+                    }));
+                    if acknowledged {
+                        callback.state = "delivered";
+                    } else {
+                        let doublings = attempt.saturating_sub(1).min(16);
+                        let wait = self
+                            .settings
+                            .first_retry
+                            .saturating_mul(1 << doublings)
+                            .min(MAX_BACKOFF);
+                        callback.next_at = Instant::now() + wait;
+                    }
+                }
+            }
+            Record::GaveUp { job_id, reason, .. } => {
+                if let Some(callback) = callbacks.get_mut(&job_id) {
+                    callback.state = "given_up";
+                    callback.reason = Some(reason);
+                }
+            }
+        }
+    }
+
+    /// Reads the webhook log, then delivers what is owed as jobs end,
+    /// until `shutdown`.
+    pub async fn run(
+        &self,
+        broker: &Broker,
+        index: &JobIndex,
+        tokens: &Tokens,
+        shutdown: &CancellationToken,
+    ) {
+        let log = broker.topology().webhook_log_stream();
+        loop {
+            match history::read_stream::<Record>(broker, &log, HistoryStart::First).await {
+                Ok(records) => {
+                    info!(records = records.len(), "webhook log read");
+                    for record in records {
+                        self.apply(record);
+                    }
+                    break;
+                }
+                Err(error) => warn!(%error, "cannot read the webhook log; trying again"),
+            }
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                () = shutdown.cancelled() => return,
+            }
+        }
+        let mut tick = tokio::time::interval(TICK);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                () = shutdown.cancelled() => return,
+            }
+            if !index.is_caught_up() {
+                continue;
+            }
+            for (job, event) in self.due(index) {
+                self.attempt(broker, tokens, job, &event).await;
+            }
+        }
+    }
+
+    /// The owed callbacks whose job has ended and whose wait is over.
+    fn due(&self, index: &JobIndex) -> Vec<(JobId, StatusEvent)> {
+        let callbacks = self.callbacks.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        callbacks
+            .iter()
+            .filter(|(_, callback)| callback.state == "pending" && callback.next_at <= now)
+            .filter_map(|(job, _)| index.final_event(*job).map(|event| (*job, event)))
+            .collect()
+    }
+
+    /// One attempt at `job`'s callback, recorded in the log before it
+    /// counts (an attempt not recorded is made again).
+    async fn attempt(&self, broker: &Broker, tokens: &Tokens, job: JobId, event: &StatusEvent) {
+        let (url, token, attempt) = {
+            let callbacks = self.callbacks.lock().unwrap_or_else(|p| p.into_inner());
+            let Some(callback) = callbacks.get(&job) else {
+                return;
+            };
+            let attempt = u32::try_from(callback.attempts.len()).unwrap_or(u32::MAX) + 1;
+            (callback.url.clone(), callback.token.clone(), attempt)
+        };
+        let Some(secret) = tokens
+            .named(&token)
+            .and_then(|caller| caller.webhook_secret.clone())
+        else {
+            self.give_up(
+                broker,
+                job,
+                format!("token {token:?} or its webhook_secret is gone"),
+            )
+            .await;
+            return;
+        };
+        let delivery_id = Uuid::new_v4();
+        let body = json!({
+            "delivery_id": delivery_id,
+            "attempt": attempt,
+            "job_id": job,
+            "state": event.state.event_state().as_str(),
+            "event": event,
+        });
+        let answer = deliver::post(
+            &self.client,
+            &url,
+            &secret,
+            delivery_id,
+            &body,
+            self.settings.attempt_timeout,
+        )
+        .await;
+        let record = Record::Attempted {
+            job_id: job,
+            attempt,
+            delivery_id,
+            status: answer.status,
+            error: answer.error,
+            acknowledged: answer.acknowledged,
+            at: OffsetDateTime::now_utc(),
+        };
+        if let Err(error) = write(broker, &record).await {
+            // Not recorded, so not counted: it is tried again.
+            warn!(%job, error = %error.message, "cannot record a webhook attempt");
+            return;
+        }
+        self.apply(record);
+        if !answer.acknowledged && attempt >= self.settings.max_attempts {
+            self.give_up(
+                broker,
+                job,
+                format!("no acknowledgement in {attempt} attempts"),
+            )
+            .await;
+        }
+    }
+
+    async fn give_up(&self, broker: &Broker, job: JobId, reason: String) {
+        warn!(%job, %reason, "giving up a webhook");
+        let record = Record::GaveUp {
+            job_id: job,
+            reason,
+            at: OffsetDateTime::now_utc(),
+        };
+        if write(broker, &record).await.is_ok() {
+            self.apply(record);
+        }
+    }
+}
+
+/// Appends `record` to the webhook log, confirmed.
+async fn write(broker: &Broker, record: &Record) -> Result<(), ApiError> {
+    let publisher = broker.publisher().await?;
+    let written = broker
+        .publish_command(
+            &publisher,
+            &broker.topology().webhook_records_exchange(),
+            "",
+            &Uuid::new_v4().to_string(),
+            record,
+        )
+        .await;
+    let _ = publisher.close(200, "recorded".into()).await;
+    Ok(written?)
+}
