@@ -125,7 +125,14 @@ pub fn run(cli: Cli) -> Result<(), DeployError> {
         }
         Command::Render { out } => {
             let inventory = Inventory::load(&cli.inventory)?;
-            let secrets = Secrets::load_or_create(&inventory.secrets_path(&cli.inventory))?;
+            let secrets_path = inventory.secrets_path(&cli.inventory);
+            let mut secrets = Secrets::load_or_create(&secrets_path)?;
+            if let Some(gateway) = &inventory.gateway {
+                secrets.ensure_gateway_tokens(
+                    gateway.tokens.iter().map(|token| token.name.as_str()),
+                    &secrets_path,
+                )?;
+            }
             let files = render::render(&inventory, &secrets);
             render::write_all(&out, &files)?;
             eprintln!(

@@ -5,6 +5,7 @@
 //! byte. A file from an earlier version gains what it lacks on the next
 //! render.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
@@ -20,6 +21,17 @@ pub struct Secrets {
     pub operator_password: String,
     /// Every RabbitMQ node of a cluster must hold the same cookie.
     pub erlang_cookie: String,
+    /// The HTTP gateway's tokens, by name: each the token to hand out and
+    /// the secret its webhooks are signed with.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub gateway_tokens: BTreeMap<String, GatewayTokenSecrets>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayTokenSecrets {
+    pub token: String,
+    pub webhook_secret: String,
 }
 
 /// The file as an earlier version may have written it.
@@ -30,6 +42,8 @@ struct StoredSecrets {
     submit_password: String,
     operator_password: Option<String>,
     erlang_cookie: Option<String>,
+    #[serde(default)]
+    gateway_tokens: BTreeMap<String, GatewayTokenSecrets>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -59,6 +73,7 @@ impl Secrets {
                         .operator_password
                         .map_or_else(|| new_password(path), Ok)?,
                     erlang_cookie: stored.erlang_cookie.map_or_else(|| new_cookie(path), Ok)?,
+                    gateway_tokens: stored.gateway_tokens,
                 };
                 if !complete {
                     secrets.replace(path)?;
@@ -71,6 +86,7 @@ impl Secrets {
                     submit_password: new_password(path)?,
                     operator_password: new_password(path)?,
                     erlang_cookie: new_cookie(path)?,
+                    gateway_tokens: BTreeMap::new(),
                 };
                 secrets.create(path)?;
                 Ok(secrets)
@@ -80,6 +96,30 @@ impl Secrets {
                 detail: error.to_string(),
             }),
         }
+    }
+
+    /// Makes a token and a webhook secret for each gateway token name that
+    /// has none yet, and keeps them in the file; the others are kept.
+    pub fn ensure_gateway_tokens<'a>(
+        &mut self,
+        names: impl IntoIterator<Item = &'a str>,
+        path: &Path,
+    ) -> Result<(), SecretsError> {
+        let mut added = false;
+        for name in names {
+            if !self.gateway_tokens.contains_key(name) {
+                let made = GatewayTokenSecrets {
+                    token: new_password(path)?,
+                    webhook_secret: new_password(path)?,
+                };
+                self.gateway_tokens.insert(name.to_owned(), made);
+                added = true;
+            }
+        }
+        if added {
+            self.replace(path)?;
+        }
+        Ok(())
     }
 
     /// Rewrites the file with every password: written beside it, then
@@ -172,5 +212,25 @@ mod tests {
         let mode = std::fs::metadata(&path).expect("file").permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
         assert_eq!(Secrets::load_or_create(&path).expect("read again"), read);
+    }
+
+    #[test]
+    fn gateway_tokens_are_made_for_new_names_and_kept_for_known_ones() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("hlsmux-secrets.toml");
+        let mut secrets = Secrets::load_or_create(&path).expect("made");
+        secrets
+            .ensure_gateway_tokens(["cms"], &path)
+            .expect("cms made");
+        let cms = secrets.gateway_tokens["cms"].clone();
+        assert_ne!(cms.token, cms.webhook_secret);
+        let mut again = Secrets::load_or_create(&path).expect("read");
+        again
+            .ensure_gateway_tokens(["cms", "dashboard"], &path)
+            .expect("dashboard made");
+        assert_eq!(again.gateway_tokens["cms"], cms, "kept");
+        assert_eq!(Secrets::load_or_create(&path).expect("read"), again);
+        let mode = std::fs::metadata(&path).expect("file").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
     }
 }

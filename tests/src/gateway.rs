@@ -44,6 +44,26 @@ impl TestGateway {
     ) -> Self {
         let tokens_path = test.path().join("gateway-tokens.toml");
         std::fs::write(&tokens_path, token_file).expect("token file");
+        Self::spawn_process(test, &tokens_path, arguments, &[]).await
+    }
+
+    /// A gateway as `hlsmux-deploy` renders it: its token file, and its
+    /// broker user and namespace from `environment` (the test's media and
+    /// output roots, and any free port, instead of the site's).
+    pub async fn spawn_rendered(
+        test: &TestEnv,
+        tokens_path: &std::path::Path,
+        environment: &[(&str, &str)],
+    ) -> Self {
+        Self::spawn_process(test, tokens_path, &[], environment).await
+    }
+
+    async fn spawn_process(
+        test: &TestEnv,
+        tokens_path: &std::path::Path,
+        arguments: &[&str],
+        environment: &[(&str, &str)],
+    ) -> Self {
         let address_file = test.path().join("gateway-address");
         let _ = std::fs::remove_file(&address_file);
         let log = std::fs::OpenOptions::new()
@@ -53,11 +73,12 @@ impl TestGateway {
             .expect("log");
         let child = Command::new(binaries::gateway())
             .args(["--listen", "127.0.0.1:0", "--tokens"])
-            .arg(&tokens_path)
+            .arg(tokens_path)
             .arg("--address-file")
             .arg(&address_file)
             .args(arguments)
             .envs(test.hlsmux_env())
+            .envs(environment.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)

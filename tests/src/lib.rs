@@ -43,6 +43,11 @@ pub fn cli_binary() -> PathBuf {
     binaries::cli()
 }
 
+/// The `hlsmux-gateway` binary under test, built if needed.
+pub fn gateway_binary() -> PathBuf {
+    binaries::gateway()
+}
+
 /// The `hlsmux-deploy` binary under test, built if needed.
 pub fn deploy_binary() -> PathBuf {
     binaries::deploy()

@@ -23,6 +23,37 @@ pub struct Inventory {
     pub site: Site,
     #[serde(default, rename = "pi")]
     pub pis: Vec<Pi>,
+    /// The HTTP gateway, if the site runs one.
+    #[serde(default)]
+    pub gateway: Option<Gateway>,
+}
+
+/// `hlsmux-gateway`: where it listens, and who may call it.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Gateway {
+    /// Loopback by default: TLS is the reverse proxy's in front of it.
+    #[serde(default = "default_gateway_listen")]
+    pub listen: std::net::SocketAddr,
+    #[serde(default, rename = "token")]
+    pub tokens: Vec<GatewayToken>,
+}
+
+/// One API token; the token itself and its webhook secret are made on
+/// first render into the secrets file.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayToken {
+    pub name: String,
+    /// `submit`, `read`, `cancel`, `admin`.
+    pub rights: Vec<String>,
+    /// Where its webhooks may go (`host` or `host:port`).
+    #[serde(default)]
+    pub callback_hosts: Vec<String>,
+}
+
+fn default_gateway_listen() -> std::net::SocketAddr {
+    std::net::SocketAddr::from(([127, 0, 0, 1], 8480))
 }
 
 /// What every Pi shares: the NAS that netboots it and holds the media, the
@@ -174,6 +205,38 @@ impl Inventory {
                 what: "DHCP range",
                 detail: format!("{first}-{last} ends before it starts"),
             });
+        }
+        if let Some(gateway) = &self.gateway {
+            let mut names = std::collections::HashSet::new();
+            for token in &gateway.tokens {
+                let plain = !token.name.is_empty()
+                    && token
+                        .name
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+                if !plain || !names.insert(token.name.as_str()) {
+                    return Err(InventoryError::BadSite {
+                        what: "gateway token",
+                        detail: format!(
+                            "{:?}: each token needs its own name of letters, digits, - and _",
+                            token.name
+                        ),
+                    });
+                }
+                if let Some(right) = token
+                    .rights
+                    .iter()
+                    .find(|r| !["submit", "read", "cancel", "admin"].contains(&r.as_str()))
+                {
+                    return Err(InventoryError::BadSite {
+                        what: "gateway token",
+                        detail: format!(
+                            "{}: right {right:?}: use submit, read, cancel or admin",
+                            token.name
+                        ),
+                    });
+                }
+            }
         }
         if site.broker.hosts.is_empty() {
             return Err(InventoryError::BadSite {
@@ -428,6 +491,18 @@ mod tests {
             (
                 pi("HLSPi2", "5e6f7a8b", "b8:27:eb:00:00:02", "192.168.1.11", 0),
                 "muxer ID 0 is not valid",
+            ),
+            (
+                "[gateway]\n[[gateway.token]]\nname = \"cms\"\nrights = [\"root\"]\n".to_owned(),
+                "cms: right \"root\": use submit, read, cancel or admin",
+            ),
+            (
+                "[gateway]\n[[gateway.token]]\nname = \"cms\"\nrights = []\n[[gateway.token]]\nname = \"cms\"\nrights = []\n".to_owned(),
+                "\"cms\": each token needs its own name",
+            ),
+            (
+                "[gateway]\n[[gateway.token]]\nname = \"../x\"\nrights = []\n".to_owned(),
+                "\"../x\": each token needs its own name",
             ),
         ];
         for (second, expected) in cases {

@@ -4,6 +4,7 @@
 
 mod broker;
 mod cluster;
+mod gateway;
 mod header;
 mod monitoring;
 mod netboot;
@@ -87,6 +88,24 @@ pub fn render(inventory: &Inventory, secrets: &Secrets) -> Vec<RenderedFile> {
         RenderedFile::private("submit/hlsmux.env", services::submit_env(site, secrets)),
         RenderedFile::private("operator/hlsmux.env", services::operator_env(site, secrets)),
     ];
+    if let Some(gateway) = &inventory.gateway {
+        files.push(RenderedFile::public(
+            "gateway/hlsmux-gateway.service",
+            gateway::unit(site),
+        ));
+        files.push(RenderedFile::private(
+            "gateway/gateway.env",
+            gateway::env(site, gateway, secrets),
+        ));
+        files.push(RenderedFile::private(
+            "gateway/gateway-tokens.toml",
+            gateway::token_file(gateway, secrets),
+        ));
+        files.push(RenderedFile::private(
+            "gateway/tokens.txt",
+            gateway::tokens_to_hand_out(gateway, secrets),
+        ));
+    }
     if let Some(advanced) = cluster::advanced_config(site) {
         files.push(RenderedFile::public("rabbitmq/advanced.config", advanced));
     }
@@ -188,6 +207,7 @@ mod tests {
             submit_password: "s".into(),
             operator_password: "o".into(),
             erlang_cookie: "COOKIE".into(),
+            gateway_tokens: BTreeMap::new(),
         };
         let files = render(&inventory, &secrets);
         let conf = &file(&files, "rabbitmq/rabbitmq.conf").contents;
@@ -241,6 +261,7 @@ mod tests {
             submit_password: "s".into(),
             operator_password: "o".into(),
             erlang_cookie: "COOKIE".into(),
+            gateway_tokens: BTreeMap::new(),
         };
         let addresses = crate::inventory::TEST_SITE.replace(
             r#"hosts = ["192.168.1.2"]"#,

@@ -22,8 +22,11 @@ use lapin::{Channel, Connection, ConnectionProperties};
 use tokio::process::Command;
 
 use hlsmux_tests::CliRun;
+use hlsmux_tests::gateway::TestGateway;
 use hlsmux_tests::media::Clip;
+use hlsmux_tests::webhook_receiver::WebhookReceiver;
 use hlsmux_tests::{PATIENCE, TestEnv};
+use serde_json::json;
 
 async fn rabbitmqctl(args: &[&str]) -> String {
     let output = Command::new("rabbitmqctl")
@@ -122,6 +125,8 @@ impl ImportedPool {
                 &format!("operator_user = \"{}\"", users[2]),
             )
             .replace("history_max_age = \"7D\"", "history_max_age = \"3D\"")
+            // The CMS's webhooks come to the test's receiver.
+            .replace("cms.example.lan", "127.0.0.1")
             .replace("example-secrets.toml", "secrets.toml");
         let inventory = test.path().join("inventory.toml");
         std::fs::write(&inventory, inventory_text).expect("inventory");
@@ -191,6 +196,52 @@ impl ImportedPool {
             .await
     }
 
+    /// A worker as the worker user, with the rendered settings (muxer 1,
+    /// the first Pi's boot line).
+    async fn start_worker(&self) -> tokio::process::Child {
+        let worker_url = std::fs::read_to_string(self.out.join("pi-root/etc/hlsmux/worker.toml"))
+            .expect("worker settings")
+            .lines()
+            .find_map(|l| l.strip_prefix("amqp_url = "))
+            .expect("amqp_url")
+            .trim_matches('"')
+            .to_owned();
+        let cmdline = self.test.path().join("cmdline");
+        std::fs::write(
+            &cmdline,
+            std::fs::read_to_string(self.out.join("tftp/1a2b3c4d/cmdline.txt")).expect("boot"),
+        )
+        .expect("cmdline");
+        Command::new(hlsmux_tests::worker_binary())
+            .arg("--config")
+            .arg(self.out.join("pi-root/etc/hlsmux/worker.toml"))
+            .env("HLSMUX_AMQP_URL", &worker_url)
+            .env("HLSMUX_KERNEL_CMDLINE", &cmdline)
+            .env("HLSMUX_MEDIA_ROOT", self.test.media_root())
+            .env("HLSMUX_OUTPUT_ROOT", self.test.output_root())
+            .env("HLSMUX_WORK_DIR", self.test.work_dir())
+            .env("HLSMUX_STORAGE_MOUNTS", "")
+            .env("HLSMUX_METRICS_ADDR", "127.0.0.1:0")
+            .env("HLSMUX_ENCODER", "libx264")
+            .env("HLSMUX_X264_PRESET", "ultrafast")
+            .env("HLSMUX_FFMPEG_THREADS", "1")
+            .env(
+                "HLSMUX_THERMAL_ZONE",
+                self.test.path().join("no-thermal-zone"),
+            )
+            .env(
+                "HLSMUX_THROTTLING_COMMAND",
+                self.test.path().join("no-vcgencmd"),
+            )
+            .env("HLSMUX_HW_DECODE", "false")
+            .env("RUST_LOG", "warn,lapin=off")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("worker starts")
+    }
+
     fn name(&self, suffix: &str) -> String {
         format!("{}.{suffix}", self.namespace)
     }
@@ -234,7 +285,7 @@ fn refused<T>(result: lapin::Result<T>) -> bool {
 #[tokio::test]
 async fn imported_definitions_give_policies_queues_and_least_privilege_users_that_run_the_pool() {
     let pool = ImportedPool::render_and_import("definitions").await;
-    let (test, vhost, namespace, out) = (&pool.test, &pool.vhost, &pool.namespace, &pool.out);
+    let (test, vhost, namespace) = (&pool.test, &pool.vhost, &pool.namespace);
     // The policies, read back from the broker.
     let policies: Vec<serde_json::Value> = serde_json::from_str(
         &rabbitmqctl(&["list_policies", "-q", "-p", vhost, "--formatter", "json"]).await,
@@ -277,41 +328,7 @@ async fn imported_definitions_give_policies_queues_and_least_privilege_users_tha
     }
 
     // A worker as the worker user, with the rendered settings.
-    let worker_url = std::fs::read_to_string(out.join("pi-root/etc/hlsmux/worker.toml"))
-        .expect("worker settings")
-        .lines()
-        .find_map(|l| l.strip_prefix("amqp_url = "))
-        .expect("amqp_url")
-        .trim_matches('"')
-        .to_owned();
-    let cmdline = test.path().join("cmdline");
-    std::fs::write(
-        &cmdline,
-        std::fs::read_to_string(out.join("tftp/1a2b3c4d/cmdline.txt")).expect("boot"),
-    )
-    .expect("cmdline");
-    let mut worker = Command::new(hlsmux_tests::worker_binary())
-        .arg("--config")
-        .arg(out.join("pi-root/etc/hlsmux/worker.toml"))
-        .env("HLSMUX_AMQP_URL", &worker_url)
-        .env("HLSMUX_KERNEL_CMDLINE", &cmdline)
-        .env("HLSMUX_MEDIA_ROOT", test.media_root())
-        .env("HLSMUX_OUTPUT_ROOT", test.output_root())
-        .env("HLSMUX_WORK_DIR", test.work_dir())
-        .env("HLSMUX_STORAGE_MOUNTS", "")
-        .env("HLSMUX_METRICS_ADDR", "127.0.0.1:0")
-        .env("HLSMUX_ENCODER", "libx264")
-        .env("HLSMUX_X264_PRESET", "ultrafast")
-        .env("HLSMUX_FFMPEG_THREADS", "1")
-        .env("HLSMUX_THERMAL_ZONE", test.path().join("no-thermal-zone"))
-        .env("HLSMUX_THROTTLING_COMMAND", test.path().join("no-vcgencmd"))
-        .env("HLSMUX_HW_DECODE", "false")
-        .env("RUST_LOG", "warn,lapin=off")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("worker starts");
+    let mut worker = pool.start_worker().await;
 
     // The submit tool as the submit user, with the rendered environment.
     let clip = Clip::default()
@@ -477,5 +494,142 @@ async fn the_submit_user_may_queue_follow_and_cancel_and_nothing_else() {
     assert_eq!(
         std::fs::read(&canary).expect("the canary stays where it was"),
         b"canary: must never move or be read"
+    );
+}
+
+/// A rendered file's `name token=… webhook_secret=…` line for `name`.
+fn handed_out(out: &Path, name: &str) -> (String, String) {
+    let text = std::fs::read_to_string(out.join("gateway/tokens.txt")).expect("tokens.txt");
+    let line = text
+        .lines()
+        .find(|line| line.starts_with(&format!("{name} ")))
+        .unwrap_or_else(|| panic!("{name} in tokens.txt: {text}"));
+    let field = |key: &str| {
+        line.split_whitespace()
+            .find_map(|part| part.strip_prefix(&format!("{key}=")))
+            .unwrap_or_else(|| panic!("{key} in {line}"))
+            .to_owned()
+    };
+    (field("token"), field("webhook_secret"))
+}
+
+#[tokio::test]
+async fn the_rendered_gateway_serves_as_the_submit_user_and_refuses_what_it_may_not() {
+    let pool = ImportedPool::render_and_import("gateway").await;
+    let (test, out) = (&pool.test, &pool.out);
+    let _worker = pool.start_worker().await;
+    let env_file = out.join("gateway/gateway.env");
+    assert_eq!(
+        setting(&env_file, "HLSMUX_AMQP_URL"),
+        pool.url(User::Submit),
+        "the gateway is the submit user"
+    );
+    let receiver = WebhookReceiver::start(&[], 200).await;
+    let gateway = TestGateway::spawn_rendered(
+        test,
+        &out.join("gateway/gateway-tokens.toml"),
+        &[
+            ("HLSMUX_AMQP_URL", &setting(&env_file, "HLSMUX_AMQP_URL")),
+            ("HLSMUX_NAMESPACE", &setting(&env_file, "HLSMUX_NAMESPACE")),
+        ],
+    )
+    .await;
+    let (cms, secret) = handed_out(out, "cms");
+    let (dashboard, _) = handed_out(out, "dashboard");
+    let canary = test.elsewhere().join("canary.mp4");
+    Clip::default().write(&canary).await;
+    let canary_bytes = std::fs::read(&canary).expect("canary");
+
+    // A program uploads a clip with a callback, and is called back signed.
+    let clip = std::fs::read(&canary).expect("clip");
+    let bearer = format!("Bearer {cms}");
+    let callback = format!("http://{}/hooks", receiver.address);
+    let (status, text) = hlsmux_tests::http::request(
+        gateway.address,
+        "POST",
+        &format!(
+            "/v1/jobs?filename=clip.mp4&muxer=1&callback_url={}",
+            hlsmux_tests::http::encode_query_value(&callback)
+        ),
+        &[
+            ("Authorization", bearer.as_str()),
+            ("Content-Type", "video/mp4"),
+        ],
+        &clip,
+    )
+    .await;
+    assert_eq!(status, 202, "{text}");
+    let accepted: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+    let job = accepted["job_id"].as_str().expect("job ID").to_owned();
+    let delivered = receiver.wait_for(1, PATIENCE).await;
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    assert!(hlsmux_gateway::webhooks::sign::verify(
+        &secret,
+        &delivered[0].headers["hlsmux-signature"],
+        &delivered[0].body,
+        now,
+        300
+    ));
+    assert_eq!(delivered[0].json["job_id"], job.as_str());
+    assert_eq!(delivered[0].json["state"], "done", "{}", delivered[0].json);
+    assert!(
+        test.output_root()
+            .join("incoming/clip.mp4.hls/master.m3u8")
+            .exists()
+    );
+
+    // Each refusal, as the rendered tokens and the submit user.
+    let cases = [
+        (
+            &cms,
+            json!({ "input": "../elsewhere/canary.mp4" }),
+            400,
+            "input_outside_root",
+        ),
+        (
+            &cms,
+            json!({ "input": "incoming/clip.mp4", "name": "../../elsewhere" }),
+            400,
+            "bad_name",
+        ),
+        (
+            &cms,
+            json!({ "input": "incoming/clip.mp4", "callback_url": "http://10.1.2.3/steal" }),
+            403,
+            "callback_not_allowed",
+        ),
+        (
+            &dashboard,
+            json!({ "input": "incoming/clip.mp4" }),
+            403,
+            "forbidden",
+        ),
+    ];
+    for (token, body, want_status, want_code) in cases {
+        let (status, reply) = gateway.call("POST", "/v1/jobs", token, Some(&body)).await;
+        assert_eq!(
+            (status, reply["error"]["code"].as_str()),
+            (want_status, Some(want_code)),
+            "{body}: {reply}"
+        );
+    }
+    let (status, text) = hlsmux_tests::http::request(
+        gateway.address,
+        "POST",
+        "/v1/jobs?filename=..%2Felsewhere%2Fcanary.mp4",
+        &[
+            ("Authorization", bearer.as_str()),
+            ("Content-Type", "video/mp4"),
+        ],
+        b"not the canary",
+    )
+    .await;
+    assert_eq!(status, 400, "{text}");
+    assert!(text.contains("bad_filename"), "{text}");
+    assert_eq!(std::fs::read(&canary).expect("canary"), canary_bytes);
+    assert_eq!(
+        receiver.received().len(),
+        1,
+        "one callback, for the one job"
     );
 }

@@ -61,7 +61,12 @@ fn one_pi_inventory(dir: &Path) -> PathBuf {
         std::fs::read_to_string(repository().join("deploy/inventory.example.toml")).expect("read");
     let site_only = example.split("[[pi]]").next().expect("site").to_owned();
     let first_pi = example.split("[[pi]]").nth(1).expect("first Pi");
-    let text = format!("{site_only}[[pi]]{first_pi}")
+    // The gateway's section comes after the last Pi.
+    let gateway = example
+        .split_once("\n[gateway]")
+        .map(|(_, rest)| format!("\n[gateway]{rest}"))
+        .unwrap_or_default();
+    let text = format!("{site_only}[[pi]]{first_pi}{gateway}")
         .replace(
             "/etc/prometheus/hlsmux-targets",
             &dir.join("out/prometheus/targets").display().to_string(),
@@ -344,6 +349,43 @@ async fn every_rendered_file_passes_the_program_that_reads_it() {
         !unit.contains("PrivateDevices=yes"),
         "would hide the hardware encoder"
     );
+
+    // The gateway's unit, likewise; its environment and token file private.
+    let gateway_unit =
+        std::fs::read_to_string(out.join("gateway/hlsmux-gateway.service")).expect("gateway unit");
+    let gateway_binary = hlsmux_tests::gateway_binary().display().to_string();
+    let gateway_unit_path = write(
+        "hlsmux-gateway.service",
+        gateway_unit
+            .replace("/usr/local/bin/hlsmux-gateway", &gateway_binary)
+            .replace(
+                "EnvironmentFile=/etc/hlsmux/gateway.env",
+                &format!(
+                    "EnvironmentFile={}",
+                    out.join("gateway/gateway.env").display()
+                ),
+            ),
+    );
+    let (ok, said) = run("systemd-analyze", &["verify", &gateway_unit_path]).await;
+    assert!(
+        ok && said.trim().is_empty(),
+        "systemd-analyze verify of the gateway: {said}"
+    );
+    for private in [
+        "gateway/gateway.env",
+        "gateway/gateway-tokens.toml",
+        "gateway/tokens.txt",
+    ] {
+        let mode = std::fs::metadata(out.join(private))
+            .expect(private)
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o600, "{private}");
+    }
+    let token_file =
+        std::fs::read_to_string(out.join("gateway/gateway-tokens.toml")).expect("token file");
+    hlsmux_gateway::tokens::Tokens::parse(&token_file).expect("the gateway reads its token file");
 
     // logrotate, as root over a work dir of the test's (no `hlsmux` user
     // here); logrotate -d exits 0 even on errors, so its words are read.
