@@ -6,7 +6,8 @@
 //! `api_error` (every refusal as JSON with a stable code), `body` (whole
 //! or streamed), `tokens` (bearer tokens, stored hashed, with rights), `upload`
 //! (a streamed file into `incoming/`), `webhooks` (signed callbacks, their
-//! state in the broker),
+//! state in the broker), `outputs` (published HLS files, for the player),
+//! `ui` (the web page),
 //! `routes`, `jobs` (the work, through `hlsmux_submitter`), `events` (a
 //! job's events live, as Server-Sent Events), `index` (every job's state
 //! in memory, from the event history), `metrics`.
@@ -17,8 +18,10 @@ mod events;
 mod index;
 mod jobs;
 mod metrics;
+mod outputs;
 mod routes;
 pub mod tokens;
+mod ui;
 mod upload;
 pub mod webhooks;
 
@@ -44,11 +47,22 @@ pub use webhooks::WebhookSettings;
 /// a connection, and no more than this.
 const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// Where the gateway finds the pool's files, and its limits.
+pub struct GatewaySettings {
+    /// Inputs, and uploads into its `incoming/`.
+    pub media_root: PathBuf,
+    /// Published outputs, for the page's player (none: not served).
+    pub output_root: Option<PathBuf>,
+    pub upload_limits: UploadLimits,
+    pub webhooks: WebhookSettings,
+}
+
 /// The gateway's state, shared by every connection.
 pub struct Gateway {
     broker: Broker,
     tokens: Tokens,
     media_root: PathBuf,
+    output_root: Option<PathBuf>,
     metrics: Arc<metrics::GatewayMetrics>,
     index: index::JobIndex,
     upload_limits: UploadLimits,
@@ -56,19 +70,14 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    pub fn new(
-        broker: Broker,
-        tokens: Tokens,
-        media_root: PathBuf,
-        upload_limits: UploadLimits,
-        webhook_settings: WebhookSettings,
-    ) -> Self {
+    pub fn new(broker: Broker, tokens: Tokens, settings: GatewaySettings) -> Self {
         Self {
             broker,
             tokens,
-            media_root,
-            upload_limits,
-            webhooks: webhooks::Webhooks::new(webhook_settings),
+            media_root: settings.media_root,
+            output_root: settings.output_root,
+            upload_limits: settings.upload_limits,
+            webhooks: webhooks::Webhooks::new(settings.webhooks),
             metrics: Arc::default(),
             index: index::JobIndex::default(),
         }

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use hlsmux_gateway::tokens::Tokens;
-use hlsmux_gateway::{Gateway, UploadLimits, WebhookSettings};
+use hlsmux_gateway::{Gateway, GatewaySettings, UploadLimits, WebhookSettings};
 use hlsmux_submitter::broker::Broker;
 use hlsmux_submitter::cli::PoolArgs;
 use tokio_util::sync::CancellationToken;
@@ -103,19 +103,18 @@ async fn run(args: Args) -> Result<(), String> {
         window: std::time::Duration::from_secs(args.upload_window_seconds.max(1)),
         min_bytes_per_second: args.upload_min_bytes_per_second,
     };
-    let webhook_settings = WebhookSettings {
-        first_retry: std::time::Duration::from_millis(args.webhook_first_retry_ms),
-        max_attempts: args.webhook_max_attempts.max(1),
-        ..WebhookSettings::default()
-    };
-    Gateway::new(
-        broker,
-        tokens,
-        args.pool.media_root.clone(),
+    let settings = GatewaySettings {
+        media_root: args.pool.media_root.clone(),
+        output_root: args.pool.output_root.clone(),
         upload_limits,
-        webhook_settings,
-    )
-    .serve(listener, shutdown)
-    .await;
+        webhooks: WebhookSettings {
+            first_retry: std::time::Duration::from_millis(args.webhook_first_retry_ms),
+            max_attempts: args.webhook_max_attempts.max(1),
+            ..WebhookSettings::default()
+        },
+    };
+    Gateway::new(broker, tokens, settings)
+        .serve(listener, shutdown)
+        .await;
     Ok(())
 }

@@ -29,6 +29,8 @@ fn template(path: &str) -> &'static str {
         ["v1", "jobs", _] => "/v1/jobs/{id}",
         ["v1", "jobs", _, "events"] => "/v1/jobs/{id}/events",
         ["v1", "workers"] => "/v1/workers",
+        ["v1", "outputs", ..] => "/v1/outputs/{path}",
+        [""] | ["index.html"] | ["ui", ..] => "/ui",
         _ => "other",
     }
 }
@@ -52,6 +54,11 @@ impl Gateway {
     async fn route(&self, request: Request<Incoming>) -> Result<Response<Body>, ApiError> {
         let path = request.uri().path().to_owned();
         let method = request.method().clone();
+        if method == Method::GET
+            && let Some(page) = crate::ui::asset(&path)
+        {
+            return Ok(page);
+        }
         match (&method, path.as_str()) {
             (&Method::GET, "/healthz") => {
                 return Ok(json_response(StatusCode::OK, &json!({"status": "ok"})));
@@ -118,6 +125,11 @@ impl Gateway {
                 let by = format!("gateway token {}", caller.name);
                 let cancelled = jobs::cancel(&self.broker, &self.index, job_id(id)?, &by).await?;
                 Ok(json_response(StatusCode::ACCEPTED, &cancelled))
+            }
+            (&Method::GET, ["v1", "outputs", ..]) => {
+                need(&caller, Right::Read)?;
+                let rest = path.strip_prefix("/v1/outputs/").unwrap_or_default();
+                crate::outputs::serve(self.output_root.as_deref(), rest).await
             }
             (&Method::GET, ["v1", "workers"]) => {
                 need(&caller, Right::Read)?;

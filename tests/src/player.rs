@@ -83,3 +83,36 @@ pub async fn play_with_media_origin(
         ))
     }
 }
+
+/// Uses the gateway's web page at `origin` with `token` as a person would
+/// (`tests/player/web_page.mjs`): log in, upload `clip`, watch it reach
+/// done, play it and pick a rung. Screenshots go to `screenshots`.
+/// Returns the report, or the report as text when a step failed.
+pub async fn use_web_page(
+    origin: &str,
+    token: &str,
+    clip: &Path,
+    screenshots: &Path,
+) -> Result<serde_json::Value, String> {
+    std::fs::create_dir_all(screenshots).map_err(|error| error.to_string())?;
+    let output = Command::new("node")
+        .arg(player_dir().join("web_page.mjs"))
+        .arg(origin)
+        .arg(token)
+        .arg(clip)
+        .arg(screenshots)
+        .output()
+        .await
+        .map_err(|error| format!("cannot run node: {error}"))?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let report = stdout
+        .lines()
+        .find_map(|line| serde_json::from_str::<serde_json::Value>(line).ok());
+    match report {
+        Some(report) if output.status.success() && report["passed"] == true => Ok(report),
+        _ => Err(format!(
+            "{stdout}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        )),
+    }
+}

@@ -193,6 +193,10 @@ async fn every_refusal_is_json_with_its_own_code_and_nothing_outside_the_root_is
     // A link inside the media root that points out of it.
     std::os::unix::fs::symlink(&canary, test.media_root().join("link.mp4")).expect("symlink");
     std::fs::write(test.media_root().join("empty.mp4"), b"").expect("empty");
+    // In the output root: a playlist linking out, and a staged (hidden) one.
+    std::os::unix::fs::symlink(&canary, test.output_root().join("link.m3u8")).expect("symlink");
+    std::fs::create_dir_all(test.output_root().join(".staging")).expect("staging");
+    std::fs::write(test.output_root().join(".staging/index.m3u8"), "#EXTM3U\n").expect("staged");
 
     let submit = |input: &str| json!({ "input": input });
     let cases: Vec<Refusal> = vec![
@@ -302,6 +306,62 @@ async fn every_refusal_is_json_with_its_own_code_and_nothing_outside_the_root_is
             "bad_query",
         ),
         ("GET", "/v1/admin", OPERATOR, None, 404, "no_such_route"),
+        (
+            "GET",
+            "/v1/outputs/link.m3u8",
+            READER,
+            None,
+            400,
+            "output_outside_root",
+        ),
+        (
+            "GET",
+            "/v1/outputs/../elsewhere/canary.mp4",
+            READER,
+            None,
+            400,
+            "output_outside_root",
+        ),
+        (
+            "GET",
+            "/v1/outputs/%2e%2e%2felsewhere%2fcanary.mp4",
+            READER,
+            None,
+            400,
+            "output_outside_root",
+        ),
+        (
+            "GET",
+            "/v1/outputs/.staging/index.m3u8",
+            READER,
+            None,
+            404,
+            "not_found",
+        ),
+        (
+            "GET",
+            "/v1/outputs/gateway-tokens.toml",
+            READER,
+            None,
+            404,
+            "not_found",
+        ),
+        (
+            "GET",
+            "/v1/outputs/missing/master.m3u8",
+            READER,
+            None,
+            404,
+            "not_found",
+        ),
+        (
+            "GET",
+            "/v1/outputs/link.m3u8",
+            "",
+            None,
+            401,
+            "unauthorized",
+        ),
     ];
     for (method, path, token, body, want_status, want_code) in cases {
         let (status, reply) = gateway.call(method, path, token, body.as_ref()).await;

@@ -26,6 +26,7 @@ mod forged_dead_letter_notices_change_nothing;
 mod gateway_jobs_api;
 mod gateway_under_load;
 mod gateway_uploads;
+mod gateway_web_page;
 mod gateway_webhooks;
 mod hardware_decoding_falls_back;
 mod hostile_inputs_are_refused;
