@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use crate::Gateway;
 use crate::api_error::ApiError;
 use crate::index::JobIndex;
-use crate::routes::Query;
+use crate::query::Query;
 use crate::tokens::Caller;
 use crate::upload;
 use crate::webhooks::Webhooks;
@@ -133,7 +133,7 @@ fn callback(caller: &Caller, submission: &Submission) -> Result<Option<String>, 
 fn upload_submission(query: Option<&str>) -> Result<(String, Submission), ApiError> {
     let mut fields = serde_json::Map::new();
     let mut file_name = None;
-    for (key, value) in crate::routes::query_pairs(query) {
+    for (key, value) in crate::query::query_pairs(query) {
         match key.as_str() {
             "filename" => file_name = Some(upload::file_name(&value)?.to_owned()),
             "input" => {

@@ -8,7 +8,7 @@
 //! (a streamed file into `incoming/`), `webhooks` (signed callbacks, their
 //! state in the broker), `outputs` (published HLS files, for the player),
 //! `ui` (the web page),
-//! `routes`, `jobs` (the work, through `hlsmux_submitter`), `events` (a
+//! `routes`, `query` (query strings), `jobs` (the work, through `hlsmux_submitter`), `events` (a
 //! job's events live, as Server-Sent Events), `index` (every job's state
 //! in memory, from the event history), `metrics`.
 
@@ -19,6 +19,7 @@ mod index;
 mod jobs;
 mod metrics;
 mod outputs;
+mod query;
 mod routes;
 pub mod tokens;
 mod ui;

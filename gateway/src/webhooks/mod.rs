@@ -11,6 +11,7 @@
 //! pool delivers; a second would deliver a second time.
 
 mod deliver;
+mod log;
 pub mod sign;
 
 use std::collections::HashMap;
@@ -18,12 +19,10 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use hlsmux_amqp::HistoryStart;
-use hlsmux_amqp::stream::Stamped;
 use hlsmux_protocol::{JobId, StatusEvent};
 use hlsmux_submitter::broker::Broker;
 use hlsmux_submitter::history;
 use hyper::StatusCode;
-use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use tokio::time::Instant;
@@ -34,6 +33,8 @@ use uuid::Uuid;
 use crate::api_error::ApiError;
 use crate::index::JobIndex;
 use crate::tokens::{Caller, Tokens};
+pub use log::Record;
+use log::write;
 
 /// How callbacks are retried.
 #[derive(Clone, Copy, Debug)]
@@ -61,49 +62,6 @@ impl Default for WebhookSettings {
 const MAX_BACKOFF: Duration = Duration::from_secs(600);
 /// How often the owed callbacks are looked over.
 const TICK: Duration = Duration::from_millis(200);
-
-/// One record of the webhook log.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum Record {
-    /// A job was submitted with a callback, by the token `token`.
-    Subscribed {
-        job_id: JobId,
-        url: String,
-        token: String,
-        #[serde(with = "time::serde::rfc3339")]
-        at: OffsetDateTime,
-    },
-    /// One attempt to deliver it.
-    Attempted {
-        job_id: JobId,
-        attempt: u32,
-        delivery_id: Uuid,
-        /// The receiver's HTTP status, if it answered.
-        status: Option<u16>,
-        error: Option<String>,
-        acknowledged: bool,
-        #[serde(with = "time::serde::rfc3339")]
-        at: OffsetDateTime,
-    },
-    /// No attempt was acknowledged (or the token is gone): no more.
-    GaveUp {
-        job_id: JobId,
-        reason: String,
-        #[serde(with = "time::serde::rfc3339")]
-        at: OffsetDateTime,
-    },
-}
-
-impl Stamped for Record {
-    fn stamped_at(&self) -> OffsetDateTime {
-        match self {
-            Record::Subscribed { at, .. }
-            | Record::Attempted { at, .. }
-            | Record::GaveUp { at, .. } => *at,
-        }
-    }
-}
 
 /// A callback owed or settled.
 struct Callback {
@@ -397,20 +355,4 @@ impl Webhooks {
             self.apply(record);
         }
     }
-}
-
-/// Appends `record` to the webhook log, confirmed.
-async fn write(broker: &Broker, record: &Record) -> Result<(), ApiError> {
-    let publisher = broker.publisher().await?;
-    let written = broker
-        .publish_command(
-            &publisher,
-            &broker.topology().webhook_records_exchange(),
-            "",
-            &Uuid::new_v4().to_string(),
-            record,
-        )
-        .await;
-    let _ = publisher.close(200, "recorded".into()).await;
-    Ok(written?)
 }
