@@ -44,6 +44,14 @@ struct Args {
     /// Attempts before a webhook is given up.
     #[arg(long, env = "HLSMUX_GATEWAY_WEBHOOK_MAX_ATTEMPTS", default_value_t = WebhookSettings::default().max_attempts)]
     webhook_max_attempts: u32,
+    /// How long a receiver that answered 202 has to acknowledge the
+    /// delivery (POST /v1/webhooks/{delivery_id}/ack) before it is sent again.
+    #[arg(
+        long,
+        env = "HLSMUX_GATEWAY_WEBHOOK_ACK_TIMEOUT_MS",
+        default_value_t = 600_000
+    )]
+    webhook_ack_timeout_ms: u64,
     #[command(flatten)]
     pool: PoolArgs,
 }
@@ -110,6 +118,7 @@ async fn run(args: Args) -> Result<(), String> {
         webhooks: WebhookSettings {
             first_retry: std::time::Duration::from_millis(args.webhook_first_retry_ms),
             max_attempts: args.webhook_max_attempts.max(1),
+            ack_timeout: std::time::Duration::from_millis(args.webhook_ack_timeout_ms),
             ..WebhookSettings::default()
         },
     };

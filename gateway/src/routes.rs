@@ -31,6 +31,7 @@ fn template(path: &str) -> &'static str {
         ["v1", "jobs", _, "events"] => "/v1/jobs/{id}/events",
         ["v1", "workers"] => "/v1/workers",
         ["v1", "outputs", ..] => "/v1/outputs/{path}",
+        ["v1", "webhooks", _, "ack"] => "/v1/webhooks/{delivery_id}/ack",
         [""] | ["index.html"] | ["ui", ..] => "/ui",
         _ => "other",
     }
@@ -126,6 +127,19 @@ impl Gateway {
                 let by = format!("gateway token {}", caller.name);
                 let cancelled = jobs::cancel(&self.broker, &self.index, job_id(id)?, &by).await?;
                 Ok(json_response(StatusCode::ACCEPTED, &cancelled))
+            }
+            (&Method::POST, ["v1", "webhooks", delivery, "ack"]) => {
+                let delivery = delivery.parse().map_err(|_| {
+                    ApiError::bad_request(
+                        "unknown_delivery",
+                        format!("{delivery:?} is not a delivery ID"),
+                    )
+                })?;
+                let acknowledged = self
+                    .webhooks
+                    .acknowledge(&self.broker, &caller, delivery)
+                    .await?;
+                Ok(json_response(StatusCode::OK, &acknowledged))
             }
             (&Method::GET, ["v1", "outputs", ..]) => {
                 need(&caller, Right::Read)?;

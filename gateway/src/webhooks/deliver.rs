@@ -1,6 +1,7 @@
-//! One signed POST of a callback, and what came of it. Only a 2xx answer
-//! acknowledges: a redirect is not followed (it would carry a signed body
-//! somewhere the token's hosts do not name), and is a failed attempt.
+//! One signed POST of a callback, and what came of it. A 2xx answer
+//! acknowledges, except 202, which says the receiver will acknowledge the
+//! delivery itself later. A redirect is not followed (it would carry a
+//! signed body somewhere the token's hosts do not name): a failed attempt.
 
 use std::time::Duration;
 
@@ -13,6 +14,7 @@ pub struct Answer {
     pub status: Option<u16>,
     pub error: Option<String>,
     pub acknowledged: bool,
+    pub awaiting_ack: bool,
 }
 
 /// The HTTP client for callbacks: rustls with the ring provider (the one
@@ -49,16 +51,19 @@ pub async fn post(
     match sent {
         Ok(response) => {
             let status = response.status();
+            let later = status == reqwest::StatusCode::ACCEPTED;
             Answer {
                 status: Some(status.as_u16()),
                 error: (!status.is_success()).then(|| format!("the receiver answered {status}")),
-                acknowledged: status.is_success(),
+                acknowledged: status.is_success() && !later,
+                awaiting_ack: later,
             }
         }
         Err(error) => Answer {
             status: None,
             error: Some(describe(&error)),
             acknowledged: false,
+            awaiting_ack: false,
         },
     }
 }

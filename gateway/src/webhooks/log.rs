@@ -1,5 +1,5 @@
-//! The webhook log: the records of callbacks asked for, attempted and
-//! given up, in the pool's webhook log stream (see the module above).
+//! The webhook log: the records of callbacks asked for, attempted,
+//! acknowledged later and given up, in the pool's webhook log stream (see the module above).
 
 use hlsmux_amqp::stream::Stamped;
 use hlsmux_protocol::JobId;
@@ -31,6 +31,17 @@ pub enum Record {
         status: Option<u16>,
         error: Option<String>,
         acknowledged: bool,
+        /// The receiver answered 202: it will acknowledge this delivery
+        /// itself, later, at `POST /v1/webhooks/{delivery_id}/ack`.
+        #[serde(default)]
+        awaiting_ack: bool,
+        #[serde(with = "time::serde::rfc3339")]
+        at: OffsetDateTime,
+    },
+    /// The receiver acknowledged a delivery it had answered 202.
+    Acknowledged {
+        job_id: JobId,
+        delivery_id: Uuid,
         #[serde(with = "time::serde::rfc3339")]
         at: OffsetDateTime,
     },
@@ -48,6 +59,7 @@ impl Stamped for Record {
         match self {
             Record::Subscribed { at, .. }
             | Record::Attempted { at, .. }
+            | Record::Acknowledged { at, .. }
             | Record::GaveUp { at, .. } => *at,
         }
     }

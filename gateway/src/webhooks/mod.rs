@@ -1,6 +1,8 @@
 //! Webhooks: a job submitted with a `callback_url` is POSTed its `done` or
 //! `failed` event, signed with its token's secret (see `sign`), until the
-//! receiver answers 2xx or the attempts run out, with back-off between.
+//! receiver acknowledges or the attempts run out, with back-off between.
+//! A receiver acknowledges by answering 2xx, or, when it answers 202, by
+//! calling `POST /v1/webhooks/{delivery_id}/ack` later (see `acknowledge`).
 //!
 //! The delivery state lives in RabbitMQ, not in memory: every callback
 //! asked for, every attempt and every giving-up is a record in the
@@ -10,6 +12,7 @@
 //! across restarts; a receiver deduplicates by `job_id`. One gateway per
 //! pool delivers; a second would deliver a second time.
 
+mod acknowledge;
 mod deliver;
 mod log;
 pub mod sign;
@@ -46,6 +49,9 @@ pub struct WebhookSettings {
     pub max_attempts: u32,
     /// How long a receiver has to answer one attempt.
     pub attempt_timeout: Duration,
+    /// How long after answering 202 a receiver has to acknowledge the
+    /// delivery, before it is attempted again.
+    pub ack_timeout: Duration,
 }
 
 impl Default for WebhookSettings {
@@ -55,6 +61,7 @@ impl Default for WebhookSettings {
             // 5 s doubling to the 10-minute cap: about an hour and a half.
             max_attempts: 15,
             attempt_timeout: Duration::from_secs(10),
+            ack_timeout: Duration::from_secs(600),
         }
     }
 }
@@ -68,8 +75,10 @@ struct Callback {
     url: String,
     token: String,
     attempts: Vec<Value>,
-    /// `pending`, `delivered` or `given_up`.
+    /// `pending`, `awaiting_ack`, `delivered` or `given_up`.
     state: &'static str,
+    /// The delivery answered 202, while its acknowledgement is awaited.
+    awaiting: Option<Uuid>,
     reason: Option<String>,
     next_at: Instant,
 }
@@ -182,6 +191,7 @@ impl Webhooks {
                     token,
                     attempts: Vec::new(),
                     state: "pending",
+                    awaiting: None,
                     reason: None,
                     next_at: Instant::now(),
                 });
@@ -193,6 +203,7 @@ impl Webhooks {
                 status,
                 ref error,
                 acknowledged,
+                awaiting_ack,
                 at,
             } => {
                 if let Some(callback) = callbacks.get_mut(&job_id) {
@@ -204,10 +215,17 @@ impl Webhooks {
                         "status": status,
                         "error": error,
                         "acknowledged": acknowledged,
+                        "awaiting_ack": awaiting_ack,
                     }));
+                    callback.awaiting = None;
                     if acknowledged {
                         callback.state = "delivered";
+                    } else if awaiting_ack {
+                        callback.state = "awaiting_ack";
+                        callback.awaiting = Some(delivery_id);
+                        callback.next_at = Instant::now() + self.settings.ack_timeout;
                     } else {
+                        callback.state = "pending";
                         let doublings = attempt.saturating_sub(1).min(16);
                         let wait = self
                             .settings
@@ -218,6 +236,11 @@ impl Webhooks {
                     }
                 }
             }
+            Record::Acknowledged {
+                job_id,
+                delivery_id,
+                at,
+            } => acknowledge::apply(&mut callbacks, job_id, delivery_id, at),
             Record::GaveUp { job_id, reason, .. } => {
                 if let Some(callback) = callbacks.get_mut(&job_id) {
                     callback.state = "given_up";
@@ -274,7 +297,9 @@ impl Webhooks {
         let now = Instant::now();
         callbacks
             .iter()
-            .filter(|(_, callback)| callback.state == "pending" && callback.next_at <= now)
+            .filter(|(_, callback)| {
+                matches!(callback.state, "pending" | "awaiting_ack") && callback.next_at <= now
+            })
             .filter_map(|(job, _)| index.final_event(*job).map(|event| (*job, event)))
             .collect()
     }
@@ -290,6 +315,12 @@ impl Webhooks {
             let attempt = u32::try_from(callback.attempts.len()).unwrap_or(u32::MAX) + 1;
             (callback.url.clone(), callback.token.clone(), attempt)
         };
+        // The last attempt was answered 202 and never acknowledged.
+        if attempt > self.settings.max_attempts {
+            let reason = format!("no acknowledgement in {} attempts", attempt - 1);
+            self.give_up(broker, job, reason).await;
+            return;
+        }
         let Some(secret) = tokens
             .named(&token)
             .and_then(|caller| caller.webhook_secret.clone())
@@ -326,6 +357,7 @@ impl Webhooks {
             status: answer.status,
             error: answer.error,
             acknowledged: answer.acknowledged,
+            awaiting_ack: answer.awaiting_ack,
             at: OffsetDateTime::now_utc(),
         };
         if let Err(error) = write(broker, &record).await {
@@ -334,7 +366,7 @@ impl Webhooks {
             return;
         }
         self.apply(record);
-        if !answer.acknowledged && attempt >= self.settings.max_attempts {
+        if !answer.acknowledged && !answer.awaiting_ack && attempt >= self.settings.max_attempts {
             self.give_up(
                 broker,
                 job,

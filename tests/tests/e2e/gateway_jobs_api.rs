@@ -561,7 +561,8 @@ async fn the_openapi_document_describes_what_the_gateway_does() {
     for (path, operations) in document["paths"].as_object().expect("paths") {
         for (method, operation) in operations.as_object().expect("operations") {
             let concrete = path.replace("{id}", &job);
-            let body = (method == "post").then(|| Value::Object(every_option.clone()));
+            let body = (method == "post" && path == "/v1/jobs")
+                .then(|| Value::Object(every_option.clone()));
             let (status, reply) = gateway
                 .call(&method.to_uppercase(), &concrete, OPERATOR, body.as_ref())
                 .await;
@@ -584,7 +585,7 @@ async fn the_openapi_document_describes_what_the_gateway_does() {
                     "{method} {path} is documented but not served"
                 );
             }
-            if method == "post" {
+            if method == "post" && path == "/v1/jobs" {
                 assert_eq!(status, 202, "every documented option is taken: {reply}");
             }
         }

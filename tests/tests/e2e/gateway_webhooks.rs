@@ -275,3 +275,88 @@ async fn callbacks_to_other_hosts_or_without_a_secret_are_refused_and_an_unackno
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(receiver.received().len(), 2, "no attempt after giving up");
 }
+
+#[tokio::test]
+async fn a_receiver_that_answers_202_acknowledges_later_once_and_only_what_is_awaited() {
+    let test = TestEnv::new("gateway-webhook-late-ack").await;
+    let _worker = test.worker(1).await;
+    let receiver = WebhookReceiver::start(&[], 202).await;
+    let gateway = TestGateway::spawn_with_token_file(
+        &test,
+        &token_file(&receiver),
+        &[
+            "--webhook-first-retry-ms",
+            "200",
+            "--webhook-ack-timeout-ms",
+            "5000",
+        ],
+    )
+    .await;
+    Clip::default()
+        .write(&test.media_root().join("talk.mp4"))
+        .await;
+    let url = format!("http://{}/hooks", receiver.address);
+    let job = gateway
+        .submit(CMS, &json!({ "input": "talk.mp4", "callback_url": url }))
+        .await;
+
+    // Answered 202 and not acknowledged in time: delivered again.
+    let received = receiver.wait_for(2, PATIENCE).await;
+    let delivery = |r: &Received| r.json["delivery_id"].as_str().expect("id").to_owned();
+    let (first, second) = (delivery(&received[0]), delivery(&received[1]));
+    assert_signed_delivery(&received[1], &job, "done");
+    // The gateway records the second attempt once its answer is in.
+    let deadline = std::time::Instant::now() + PATIENCE;
+    loop {
+        let callback = callback_state(&gateway, &job, "awaiting_ack").await;
+        if callback["attempts"].as_array().map(Vec::len) == Some(2) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{callback}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let ack = |id: &str, token: &str| {
+        let path = format!("/v1/webhooks/{id}/ack");
+        let token = token.to_owned();
+        let gateway = &gateway;
+        async move { gateway.call("POST", &path, &token, None).await }
+    };
+    let refusals = [
+        (ack(&first, CMS).await, 409, "ack_stale"),
+        (ack(&second, NO_SECRET).await, 403, "forbidden"),
+        (
+            ack("0b9c6c1e-0000-4000-8000-000000000000", CMS).await,
+            404,
+            "unknown_delivery",
+        ),
+        (ack("not-a-delivery", CMS).await, 400, "unknown_delivery"),
+    ];
+    for ((status, reply), want_status, want_code) in refusals {
+        assert_eq!(
+            (status, reply["error"]["code"].as_str()),
+            (want_status, Some(want_code)),
+            "{reply}"
+        );
+    }
+    let (status, acknowledged) = ack(&second, CMS).await;
+    assert_eq!(
+        (status, &acknowledged["state"]),
+        (200, &json!("delivered")),
+        "{acknowledged}"
+    );
+    // The same acknowledgement again is a replay.
+    let (status, replayed) = ack(&second, CMS).await;
+    assert_eq!(
+        (status, replayed["error"]["code"].as_str()),
+        (409, Some("ack_replayed")),
+        "{replayed}"
+    );
+    let callback = callback_state(&gateway, &job, "delivered").await;
+    let attempts = callback["attempts"].as_array().expect("attempts");
+    assert_eq!(attempts.len(), 2, "{callback}");
+    assert_eq!(attempts[1]["acknowledged"], true);
+    assert!(attempts[1]["acknowledged_at"].is_string(), "{callback}");
+    // Acknowledged: past the acknowledgement timeout, nothing more is sent.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert_eq!(receiver.received().len(), 2);
+}
