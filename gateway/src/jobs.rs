@@ -20,7 +20,7 @@ use crate::index::JobIndex;
 use crate::query::Query;
 use crate::tokens::Caller;
 use crate::upload;
-use crate::webhooks::Webhooks;
+use crate::webhooks::check_callback;
 
 /// A submission as the API takes it: a file already under the media root
 /// and the options `hlsmux submit` takes.
@@ -124,7 +124,7 @@ fn callback(caller: &Caller, submission: &Submission) -> Result<Option<String>, 
     submission
         .callback_url
         .as_deref()
-        .map(|url| Webhooks::check(caller, url))
+        .map(|url| check_callback(caller, url))
         .transpose()
 }
 

@@ -6,8 +6,6 @@
 //! refused as `ack_replayed`, one for an earlier attempt's delivery (given
 //! up waiting for, and sent again) as `ack_stale`.
 
-use std::collections::HashMap;
-
 use hlsmux_protocol::JobId;
 use hlsmux_submitter::broker::Broker;
 use hyper::StatusCode;
@@ -15,7 +13,7 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{Callback, Record, Webhooks, write};
+use super::{Record, Webhooks, write};
 use crate::api_error::ApiError;
 use crate::tokens::Caller;
 
@@ -89,34 +87,5 @@ impl Webhooks {
                 ),
             )
         })
-    }
-}
-
-/// Applies an acknowledgement to the callback awaiting it.
-pub(super) fn apply(
-    callbacks: &mut HashMap<JobId, Callback>,
-    job: JobId,
-    delivery: Uuid,
-    at: OffsetDateTime,
-) {
-    let Some(callback) = callbacks.get_mut(&job) else {
-        return;
-    };
-    if callback.awaiting != Some(delivery) {
-        return;
-    }
-    callback.awaiting = None;
-    callback.state = "delivered";
-    let wanted = delivery.to_string();
-    if let Some(attempt) = callback
-        .attempts
-        .iter_mut()
-        .find(|attempt| attempt["delivery_id"] == wanted.as_str())
-    {
-        attempt["acknowledged"] = json!(true);
-        attempt["acknowledged_at"] = json!(
-            at.format(&time::format_description::well_known::Rfc3339)
-                .unwrap_or_default()
-        );
     }
 }

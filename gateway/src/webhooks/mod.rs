@@ -13,6 +13,7 @@
 //! pool delivers; a second would deliver a second time.
 
 mod acknowledge;
+mod allow;
 mod deliver;
 mod log;
 pub mod sign;
@@ -25,7 +26,6 @@ use hlsmux_amqp::HistoryStart;
 use hlsmux_protocol::{JobId, StatusEvent};
 use hlsmux_submitter::broker::Broker;
 use hlsmux_submitter::history;
-use hyper::StatusCode;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use tokio::time::Instant;
@@ -35,7 +35,8 @@ use uuid::Uuid;
 
 use crate::api_error::ApiError;
 use crate::index::JobIndex;
-use crate::tokens::{Caller, Tokens};
+use crate::tokens::Tokens;
+pub use allow::check_callback;
 pub use log::Record;
 use log::write;
 
@@ -96,56 +97,6 @@ impl Webhooks {
             callbacks: Mutex::default(),
             client: deliver::client(),
         }
-    }
-
-    /// Checks that `caller` may have its callbacks sent to `url`; returns
-    /// the URL as it will be called.
-    pub fn check(caller: &Caller, url: &str) -> Result<String, ApiError> {
-        let refused = |why: String| ApiError::bad_request("bad_callback_url", why);
-        let parsed = reqwest::Url::parse(url)
-            .map_err(|error| refused(format!("callback_url {url:?}: {error}")))?;
-        if !matches!(parsed.scheme(), "http" | "https") {
-            return Err(refused(format!(
-                "callback_url {url:?}: use http:// or https://"
-            )));
-        }
-        if !parsed.username().is_empty() || parsed.password().is_some() {
-            return Err(refused(format!(
-                "callback_url {url:?}: no credentials in the URL (the signature authenticates)"
-            )));
-        }
-        if caller.webhook_secret.is_none() {
-            return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "callback_not_allowed",
-                format!(
-                    "token {:?} has no webhook_secret in the token file, so its callbacks \
-                     could not be signed",
-                    caller.name
-                ),
-            ));
-        }
-        let host = parsed.host_str().unwrap_or_default().to_ascii_lowercase();
-        let with_port = parsed
-            .port_or_known_default()
-            .map(|port| format!("{host}:{port}"))
-            .unwrap_or_else(|| host.clone());
-        if !caller
-            .callback_hosts
-            .iter()
-            .any(|allowed| *allowed == host || *allowed == with_port)
-        {
-            return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "callback_not_allowed",
-                format!(
-                    "token {:?} may not send callbacks to {with_port}: add it to the token's \
-                     callback_hosts",
-                    caller.name
-                ),
-            ));
-        }
-        Ok(parsed.to_string())
     }
 
     /// Writes the callback into the webhook log (confirmed) and owes it.
@@ -240,7 +191,26 @@ impl Webhooks {
                 job_id,
                 delivery_id,
                 at,
-            } => acknowledge::apply(&mut callbacks, job_id, delivery_id, at),
+            } => {
+                if let Some(callback) = callbacks.get_mut(&job_id)
+                    && callback.awaiting == Some(delivery_id)
+                {
+                    callback.awaiting = None;
+                    callback.state = "delivered";
+                    let wanted = delivery_id.to_string();
+                    if let Some(attempt) = callback
+                        .attempts
+                        .iter_mut()
+                        .find(|attempt| attempt["delivery_id"] == wanted.as_str())
+                    {
+                        attempt["acknowledged"] = json!(true);
+                        attempt["acknowledged_at"] = json!(
+                            at.format(&time::format_description::well_known::Rfc3339)
+                                .unwrap_or_default()
+                        );
+                    }
+                }
+            }
             Record::GaveUp { job_id, reason, .. } => {
                 if let Some(callback) = callbacks.get_mut(&job_id) {
                     callback.state = "given_up";
