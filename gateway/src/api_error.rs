@@ -29,6 +29,24 @@ impl ApiError {
         Self::new(StatusCode::BAD_REQUEST, code, message)
     }
 
+    /// The `media` or `output` root cannot be used (unmounted, gone).
+    pub fn root_unavailable(
+        which: &'static str,
+        root: &std::path::Path,
+        error: &std::io::Error,
+    ) -> Self {
+        let code = if which == "media" {
+            "media_root_unavailable"
+        } else {
+            "output_root_unavailable"
+        };
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            code,
+            format!("the {which} root {} is not usable: {error}", root.display()),
+        )
+    }
+
     pub fn response(&self) -> Response<Body> {
         json_response(
             self.status,

@@ -277,16 +277,9 @@ async fn queue(
 /// Blocking. The input must be a regular, non-empty file inside the media
 /// root, symbolic links resolved (a link out of the root is refused).
 fn check_input(media_root: &Path, input: &RelativePath) -> Result<(), ApiError> {
-    let root = media_root.canonicalize().map_err(|error| {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "media_root_unavailable",
-            format!(
-                "the media root {} is not usable: {error}",
-                media_root.display()
-            ),
-        )
-    })?;
+    let root = media_root
+        .canonicalize()
+        .map_err(|error| ApiError::root_unavailable("media", media_root, &error))?;
     let path: PathBuf = input.under(media_root);
     let resolved = path.canonicalize().map_err(|_| {
         ApiError::bad_request(

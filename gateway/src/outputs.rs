@@ -63,13 +63,9 @@ pub async fn serve(output_root: Option<&Path>, encoded: &str) -> Result<Response
     {
         return Err(not_served());
     }
-    let root = tokio::fs::canonicalize(root).await.map_err(|error| {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "output_root_unavailable",
-            format!("the output root {} is not usable: {error}", root.display()),
-        )
-    })?;
+    let root = tokio::fs::canonicalize(root)
+        .await
+        .map_err(|error| ApiError::root_unavailable("output", root, &error))?;
     let resolved = tokio::fs::canonicalize(relative.under(&root))
         .await
         .map_err(|_| not_served())?;

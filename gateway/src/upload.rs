@@ -79,16 +79,9 @@ pub async fn receive(
     if declared_length.is_some_and(|length| length > limits.max_bytes) {
         return Err(too_large(limits));
     }
-    let root = media_root.canonicalize().map_err(|error| {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "media_root_unavailable",
-            format!(
-                "the media root {} is not usable: {error}",
-                media_root.display()
-            ),
-        )
-    })?;
+    let root = media_root
+        .canonicalize()
+        .map_err(|error| ApiError::root_unavailable("media", media_root, &error))?;
     let incoming = root.join(INCOMING);
     tokio::fs::create_dir_all(&incoming)
         .await

@@ -28,7 +28,7 @@ import { createServer } from "node:http";
 import { readFile, stat } from "node:fs/promises";
 import { basename, dirname, extname, join, normalize } from "node:path";
 import { fileURLToPath } from "node:url";
-import { chromium } from "playwright-core";
+import { launchChromium } from "./browser.mjs";
 
 const [segmentArg, afterSwitchArg, ...masters] = process.argv.slice(2);
 if (!segmentArg || !afterSwitchArg || masters.length === 0) {
@@ -41,7 +41,6 @@ const afterSwitch = Number(afterSwitchArg) * segmentSeconds;
 let outputDir = "";
 const here = dirname(fileURLToPath(import.meta.url));
 const hlsJs = join(here, "node_modules/hls.js/dist/hls.js");
-const chromiumPath = process.env.CHROMIUM ?? "/usr/bin/chromium";
 const deadlineMs = 60_000;
 
 const types = {
@@ -117,21 +116,7 @@ if (mediaServer) {
 await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
 const origin = `http://127.0.0.1:${server.address().port}`;
 
-// The flags keep Chromium off the (closed) network and out of a sandbox it
-// cannot have as root in CI.
-const browser = await chromium.launch({
-  executablePath: chromiumPath,
-  args: [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--autoplay-policy=no-user-gesture-required",
-  ],
-});
+const browser = await launchChromium();
 let allPassed = true;
 try {
   for (const master of masters) {

@@ -13,30 +13,17 @@
 // go to <screenshot-dir>.
 
 import { basename, join } from "node:path";
-import { chromium } from "playwright-core";
+import { launchChromium } from "./browser.mjs";
 
 const [origin, token, clip, screenshots] = process.argv.slice(2);
 if (!origin || !token || !clip || !screenshots) {
   console.error("usage: node web_page.mjs <gateway-url> <token> <clip> <screenshot-dir>");
   process.exit(2);
 }
-const chromiumPath = process.env.CHROMIUM ?? "/usr/bin/chromium";
 const patience = 90_000;
 const report = { steps: [], foreignRequests: [], pageErrors: [], passed: false };
 
-const browser = await chromium.launch({
-  executablePath: chromiumPath,
-  args: [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--autoplay-policy=no-user-gesture-required",
-  ],
-});
+const browser = await launchChromium();
 try {
   const page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
   page.on("request", (request) => {

@@ -137,6 +137,31 @@ impl TestGateway {
         accepted["job_id"].as_str().expect("a job ID").to_owned()
     }
 
+    /// Polls `GET /v1/jobs/{job}` with `token` until `reached` holds for
+    /// its body (within the test's patience); that body.
+    pub async fn job_until(
+        &self,
+        token: &str,
+        job: &str,
+        what: &str,
+        reached: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let deadline = std::time::Instant::now() + crate::PATIENCE;
+        loop {
+            let (status, body) = self
+                .call("GET", &format!("/v1/jobs/{job}"), token, None)
+                .await;
+            if status == 200 && reached(&body) {
+                return body;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "job {job} never {what}: {status} {body}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// `method path` with `token` as its bearer (none when empty) and a
     /// JSON `body`; the status and the body parsed as JSON.
     pub async fn call(

@@ -12,6 +12,7 @@ use crate::secrets::Secrets;
 
 use super::broker::submit_amqp_url;
 use super::header::GENERATED;
+use super::services::cli_env;
 
 /// Where the unit expects the rendered files.
 const ENV_FILE: &str = "/etc/hlsmux/gateway.env";
@@ -64,23 +65,13 @@ WantedBy=multi-user.target
     )
 }
 
-/// The submit user's environment, plus where to listen and the tokens.
+/// The submit user's environment (mode 0600: it holds the submit user's
+/// password), plus where to listen and the tokens.
 pub fn env(site: &Site, gateway: &Gateway, secrets: &Secrets) -> String {
     format!(
-        "# {GENERATED}
-# Mode 0600: it holds the submit user's broker password.
-HLSMUX_AMQP_URL={url}
-HLSMUX_NAMESPACE={namespace}
-HLSMUX_MEDIA_ROOT={media}
-HLSMUX_OUTPUT_ROOT={output}
-HLSMUX_GATEWAY_LISTEN={listen}
-HLSMUX_GATEWAY_TOKENS={TOKEN_FILE}
-",
-        url = submit_amqp_url(site, secrets),
-        namespace = site.namespace,
-        media = site.media_root.display(),
-        output = site.output_root.display(),
-        listen = gateway.listen,
+        "{}HLSMUX_GATEWAY_LISTEN={}\nHLSMUX_GATEWAY_TOKENS={TOKEN_FILE}\n",
+        cli_env(site, &submit_amqp_url(site, secrets)),
+        gateway.listen,
     )
 }
 

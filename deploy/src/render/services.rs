@@ -159,7 +159,8 @@ pub fn operator_env(site: &Site, secrets: &Secrets) -> String {
     cli_env(site, &operator_amqp_url(site, secrets))
 }
 
-fn cli_env(site: &Site, amqp_url: &str) -> String {
+/// The pool's variables for a program that runs as `amqp_url`'s user.
+pub(super) fn cli_env(site: &Site, amqp_url: &str) -> String {
     format!(
         "# {GENERATED}\nHLSMUX_AMQP_URL={}\nHLSMUX_NAMESPACE={}\nHLSMUX_MEDIA_ROOT={}\nHLSMUX_OUTPUT_ROOT={}\n",
         amqp_url,

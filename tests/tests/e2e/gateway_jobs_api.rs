@@ -5,8 +5,6 @@
 //! right, a path out of the media root (a canary outside it is never
 //! read), a missing input, a malformed or oversized body.
 
-use std::time::{Duration, Instant};
-
 use hlsmux_tests::gateway::{TestGateway, token_entry};
 use hlsmux_tests::media::Clip;
 use hlsmux_tests::{PATIENCE, TestEnv, WorkerOptions};
@@ -30,20 +28,11 @@ async fn gateway(test: &TestEnv) -> TestGateway {
 
 /// Polls `GET /v1/jobs/{id}` until the job's state is `state`.
 async fn wait_for_state(gateway: &TestGateway, job: &str, state: &str) -> Value {
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        let (status, body) = gateway
-            .call("GET", &format!("/v1/jobs/{job}"), READER, None)
-            .await;
-        if status == 200 && body["job"]["state"] == state {
-            return body;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "job {job} never reached {state}: {status} {body}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    gateway
+        .job_until(READER, job, &format!("reached {state}"), |body| {
+            body["job"]["state"] == state
+        })
+        .await
 }
 
 #[tokio::test]

@@ -11,7 +11,7 @@ use std::time::Duration;
 use hlsmux_tests::gateway::TestGateway;
 use hlsmux_tests::http::{Streamed, encode_query_value, streamed_request};
 use hlsmux_tests::media::Clip;
-use hlsmux_tests::{PATIENCE, TestEnv, WorkerOptions};
+use hlsmux_tests::{TestEnv, WorkerOptions};
 use serde_json::Value;
 
 const SUBMITTER: &str = "t0ken-for-the-upload-form";
@@ -48,21 +48,12 @@ async fn upload(gateway: &TestGateway, query: &str, token: &str, bytes: &[u8]) -
 
 /// Polls `GET /v1/jobs/{id}` until the job is done or failed; its state.
 async fn ended(gateway: &TestGateway, job: &str) -> String {
-    let deadline = std::time::Instant::now() + PATIENCE;
-    loop {
-        let (status, body) = gateway
-            .call("GET", &format!("/v1/jobs/{job}"), READER, None)
-            .await;
-        let state = body["job"]["state"].as_str().unwrap_or_default();
-        if status == 200 && (state == "done" || state == "failed") {
-            return state.to_owned();
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "job {job} never ended: {status} {body}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let body = gateway
+        .job_until(READER, job, "ended", |body| {
+            body["job"]["state"] == "done" || body["job"]["state"] == "failed"
+        })
+        .await;
+    body["job"]["state"].as_str().unwrap_or_default().to_owned()
 }
 
 /// Every file under `incoming/`, hidden ones included.

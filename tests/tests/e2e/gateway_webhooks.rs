@@ -61,20 +61,12 @@ fn assert_signed_delivery(received: &Received, job: &str, state: &str) {
 }
 
 async fn callback_state(gateway: &TestGateway, job: &str, state: &str) -> Value {
-    let deadline = std::time::Instant::now() + PATIENCE;
-    loop {
-        let (status, body) = gateway
-            .call("GET", &format!("/v1/jobs/{job}"), CMS, None)
-            .await;
-        if status == 200 && body["callback"]["state"] == state {
-            return body["callback"].clone();
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "job {job}'s callback never became {state}: {status} {body}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let body = gateway
+        .job_until(CMS, job, &format!("had its callback {state}"), |body| {
+            body["callback"]["state"] == state
+        })
+        .await;
+    body["callback"].clone()
 }
 
 #[tokio::test]
@@ -306,15 +298,11 @@ async fn a_receiver_that_answers_202_acknowledges_later_once_and_only_what_is_aw
     let (first, second) = (delivery(&received[0]), delivery(&received[1]));
     assert_signed_delivery(&received[1], &job, "done");
     // The gateway records the second attempt once its answer is in.
-    let deadline = std::time::Instant::now() + PATIENCE;
-    loop {
-        let callback = callback_state(&gateway, &job, "awaiting_ack").await;
-        if callback["attempts"].as_array().map(Vec::len) == Some(2) {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "{callback}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    gateway
+        .job_until(CMS, &job, "recorded a second attempt", |body| {
+            body["callback"]["attempts"].as_array().map(Vec::len) == Some(2)
+        })
+        .await;
     let ack = |id: &str, token: &str| {
         let path = format!("/v1/webhooks/{id}/ack");
         let token = token.to_owned();
