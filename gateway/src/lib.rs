@@ -87,6 +87,13 @@ impl Gateway {
     /// Serves HTTP/1 on `listener` until `shutdown`.
     pub async fn serve(self, listener: TcpListener, shutdown: CancellationToken) {
         let gateway = Arc::new(self);
+        let media_root = gateway.media_root.clone();
+        tokio::task::spawn_blocking(move || {
+            let swept = upload::sweep_abandoned(&media_root, upload::ABANDONED_AFTER);
+            if swept > 0 {
+                info!(swept, "removed uploads abandoned a day or more ago");
+            }
+        });
         let indexing = Arc::clone(&gateway);
         let stop_indexing = shutdown.clone();
         tokio::spawn(async move {

@@ -164,6 +164,40 @@ async fn write(mut body: Incoming, partial: &Path, limits: UploadLimits) -> Resu
         .map_err(|error| storage_failed(partial, &error))
 }
 
+/// How old an unfinished upload (or `hlsmux submit` copy) must be before
+/// it counts as abandoned: a crash or a power cut left it, since nothing
+/// uploads for a day.
+pub const ABANDONED_AFTER: Duration = Duration::from_secs(24 * 3600);
+
+/// Blocking. Removes the temporary files in `incoming/` that no upload or
+/// copy has written to for `older_than`; returns how many. Complete files
+/// (visible names) are never touched.
+pub fn sweep_abandoned(media_root: &Path, older_than: Duration) -> usize {
+    let Ok(entries) = std::fs::read_dir(media_root.join(INCOMING)) else {
+        return 0;
+    };
+    let now = std::time::SystemTime::now();
+    let mut removed = 0;
+    for entry in entries.filter_map(Result::ok) {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if !(name.starts_with('.') && name.ends_with(".part")) {
+            continue;
+        }
+        let stale = entry
+            .metadata()
+            .ok()
+            .filter(std::fs::Metadata::is_file)
+            .and_then(|meta| meta.modified().ok())
+            .and_then(|modified| now.duration_since(modified).ok())
+            .is_some_and(|age| age >= older_than);
+        if stale && std::fs::remove_file(entry.path()).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
+}
+
 fn too_large(limits: UploadLimits) -> ApiError {
     ApiError::new(
         StatusCode::PAYLOAD_TOO_LARGE,
@@ -182,7 +216,44 @@ fn storage_failed(path: &Path, error: &std::io::Error) -> ApiError {
 
 #[cfg(test)]
 mod tests {
-    use super::file_name;
+    use super::{file_name, sweep_abandoned};
+    use std::time::{Duration, SystemTime};
+
+    #[test]
+    fn only_temporary_files_untouched_for_the_age_are_swept() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let incoming = root.path().join("incoming");
+        std::fs::create_dir(&incoming).expect("incoming");
+        let two_days_ago = SystemTime::now() - Duration::from_secs(2 * 24 * 3600);
+        for (name, old) in [
+            (".talk.mp4.0b9c.part", true),
+            (".fresh.mp4.1c2d.part", false),
+            ("finished.mp4", true),
+            (".hidden-but-not-partial", true),
+        ] {
+            let file = std::fs::File::create(incoming.join(name)).expect(name);
+            if old {
+                file.set_modified(two_days_ago).expect("mtime");
+            }
+        }
+        assert_eq!(
+            sweep_abandoned(root.path(), Duration::from_secs(24 * 3600)),
+            1
+        );
+        let mut left: Vec<String> = std::fs::read_dir(&incoming)
+            .expect("read")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            [
+                ".fresh.mp4.1c2d.part",
+                ".hidden-but-not-partial",
+                "finished.mp4"
+            ]
+        );
+    }
 
     #[test]
     fn an_upload_is_named_by_one_plain_file_name() {
