@@ -283,3 +283,43 @@ async fn uploads_too_large_too_slow_or_hostile_are_refused_and_leave_nothing() {
         .await;
     assert_eq!(ready, 0, "no job was queued");
 }
+
+#[tokio::test]
+async fn a_large_upload_is_streamed_to_disk_not_held_in_memory() {
+    let test = TestEnv::new("gateway-upload-memory").await;
+    let _worker = test.worker(1).await;
+    let gateway = TestGateway::spawn(&test, &tokens()).await;
+    let (status, _) = gateway.call("GET", "/v1/jobs", READER, None).await;
+    assert_eq!(status, 200);
+    let before = gateway.peak_rss_mib();
+
+    // 128 MiB in 1 MiB pieces; not a video, so its job fails, which is
+    // beside the point here.
+    let piece = vec![0x47_u8; 1024 * 1024];
+    let pieces = vec![piece; 128];
+    let bearer = format!("Bearer {SUBMITTER}");
+    let headers = [
+        ("Authorization", bearer.as_str()),
+        ("Content-Type", "application/octet-stream"),
+    ];
+    let (status, text) = streamed_request(
+        gateway.address,
+        "POST",
+        "/v1/jobs?filename=big.ts&muxer=1",
+        Streamed {
+            headers: &headers,
+            content_length: Some(128 * 1024 * 1024),
+            pieces,
+            pause: Duration::ZERO,
+        },
+    )
+    .await;
+    assert_eq!(status, 202, "{text}");
+    let landed = std::fs::metadata(test.media_root().join("incoming/big.ts")).expect("landed");
+    assert_eq!(landed.len(), 128 * 1024 * 1024);
+    let after = gateway.peak_rss_mib();
+    assert!(
+        after - before < 48.0,
+        "a 128 MiB upload raised the gateway's peak memory from {before:.0} to {after:.0} MiB"
+    );
+}
