@@ -109,6 +109,9 @@ pub async fn submit_upload(
     )
     .await?;
     checked_input(&gateway.media_root, &input).await?;
+    if let Ok(meta) = tokio::fs::metadata(input.under(&gateway.media_root)).await {
+        gateway.metrics.uploaded(meta.len());
+    }
     let job = Queued {
         job_id,
         muxer,

@@ -38,7 +38,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 
-pub use metrics::{EVENT_STREAMS, REQUESTS};
+pub use metrics::{EVENT_STREAMS, REQUESTS, UPLOADED_BYTES, WEBHOOK_ATTEMPTS, WEBHOOKS_GIVEN_UP};
 pub use routes::MAX_BODY_BYTES;
 use tokens::Tokens;
 pub use upload::UploadLimits;
@@ -72,14 +72,15 @@ pub struct Gateway {
 
 impl Gateway {
     pub fn new(broker: Broker, tokens: Tokens, settings: GatewaySettings) -> Self {
+        let metrics = Arc::new(metrics::GatewayMetrics::default());
         Self {
             broker,
             tokens,
             media_root: settings.media_root,
             output_root: settings.output_root,
             upload_limits: settings.upload_limits,
-            webhooks: webhooks::Webhooks::new(settings.webhooks),
-            metrics: Arc::default(),
+            webhooks: webhooks::Webhooks::new(settings.webhooks, Arc::clone(&metrics)),
+            metrics,
             index: index::JobIndex::default(),
         }
     }

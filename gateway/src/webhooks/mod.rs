@@ -19,7 +19,7 @@ mod log;
 pub mod sign;
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hlsmux_amqp::HistoryStart;
@@ -35,6 +35,7 @@ use uuid::Uuid;
 
 use crate::api_error::ApiError;
 use crate::index::JobIndex;
+use crate::metrics::GatewayMetrics;
 use crate::tokens::Tokens;
 pub use allow::check_callback;
 pub use log::Record;
@@ -86,14 +87,16 @@ struct Callback {
 
 pub struct Webhooks {
     settings: WebhookSettings,
+    metrics: Arc<GatewayMetrics>,
     callbacks: Mutex<HashMap<JobId, Callback>>,
     client: reqwest::Client,
 }
 
 impl Webhooks {
-    pub fn new(settings: WebhookSettings) -> Self {
+    pub fn new(settings: WebhookSettings, metrics: Arc<GatewayMetrics>) -> Self {
         Self {
             settings,
+            metrics,
             callbacks: Mutex::default(),
             client: deliver::client(),
         }
@@ -336,6 +339,12 @@ impl Webhooks {
             return;
         }
         self.apply(record);
+        self.metrics
+            .webhook_attempted(match (answer.acknowledged, answer.awaiting_ack) {
+                (true, _) => "acknowledged",
+                (false, true) => "awaiting_ack",
+                (false, false) => "failed",
+            });
         if !answer.acknowledged && !answer.awaiting_ack && attempt >= self.settings.max_attempts {
             self.give_up(
                 broker,
@@ -355,6 +364,7 @@ impl Webhooks {
         };
         if write(broker, &record).await.is_ok() {
             self.apply(record);
+            self.metrics.webhook_given_up();
         }
     }
 }

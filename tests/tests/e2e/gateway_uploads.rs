@@ -317,6 +317,12 @@ async fn a_large_upload_is_streamed_to_disk_not_held_in_memory() {
     assert_eq!(status, 202, "{text}");
     let landed = std::fs::metadata(test.media_root().join("incoming/big.ts")).expect("landed");
     assert_eq!(landed.len(), 128 * 1024 * 1024);
+    let (_, metrics) = hlsmux_tests::http::get(gateway.address, "/metrics").await;
+    assert_eq!(
+        hlsmux_worker::metrics::sample(&metrics, hlsmux_gateway::UPLOADED_BYTES, &[]),
+        Some(134_217_728.0),
+        "{metrics}"
+    );
     let after = gateway.peak_rss_mib();
     assert!(
         after - before < 48.0,

@@ -110,6 +110,19 @@ async fn a_finished_job_is_called_back_signed_and_retried_until_acknowledged() {
     // Acknowledged: no more attempts.
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(receiver.received().len(), 3);
+    let (_, metrics) = hlsmux_tests::http::get(gateway.address, "/metrics").await;
+    let attempts = |outcome| {
+        hlsmux_worker::metrics::sample(
+            &metrics,
+            hlsmux_gateway::WEBHOOK_ATTEMPTS,
+            &[("outcome", outcome)],
+        )
+    };
+    assert_eq!(
+        (attempts("failed"), attempts("acknowledged")),
+        (Some(2.0), Some(1.0)),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]
@@ -266,6 +279,12 @@ async fn callbacks_to_other_hosts_or_without_a_secret_are_refused_and_an_unackno
     );
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(receiver.received().len(), 2, "no attempt after giving up");
+    let (_, metrics) = hlsmux_tests::http::get(gateway.address, "/metrics").await;
+    assert_eq!(
+        hlsmux_worker::metrics::sample(&metrics, hlsmux_gateway::WEBHOOKS_GIVEN_UP, &[]),
+        Some(1.0),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]
