@@ -73,7 +73,7 @@ pub fn render(inventory: &Inventory, secrets: &Secrets) -> Vec<RenderedFile> {
         RenderedFile::public("pi-root/etc/hlsmux/fstab", services::fstab(site)),
         RenderedFile::public(
             "prometheus/prometheus.yml",
-            monitoring::prometheus_yml(site),
+            monitoring::prometheus_yml(site, inventory.gateway.as_ref()),
         ),
         RenderedFile::public(
             PathBuf::from("prometheus").join(monitoring::ALERTS_FILE),

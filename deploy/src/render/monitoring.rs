@@ -1,6 +1,6 @@
 //! Prometheus: the scrape configuration and one file-SD target per Pi.
 
-use crate::inventory::{Pi, Site};
+use crate::inventory::{Gateway, Pi, Site};
 
 use super::header::GENERATED;
 
@@ -9,7 +9,25 @@ pub const WORKER_METRICS_PORT: u16 = 9797;
 /// The port of RabbitMQ's rabbitmq_prometheus plugin.
 pub const RABBITMQ_METRICS_PORT: u16 = 15692;
 
-pub fn prometheus_yml(site: &Site) -> String {
+pub fn prometheus_yml(site: &Site, gateway: Option<&Gateway>) -> String {
+    let gateway_job = gateway.map_or_else(String::new, |gateway| {
+        // A gateway on every address is scraped on the NAS's.
+        let host = if gateway.listen.ip().is_unspecified() {
+            site.nas_ip.to_string()
+        } else {
+            gateway.listen.ip().to_string()
+        };
+        format!(
+            "
+  # The HTTP gateway (hlsmux-gateway): requests, event streams, webhook
+  # attempts and uploads. Prometheus runs beside it on the NAS.
+  - job_name: hlsmux-gateway
+    static_configs:
+      - targets: [\"{host}:{port}\"]
+",
+            port = gateway.listen.port()
+        )
+    });
     let brokers: Vec<String> = site
         .broker
         .hosts
@@ -43,7 +61,7 @@ scrape_configs:
       family: [queue_coarse_metrics, queue_consumer_count]
     static_configs:
       - targets: [{brokers}]
-",
+{gateway_job}",
         targets = site.prometheus_targets_dir.display(),
         brokers = brokers.join(", ")
     )
@@ -86,6 +104,13 @@ groups:
           severity: critical
         annotations:
           summary: \"{{{{ $labels.path }}}} on {{{{ $labels.instance }}}} fails its storage checks\"
+      # A webhook given up: a program was never told its job ended.
+      - alert: HlsmuxWebhookGivenUp
+        expr: sum by (instance) (increase(hlsmux_gateway_webhooks_given_up_total[1h])) > 0
+        labels:
+          severity: warning
+        annotations:
+          summary: \"{{{{ $labels.instance }}}} gave up {{{{ $value }}}} webhooks in the last hour: see the callbacks' attempts in GET /v1/jobs/{{id}}\"
 "
     )
 }

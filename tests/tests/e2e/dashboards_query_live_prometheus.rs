@@ -1,6 +1,6 @@
 //! The shipped Prometheus config and Grafana dashboard work against the real
-//! thing: a real Prometheus scrapes a worker that has just finished a job
-//! (and RabbitMQ's own plugin), and every query of every panel, and the
+//! thing: a real Prometheus scrapes a worker that has just finished a job,
+//! a gateway that has called a program back (and RabbitMQ's own plugin), and every query of every panel, and the
 //! measure of every example alert rule, must be valid and return series.
 
 use std::collections::HashSet;
@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use hlsmux_tests::gateway::{TestGateway, token_entry};
 use hlsmux_tests::media::{Clip, write_script};
+use hlsmux_tests::webhook_receiver::WebhookReceiver;
 use hlsmux_tests::{PATIENCE, TestEnv, WorkerOptions, http};
 use tokio::process::{Child, Command};
 
@@ -156,6 +158,23 @@ async fn every_panel_query_returns_series_from_a_live_prometheus() {
         .await;
     test.submit_ok(&clip, &["--muxer", "1", "--wait"]).await;
 
+    // A gateway that has answered requests and called a program back.
+    let receiver = WebhookReceiver::start(&[], 200).await;
+    let mut tokens = token_entry("cms", "t0ken-for-the-dashboard-test", &["submit", "read"]);
+    tokens.push_str(&format!(
+        "webhook_secret = \"a-secret-for-the-dashboard-test\"\ncallback_hosts = [\"127.0.0.1:{}\"]\n",
+        receiver.address.port()
+    ));
+    let gateway = TestGateway::spawn_with_token_file(&test, &tokens, &[]).await;
+    let callback = format!("http://{}/hooks", receiver.address);
+    gateway
+        .submit(
+            "t0ken-for-the-dashboard-test",
+            &serde_json::json!({ "input": "clip.mp4", "muxer": 1, "callback_url": callback }),
+        )
+        .await;
+    receiver.wait_for(1, PATIENCE).await;
+
     // The shipped scrape config, pointed at this test's worker and broker.
     let shipped = repository_file("deploy/example/prometheus/prometheus.yml");
     let (valid, said) = promtool_check(&shipped).await;
@@ -177,6 +196,7 @@ async fn every_panel_query_returns_series_from_a_live_prometheus() {
             &targets.display().to_string(),
         )
         .replace("192.168.1.2:15692", "127.0.0.1:15692")
+        .replace("127.0.0.1:8480", &gateway.address.to_string())
         .replace("scrape_interval: 15s", "scrape_interval: 1s");
     let config_path = test.path().join("prometheus.yml");
     std::fs::write(&config_path, config).expect("write config");
@@ -193,6 +213,8 @@ async fn every_panel_query_returns_series_from_a_live_prometheus() {
     let _prometheus = start_prometheus(&config_path, &data, address);
     wait_for_series(address, r#"up{job="hlsmux-workers"} == 1"#).await;
     wait_for_series(address, r#"up{job="rabbitmq"} == 1"#).await;
+    wait_for_series(address, r#"up{job="hlsmux-gateway"} == 1"#).await;
+    wait_for_series(address, "hlsmux_gateway_webhook_attempts_total").await;
     // Rates and increases need a few samples.
     wait_for_series(address, "count_over_time(hlsmux_worker_info[1m]) >= 3").await;
 
