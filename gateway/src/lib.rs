@@ -1,16 +1,19 @@
 //! `hlsmux-gateway`: the pool's HTTP front door for programs (a CMS, an
-//! upload form, a recording system). It speaks to the pool only through
-//! RabbitMQ and the shared media root, with the CLI's own code, as the
-//! broker's submit user: queue, follow and cancel, nothing else.
+//! upload form, a recording system) and for people (a web page). It
+//! speaks to the pool only through RabbitMQ and the shared media root,
+//! with the CLI's own code, as the broker's submit user: queue, follow,
+//! cancel and keep its webhook log, nothing else.
 //!
-//! `api_error` (every refusal as JSON with a stable code), `body` (whole
-//! or streamed), `tokens` (bearer tokens, stored hashed, with rights), `upload`
-//! (a streamed file into `incoming/`), `webhooks` (signed callbacks, their
-//! state in the broker), `outputs` (published HLS files, for the player),
-//! `ui` (the web page),
-//! `routes`, `query` (query strings), `jobs` (the work, through `hlsmux_submitter`), `events` (a
-//! job's events live, as Server-Sent Events), `index` (every job's state
-//! in memory, from the event history), `metrics`.
+//! - `routes` (method and path to handler), `query` (query strings),
+//!   `api_error` (every refusal as JSON with a stable code), `body`
+//!   (whole or streamed), `tokens` (bearer tokens, stored hashed, with
+//!   rights);
+//! - `jobs` (submit, look up, cancel, the pool, through
+//!   `hlsmux_submitter`), `upload` (a streamed file into `incoming/`),
+//!   `events` (a job's events live, as Server-Sent Events), `index` (every
+//!   job's state in memory, from the event history);
+//! - `webhooks` (signed callbacks, their state in the broker), `outputs`
+//!   (published HLS files, for players), `ui` (the web page), `metrics`.
 
 mod api_error;
 mod body;
