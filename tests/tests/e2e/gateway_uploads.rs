@@ -21,25 +21,41 @@ fn tokens() -> [(&'static str, &'static [&'static str]); 2] {
     [(SUBMITTER, &["submit", "read"]), (READER, &["read"])]
 }
 
-/// Uploads `bytes` as `filename` in 64 KiB pieces; the status and reply.
-async fn upload(gateway: &TestGateway, query: &str, token: &str, bytes: &[u8]) -> (u16, Value) {
+/// `POST /v1/jobs?{query}` with `token`, a body of `pieces` of type
+/// `content_type`, sent with `pause` between pieces (chunked when
+/// `content_length` is `None`); the status and the raw reply.
+async fn send(
+    gateway: &TestGateway,
+    query: &str,
+    token: &str,
+    content_type: &str,
+    body: (Option<u64>, Vec<Vec<u8>>, Duration),
+) -> (u16, String) {
     let bearer = format!("Bearer {token}");
     let headers = [
         ("Authorization", bearer.as_str()),
-        ("Content-Type", "video/mp4"),
+        ("Content-Type", content_type),
     ];
-    let (status, text) = streamed_request(
+    let (content_length, pieces, pause) = body;
+    streamed_request(
         gateway.address,
         "POST",
         &format!("/v1/jobs?{query}"),
         Streamed {
             headers: &headers,
-            content_length: Some(bytes.len() as u64),
-            pieces: bytes.chunks(64 * 1024).map(<[u8]>::to_vec).collect(),
-            pause: Duration::ZERO,
+            content_length,
+            pieces,
+            pause,
         },
     )
-    .await;
+    .await
+}
+
+/// Uploads `bytes` as a video in 64 KiB pieces; the status and reply.
+async fn upload(gateway: &TestGateway, query: &str, token: &str, bytes: &[u8]) -> (u16, Value) {
+    let pieces = bytes.chunks(64 * 1024).map(<[u8]>::to_vec).collect();
+    let body = (Some(bytes.len() as u64), pieces, Duration::ZERO);
+    let (status, text) = send(gateway, query, token, "video/mp4", body).await;
     (
         status,
         serde_json::from_str(text.trim()).unwrap_or(Value::Null),
@@ -192,37 +208,28 @@ async fn uploads_too_large_too_slow_or_hostile_are_refused_and_leave_nothing() {
     }
 
     // Declared too large: refused before a byte of the body is read.
-    let bearer = format!("Bearer {SUBMITTER}");
-    let headers = [
-        ("Authorization", bearer.as_str()),
-        ("Content-Type", "video/mp4"),
-    ];
-    let (status, text) = streamed_request(
-        gateway.address,
-        "POST",
-        "/v1/jobs?filename=big.mp4",
-        Streamed {
-            headers: &headers,
-            content_length: Some(limit * 10),
-            pieces: vec![],
-            pause: Duration::ZERO,
-        },
+    let (status, text) = send(
+        &gateway,
+        "filename=big.mp4",
+        SUBMITTER,
+        "video/mp4",
+        (Some(limit * 10), vec![], Duration::ZERO),
     )
     .await;
     assert_eq!(status, 413, "{text}");
     assert!(text.contains("upload_too_large"), "{text}");
 
     // Chunked, no length declared, and past the limit: cut off there.
-    let (status, text) = streamed_request(
-        gateway.address,
-        "POST",
-        "/v1/jobs?filename=big.mp4",
-        Streamed {
-            headers: &headers,
-            content_length: None,
-            pieces: vec![vec![1_u8; 32 * 1024]; 8],
-            pause: Duration::from_millis(10),
-        },
+    let (status, text) = send(
+        &gateway,
+        "filename=big.mp4",
+        SUBMITTER,
+        "video/mp4",
+        (
+            None,
+            vec![vec![1_u8; 32 * 1024]; 8],
+            Duration::from_millis(10),
+        ),
     )
     .await;
     assert_eq!(status, 413, "{text}");
@@ -230,16 +237,16 @@ async fn uploads_too_large_too_slow_or_hostile_are_refused_and_leave_nothing() {
 
     // A slow loris: 10 bytes every 300 ms against a floor of 2000 a second.
     let started = std::time::Instant::now();
-    let (status, text) = streamed_request(
-        gateway.address,
-        "POST",
-        "/v1/jobs?filename=slow.mp4",
-        Streamed {
-            headers: &headers,
-            content_length: Some(50_000),
-            pieces: vec![vec![2_u8; 10]; 100],
-            pause: Duration::from_millis(300),
-        },
+    let (status, text) = send(
+        &gateway,
+        "filename=slow.mp4",
+        SUBMITTER,
+        "video/mp4",
+        (
+            Some(50_000),
+            vec![vec![2_u8; 10]; 100],
+            Duration::from_millis(300),
+        ),
     )
     .await;
     assert_eq!(status, 408, "{text}");
@@ -251,15 +258,12 @@ async fn uploads_too_large_too_slow_or_hostile_are_refused_and_leave_nothing() {
     );
 
     // Not a video type, not JSON.
-    let (status, text) = hlsmux_tests::http::request(
-        gateway.address,
-        "POST",
-        "/v1/jobs?filename=a.mp4",
-        &[
-            ("Authorization", bearer.as_str()),
-            ("Content-Type", "text/plain"),
-        ],
-        b"hello",
+    let (status, text) = send(
+        &gateway,
+        "filename=a.mp4",
+        SUBMITTER,
+        "text/plain",
+        (Some(5), vec![b"hello".to_vec()], Duration::ZERO),
     )
     .await;
     assert_eq!(status, 415, "{text}");
@@ -297,21 +301,12 @@ async fn a_large_upload_is_streamed_to_disk_not_held_in_memory() {
     // beside the point here.
     let piece = vec![0x47_u8; 1024 * 1024];
     let pieces = vec![piece; 128];
-    let bearer = format!("Bearer {SUBMITTER}");
-    let headers = [
-        ("Authorization", bearer.as_str()),
-        ("Content-Type", "application/octet-stream"),
-    ];
-    let (status, text) = streamed_request(
-        gateway.address,
-        "POST",
-        "/v1/jobs?filename=big.ts&muxer=1",
-        Streamed {
-            headers: &headers,
-            content_length: Some(128 * 1024 * 1024),
-            pieces,
-            pause: Duration::ZERO,
-        },
+    let (status, text) = send(
+        &gateway,
+        "filename=big.ts&muxer=1",
+        SUBMITTER,
+        "application/octet-stream",
+        (Some(128 * 1024 * 1024), pieces, Duration::ZERO),
     )
     .await;
     assert_eq!(status, 202, "{text}");
