@@ -12,7 +12,7 @@ use crate::secrets::Secrets;
 
 use super::broker::submit_amqp_url;
 use super::header::GENERATED;
-use super::services::cli_env;
+use super::services::{HARDENING, cli_env};
 
 /// Where the unit expects the rendered files.
 const ENV_FILE: &str = "/etc/hlsmux/gateway.env";
@@ -48,15 +48,7 @@ TimeoutStopSec=30
 NoNewPrivileges=yes
 ProtectSystem=strict
 ReadWritePaths={media}/incoming
-ProtectHome=yes
-PrivateTmp=yes
-PrivateDevices=yes
-ProtectKernelTunables=yes
-ProtectKernelModules=yes
-ProtectControlGroups=yes
-RestrictSUIDSGID=yes
-LockPersonality=yes
-RestrictRealtime=yes
+{HARDENING}PrivateDevices=yes
 MemoryMax=512M
 
 [Install]

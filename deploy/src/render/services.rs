@@ -15,6 +15,18 @@ use super::header::GENERATED;
 pub const SHUTDOWN_GRACE_SECONDS: u64 = 30;
 const STOP_MARGIN_SECONDS: u64 = 60;
 
+/// The sandboxing every hlsmux unit gets, worker and gateway alike, after
+/// `ProtectSystem=strict` and its own `ReadWritePaths`.
+pub(super) const HARDENING: &str = "ProtectHome=yes
+PrivateTmp=yes
+ProtectKernelTunables=yes
+ProtectKernelModules=yes
+ProtectControlGroups=yes
+RestrictSUIDSGID=yes
+LockPersonality=yes
+RestrictRealtime=yes
+";
+
 /// The worker's state directory (systemd's `StateDirectory=hlsmux`).
 const WORK_DIR: &str = "/var/lib/hlsmux";
 
@@ -65,15 +77,7 @@ MemoryMax=75%
 NoNewPrivileges=yes
 ProtectSystem=strict
 ReadWritePaths={media} {output}
-ProtectHome=yes
-PrivateTmp=yes
-ProtectKernelTunables=yes
-ProtectKernelModules=yes
-ProtectControlGroups=yes
-RestrictSUIDSGID=yes
-LockPersonality=yes
-RestrictRealtime=yes
-
+{HARDENING}
 [Install]
 WantedBy=multi-user.target
 "
